@@ -1,0 +1,565 @@
+"""Dhis2Session: the one place every request to DHIS2 passes through.
+
+``_send`` joins the base URL, sets the headers DHIS2 needs to answer an API client as an API
+client (``X-Requested-With``, or it redirects to an HTML login page: WEB_API.md §2.5), never
+follows redirects, always passes a ``(connect, read)`` timeout, applies the :class:`RetryPolicy`,
+logs one line per attempt, and maps every failure to a :class:`~dhis2_lmis.errors.Dhis2Error`.
+Everything else (``get_json``, ``post_json``, ``iter_pages``) is a thin wrapper.
+
+One ``Dhis2Session`` per thread is the simple rule; sharing one across threads also works
+(``requests.Session`` pools connections per host and the auth schemes lock their own state).
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import random
+import threading
+import time
+from collections.abc import Callable, Collection, Iterator, Mapping, Sequence
+from datetime import tzinfo
+from typing import TypeAlias, Union
+
+import attrs
+import requests
+from dateutil import tz
+from requests.adapters import HTTPAdapter
+
+from dhis2_lmis import __version__
+from dhis2_lmis._json import JsonObject, JsonValue
+from dhis2_lmis.auth import Dhis2Auth
+from dhis2_lmis.errors import (
+    AuthenticationError,
+    Dhis2ConnectionError,
+    Dhis2DisabledError,
+    Dhis2Error,
+    Dhis2TimeoutError,
+    NotFoundError,
+    PermissionDeniedError,
+    RequestRejectedError,
+    ResponseFormatError,
+    ServerError,
+    redact_path,
+)
+from dhis2_lmis.retry import FailureKind, RetryPolicy, parse_retry_after
+from dhis2_lmis.versions import ServerVersion
+
+__all__ = ["Dhis2Session", "JsonResponse", "Page", "ParamValue", "Params"]
+
+log = logging.getLogger(__name__)
+
+_Scalar: TypeAlias = Union[str, int, float, bool]  # noqa: UP007 - a runtime alias on 3.10
+ParamValue: TypeAlias = Union[_Scalar, Sequence[_Scalar], None]  # noqa: UP007
+Params = Mapping[str, ParamValue]
+
+
+@attrs.frozen
+class JsonResponse:
+    """A decoded answer: the HTTP status, the JSON body (None when empty) and the headers."""
+
+    status: int
+    body: JsonValue
+    headers: Mapping[str, str] = attrs.field(repr=False)
+
+
+@attrs.frozen
+class Page:
+    """One page of a paged list: its number, its items and the whole decoded body."""
+
+    number: int
+    items: list[JsonValue]
+    body: JsonObject = attrs.field(repr=False)
+
+
+def _encode_params(params: Params | None) -> list[tuple[str, str]]:
+    """Query pairs with bools as DHIS2 wants them (``async=false``, never ``async=False``)."""
+
+    def text(value: _Scalar) -> str:
+        if isinstance(value, bool):
+            return "true" if value else "false"
+        return str(value)
+
+    pairs: list[tuple[str, str]] = []
+    for key, value in (params or {}).items():
+        if value is None:
+            continue
+        if isinstance(value, (str, int, float, bool)):
+            pairs.append((key, text(value)))
+        else:
+            pairs.extend((key, text(v)) for v in value)
+    return pairs
+
+
+class Dhis2Session:
+    """A connection to one DHIS2 server.
+
+    Args:
+        url: the DHIS2 base URL, with any context path (``https://host/dhis``); a trailing
+            ``/api`` is accepted and removed.
+        auth: a scheme from :mod:`dhis2_lmis.auth`, or None for anonymous calls.
+        timeout: read timeout in seconds.
+        connect_timeout: connect timeout in seconds; short, because a dead host should fail fast.
+        retry: which failures to retry and how long to wait.
+        verify: TLS verification: True, False or a CA bundle path.
+        http: a ``requests.Session`` to use (proxies, client certificates); owned afterwards.
+        enabled: False turns every call into :class:`Dhis2DisabledError` ("Use DHIS2" off).
+        pool_maxsize: connections kept per host; size it to the number of sharing threads.
+        sleep, clock, rng: injectable for tests, so retries never really sleep there.
+    """
+
+    def __init__(
+        self,
+        url: str,
+        auth: Dhis2Auth | None = None,
+        *,
+        timeout: float = 60.0,
+        connect_timeout: float = 10.0,
+        retry: RetryPolicy | None = None,
+        verify: bool | str = True,
+        http: requests.Session | None = None,
+        enabled: bool = True,
+        pool_maxsize: int = 10,
+        sleep: Callable[[float], None] = time.sleep,
+        clock: Callable[[], float] = time.monotonic,
+        rng: random.Random | None = None,
+    ) -> None:
+        self.url = _normalise_base_url(url)
+        self.auth = auth
+        self.timeout = (connect_timeout, timeout)
+        self.retry = retry or RetryPolicy()
+        self.enabled = enabled
+        self._sleep = sleep
+        self._clock = clock
+        self._rng = rng or random.Random()
+        self._http = http or requests.Session()
+        self._http.verify = verify
+        self._http.trust_env = http is not None and http.trust_env
+        adapter = HTTPAdapter(pool_connections=1, pool_maxsize=pool_maxsize, max_retries=0)
+        self._http.mount("http://", adapter)
+        self._http.mount("https://", adapter)
+        self._http.headers.update(
+            {
+                "Accept": "application/json",
+                "X-Requested-With": "XMLHttpRequest",
+                "User-Agent": f"dhis2-lmis/{__version__} {requests.utils.default_user_agent()}",
+            }
+        )
+        if auth is not None:
+            auth.bind(self._http, self.url, self.timeout)
+        self._info: JsonObject | None = None
+        self._info_lock = threading.Lock()
+
+    def __repr__(self) -> str:
+        mode = self.auth.mode if self.auth else "anonymous"
+        return f"Dhis2Session(url={self.url!r}, auth={mode!r})"
+
+    def __enter__(self) -> Dhis2Session:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    def close(self) -> None:
+        """Close pooled connections."""
+        self._http.close()
+
+    # -- server facts --------------------------------------------------------------------------
+
+    @property
+    def server_info(self) -> JsonObject:
+        """``/api/system/info``, fetched once and cached."""
+        with self._info_lock:
+            if self._info is None:
+                body = self.get_json("system/info")
+                if not isinstance(body, dict) or not isinstance(body.get("version"), str):
+                    raise ResponseFormatError(
+                        "system info has no version", method="GET", path="/api/system/info"
+                    )
+                self._info = body
+            return self._info
+
+    @property
+    def version(self) -> ServerVersion:
+        """The server's version, parsed from the cached system info."""
+        return ServerVersion.parse(str(self.server_info["version"]))
+
+    @property
+    def time_zone(self) -> tzinfo | None:
+        """The server's time zone (``serverTimeZoneId``); DHIS2 timestamps carry no offset."""
+        name = self.server_info.get("serverTimeZoneId")
+        return tz.gettz(name) if isinstance(name, str) and name else None
+
+    # -- requests ------------------------------------------------------------------------------
+
+    def get_json(self, path: str, params: Params | None = None) -> JsonValue:
+        """GET a JSON document (retried on transient failures)."""
+        return self.request("GET", path, params=params).body
+
+    def post_json(
+        self,
+        path: str,
+        payload: JsonValue,
+        *,
+        params: Params | None = None,
+        idempotent: bool = False,
+        accept_status: Collection[int] = (),
+    ) -> JsonResponse:
+        """POST a JSON body.
+
+        Args:
+            idempotent: True only when repeating the call cannot double anything (data value
+                upserts; tracker imports with client-made UIDs under CREATE_AND_UPDATE). Only
+                then are read timeouts and 5xx retried.
+            accept_status: non-2xx statuses whose body is a result, not an error (409 import
+                summaries).
+        """
+        body = json.dumps(payload, separators=(",", ":")).encode()
+        return self.request(
+            "POST",
+            path,
+            params=params,
+            data=body,
+            content_type="application/json",
+            idempotent=idempotent,
+            accept_status=accept_status,
+        )
+
+    def request(
+        self,
+        method: str,
+        path: str,
+        *,
+        params: Params | None = None,
+        data: bytes | None = None,
+        content_type: str | None = None,
+        idempotent: bool | None = None,
+        accept_status: Collection[int] = (),
+    ) -> JsonResponse:
+        """Send one logical request (with retries) and decode its JSON answer.
+
+        Raises:
+            Dhis2DisabledError, AuthenticationError, PermissionDeniedError, NotFoundError,
+            RequestRejectedError, ServerError, Dhis2ConnectionError, Dhis2TimeoutError,
+            ResponseFormatError.
+        """
+        if not self.enabled:
+            raise Dhis2DisabledError()
+        if idempotent is None:
+            idempotent = method.upper() in {"GET", "HEAD", "PUT", "DELETE", "OPTIONS"}
+        response = self._send(
+            method.upper(),
+            path,
+            params=_encode_params(params),
+            data=data,
+            content_type=content_type,
+            idempotent=idempotent,
+            accept_status=accept_status,
+        )
+        return JsonResponse(response.status_code, self._decode(response), response.headers)
+
+    def iter_pages(
+        self,
+        path: str,
+        params: Params | None = None,
+        *,
+        items_key: str,
+        page_size: int = 50,
+        start_page: int = 1,
+        link_paging: bool = False,
+    ) -> Iterator[Page]:
+        """Yield pages of a paged list until the server's last page.
+
+        Reads every DHIS2 envelope: metadata ``pager`` + collection key, tracker ``instances``
+        with flat paging (2.36-2.40), ``events`` with a ``pager`` (2.41), ``pager.nextPage``
+        (2.42+, say ``link_paging=True``), and the legacy ``/api/events`` ``isLastPage``.
+        Never asks for totals (an extra count query on the server).
+
+        Raises:
+            ResponseFormatError: a page lacks ``items_key`` or repeats the previous page.
+        """
+        base = dict(params or {})
+        number = start_page
+        previous: list[JsonValue] | None = None
+        while True:
+            query: dict[str, ParamValue] = {**base, "page": number, "pageSize": page_size}
+            body = self.get_json(path, query)
+            if not isinstance(body, dict):
+                raise ResponseFormatError(
+                    "expected a JSON object page", method="GET", path=self._api_path(path)
+                )
+            items = body.get(items_key)
+            if items is None and not _has_paging_keys(body):
+                items = []  # some versions omit an empty list entirely
+            if not isinstance(items, list):
+                raise ResponseFormatError(
+                    f"page {number} has no list {items_key!r}",
+                    method="GET",
+                    path=self._api_path(path),
+                )
+            if not items:
+                return
+            if previous is not None and items == previous:
+                raise ResponseFormatError(
+                    f"page {number} repeats page {number - 1}: the server ignores paging here",
+                    method="GET",
+                    path=self._api_path(path),
+                )
+            yield Page(number, items, body)
+            if _is_last_page(body, len(items), page_size, number, link_paging):
+                return
+            previous = items
+            number += 1
+
+    # -- the choke point -----------------------------------------------------------------------
+
+    def _api_path(self, path: str) -> str:
+        path = path.lstrip("/")
+        if not path.startswith("api/") and path != "api":
+            path = "api/" + path
+        return "/" + path
+
+    def _send(
+        self,
+        method: str,
+        path: str,
+        *,
+        params: list[tuple[str, str]],
+        data: bytes | None,
+        content_type: str | None,
+        idempotent: bool,
+        accept_status: Collection[int],
+    ) -> requests.Response:
+        api_path = self._api_path(path)
+        url = self.url + api_path
+        headers = {"Content-Type": content_type} if content_type else None
+        started = self._clock()
+        attempt = 0
+        reauthenticated = False
+        while True:
+            began = time.perf_counter()
+            try:
+                response = self._http.request(
+                    method,
+                    url,
+                    params=params,
+                    data=data,
+                    headers=headers,
+                    auth=self.auth,
+                    timeout=self.timeout,
+                    allow_redirects=False,
+                )
+            except requests.RequestException as exc:
+                kind, error = self._map_exception(exc, method, api_path)
+                log.debug("%s %s -> %s, attempt %d", method, api_path, kind.value, attempt + 1)
+                if self._may_retry(attempt, started, kind, idempotent=idempotent):
+                    self._wait(attempt, None, method, api_path, kind.value)
+                    attempt += 1
+                    continue
+                raise error from exc
+            log.debug(
+                "%s %s -> %d in %.0f ms, %d bytes, attempt %d",
+                method,
+                api_path,
+                response.status_code,
+                (time.perf_counter() - began) * 1000,
+                len(response.content),
+                attempt + 1,
+            )
+            status = response.status_code
+            if status == 401 and not reauthenticated and self.auth is not None:
+                reauthenticated = True
+                if self.auth.reauthenticate(response.request):
+                    continue
+            retryable = status in self.retry.statuses
+            if retryable and self._may_retry(
+                attempt, started, FailureKind.STATUS, idempotent=idempotent, status=status
+            ):
+                retry_after = parse_retry_after(response.headers.get("Retry-After"))
+                self._wait(attempt, retry_after, method, api_path, str(status))
+                attempt += 1
+                continue
+            self._raise_for_status(response, method, api_path, accept_status)
+            return response
+
+    def _may_retry(
+        self,
+        attempt: int,
+        started: float,
+        kind: FailureKind,
+        *,
+        idempotent: bool,
+        status: int | None = None,
+    ) -> bool:
+        if attempt + 1 >= self.retry.attempts:
+            return False
+        if self._clock() - started >= self.retry.deadline_s:
+            return False
+        return self.retry.should_retry(kind, idempotent=idempotent, status=status)
+
+    def _wait(
+        self, attempt: int, retry_after: float | None, method: str, path: str, why: str
+    ) -> None:
+        delay = self.retry.delay(attempt, self._rng, retry_after)
+        log.warning("%s %s failed (%s); retrying in %.1f s", method, path, why, delay)
+        self._sleep(delay)
+
+    def _map_exception(
+        self, exc: requests.RequestException, method: str, path: str
+    ) -> tuple[FailureKind, Dhis2Error]:
+        """Translate a requests failure: was the request possibly received, and what to raise."""
+        if isinstance(exc, requests.exceptions.ConnectTimeout):
+            return FailureKind.CONNECT, Dhis2TimeoutError(
+                f"could not connect within {self.timeout[0]:g} s: check the URL and network",
+                method=method,
+                path=path,
+            )
+        if isinstance(exc, requests.exceptions.ReadTimeout):
+            return FailureKind.READ, Dhis2TimeoutError(
+                f"no answer within {self.timeout[1]:g} s: the server is slow or overloaded; "
+                "raise [dhis2] timeout or retry later",
+                method=method,
+                path=path,
+            )
+        reason = exc.args[0] if exc.args else None
+        never_sent = type(getattr(reason, "reason", None)).__name__ in {
+            "NewConnectionError",
+            "NameResolutionError",
+        }
+        if isinstance(exc, requests.exceptions.SSLError):
+            return FailureKind.CONNECT, Dhis2ConnectionError(
+                "TLS handshake failed: check verify_tls or the server certificate",
+                method=method,
+                path=path,
+            )
+        kind = FailureKind.CONNECT if never_sent else FailureKind.READ
+        what = "could not connect" if never_sent else "the connection broke before an answer"
+        return kind, Dhis2ConnectionError(
+            f"{what} ({type(exc).__name__}): check the URL and network, or retry later",
+            method=method,
+            path=path,
+        )
+
+    def _raise_for_status(
+        self,
+        response: requests.Response,
+        method: str,
+        path: str,
+        accept_status: Collection[int],
+    ) -> None:
+        status = response.status_code
+        if 300 <= status < 400:
+            target = response.headers.get("Location", "")
+            raise AuthenticationError(
+                f"redirected to {_redact_location(target)}: DHIS2 sends unauthenticated calls "
+                f"to its login page; check the {self._auth_name()} credentials, and the URL "
+                "(http vs https, context path)",
+                method=method,
+                path=path,
+                status=status,
+            )
+        if 200 <= status < 300 or status in accept_status:
+            if _is_html(response):
+                raise AuthenticationError(
+                    f"got an HTML page instead of JSON: a login page means the "
+                    f"{self._auth_name()} credentials were not accepted; otherwise check that "
+                    "the URL points at DHIS2",
+                    method=method,
+                    path=path,
+                    status=status,
+                )
+            return
+        if status == 401:
+            error_type: type[Dhis2Error] = AuthenticationError
+            advice = (
+                f"authentication failed with {self._auth_name()}: check the credentials "
+                "(not retried: DHIS2 locks accounts after repeated failures)"
+            )
+        elif status == 403:
+            error_type = PermissionDeniedError
+            advice = "permission denied: the DHIS2 user lacks an authority or sharing access"
+        elif status == 404:
+            error_type = NotFoundError
+            advice = "not found: check the UID and that this DHIS2 version has the endpoint"
+        elif status >= 500:
+            error_type = ServerError
+            advice = "DHIS2 (or its proxy) failed; retry later or ask the server administrator"
+        else:
+            error_type = RequestRejectedError
+            advice = "DHIS2 rejected the request"
+        raise error_type(
+            advice,
+            method=method,
+            path=path,
+            status=status,
+            dhis2_message=_webmessage_text(response),
+        )
+
+    def _decode(self, response: requests.Response) -> JsonValue:
+        content = response.content
+        if not content.strip():
+            return None
+        try:
+            return json.loads(content)  # type: ignore[no-any-return]  # JSON is JsonValue
+        except ValueError as exc:
+            raise ResponseFormatError(
+                f"the body is not valid JSON ({len(content)} bytes, possibly truncated): {exc}",
+                method=response.request.method,
+                path=response.request.path_url,
+                status=response.status_code,
+            ) from exc
+
+    def _auth_name(self) -> str:
+        return self.auth.describe() if self.auth else "anonymous (no credentials configured)"
+
+
+def _normalise_base_url(url: str) -> str:
+    url = url.strip().rstrip("/")
+    if url.endswith("/api"):
+        url = url[: -len("/api")]
+    return url
+
+
+def _is_html(response: requests.Response) -> bool:
+    content_type = response.headers.get("Content-Type", "")
+    if "html" in content_type:
+        return True
+    head = response.content[:64].lstrip().lower()
+    return head.startswith((b"<!doctype html", b"<html"))
+
+
+def _has_paging_keys(body: JsonObject) -> bool:
+    return "pager" in body or "page" in body
+
+
+def _is_last_page(
+    body: JsonObject, count: int, page_size: int, number: int, link_paging: bool
+) -> bool:
+    """The one stop rule for every envelope (an empty page has already stopped the loop)."""
+    pager = body.get("pager")
+    if isinstance(pager, dict):
+        if "isLastPage" in pager:  # legacy /api/events
+            return bool(pager["isLastPage"])
+        if pager.get("nextPage"):  # metadata lists, tracker 2.42+
+            return False
+        if link_paging:  # 2.42+: no nextPage means no more
+            return True
+        page_count = pager.get("pageCount")
+        if isinstance(page_count, int):
+            return number >= page_count
+    return count < page_size
+
+
+def _webmessage_text(response: requests.Response) -> str | None:
+    try:
+        body = response.json()
+    except ValueError:
+        return None
+    if isinstance(body, dict):
+        message = body.get("message") or body.get("error_description") or body.get("error")
+        return str(message) if message else None
+    return None
+
+
+def _redact_location(location: str) -> str:
+    return redact_path(location) if location else "another page"

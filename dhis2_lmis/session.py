@@ -45,7 +45,7 @@ from dhis2_lmis.errors import (
 from dhis2_lmis.retry import FailureKind, RetryPolicy, parse_retry_after
 from dhis2_lmis.versions import ServerVersion
 
-__all__ = ["Dhis2Session", "JsonResponse", "Page", "ParamValue", "Params"]
+__all__ = ["Dhis2Session", "JsonResponse", "Page", "ParamValue", "Params", "is_last_page"]
 
 log = logging.getLogger(__name__)
 
@@ -306,7 +306,7 @@ class Dhis2Session:
                     path=self._api_path(path),
                 )
             yield Page(number, items, body)
-            if _is_last_page(body, len(items), page_size, number, link_paging):
+            if is_last_page(body, len(items), page_size, number, link_paging):
                 return
             previous = items
             number += 1
@@ -532,10 +532,18 @@ def _has_paging_keys(body: JsonObject) -> bool:
     return "pager" in body or "page" in body
 
 
-def _is_last_page(
+def is_last_page(
     body: JsonObject, count: int, page_size: int, number: int, link_paging: bool
 ) -> bool:
-    """The one stop rule for every envelope (an empty page has already stopped the loop)."""
+    """The one stop rule for every paging envelope; an empty page stops before this is asked.
+
+    Args:
+        body: the decoded page.
+        count: items on the page.
+        page_size: items asked for.
+        number: this page's number (1-based).
+        link_paging: the server signals more pages only by ``pager.nextPage`` (tracker 2.42+).
+    """
     pager = body.get("pager")
     if isinstance(pager, dict):
         if "isLastPage" in pager:  # legacy /api/events

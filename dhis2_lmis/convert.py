@@ -1,0 +1,176 @@
+"""The converter: DHIS2 event JSON of any version -> :class:`~dhis2_lmis.models.Event`.
+
+One structure function reads both spellings of every renamed field (``occurredAt`` /
+``eventDate``, ``updatedAt`` / ``lastUpdated``, ``trackedEntity`` / ``trackedEntityInstance``
+...; WEB_API.md §4.5), so the same converter serves ``/api/tracker/events`` on 2.36-2.43 and the
+legacy ``/api/events``. Unknown keys are ignored (new servers add fields); missing optional
+keys are fine.
+
+DHIS2 writes timestamps in server-local time without an offset; they become timezone-aware in
+the server's ``serverTimeZoneId`` when it is known, and stay naive otherwise.
+
+The structure hook is written by hand rather than generated: it runs once per event on the
+hottest path of the library, and ``datetime.fromisoformat`` with a ``dateutil`` fallback is
+several times cheaper than a generic parse (STYLE.md §3, ``benchmarks/bench_fetch.py``).
+It never raises on a bad field: the field becomes None and the event carries a
+:class:`~dhis2_lmis.models.RecordProblem`.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime, tzinfo
+from functools import lru_cache
+
+import cattrs
+from dateutil import parser as date_parser
+
+from dhis2_lmis._json import JsonObject, JsonValue
+from dhis2_lmis.models import DataValue, Event, Note, RecordProblem
+
+__all__ = ["event_converter", "format_timestamp", "parse_timestamp", "structure_event"]
+
+
+def parse_timestamp(text: str, time_zone: tzinfo | None = None) -> datetime:
+    """Parse a DHIS2 timestamp; a value without offset is placed in ``time_zone``.
+
+    Raises:
+        ValueError: the text is not a date or timestamp.
+    """
+    try:
+        value = datetime.fromisoformat(text)
+    except ValueError:
+        value = date_parser.isoparse(text)
+    if value.tzinfo is None and time_zone is not None:
+        value = value.replace(tzinfo=time_zone)
+    return value
+
+
+def format_timestamp(value: datetime, time_zone: tzinfo | None = None) -> str:
+    """Format a datetime the way DHIS2 query parameters expect: server-local, no offset."""
+    if value.tzinfo is not None and time_zone is not None:
+        value = value.astimezone(time_zone)
+    return value.replace(tzinfo=None).isoformat(timespec="milliseconds")
+
+
+def _text(raw: JsonObject, *keys: str) -> str | None:
+    for key in keys:
+        value = raw.get(key)
+        if value is not None:
+            return value if isinstance(value, str) else str(value)
+    return None
+
+
+def _user(raw: JsonObject, key: str) -> str | None:
+    """A user reference: a username string (<=2.37) or an object (2.38+)."""
+    value = raw.get(key)
+    if isinstance(value, dict):
+        return _text(value, "username", "uid", "displayName")
+    return value if isinstance(value, str) else None
+
+
+class _EventReader:
+    """Structures one event; collects the problems of its fields."""
+
+    __slots__ = ("problems", "raw", "time_zone")
+
+    def __init__(self, raw: JsonObject, time_zone: tzinfo | None) -> None:
+        self.raw = raw
+        self.time_zone = time_zone
+        self.problems: list[RecordProblem] = []
+
+    def when(self, source: JsonObject, *keys: str) -> datetime | None:
+        text = _text(source, *keys)
+        if text is None:
+            return None
+        try:
+            return parse_timestamp(text, self.time_zone)
+        except (ValueError, OverflowError):
+            self.problems.append(
+                RecordProblem("malformed", f"{keys[0]} is not a timestamp: {text!r}", text)
+            )
+            return None
+
+    def data_values(self) -> tuple[DataValue, ...]:
+        raw_values = self.raw.get("dataValues")
+        if not isinstance(raw_values, list):
+            return ()
+        values = []
+        for item in raw_values:
+            if not isinstance(item, dict) or not isinstance(item.get("dataElement"), str):
+                self.problems.append(
+                    RecordProblem("malformed", f"a data value has no data element: {item!r}")
+                )
+                continue
+            value = item.get("value")
+            values.append(
+                DataValue(
+                    data_element=item["dataElement"],  # type: ignore[arg-type]  # checked above
+                    value=None if value is None else str(value),
+                    provided_elsewhere=item.get("providedElsewhere") is True,
+                    stored_by=_text(item, "storedBy"),
+                    created_at=self.when(item, "createdAt", "created"),
+                    updated_at=self.when(item, "updatedAt", "lastUpdated"),
+                )
+            )
+        return tuple(values)
+
+    def notes(self) -> tuple[Note, ...]:
+        raw_notes = self.raw.get("notes")
+        if not isinstance(raw_notes, list):
+            return ()
+        return tuple(
+            Note(
+                value=_text(note, "value") or "",
+                stored_by=_text(note, "storedBy"),
+                stored_at=self.when(note, "storedAt", "storedDate"),
+            )
+            for note in raw_notes
+            if isinstance(note, dict)
+        )
+
+    def event(self) -> Event:
+        raw = self.raw
+        uid = _text(raw, "event")
+        if not uid:
+            self.problems.append(RecordProblem("malformed", "the event has no UID"))
+        return Event(
+            uid=uid or "",
+            program=_text(raw, "program"),
+            program_stage=_text(raw, "programStage"),
+            org_unit=_text(raw, "orgUnit"),
+            status=_text(raw, "status"),
+            occurred_at=self.when(raw, "occurredAt", "eventDate"),
+            scheduled_at=self.when(raw, "scheduledAt", "dueDate"),
+            created_at=self.when(raw, "createdAt", "created"),
+            updated_at=self.when(raw, "updatedAt", "lastUpdated"),
+            completed_at=self.when(raw, "completedAt", "completedDate"),
+            completed_by=_user(raw, "completedBy"),
+            stored_by=_user(raw, "storedBy"),
+            attribute_option_combo=_text(raw, "attributeOptionCombo"),
+            enrollment=_text(raw, "enrollment"),
+            tracked_entity=_text(raw, "trackedEntity", "trackedEntityInstance"),
+            deleted=raw.get("deleted") is True,
+            data_values=self.data_values(),
+            notes=self.notes(),
+            problems=tuple(self.problems),
+        )
+
+
+def structure_event(raw: JsonValue, time_zone: tzinfo | None = None) -> Event:
+    """Turn one event of any DHIS2 version into an :class:`Event`; never raises."""
+    if not isinstance(raw, dict):
+        problem = RecordProblem("malformed", f"expected an event object, got {type(raw).__name__}")
+        return Event(uid="", problems=(problem,))
+    return _EventReader(raw, time_zone).event()
+
+
+@lru_cache(maxsize=16)
+def event_converter(time_zone: tzinfo | None = None) -> cattrs.Converter:
+    """The library's cattrs converter for a server time zone (built once, never mutated)."""
+    converter = cattrs.Converter()
+
+    def hook(raw: JsonValue, _: type[Event]) -> Event:
+        return structure_event(raw, time_zone)
+
+    converter.register_structure_hook(Event, hook)
+    return converter

@@ -1,0 +1,194 @@
+"""Frozen records: what DHIS2 events are, and what the LMIS flows make of them.
+
+Records are shaped for the program, not the wire: snake_case, tuples, timezone-aware datetimes,
+``Decimal`` quantities. Only :mod:`dhis2_lmis.convert` knows the JSON names they come from.
+A record that could not be mapped completely still exists, with its ``problems`` filled:
+nothing is dropped silently.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from datetime import datetime
+from decimal import Decimal
+from typing import TYPE_CHECKING, Literal
+
+import attrs
+
+if TYPE_CHECKING:  # pragma: no cover - annotations only; references sits above models
+    from dhis2_lmis.references import Customer, Item, Store
+
+__all__ = [
+    "ConsignmentReceipt",
+    "DataValue",
+    "Event",
+    "EventStatus",
+    "Note",
+    "ProblemKind",
+    "RecordProblem",
+    "Requisition",
+    "RequisitionLine",
+    "StockLevel",
+    "StockTransaction",
+]
+
+EventStatus = Literal["ACTIVE", "COMPLETED", "VISITED", "SCHEDULE", "OVERDUE", "SKIPPED"]
+ProblemKind = Literal[
+    "malformed",
+    "unknown_item",
+    "unknown_org_unit",
+    "non_numeric",
+    "negative",
+    "missing_value",
+    "missing_tracked_entity",
+]
+
+
+@attrs.frozen
+class RecordProblem:
+    """Why (part of) a record could not be mapped.
+
+    Attributes:
+        kind: a stable machine-readable category.
+        message: a sentence naming the reference and where it was looked for.
+        reference: the offending value (a data element, org unit, item code), when there is one.
+    """
+
+    kind: ProblemKind
+    message: str
+    reference: str | None = None
+
+    def __str__(self) -> str:
+        return self.message
+
+
+@attrs.frozen
+class DataValue:
+    """One data value of an event; ``value`` is the string DHIS2 sent (it always sends strings)."""
+
+    data_element: str
+    value: str | None
+    provided_elsewhere: bool = False
+    stored_by: str | None = None
+    created_at: datetime | None = None
+    updated_at: datetime | None = None
+
+
+@attrs.frozen
+class Note:
+    """A free-text note attached to an event."""
+
+    value: str
+    stored_by: str | None = None
+    stored_at: datetime | None = None
+
+
+@attrs.frozen
+class Event:
+    """A DHIS2 event, read from ``/api/tracker/events`` or the legacy ``/api/events``.
+
+    Timestamps are timezone-aware in the server's ``serverTimeZoneId`` when it is known.
+    """
+
+    uid: str
+    program: str | None = None
+    program_stage: str | None = None
+    org_unit: str | None = None
+    status: str | None = None
+    occurred_at: datetime | None = None
+    scheduled_at: datetime | None = None
+    created_at: datetime | None = None
+    updated_at: datetime | None = None
+    completed_at: datetime | None = None
+    completed_by: str | None = None
+    stored_by: str | None = None
+    attribute_option_combo: str | None = None
+    enrollment: str | None = None
+    tracked_entity: str | None = None
+    deleted: bool = False
+    data_values: tuple[DataValue, ...] = ()
+    notes: tuple[Note, ...] = ()
+    problems: tuple[RecordProblem, ...] = ()
+
+    def value(self, data_element: str) -> str | None:
+        """The value of ``data_element`` (as DHIS2 sent it), or None when absent."""
+        for data_value in self.data_values:
+            if data_value.data_element == data_element:
+                return data_value.value
+        return None
+
+    def values(self) -> dict[str, str | None]:
+        """All data values keyed by data element."""
+        return {dv.data_element: dv.value for dv in self.data_values}
+
+
+@attrs.frozen
+class RequisitionLine:
+    """One ordered item: the data element, the resolved item (None when unmapped), the quantity."""
+
+    data_element: str
+    item: Item | None
+    quantity: Decimal | None
+    raw_value: str | None
+
+
+@attrs.frozen
+class Requisition:
+    """A completed Order-program event read as a customer requisition."""
+
+    event: Event
+    program: str | None
+    org_unit: str | None
+    store: Store | None
+    customer: Customer | None
+    occurred_at: datetime | None
+    completed_at: datetime | None
+    updated_at: datetime | None
+    lines: tuple[RequisitionLine, ...]
+    other_values: Mapping[str, str | None]
+    problems: tuple[RecordProblem, ...]
+    source: str
+
+
+@attrs.frozen
+class ConsignmentReceipt:
+    """A completed Receipt-program event: the facility acknowledged a consignment."""
+
+    event: Event
+    org_unit: str | None
+    store: Store | None
+    customer: Customer | None
+    consignment_number: str | None
+    completed_at: datetime | None
+    updated_at: datetime | None
+    values: Mapping[str, str | None]
+    problems: tuple[RecordProblem, ...]
+    source: str
+
+
+@attrs.frozen
+class StockTransaction:
+    """An event of the STR (Real-Time Stock) tracker program for one item at one facility."""
+
+    event: Event
+    org_unit: str | None
+    tracked_entity: str | None
+    enrollment: str | None
+    item_code: str | None
+    occurred_at: datetime | None
+    stock_on_hand: Decimal | None
+    received_quantity: Decimal | None
+    values: Mapping[str, str | None]
+    problems: tuple[RecordProblem, ...]
+    source: str
+
+
+@attrs.frozen
+class StockLevel:
+    """The latest stock on hand of one item at one facility ("RTS SOH raw data")."""
+
+    org_unit: str
+    item_code: str | None
+    stock_on_hand: Decimal | None
+    as_of: datetime | None
+    event: Event

@@ -1,0 +1,392 @@
+"""Building and pushing aggregate data value sets (``POST /api/dataValueSets``).
+
+The builder turns LMIS numbers into the strings DHIS2 stores, refuses what DHIS2 would store
+wrongly (``NaN``, ``1e+3``, ``True``), catches the same value given twice before the server does,
+and splits big pushes into chunks. :func:`push_data_value_set` sends the chunks and folds their
+import summaries into one, with every conflict pointing back at the caller's rows.
+
+Period arguments here are already-formatted period ids; :func:`dhis2_lmis.periods.format_period`
+makes them from dates.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+import numbers
+import re
+from collections.abc import Callable, Iterator, Mapping
+from datetime import date
+from decimal import ROUND_HALF_UP, Decimal
+from typing import Literal, Protocol, TypeAlias
+
+from dhis2_lmis._json import JsonObject, JsonValue
+from dhis2_lmis.errors import ConfigError, Dhis2Error, ImportFailedError
+from dhis2_lmis.imports import ImportSummary, merge_summaries, parse_import_summary
+
+__all__ = [
+    "DataValueSetBuilder",
+    "DuplicateValueError",
+    "ImportStrategy",
+    "ImportSummary",
+    "InvalidValueError",
+    "JsonResponseLike",
+    "NumberLike",
+    "Preflight",
+    "SupportsPostJson",
+    "format_value",
+    "push_data_value_set",
+]
+
+log = logging.getLogger(__name__)
+
+ImportStrategy = Literal["CREATE_AND_UPDATE", "CREATE", "UPDATE", "DELETE"]
+Preflight = Callable[[JsonObject], None]
+NumberLike: TypeAlias = "int | float | Decimal | str"
+
+_NUMERIC_RE = re.compile(r"[+-]?(?:[0-9]+(?:\.[0-9]*)?|\.[0-9]+)(?:[eE][+-]?[0-9]+)?")
+# Top-level payload keys a row inherits when it leaves them out.
+_INHERITED = ("period", "orgUnit", "attributeOptionCombo")
+
+
+class InvalidValueError(Dhis2Error, ValueError):
+    """A data value cannot be sent as given (not a finite number, or missing its org unit).
+
+    Raised while building, before anything is sent: fix the source data.
+    ``data_element`` and ``value`` (its ``repr``) say which.
+    """
+
+    def __init__(self, message: str, *, data_element: str, value: str) -> None:
+        self.data_element = data_element
+        self.value = value
+        super().__init__(message)
+
+
+class DuplicateValueError(InvalidValueError):
+    """The same (data element, category option combo, org unit, period) was added twice.
+
+    DHIS2 would silently keep only the last one; ``key`` names the repeated combination.
+    """
+
+    def __init__(self, message: str, *, key: tuple[str, str | None, str, str], value: str) -> None:
+        self.key = key
+        super().__init__(message, data_element=key[0], value=value)
+
+
+def format_value(value: NumberLike, *, data_element: str, round_off: bool = False) -> str:
+    """Return ``value`` as the string DHIS2 should store.
+
+    Plain decimal notation only (DHIS2 rejects or misreads ``1E+3``): ``Decimal`` formatted with
+    ``"f"``, trailing fraction zeros trimmed (``12.50`` -> ``"12.5"``, ``3.0`` -> ``"3"``), and
+    negative zero written ``"0"``. Floats go through ``repr`` so ``0.1`` stays ``"0.1"``.
+    With ``round_off`` the value is rounded half away from zero to a whole number
+    (``2.5`` -> ``"3"``, ``-2.5`` -> ``"-3"``), for integer data elements fed by averages.
+
+    Args:
+        value: an int, float, Decimal or numeric string (``"12"``, ``" 1.5e2 "``).
+        data_element: named in the error, so a failure points at its source.
+        round_off: round to a whole number.
+
+    Raises:
+        InvalidValueError: None, a boolean, NaN, infinity, a non-numeric string or another type.
+    """
+    number = _to_decimal(value, data_element)
+    if round_off:
+        number = number.to_integral_value(rounding=ROUND_HALF_UP)
+    text = format(number, "f")
+    if "." in text:
+        text = text.rstrip("0").rstrip(".")
+    if text in ("-0", ""):
+        text = "0"
+    return text
+
+
+def _invalid(value: object, data_element: str, reason: str) -> InvalidValueError:
+    return InvalidValueError(
+        f"value {value!r} for data element {data_element} cannot be sent: {reason}",
+        data_element=data_element,
+        value=repr(value),
+    )
+
+
+def _to_decimal(value: object, data_element: str) -> Decimal:
+    if value is None:
+        raise _invalid(value, data_element, "no value (None)")
+    if isinstance(value, bool):
+        raise _invalid(value, data_element, "booleans are not numbers here")
+    if isinstance(value, Decimal):
+        number = value
+    elif isinstance(value, str):
+        text = value.strip()
+        if not _NUMERIC_RE.fullmatch(text):
+            raise _invalid(value, data_element, "not a number")
+        number = Decimal(text)
+    elif isinstance(value, numbers.Integral):
+        number = Decimal(int(value))
+    elif isinstance(value, numbers.Real):
+        as_float = float(value)
+        if not math.isfinite(as_float):
+            raise _invalid(value, data_element, "not a finite number")
+        number = Decimal(repr(as_float))
+    else:
+        raise _invalid(value, data_element, f"unsupported type {type(value).__name__}")
+    if not number.is_finite():
+        raise _invalid(value, data_element, "not a finite number")
+    return number
+
+
+class DataValueSetBuilder:
+    """Collects data values into a ``/api/dataValueSets`` payload.
+
+    Top-level ``period``, ``orgUnit`` and ``attributeOptionCombo`` apply to every row; a row
+    repeats ``orgUnit`` or ``period`` only when it differs, which keeps payloads small.
+
+    Args:
+        data_set: data set UID (or code); None for bulk pushes across data sets.
+        period: the default period id (already formatted, e.g. ``"202404"``).
+        org_unit: the default org unit; None when every row names its own.
+        attribute_option_combo: applies to the whole set; None means the default combo.
+        round_off: round every value to a whole number (see :func:`format_value`).
+        complete_date: mark the data set complete on this date (needs ``data_set``).
+
+    Example:
+        >>> b = DataValueSetBuilder("LmIsDsStck1", "202404", "DiszpKrYNg8")
+        >>> b.add("StockOnHnd1", 340)
+        >>> b.build()["dataValues"]
+        [{'dataElement': 'StockOnHnd1', 'value': '340'}]
+    """
+
+    def __init__(
+        self,
+        data_set: str | None,
+        period: str,
+        org_unit: str | None,
+        *,
+        attribute_option_combo: str | None = None,
+        round_off: bool = False,
+        complete_date: date | str | None = None,
+    ) -> None:
+        self.data_set = data_set
+        self.period = period
+        self.org_unit = org_unit
+        self.attribute_option_combo = attribute_option_combo
+        self.round_off = round_off
+        self.complete_date = (
+            complete_date.isoformat() if isinstance(complete_date, date) else complete_date
+        )
+        self._rows: list[JsonObject] = []
+        self._keys: set[tuple[str, str | None, str, str]] = set()
+
+    def add(
+        self,
+        data_element: str,
+        value: NumberLike,
+        *,
+        category_option_combo: str | None = None,
+        comment: str | None = None,
+        org_unit: str | None = None,
+        period: str | None = None,
+    ) -> None:
+        """Add one value.
+
+        Raises:
+            InvalidValueError: the value is not a finite number, or no org unit is known for it.
+            DuplicateValueError: this data element, option combo, org unit and period were
+                already added.
+        """
+        text = format_value(value, data_element=data_element, round_off=self.round_off)
+        row_org_unit = org_unit or self.org_unit
+        if row_org_unit is None:
+            raise _invalid(value, data_element, "no org unit (none given here or to the builder)")
+        row_period = period or self.period
+        key = (data_element, category_option_combo, row_org_unit, row_period)
+        if key in self._keys:
+            raise DuplicateValueError(
+                f"data element {data_element}, category option combo "
+                f"{category_option_combo or '(default)'}, org unit {row_org_unit}, period "
+                f"{row_period} was already added; DHIS2 would keep only one of them",
+                key=key,
+                value=repr(value),
+            )
+        row: JsonObject = {"dataElement": data_element}
+        if category_option_combo is not None:
+            row["categoryOptionCombo"] = category_option_combo
+        if row_org_unit != self.org_unit:
+            row["orgUnit"] = row_org_unit
+        if row_period != self.period:
+            row["period"] = row_period
+        row["value"] = text
+        if comment is not None:
+            row["comment"] = comment
+        self._keys.add(key)
+        self._rows.append(row)
+
+    def __len__(self) -> int:
+        return len(self._rows)
+
+    @property
+    def rows(self) -> tuple[JsonObject, ...]:
+        """Copies of the row dicts, in the order they were added."""
+        return tuple(dict(r) for r in self._rows)
+
+    def _header(self) -> JsonObject:
+        head: JsonObject = {}
+        if self.data_set is not None:
+            head["dataSet"] = self.data_set
+        if self.complete_date is not None:
+            head["completeDate"] = self.complete_date
+        head["period"] = self.period
+        if self.org_unit is not None:
+            head["orgUnit"] = self.org_unit
+        if self.attribute_option_combo is not None:
+            head["attributeOptionCombo"] = self.attribute_option_combo
+        return head
+
+    def build(self) -> JsonObject:
+        """Return the whole payload; a fresh dict each time, safe to change."""
+        payload = self._header()
+        payload["dataValues"] = [dict(r) for r in self._rows]
+        return payload
+
+    def iter_chunks(self, size: int) -> Iterator[JsonObject]:
+        """Yield payloads of at most ``size`` values, each with the full top-level fields.
+
+        Yields nothing when no value was added.
+
+        Raises:
+            ConfigError: ``size`` is less than 1.
+        """
+        return _chunk_payload(self.build(), size)
+
+
+def _chunk_payload(payload: Mapping[str, JsonValue], size: int) -> Iterator[JsonObject]:
+    if isinstance(size, bool) or not isinstance(size, int) or size < 1:
+        raise ConfigError(f"chunk size must be a whole number of at least 1, got {size!r}")
+    rows = payload.get("dataValues")
+    if not isinstance(rows, list):
+        raise ConfigError("a data value set payload needs a 'dataValues' list")
+    head = {k: v for k, v in payload.items() if k != "dataValues"}
+    return ({**head, "dataValues": rows[i : i + size]} for i in range(0, len(rows), size))
+
+
+def _effective_rows(chunk: JsonObject) -> list[JsonObject]:
+    """The chunk's rows with inherited top-level fields filled in, for conflict reports."""
+    rows = chunk.get("dataValues")
+    out: list[JsonObject] = []
+    for row in rows if isinstance(rows, list) else []:
+        full: JsonObject = dict(row) if isinstance(row, dict) else {"value": row}
+        for key in _INHERITED:
+            if key not in full and key in chunk:
+                full[key] = chunk[key]
+        out.append(full)
+    return out
+
+
+class JsonResponseLike(Protocol):
+    """What :func:`push_data_value_set` reads from a response (``session.JsonResponse``)."""
+
+    @property
+    def status(self) -> int: ...
+
+    @property
+    def body(self) -> JsonValue: ...
+
+
+class SupportsPostJson(Protocol):
+    """The part of :class:`~dhis2_lmis.session.Dhis2Session` a push needs."""
+
+    def post_json(
+        self,
+        path: str,
+        payload: JsonObject,
+        *,
+        params: Mapping[str, str] | None = None,
+        idempotent: bool = False,
+        accept_status: tuple[int, ...] = (),
+    ) -> JsonResponseLike: ...
+
+
+def push_data_value_set(
+    session: SupportsPostJson,
+    payload_or_builder: DataValueSetBuilder | Mapping[str, JsonValue],
+    *,
+    dry_run: bool = False,
+    import_strategy: ImportStrategy = "CREATE_AND_UPDATE",
+    id_scheme: Literal["UID", "CODE"] = "UID",
+    chunk_size: int = 10_000,
+    preflight: Preflight | None = None,
+) -> ImportSummary:
+    """Send a data value set in chunks and return one summary for the whole push.
+
+    Every chunk is a synchronous import (``async=false``) marked idempotent (data value imports
+    are upserts, so a retried chunk cannot double anything). 2.38+ answer conflicts with HTTP 409
+    and a summary, which is a result here, not an error. Conflict indexes are positions in the
+    whole push, and each conflict carries the rows it refers to with the top-level period, org
+    unit and attribute option combo filled in.
+
+    Args:
+        session: a :class:`~dhis2_lmis.session.Dhis2Session` (anything with its ``post_json``).
+        payload_or_builder: a builder, or a ready payload with a ``dataValues`` list.
+        dry_run: ask DHIS2 to validate without saving.
+        import_strategy: DHIS2's ``importStrategy``.
+        id_scheme: how data elements are identified (``dataElementIdScheme``).
+        chunk_size: most values per request.
+        preflight: called with every chunk before the first is sent; raise to abort with
+            nothing sent (e.g. to check period types or data set membership).
+
+    Returns:
+        The merged summary; an empty SUCCESS summary when there was nothing to send.
+
+    Raises:
+        ImportFailedError: DHIS2 aborted a chunk (status ERROR); ``summary`` holds everything
+            merged so far, including that chunk, and earlier chunks stay imported.
+        ConfigError: ``chunk_size`` below 1 or a payload without ``dataValues``.
+        ResponseFormatError: a response that is not an import summary.
+        Dhis2Error: any error of ``session.post_json`` (connection, authentication, ...).
+    """
+    if isinstance(payload_or_builder, DataValueSetBuilder):
+        chunks = list(payload_or_builder.iter_chunks(chunk_size))
+    else:
+        chunks = list(_chunk_payload(payload_or_builder, chunk_size))
+    if preflight is not None:
+        for chunk in chunks:
+            preflight(chunk)
+    params = {
+        "dryRun": "true" if dry_run else "false",
+        "importStrategy": import_strategy,
+        "dataElementIdScheme": id_scheme,
+        "async": "false",
+    }
+    parts: list[tuple[ImportSummary, int]] = []
+    offset = 0
+    for number, chunk in enumerate(chunks, start=1):
+        rows = _effective_rows(chunk)
+        response = session.post_json(
+            "dataValueSets", chunk, params=params, idempotent=True, accept_status=(409,)
+        )
+        summary = parse_import_summary(response.body, payload_values=rows, dry_run=dry_run)
+        parts.append((summary, offset))
+        log.info(
+            "data value set chunk %d/%d (%d values): %s, %d imported, %d updated, %d ignored",
+            number,
+            len(chunks),
+            len(rows),
+            summary.status,
+            summary.imported,
+            summary.updated,
+            summary.ignored,
+        )
+        if summary.status == "ERROR":
+            merged = merge_summaries(parts)
+            earlier = f"; the {number - 1} earlier chunk(s) were imported" if number > 1 else ""
+            raise ImportFailedError(
+                f"DHIS2 aborted the data value import at chunk {number} of {len(chunks)} "
+                f"(values {offset}-{offset + len(rows) - 1}): "
+                f"{summary.description or 'no reason given'}{earlier}",
+                summary=merged,
+                method="POST",
+                path="/api/dataValueSets",
+                status=response.status,
+            )
+        offset += len(rows)
+    return merge_summaries(parts)

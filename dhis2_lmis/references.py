@@ -1,0 +1,1018 @@
+"""mSupply items, stores and customers, and how they meet DHIS2 data elements and org units.
+
+mSupply keeps the DHIS2 reference of an item in its universal code or in one of the user fields
+1, 2, 3 or 6 ("Item field reference"), and says whether that reference is a data element code or
+a UID ("Data element ID scheme"). Stores keep their org unit in the custom field ``Dhis2Code``
+("Store field reference"); customers (mSupply names) in a name field ("Name field reference").
+See LMIS_DOMAIN.md §4-5.
+
+Events read back from DHIS2 normally carry data elements in the configured scheme, because the
+readers ask for ``dataElementIdScheme``; some servers ignore that parameter, and org units always
+come back as UIDs. The resolvers therefore translate between codes and UIDs through batched
+metadata look-ups (``/api/dataElements``, ``/api/organisationUnits`` with ``filter=...:in:[...]``),
+packed so that no request URL exceeds :data:`MAX_URL_LENGTH` and cached with a TTL. The batching,
+packing and caching live once, in :class:`_MetadataCache`.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+import logging
+import math
+import os
+import threading
+import time
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
+from pathlib import Path
+from typing import IO, Generic, Literal, Protocol, TypeAlias, TypeVar, Union
+from urllib.parse import quote_plus, urlencode
+
+import attrs
+
+from dhis2_lmis._json import JsonObject, JsonValue
+from dhis2_lmis.errors import ConfigError, ConfigProblem, ResponseFormatError
+from dhis2_lmis.session import Dhis2Session
+
+__all__ = [
+    "ITEM_FIELDS",
+    "MAX_URL_LENGTH",
+    "Customer",
+    "DataElementInfo",
+    "IdScheme",
+    "Item",
+    "ItemField",
+    "ItemResolver",
+    "OrgUnitInfo",
+    "OrgUnitResolver",
+    "Store",
+    "load_customers",
+    "load_items",
+    "load_stores",
+]
+
+log = logging.getLogger(__name__)
+
+ItemField = Literal[
+    "universal_code", "user_field_1", "user_field_2", "user_field_3", "user_field_6"
+]
+"""Where an item keeps its DHIS2 reference (mSupply's "Item field reference")."""
+
+IdScheme = Literal["CODE", "UID"]
+"""Whether a reference is a DHIS2 code or a UID."""
+
+ITEM_FIELDS: tuple[str, ...] = (
+    "universal_code",
+    "user_field_1",
+    "user_field_2",
+    "user_field_3",
+    "user_field_6",
+)
+"""Every accepted ``item_field``: mSupply offers exactly these as the item field reference."""
+
+_ID_SCHEMES: tuple[str, ...] = ("CODE", "UID")
+
+MAX_URL_LENGTH = 6 * 1024
+"""Longest request URL (base URL, path and encoded query) a look-up may send.
+
+Tomcat and the usual reverse proxies in front of DHIS2 reject request lines of 8 KB and more
+with 400 or 414; 6 KB leaves room for the other headers within the same buffer.
+"""
+
+# -- records ------------------------------------------------------------------------------------
+
+
+class _FrozenFields(Mapping[str, str]):
+    """An immutable, hashable mapping backed by a tuple of pairs, for custom fields.
+
+    Records are frozen and hashable (they serve as dict keys and set members); a plain dict
+    field would make them neither.
+    """
+
+    __slots__ = ("_index", "_pairs")
+
+    def __init__(self, pairs: Iterable[tuple[str, str]] = ()) -> None:
+        index = dict(pairs)
+        self._index = index
+        self._pairs = tuple(sorted(index.items()))
+
+    def __getitem__(self, key: str) -> str:
+        return self._index[key]
+
+    def __iter__(self) -> Iterator[str]:
+        return (k for k, _ in self._pairs)
+
+    def __len__(self) -> int:
+        return len(self._pairs)
+
+    def __hash__(self) -> int:
+        return hash(self._pairs)
+
+    def __eq__(self, other: object) -> bool:
+        if isinstance(other, _FrozenFields):
+            return self._pairs == other._pairs
+        if isinstance(other, Mapping):
+            return dict(self._pairs) == dict(other)
+        return NotImplemented
+
+    def __repr__(self) -> str:
+        return repr(dict(self._pairs))
+
+
+def _freeze_fields(value: Mapping[str, str] | Iterable[tuple[str, str]]) -> Mapping[str, str]:
+    if isinstance(value, _FrozenFields):
+        return value
+    if isinstance(value, Mapping):
+        return _FrozenFields(value.items())
+    return _FrozenFields(value)
+
+
+_NO_FIELDS: Mapping[str, str] = _FrozenFields()
+
+
+@attrs.frozen
+class Item:
+    """An mSupply item.
+
+    Attributes:
+        code: the mSupply item code.
+        name: the item name.
+        universal_code: mSupply's universal code, one place the DHIS2 reference may live.
+        custom_fields: user fields (``user_field_1`` .. ``user_field_6``) and any other custom
+            field, by name; frozen, so items stay hashable.
+        include_in_dhis2_push: False keeps the item out of pushes to DHIS2.
+    """
+
+    code: str
+    name: str
+    universal_code: str | None = None
+    custom_fields: Mapping[str, str] = attrs.field(default=_NO_FIELDS, converter=_freeze_fields)
+    include_in_dhis2_push: bool = True
+
+
+@attrs.frozen
+class Store:
+    """An mSupply store (a supplying store); its org unit lives in a custom field."""
+
+    code: str
+    name: str
+    custom_fields: Mapping[str, str] = attrs.field(default=_NO_FIELDS, converter=_freeze_fields)
+
+
+@attrs.frozen
+class Customer:
+    """An mSupply customer ("name"), the requesting facility; its org unit is in a name field."""
+
+    code: str
+    name: str
+    custom_fields: Mapping[str, str] = attrs.field(default=_NO_FIELDS, converter=_freeze_fields)
+
+
+@attrs.frozen
+class DataElementInfo:
+    """What a look-up learns about a DHIS2 data element."""
+
+    uid: str
+    code: str | None
+    name: str
+    value_type: str
+    zero_is_significant: bool
+
+
+@attrs.frozen
+class OrgUnitInfo:
+    """What a look-up learns about a DHIS2 organisation unit."""
+
+    uid: str
+    code: str | None
+    name: str
+    path: str
+    level: int | None
+
+
+# -- loaders ------------------------------------------------------------------------------------
+
+_Source: TypeAlias = Union[str, "os.PathLike[str]", IO[str]]
+_Format = Literal["csv", "json"]
+_TRUE = frozenset({"true", "1", "yes", "y"})
+_FALSE = frozenset({"false", "0", "no", "n"})
+
+
+def load_items(source: _Source, *, format: _Format | None = None) -> tuple[Item, ...]:
+    """Read items from a CSV or JSON file.
+
+    CSV has a header row; JSON is a list of objects. Known columns are ``code``, ``name``,
+    ``universal_code``, ``include_in_dhis2_push`` (true/false/1/0/yes/no, empty means true) and
+    ``user_field_1`` .. ``user_field_6``; any other column (or, in JSON, the keys of a
+    ``custom_fields`` object) becomes a custom field. Empty cells are treated as absent.
+
+    Args:
+        source: a path, or an open text file.
+        format: ``"csv"`` or ``"json"``; by default taken from the file name's suffix.
+
+    Raises:
+        ConfigError: the file cannot be read, or rows are invalid; every problem names the
+            file, the row (CSV: line of the file, header = 1; JSON: 1-based list position) and
+            the column.
+    """
+    return _load(source, format, _make_item)
+
+
+def load_stores(source: _Source, *, format: _Format | None = None) -> tuple[Store, ...]:
+    """Read stores (``code``, ``name``, custom fields such as ``Dhis2Code``) from CSV or JSON.
+
+    Raises:
+        ConfigError: as :func:`load_items`.
+    """
+    return _load(source, format, _make_store)
+
+
+def load_customers(source: _Source, *, format: _Format | None = None) -> tuple[Customer, ...]:
+    """Read customers (``code``, ``name``, custom fields) from CSV or JSON.
+
+    Raises:
+        ConfigError: as :func:`load_items`.
+    """
+    return _load(source, format, _make_customer)
+
+
+_R = TypeVar("_R")
+_Cells = Mapping[str, JsonValue]
+
+
+class _RowError(Exception):
+    """A bad cell, caught by the loader and turned into a ConfigProblem."""
+
+    def __init__(self, column: str, value: str, reason: str) -> None:
+        super().__init__(reason)
+        self.column = column
+        self.value = value
+        self.reason = reason
+
+
+def _load(source: _Source, fmt: _Format | None, make: Callable[[_Cells], _R]) -> tuple[_R, ...]:
+    label, text = _read_source(source)
+    fmt = fmt or _format_of(label)
+    rows = _csv_rows(label, text) if fmt == "csv" else _json_rows(label, text)
+    records: list[_R] = []
+    problems: list[ConfigProblem] = []
+    seen: dict[str, int] = {}
+    for number, cells in rows:
+        try:
+            record = make(cells)
+        except _RowError as exc:
+            problems.append(
+                ConfigProblem(f"{label}, row {number}, column {exc.column}", exc.value, exc.reason)
+            )
+            continue
+        code = str(cells.get("code"))
+        if code in seen:
+            problems.append(
+                ConfigProblem(
+                    f"{label}, row {number}, column code",
+                    code,
+                    f"duplicate code (first on row {seen[code]})",
+                )
+            )
+            continue
+        seen[code] = number
+        records.append(record)
+    if problems:
+        raise ConfigError(problems)
+    return tuple(records)
+
+
+def _read_source(source: _Source) -> tuple[str, str]:
+    if isinstance(source, (str, os.PathLike)):
+        path = Path(source)
+        try:
+            return str(path), path.read_text(encoding="utf-8-sig")
+        except (OSError, UnicodeDecodeError) as exc:
+            raise ConfigError(
+                [ConfigProblem(str(path), "", f"cannot read: {exc.__class__.__name__}: {exc}")]
+            ) from exc
+    label = str(getattr(source, "name", "<stream>"))
+    text = source.read()
+    return label, text.removeprefix("\ufeff")
+
+
+def _format_of(label: str) -> _Format:
+    suffix = Path(label).suffix.lower()
+    if suffix == ".csv":
+        return "csv"
+    if suffix == ".json":
+        return "json"
+    raise ConfigError(
+        [ConfigProblem(label, suffix, "cannot tell CSV from JSON: use .csv or .json, or format=")]
+    )
+
+
+def _csv_rows(label: str, text: str) -> Iterator[tuple[int, _Cells]]:
+    reader = csv.reader(io.StringIO(text, newline=""))
+    header = next(reader, None)
+    if not header:
+        raise ConfigError([ConfigProblem(label, "", "empty file: expected a header row")])
+    names = [_column_name(h) for h in header]
+    for row in reader:
+        if not any(cell.strip() for cell in row):
+            continue
+        number = reader.line_num
+        if len(row) > len(names):
+            raise ConfigError(
+                [
+                    ConfigProblem(
+                        f"{label}, row {number}, column {len(names) + 1}",
+                        row[len(names)],
+                        f"{len(row)} cells but the header has {len(names)} columns",
+                    )
+                ]
+            )
+        cells: dict[str, JsonValue] = {}
+        for name, cell in zip(names, row, strict=False):
+            value = cell.strip()
+            if value:
+                cells[name] = value
+        yield number, cells
+
+
+_KNOWN_COLUMNS = frozenset(
+    {"code", "name", "universal_code", "include_in_dhis2_push", "custom_fields"}
+    | {f"user_field_{n}" for n in range(1, 7)}
+)
+
+
+def _column_name(header: str) -> str:
+    """Known columns match case-insensitively; custom field names keep their spelling."""
+    name = header.strip()
+    return name.lower() if name.lower() in _KNOWN_COLUMNS else name
+
+
+def _json_rows(label: str, text: str) -> Iterator[tuple[int, _Cells]]:
+    try:
+        data = json.loads(text)
+    except ValueError as exc:
+        raise ConfigError([ConfigProblem(label, "", f"not valid JSON: {exc}")]) from exc
+    if not isinstance(data, list):
+        raise ConfigError(
+            [ConfigProblem(label, type(data).__name__, "expected a JSON list of objects")]
+        )
+    for number, obj in enumerate(data, start=1):
+        if not isinstance(obj, dict):
+            raise ConfigError(
+                [
+                    ConfigProblem(
+                        f"{label}, row {number}", type(obj).__name__, "expected a JSON object"
+                    )
+                ]
+            )
+        yield number, {_column_name(k): v for k, v in obj.items()}
+
+
+def _text(cells: _Cells, column: str) -> str | None:
+    value = cells.get(column)
+    if value is None:
+        return None
+    if isinstance(value, bool) or not isinstance(value, (str, int)):
+        raise _RowError(column, json.dumps(value), "expected text")
+    return str(value).strip() or None
+
+
+def _required(cells: _Cells, column: str) -> str:
+    text = _text(cells, column)
+    if text is None:
+        raise _RowError(column, "", "required, but missing or empty")
+    return text
+
+
+def _flag(cells: _Cells, column: str, default: bool) -> bool:
+    value = cells.get(column)
+    if value is None or value == "":
+        return default
+    if isinstance(value, bool):
+        return value
+    lowered = str(value).strip().lower()
+    if lowered in _TRUE:
+        return True
+    if lowered in _FALSE:
+        return False
+    raise _RowError(column, str(value), "expected true/false, 1/0 or yes/no")
+
+
+def _custom_fields(cells: _Cells, reserved: frozenset[str]) -> dict[str, str]:
+    fields: dict[str, str] = {}
+    nested = cells.get("custom_fields")
+    if nested is not None:
+        if not isinstance(nested, dict):
+            raise _RowError("custom_fields", json.dumps(nested), "expected an object")
+        for key in nested:
+            try:
+                text = _text(nested, key)
+            except _RowError as exc:
+                raise _RowError(f"custom_fields.{key}", exc.value, exc.reason) from None
+            if text is not None:
+                fields[key] = text
+    for key in cells:
+        if key in reserved or key == "custom_fields":
+            continue
+        text = _text(cells, key)
+        if text is not None:
+            fields[key] = text
+    return fields
+
+
+_ITEM_RESERVED = frozenset({"code", "name", "universal_code", "include_in_dhis2_push"})
+_PARTY_RESERVED = frozenset({"code", "name"})
+
+
+def _make_item(cells: _Cells) -> Item:
+    return Item(
+        code=_required(cells, "code"),
+        name=_required(cells, "name"),
+        universal_code=_text(cells, "universal_code"),
+        custom_fields=_custom_fields(cells, _ITEM_RESERVED),
+        include_in_dhis2_push=_flag(cells, "include_in_dhis2_push", True),
+    )
+
+
+def _make_store(cells: _Cells) -> Store:
+    return Store(
+        code=_required(cells, "code"),
+        name=_required(cells, "name"),
+        custom_fields=_custom_fields(cells, _PARTY_RESERVED),
+    )
+
+
+def _make_customer(cells: _Cells) -> Customer:
+    return Customer(
+        code=_required(cells, "code"),
+        name=_required(cells, "name"),
+        custom_fields=_custom_fields(cells, _PARTY_RESERVED),
+    )
+
+
+# -- the shared metadata cache ------------------------------------------------------------------
+
+
+class _Identified(Protocol):
+    @property
+    def uid(self) -> str: ...
+
+    @property
+    def code(self) -> str | None: ...
+
+
+_T = TypeVar("_T", bound=_Identified)
+_Property = Literal["id", "code"]
+
+
+class _MetadataCache(Generic[_T]):
+    """Batched, URL-length-packed, TTL-cached look-ups of one metadata collection by id or code.
+
+    One request per chunk: ``filter=<property>:in:[k1,k2,...]`` with as many keys as fit under
+    ``max_url_length`` once encoded exactly as the session sends them (``[``, ``]``, ``:`` and
+    ``,`` are percent-encoded, so each costs three bytes). Keys are packed first-fit-decreasing,
+    which needs the fewest requests whenever key lengths are similar. ``paging=false`` is safe
+    here because a chunk's answer is bounded by its key count; should a server page anyway, the
+    remaining pages are fetched.
+
+    Every answer is cached under both its UID and its code, and a key the server does not know is
+    cached as missing, so asking again within ``ttl_s`` sends nothing.
+    """
+
+    def __init__(
+        self,
+        session: Dhis2Session,
+        *,
+        collection: str,
+        fields: str,
+        parse: Callable[[JsonObject], _T],
+        ttl_s: float,
+        clock: Callable[[], float],
+        max_url_length: int = MAX_URL_LENGTH,
+    ) -> None:
+        self.session = session
+        self.collection = collection
+        self.fields = fields
+        self.ttl_s = ttl_s
+        self.max_url_length = max_url_length
+        self._parse = parse
+        self._clock = clock
+        self._entries: dict[tuple[_Property, str], tuple[_T | None, float]] = {}
+        self._lock = threading.Lock()
+
+    def clear(self) -> None:
+        """Forget everything; the next look-up asks the server again."""
+        with self._lock:
+            self._entries.clear()
+
+    def lookup(self, prop: _Property, keys: Iterable[str]) -> dict[str, _T]:
+        """Records for those ``keys`` the server knows, keyed by the key asked for."""
+        wanted = dict.fromkeys(k for k in keys if k)
+        with self._lock:
+            now = self._clock()
+            found: dict[str, _T] = {}
+            missing: list[str] = []
+            for key in wanted:
+                entry = self._entries.get((prop, key))
+                if entry is not None and now - entry[1] < self.ttl_s:
+                    if entry[0] is not None:
+                        found[key] = entry[0]
+                else:
+                    missing.append(key)
+            if missing:
+                stamp = self._clock()
+                answered: dict[str, _T] = {}
+                for record in self._fetch(prop, missing):
+                    self._entries[("id", record.uid)] = (record, stamp)
+                    if record.code:
+                        self._entries[("code", record.code)] = (record, stamp)
+                    answered_as = record.uid if prop == "id" else record.code
+                    if answered_as:
+                        answered[answered_as] = record
+                for key in missing:
+                    hit = answered.get(key)
+                    if hit is None:
+                        self._entries[(prop, key)] = (None, stamp)  # remember the miss too
+                    else:
+                        found[key] = hit
+            return found
+
+    # -- packing ---------------------------------------------------------------------------
+
+    def _params(self, filter_value: str) -> dict[str, str]:
+        return {"filter": filter_value, "fields": self.fields, "paging": "false"}
+
+    def _url_length(self, filter_value: str) -> int:
+        """The length of the URL the session sends, as requests encodes it (``urlencode``)."""
+        query = urlencode(list(self._params(filter_value).items()))
+        return len(f"{self.session.url}/api/{self.collection}?{query}")
+
+    def chunks(self, prop: _Property, keys: Sequence[str]) -> list[list[str]]:
+        """Pack ``keys`` into as few ``in`` filters as fit under the URL limit."""
+        fixed = self._url_length(f"{prop}:in:[]")
+        comma = len(quote_plus(","))
+        capacity = self.max_url_length - fixed + comma
+        sized = sorted(((len(quote_plus(k)) + comma, k) for k in keys), key=lambda s: -s[0])
+        bins: list[list[str]] = []
+        room: list[int] = []
+        for size, key in sized:
+            for i, free in enumerate(room):
+                if size <= free:
+                    bins[i].append(key)
+                    room[i] -= size
+                    break
+            else:
+                if size > capacity:
+                    log.warning(
+                        "%s %s %.40r alone exceeds the %d-byte URL limit; sending it anyway",
+                        self.collection,
+                        prop,
+                        key,
+                        self.max_url_length,
+                    )
+                bins.append([key])
+                room.append(capacity - size)
+        return bins
+
+    def minimum_requests(self, prop: _Property, keys: Sequence[str]) -> int:
+        """A lower bound on the requests any packing needs (total key bytes / capacity)."""
+        comma = len(quote_plus(","))
+        capacity = self.max_url_length - self._url_length(f"{prop}:in:[]") + comma
+        total = sum(len(quote_plus(k)) + comma for k in keys if "," not in k)
+        single = sum(1 for k in keys if "," in k)
+        return math.ceil(total / capacity) + single if capacity > 0 else len(keys)
+
+    # -- fetching --------------------------------------------------------------------------
+
+    def _fetch(self, prop: _Property, keys: Sequence[str]) -> list[_T]:
+        # DHIS2 splits an ``in`` list on commas and has no escape, so such keys go alone.
+        listable = [k for k in keys if "," not in k]
+        filters = [f"{prop}:in:[{','.join(chunk)}]" for chunk in self.chunks(prop, listable)]
+        filters += [f"{prop}:eq:{k}" for k in keys if "," in k]
+        log.debug(
+            "looking up %d %s by %s in %d requests", len(keys), self.collection, prop, len(filters)
+        )
+        records: list[_T] = []
+        for filter_value in filters:
+            records.extend(self._fetch_one(filter_value))
+        return records
+
+    def _fetch_one(self, filter_value: str) -> Iterator[_T]:
+        params: dict[str, str | int] = dict(self._params(filter_value))
+        page = 1
+        while True:
+            body = self.session.get_json(self.collection, params)
+            path = f"/api/{self.collection}"
+            if not isinstance(body, dict) or not isinstance(body.get(self.collection), list):
+                raise ResponseFormatError(
+                    f"expected an object with a list {self.collection!r}", method="GET", path=path
+                )
+            rows = body[self.collection]
+            assert isinstance(rows, list)
+            for row in rows:
+                if not isinstance(row, dict):
+                    raise ResponseFormatError(
+                        f"{self.collection} entry is not an object", method="GET", path=path
+                    )
+                yield self._parse(row)
+            pager = body.get("pager")
+            page_count = pager.get("pageCount") if isinstance(pager, dict) else None
+            if not rows or not isinstance(page_count, int) or page >= page_count:
+                return
+            log.warning("%s ignored paging=false; reading page %d", path, page + 1)
+            page += 1
+            params = {**params, "page": page}
+
+
+def _str_field(row: JsonObject, key: str, collection: str, *, required: bool) -> str | None:
+    value = row.get(key)
+    if isinstance(value, str) and value:
+        return value
+    if value is None and not required:
+        return None
+    raise ResponseFormatError(
+        f"{collection} entry has no text {key!r}", method="GET", path=f"/api/{collection}"
+    )
+
+
+def _parse_data_element(row: JsonObject) -> DataElementInfo:
+    uid = _str_field(row, "id", "dataElements", required=True)
+    assert uid is not None
+    zero = row.get("zeroIsSignificant")
+    return DataElementInfo(
+        uid=uid,
+        code=_str_field(row, "code", "dataElements", required=False),
+        name=str(row.get("name") or ""),
+        value_type=str(row.get("valueType") or ""),
+        zero_is_significant=zero is True,
+    )
+
+
+def _parse_org_unit(row: JsonObject) -> OrgUnitInfo:
+    uid = _str_field(row, "id", "organisationUnits", required=True)
+    assert uid is not None
+    level = row.get("level")
+    return OrgUnitInfo(
+        uid=uid,
+        code=_str_field(row, "code", "organisationUnits", required=False),
+        name=str(row.get("name") or ""),
+        path=str(row.get("path") or ""),
+        level=level if isinstance(level, int) and not isinstance(level, bool) else None,
+    )
+
+
+_DATA_ELEMENT_FIELDS = "id,code,name,valueType,zeroIsSignificant"
+_ORG_UNIT_FIELDS = "id,code,name,path,level"
+
+
+def _check_scheme(id_scheme: str) -> None:
+    if id_scheme not in _ID_SCHEMES:
+        raise ConfigError(
+            [ConfigProblem("id_scheme", id_scheme, f"expected one of {', '.join(_ID_SCHEMES)}")]
+        )
+
+
+def _blank_to_none(value: str | None) -> str | None:
+    if value is None:
+        return None
+    value = value.strip()
+    return value or None
+
+
+# -- items ----------------------------------------------------------------------------------------
+
+
+class ItemResolver:
+    """Finds the DHIS2 data element of an item, and the item of a data element.
+
+    Args:
+        items: every mSupply item that may appear in DHIS2 data.
+        item_field: where each item keeps its reference (see :data:`ITEM_FIELDS`); user fields
+            are read from ``custom_fields``.
+        id_scheme: whether those references are data element codes or UIDs.
+        session: needed only to translate between codes and UIDs.
+        ttl_s: how long a look-up answer is trusted.
+        clock: monotonic seconds, injectable for tests.
+
+    Raises:
+        ConfigError: ``item_field`` or ``id_scheme`` is unknown, or two items share a reference
+            (each such pair is named).
+    """
+
+    def __init__(
+        self,
+        items: Iterable[Item],
+        *,
+        item_field: ItemField = "universal_code",
+        id_scheme: IdScheme = "CODE",
+        session: Dhis2Session | None = None,
+        ttl_s: float = 3600.0,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
+        if item_field not in ITEM_FIELDS:
+            raise ConfigError(
+                [
+                    ConfigProblem(
+                        "item_field", item_field, f"expected one of {', '.join(ITEM_FIELDS)}"
+                    )
+                ]
+            )
+        _check_scheme(id_scheme)
+        self.items: tuple[Item, ...] = tuple(items)
+        self.item_field: ItemField = item_field
+        self.id_scheme: IdScheme = id_scheme
+        self.session = session
+        self._by_ref: dict[str, Item] = {}
+        problems: list[ConfigProblem] = []
+        for item in self.items:
+            ref = self.dhis2_ref(item)
+            if ref is None:
+                continue
+            other = self._by_ref.get(ref)
+            if other is not None:
+                problems.append(
+                    ConfigProblem(
+                        item_field,
+                        ref,
+                        f"items {other.code!r} and {item.code!r} share this reference",
+                    )
+                )
+                continue
+            self._by_ref[ref] = item
+        if problems:
+            raise ConfigError(problems)
+        self._cache: _MetadataCache[DataElementInfo] | None = None
+        if session is not None:
+            self._cache = _MetadataCache(
+                session,
+                collection="dataElements",
+                fields=_DATA_ELEMENT_FIELDS,
+                parse=_parse_data_element,
+                ttl_s=ttl_s,
+                clock=clock,
+            )
+
+    def __repr__(self) -> str:
+        return (
+            f"ItemResolver({len(self.items)} items, item_field={self.item_field!r}, "
+            f"id_scheme={self.id_scheme!r})"
+        )
+
+    def dhis2_ref(self, item: Item) -> str | None:
+        """The item's data element reference (code or UID per ``id_scheme``), None when empty."""
+        if self.item_field == "universal_code":
+            return _blank_to_none(item.universal_code)
+        return _blank_to_none(item.custom_fields.get(self.item_field))
+
+    def item_for(self, ref: str) -> Item | None:
+        """The item whose reference is ``ref`` (in the configured scheme), or None."""
+        return self._by_ref.get(ref.strip())
+
+    def push_items(self) -> tuple[Item, ...]:
+        """Items marked ``include_in_dhis2_push``, in their given order."""
+        return tuple(item for item in self.items if item.include_in_dhis2_push)
+
+    def describe_lookup(self, ref: str) -> str:
+        """Why ``ref`` matched nothing, worded for a ``RecordProblem``."""
+        if self.item_field == "universal_code":
+            return f"no item has universal code {ref}"
+        return f"no item has {self.item_field} = {ref}"
+
+    # -- translation ---------------------------------------------------------------------------
+
+    def resolve_uids(self, codes: Iterable[str]) -> dict[str, DataElementInfo]:
+        """Data elements by code, for the codes the server knows (batched and cached).
+
+        Raises:
+            ConfigError: no session was given.
+            Dhis2Error: the look-up failed (see :meth:`Dhis2Session.request`).
+        """
+        return self._require_cache().lookup("code", codes)
+
+    def resolve_codes(self, uids: Iterable[str]) -> dict[str, DataElementInfo]:
+        """Data elements by UID, for the UIDs the server knows (batched and cached).
+
+        Raises:
+            ConfigError: no session was given.
+            Dhis2Error: the look-up failed.
+        """
+        return self._require_cache().lookup("id", uids)
+
+    def uid_for(self, code: str) -> str | None:
+        """The UID of the data element with this code, or None when the server has none."""
+        info = self.resolve_uids((code,)).get(code)
+        return info.uid if info else None
+
+    def code_for(self, uid: str) -> str | None:
+        """The code of the data element with this UID, or None (unknown, or it has no code)."""
+        info = self.resolve_codes((uid,)).get(uid)
+        return info.code if info else None
+
+    def item_for_data_element(self, data_element_ref: str, scheme_of_ref: IdScheme) -> Item | None:
+        """The item of a data element id as an event carried it, in either scheme.
+
+        Readers ask for the configured ``dataElementIdScheme``, but servers may ignore it
+        (tracker endpoints before 2.41 often do), so a ref in the other scheme is translated
+        through the cache. Call :meth:`resolve_codes` or :meth:`resolve_uids` with a page's
+        refs first to translate the whole page in one request.
+
+        Raises:
+            ConfigError: translation is needed but no session was given.
+            Dhis2Error: the look-up failed.
+        """
+        _check_scheme(scheme_of_ref)
+        ref = data_element_ref.strip()
+        if scheme_of_ref == self.id_scheme:
+            return self.item_for(ref)
+        translated = self.code_for(ref) if scheme_of_ref == "UID" else self.uid_for(ref)
+        return self.item_for(translated) if translated else None
+
+    def refresh(self) -> None:
+        """Forget cached look-ups, so metadata changed on the server is seen."""
+        if self._cache is not None:
+            self._cache.clear()
+
+    def _require_cache(self) -> _MetadataCache[DataElementInfo]:
+        if self._cache is None:
+            raise ConfigError(
+                "translating data element codes and UIDs needs a session: "
+                "pass session= to ItemResolver"
+            )
+        return self._cache
+
+
+_P = TypeVar("_P", Store, Customer)
+
+
+# -- org units ------------------------------------------------------------------------------------
+
+
+class OrgUnitResolver:
+    """Finds the org unit of a store or customer, and the store or customer of an org unit.
+
+    Args:
+        stores: mSupply stores; each keeps its org unit in the custom field ``store_field``.
+        customers: mSupply customers; each keeps its org unit in the custom field
+            ``name_field`` (None: customers are not mapped).
+        store_field: the store custom field holding the org unit ("Store field reference").
+        name_field: the customer field holding the org unit ("Name field reference").
+        id_scheme: whether those references are org unit UIDs or codes.
+        session: needed only to translate between codes and UIDs.
+        ttl_s: how long a look-up answer is trusted.
+        clock: monotonic seconds, injectable for tests.
+
+    Raises:
+        ConfigError: ``id_scheme`` is unknown, or two stores (or two customers) share an org
+            unit (each such pair is named).
+    """
+
+    def __init__(
+        self,
+        stores: Iterable[Store] = (),
+        customers: Iterable[Customer] = (),
+        *,
+        store_field: str = "Dhis2Code",
+        name_field: str | None = None,
+        id_scheme: IdScheme = "UID",
+        session: Dhis2Session | None = None,
+        ttl_s: float = 3600.0,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
+        _check_scheme(id_scheme)
+        self.stores: tuple[Store, ...] = tuple(stores)
+        self.customers: tuple[Customer, ...] = tuple(customers)
+        self.store_field = store_field
+        self.name_field = name_field
+        self.id_scheme: IdScheme = id_scheme
+        self.session = session
+        problems: list[ConfigProblem] = []
+        self._stores = _index(self.stores, self.org_unit_for, "stores", store_field, problems)
+        self._customers = _index(
+            self.customers, self.org_unit_for, "customers", name_field or "", problems
+        )
+        if problems:
+            raise ConfigError(problems)
+        self._cache: _MetadataCache[OrgUnitInfo] | None = None
+        if session is not None:
+            self._cache = _MetadataCache(
+                session,
+                collection="organisationUnits",
+                fields=_ORG_UNIT_FIELDS,
+                parse=_parse_org_unit,
+                ttl_s=ttl_s,
+                clock=clock,
+            )
+
+    def __repr__(self) -> str:
+        return (
+            f"OrgUnitResolver({len(self.stores)} stores, {len(self.customers)} customers, "
+            f"id_scheme={self.id_scheme!r})"
+        )
+
+    def org_unit_for(self, store_or_customer: Store | Customer) -> str | None:
+        """The org unit reference of a store or customer; None when its field is empty."""
+        if isinstance(store_or_customer, Store):
+            return _blank_to_none(store_or_customer.custom_fields.get(self.store_field))
+        if self.name_field is None:
+            return None
+        return _blank_to_none(store_or_customer.custom_fields.get(self.name_field))
+
+    def skipped_stores(self) -> tuple[Store, ...]:
+        """Stores whose org unit field is empty: nothing is sent to or read for them."""
+        return tuple(s for s in self.stores if self.org_unit_for(s) is None)
+
+    def store_for(self, org_unit: str) -> Store | None:
+        """The store mapped to ``org_unit``, given as a UID or a code.
+
+        Raises:
+            Dhis2Error: a translation look-up failed.
+        """
+        return self._match(self._stores, org_unit)
+
+    def customer_for(self, org_unit: str) -> Customer | None:
+        """The customer mapped to ``org_unit``, given as a UID or a code.
+
+        Raises:
+            Dhis2Error: a translation look-up failed.
+        """
+        return self._match(self._customers, org_unit)
+
+    def describe_lookup(self, org_unit: str) -> str:
+        """Why ``org_unit`` matched nothing, worded for a ``RecordProblem``."""
+        text = f"no store has {self.store_field} = {org_unit}"
+        if self.name_field is None:
+            return text + " (customers are not mapped: no name field is configured)"
+        return text + f" and no customer has {self.name_field} = {org_unit}"
+
+    # -- translation ---------------------------------------------------------------------------
+
+    def resolve_uids(self, codes: Iterable[str]) -> dict[str, OrgUnitInfo]:
+        """Org units by code, for the codes the server knows (batched and cached).
+
+        Raises:
+            ConfigError: no session was given.
+            Dhis2Error: the look-up failed.
+        """
+        return self._require_cache().lookup("code", codes)
+
+    def resolve_codes(self, uids: Iterable[str]) -> dict[str, OrgUnitInfo]:
+        """Org units by UID, for the UIDs the server knows (batched and cached).
+
+        Raises:
+            ConfigError: no session was given.
+            Dhis2Error: the look-up failed.
+        """
+        return self._require_cache().lookup("id", uids)
+
+    def refresh(self) -> None:
+        """Forget cached look-ups, so metadata changed on the server is seen."""
+        if self._cache is not None:
+            self._cache.clear()
+
+    def _match(self, index: Mapping[str, _P], org_unit: str) -> _P | None:
+        ref = org_unit.strip()
+        direct = index.get(ref)
+        if direct is not None or not index or self._cache is None:
+            return direct
+        # Not a configured reference: it may be the same org unit in the other scheme (events
+        # always carry org unit UIDs unless orgUnitIdScheme was honoured).
+        if self.id_scheme == "CODE":
+            info = self._cache.lookup("id", (ref,)).get(ref)
+            translated = info.code if info else None
+        else:
+            info = self._cache.lookup("code", (ref,)).get(ref)
+            translated = info.uid if info else None
+        return index.get(translated) if translated else None
+
+    def _require_cache(self) -> _MetadataCache[OrgUnitInfo]:
+        if self._cache is None:
+            raise ConfigError(
+                "translating org unit codes and UIDs needs a session: "
+                "pass session= to OrgUnitResolver"
+            )
+        return self._cache
+
+
+def _index(
+    parties: Sequence[_P],
+    ref_of: Callable[[Store | Customer], str | None],
+    kind: str,
+    field: str,
+    problems: list[ConfigProblem],
+) -> dict[str, _P]:
+    index: dict[str, _P] = {}
+    for party in parties:
+        ref = ref_of(party)
+        if ref is None:
+            continue
+        other = index.get(ref)
+        if other is not None:
+            problems.append(
+                ConfigProblem(
+                    field, ref, f"{kind} {other.code!r} and {party.code!r} share this org unit"
+                )
+            )
+            continue
+        index[ref] = party
+    return index

@@ -19,7 +19,6 @@ It never raises on a bad field: the field becomes None and the event carries a
 from __future__ import annotations
 
 from datetime import datetime, tzinfo
-from functools import lru_cache
 
 import cattrs
 from dateutil import parser as date_parser
@@ -68,25 +67,52 @@ def _user(raw: JsonObject, key: str) -> str | None:
     return value if isinstance(value, str) else None
 
 
+class _Timestamps:
+    """Parses timestamps, remembering recent ones.
+
+    The values of an event are usually saved together, so their ``createdAt``/``updatedAt``
+    repeat within an event and across a page; a dictionary hit costs a twentieth of a parse.
+    """
+
+    __slots__ = ("cache", "time_zone")
+
+    _LIMIT = 4096
+
+    def __init__(self, time_zone: tzinfo | None) -> None:
+        self.time_zone = time_zone
+        self.cache: dict[str, datetime] = {}
+
+    def parse(self, text: str) -> datetime:
+        value = self.cache.get(text)
+        if value is None:
+            value = parse_timestamp(text, self.time_zone)
+            if len(self.cache) >= self._LIMIT:
+                self.cache.clear()
+            self.cache[text] = value
+        return value
+
+
 class _EventReader:
     """Structures one event; collects the problems of its fields."""
 
-    __slots__ = ("problems", "raw", "time_zone")
+    __slots__ = ("problems", "raw", "timestamps")
 
-    def __init__(self, raw: JsonObject, time_zone: tzinfo | None) -> None:
+    def __init__(self, raw: JsonObject, timestamps: _Timestamps) -> None:
         self.raw = raw
-        self.time_zone = time_zone
+        self.timestamps = timestamps
         self.problems: list[RecordProblem] = []
 
-    def when(self, source: JsonObject, *keys: str) -> datetime | None:
-        text = _text(source, *keys)
+    def when(self, source: JsonObject, key: str, legacy_key: str) -> datetime | None:
+        text = source.get(key)
         if text is None:
-            return None
+            text = source.get(legacy_key)
+            if text is None:
+                return None
         try:
-            return parse_timestamp(text, self.time_zone)
-        except (ValueError, OverflowError):
+            return self.timestamps.parse(text)  # type: ignore[arg-type]  # checked below
+        except (ValueError, OverflowError, TypeError):
             self.problems.append(
-                RecordProblem("malformed", f"{keys[0]} is not a timestamp: {text!r}", text)
+                RecordProblem("malformed", f"{key} is not a timestamp: {text!r}", str(text))
             )
             return None
 
@@ -95,28 +121,32 @@ class _EventReader:
         if not isinstance(raw_values, list):
             return ()
         values = []
+        when = self.when
         for item in raw_values:
-            if not isinstance(item, dict) or not isinstance(item.get("dataElement"), str):
+            data_element = item.get("dataElement") if isinstance(item, dict) else None
+            if not isinstance(data_element, str):
                 self.problems.append(
                     RecordProblem("malformed", f"a data value has no data element: {item!r}")
                 )
                 continue
+            assert isinstance(item, dict)  # narrowed by the data element check
             value = item.get("value")
+            stored_by = item.get("storedBy")
             values.append(
                 DataValue(
-                    data_element=item["dataElement"],  # type: ignore[arg-type]  # checked above
-                    value=None if value is None else str(value),
-                    provided_elsewhere=item.get("providedElsewhere") is True,
-                    stored_by=_text(item, "storedBy"),
-                    created_at=self.when(item, "createdAt", "created"),
-                    updated_at=self.when(item, "updatedAt", "lastUpdated"),
+                    data_element,
+                    value if isinstance(value, str) or value is None else str(value),
+                    item.get("providedElsewhere") is True,
+                    stored_by if isinstance(stored_by, str) else None,
+                    when(item, "createdAt", "created"),
+                    when(item, "updatedAt", "lastUpdated"),
                 )
             )
         return tuple(values)
 
     def notes(self) -> tuple[Note, ...]:
         raw_notes = self.raw.get("notes")
-        if not isinstance(raw_notes, list):
+        if not isinstance(raw_notes, list) or not raw_notes:
             return ()
         return tuple(
             Note(
@@ -133,17 +163,18 @@ class _EventReader:
         uid = _text(raw, "event")
         if not uid:
             self.problems.append(RecordProblem("malformed", "the event has no UID"))
+        when = self.when
         return Event(
             uid=uid or "",
             program=_text(raw, "program"),
             program_stage=_text(raw, "programStage"),
             org_unit=_text(raw, "orgUnit"),
             status=_text(raw, "status"),
-            occurred_at=self.when(raw, "occurredAt", "eventDate"),
-            scheduled_at=self.when(raw, "scheduledAt", "dueDate"),
-            created_at=self.when(raw, "createdAt", "created"),
-            updated_at=self.when(raw, "updatedAt", "lastUpdated"),
-            completed_at=self.when(raw, "completedAt", "completedDate"),
+            occurred_at=when(raw, "occurredAt", "eventDate"),
+            scheduled_at=when(raw, "scheduledAt", "dueDate"),
+            created_at=when(raw, "createdAt", "created"),
+            updated_at=when(raw, "updatedAt", "lastUpdated"),
+            completed_at=when(raw, "completedAt", "completedDate"),
             completed_by=_user(raw, "completedBy"),
             stored_by=_user(raw, "storedBy"),
             attribute_option_combo=_text(raw, "attributeOptionCombo"),
@@ -158,19 +189,27 @@ class _EventReader:
 
 def structure_event(raw: JsonValue, time_zone: tzinfo | None = None) -> Event:
     """Turn one event of any DHIS2 version into an :class:`Event`; never raises."""
+    return _structure(raw, _Timestamps(time_zone))
+
+
+def _structure(raw: JsonValue, timestamps: _Timestamps) -> Event:
     if not isinstance(raw, dict):
         problem = RecordProblem("malformed", f"expected an event object, got {type(raw).__name__}")
         return Event(uid="", problems=(problem,))
-    return _EventReader(raw, time_zone).event()
+    return _EventReader(raw, timestamps).event()
 
 
-@lru_cache(maxsize=16)
 def event_converter(time_zone: tzinfo | None = None) -> cattrs.Converter:
-    """The library's cattrs converter for a server time zone (built once, never mutated)."""
+    """A cattrs converter for one read from a server in ``time_zone``.
+
+    Cheap to build (the event hook is hand-written); each read builds its own, so the
+    timestamp memory it carries never outlives the read.
+    """
     converter = cattrs.Converter()
+    timestamps = _Timestamps(time_zone)
 
     def hook(raw: JsonValue, _: type[Event]) -> Event:
-        return structure_event(raw, time_zone)
+        return _structure(raw, timestamps)
 
     converter.register_structure_hook(Event, hook)
     return converter

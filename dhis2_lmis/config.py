@@ -181,6 +181,14 @@ def _split_emails(value: str | Iterable[str]) -> tuple[str, ...]:
     return tuple(p.strip() for p in parts if p.strip())
 
 
+def _canonical_period_format(value: str) -> str:
+    """Spell a period type name as DHIS2 does (``monthly`` -> ``Monthly``), like ``periods.py``."""
+    for name in PERIOD_TYPE_NAMES:
+        if name.lower() == value.strip().lower():
+            return name
+    return value
+
+
 def parse_interval(text: str) -> timedelta:
     """Parse an interval such as ``"1d"``, ``"12h"``, ``"1h30m"``, ``"90s"`` or ``"3600"``.
 
@@ -275,7 +283,7 @@ class LmisSettings:
 
     error_emails: tuple[str, ...] = attrs.field(default=(), converter=_split_emails)
     data_set: str | None = None
-    period_format: str = "YYYYMM"
+    period_format: str = attrs.field(default="YYYYMM", converter=_canonical_period_format)
     item_field: ItemField = "universal_code"
     data_element_id_scheme: IdScheme = "CODE"
     org_unit_id_scheme: IdScheme = "UID"
@@ -617,8 +625,6 @@ def _check_period_format(value: str) -> list[ConfigProblem]:
             return []
     reason = "must be tokens YYYY, MM, DD (e.g. YYYYMM) or a DHIS2 period type name"
     close = difflib.get_close_matches(value, PERIOD_TYPE_NAMES, n=1)
-    if not close:
-        close = [n for n in PERIOD_TYPE_NAMES if n.lower() == value.lower()]
     if close:
         reason += f"; did you mean {json.dumps(close[0])}?"
     return [_problem("lmis.period_format", value, reason)]
@@ -697,7 +703,7 @@ def _check_sync(s: SyncSettings) -> list[ConfigProblem]:
 
 
 def _check_sections(sections: Mapping[str, object]) -> list[ConfigProblem]:
-    """Check every section present; the cross-section check needs both of its sections."""
+    """Check every section that is present (a section that failed to structure is absent)."""
     problems: list[ConfigProblem] = []
     checks: tuple[tuple[str, type, Callable[..., list[ConfigProblem]]], ...] = (
         ("dhis2", ServerSettings, _check_server),
@@ -712,14 +718,6 @@ def _check_sections(sections: Mapping[str, object]) -> list[ConfigProblem]:
         section = sections.get(name)
         if isinstance(section, cls):
             problems += check(section)
-    lmis, smtp = sections.get("lmis"), sections.get("smtp")
-    if (
-        isinstance(lmis, LmisSettings)
-        and isinstance(smtp, SmtpSettings)
-        and lmis.error_emails
-        and not smtp.host
-    ):
-        problems += _require("smtp.host", False, "required when lmis.error_emails is set")
     return problems
 
 
@@ -840,7 +838,8 @@ def _unknown_key(key: str, known: Iterable[str]) -> ConfigProblem:
     name = key.rsplit(".", 1)[-1]
     close = difflib.get_close_matches(name, list(known), n=1)
     hint = f"; did you mean {json.dumps(close[0])}?" if close else ""
-    return ConfigProblem(key, "", f"unknown key (typo?){hint}")
+    # never show the value: a misspelt "pasword" still holds a password
+    return ConfigProblem(key, _MASK, f"unknown key (typo?){hint}")
 
 
 def _lookup(data: object, path: str) -> object:
@@ -886,15 +885,39 @@ def _flatten(exc: ClassValidationError, section: str, raw: object) -> list[Confi
 
 def _structure_section(
     name: str, raw: object, cls: type[_T]
-) -> tuple[_T | None, list[ConfigProblem]]:
+) -> tuple[_T | None, list[ConfigProblem], set[str]]:
+    """Structure one section; return it, its problems, and the keys those problems concern.
+
+    When some keys are wrong, the section is structured again without them, so the semantic
+    checks still run on the rest and the user sees every problem in one pass.
+    """
     if not isinstance(raw, Mapping):
-        return None, [ConfigProblem(name, _show(name, raw), "must be a table ([section])")]
+        return None, [ConfigProblem(name, _show(name, raw), "must be a table ([section])")], {name}
     try:
-        return _CONVERTER.structure(dict(raw), cls), []
+        return _CONVERTER.structure(dict(raw), cls), [], set()
     except ClassValidationError as exc:
-        return None, _flatten(exc, name, raw)
-    except ConfigError as exc:  # a nested record's own validation (none today)
-        return None, list(exc.problems)
+        problems = _flatten(exc, name, raw)
+    bad_fields = {
+        match.group(1)
+        for p in problems
+        if (match := re.match(rf"^{re.escape(name)}\.([A-Za-z0-9_]+)", p.key))
+    }
+    rest = {key: value for key, value in raw.items() if key not in bad_fields}
+    try:
+        partial = _CONVERTER.structure(rest, cls)
+    except (ClassValidationError, ConfigError):  # pragma: no cover - defensive
+        return None, problems, {name}
+    return partial, problems, {f"{name}.{field}" for field in bad_fields}
+
+
+def _concerns(problem: ConfigProblem, keys: set[str]) -> bool:
+    return any(problem.key == k or problem.key.startswith((f"{k}.", f"{k}[")) for k in keys)
+
+
+def _section_rank(problem: ConfigProblem) -> int:
+    order = list(_SECTIONS)
+    first = re.split(r"[.\[]", problem.key, maxsplit=1)[0]
+    return order.index(first) if first in order else len(order)
 
 
 def _resolve_env_secrets(
@@ -941,19 +964,28 @@ def _load(
         if key not in _SECTIONS:
             problems.append(_unknown_key(str(key), _SECTIONS))
     sections: dict[str, object] = {}
+    bad_keys: set[str] = set()
     for name, cls in _SECTIONS.items():
         if name not in data:
             continue
-        section, found = _structure_section(name, data[name], cls)
+        section, found, bad = _structure_section(name, data[name], cls)
         problems += found
+        bad_keys |= bad
         if section is not None:
             sections[name] = section
-    problems += _resolve_env_secrets(sections, data, environ)
-    defaults = {name: cls() for name, cls in _SECTIONS.items() if name not in data}
-    problems += _check_sections({**defaults, **sections})
+    if "dhis2.auth" in bad_keys:  # which credentials are needed depends on the mode
+        bad_keys |= {f"dhis2.{key}" for key in ("username", "password", "token", "client_secret")}
+    later = _resolve_env_secrets(sections, data, environ)
+    defaults = {name: cls() for name, cls in _SECTIONS.items() if name not in sections}
+    later += _check_sections({**defaults, **sections})
+    # a key already reported as mistyped or unknown is not reported again as missing
+    problems += [p for p in later if not _concerns(p, bad_keys)]
     if problems:
-        raise ConfigError(problems)
+        raise ConfigError(sorted(problems, key=_section_rank))
     config = Dhis2Config(**sections)  # type: ignore[arg-type]  # sections typed by _SECTIONS
+    if config.lmis.error_emails and not config.smtp.host:
+        # a warning, not a problem: the issue's example file sets error_emails without [smtp]
+        log.warning("lmis.error_emails is set but smtp.host is not: error e-mails cannot be sent")
     log.debug("configuration loaded (enabled=%s, url=%s)", config.enabled, config.dhis2.url)
     return config
 

@@ -18,6 +18,7 @@ It never raises on a bad field: the field becomes None and the event carries a
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from datetime import datetime, tzinfo
 
 import cattrs
@@ -26,7 +27,13 @@ from dateutil import parser as date_parser
 from dhis2_lmis._json import JsonObject, JsonValue
 from dhis2_lmis.models import DataValue, Event, Note, RecordProblem
 
-__all__ = ["event_converter", "format_timestamp", "parse_timestamp", "structure_event"]
+__all__ = [
+    "event_converter",
+    "format_timestamp",
+    "parse_timestamp",
+    "structure_event",
+    "tracked_entity_attributes",
+]
 
 
 def parse_timestamp(text: str, time_zone: tzinfo | None = None) -> datetime:
@@ -213,3 +220,33 @@ def event_converter(time_zone: tzinfo | None = None) -> cattrs.Converter:
 
     converter.register_structure_hook(Event, hook)
     return converter
+
+
+def tracked_entity_attributes(body: JsonValue) -> Iterator[tuple[str, dict[str, str]]]:
+    """``(tracked entity UID, {attribute: value})`` from a tracked-entities page of any version.
+
+    2.36-2.40 list them under ``instances``, 2.41+ under ``trackedEntities``, the legacy API
+    under ``trackedEntityInstances`` (with ``trackedEntityInstance`` as the UID key).
+    """
+    if not isinstance(body, dict):
+        return
+    for key in ("trackedEntities", "instances", "trackedEntityInstances"):
+        entities = body.get(key)
+        if isinstance(entities, list):
+            break
+    else:
+        return
+    for entity in entities:
+        if not isinstance(entity, dict):
+            continue
+        uid = _text(entity, "trackedEntity", "trackedEntityInstance")
+        if not uid:
+            continue
+        values: dict[str, str] = {}
+        attributes = entity.get("attributes")
+        for attribute in attributes if isinstance(attributes, list) else ():
+            if isinstance(attribute, dict):
+                name, value = _text(attribute, "attribute"), _text(attribute, "value")
+                if name and value is not None:
+                    values[name] = value
+        yield uid, values

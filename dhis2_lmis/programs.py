@@ -1,0 +1,440 @@
+"""Order, Receipt and STR fetchers: program events -> LMIS records.
+
+Each fetcher reads events lazily through :func:`~dhis2_lmis.events.iter_events` and maps one
+event at a time, so nothing loads a whole program into memory. A record that cannot be mapped
+completely is still yielded, with its ``problems`` filled (an unknown item, an org unit that
+matches no store, a quantity that is not a number): one bad record never sinks the batch, and a
+requisition line is never silently dropped.
+"""
+
+from __future__ import annotations
+
+import itertools
+import logging
+from collections.abc import Iterable, Iterator, Mapping
+from datetime import datetime
+from decimal import Decimal, InvalidOperation
+from typing import Literal, Protocol
+
+import attrs
+
+from dhis2_lmis.convert import tracked_entity_attributes
+from dhis2_lmis.errors import ConfigError
+from dhis2_lmis.events import EventQuery, IdScheme, iter_events
+from dhis2_lmis.models import (
+    ConsignmentReceipt,
+    Event,
+    RecordProblem,
+    Requisition,
+    RequisitionLine,
+    StockLevel,
+    StockTransaction,
+)
+from dhis2_lmis.references import Customer, Item, Store
+from dhis2_lmis.session import Dhis2Session, ParamValue
+from dhis2_lmis.versions import events_dialect
+
+__all__ = [
+    "ItemLookup",
+    "OrgUnitLookup",
+    "ProgramReader",
+    "parse_quantity",
+]
+
+log = logging.getLogger(__name__)
+
+ProgramKey = Literal["order", "receipt", "str"]
+# Tracked entities per look-up request: keeps the URL far below proxy limits.
+_TE_BATCH = 100
+
+
+class ItemLookup(Protocol):
+    """What the fetchers need of an :class:`~dhis2_lmis.references.ItemResolver`."""
+
+    def item_for_data_element(self, data_element_ref: str, scheme_of_ref: IdScheme) -> Item | None:
+        """The item a data element (in either id scheme) stands for."""
+
+    def item_for(self, ref: str) -> Item | None:
+        """The item whose configured reference is ``ref``."""
+
+    def describe_lookup(self, ref: str) -> str:
+        """A sentence saying where ``ref`` was looked for."""
+
+
+class OrgUnitLookup(Protocol):
+    """What the fetchers need of an :class:`~dhis2_lmis.references.OrgUnitResolver`."""
+
+    def store_for(self, org_unit: str) -> Store | None:
+        """The supplying store mapped to ``org_unit``."""
+
+    def customer_for(self, org_unit: str) -> Customer | None:
+        """The customer (requesting facility) mapped to ``org_unit``."""
+
+    def describe_lookup(self, org_unit: str) -> str:
+        """A sentence saying where ``org_unit`` was looked for."""
+
+
+def parse_quantity(raw: str | None, *, where: str) -> tuple[Decimal | None, RecordProblem | None]:
+    """Read a quantity DHIS2 sent as text: a number, never negative.
+
+    Returns the quantity (None when unreadable) and the problem, if any.
+    """
+    if raw is None or not raw.strip():
+        return None, RecordProblem("missing_value", f"{where} has no value")
+    try:
+        quantity = Decimal(raw.strip())
+    except InvalidOperation:
+        return None, RecordProblem("non_numeric", f"{where} is not a number: {raw!r}", raw)
+    if not quantity.is_finite():
+        return None, RecordProblem("non_numeric", f"{where} is not a finite number: {raw!r}", raw)
+    if quantity < 0:
+        return quantity, RecordProblem("negative", f"{where} is negative: {raw}", raw)
+    return quantity, None
+
+
+def _is_number(raw: str | None) -> bool:
+    if raw is None:
+        return False
+    try:
+        return Decimal(raw.strip()).is_finite()
+    except InvalidOperation:
+        return False
+
+
+@attrs.define
+class ProgramReader:
+    """Reads the three LMIS programs of one configuration.
+
+    Args:
+        session: the connection.
+        programs: program UIDs keyed ``order``, ``receipt``, ``str``.
+        items: resolves data elements to items (None: lines keep ``item = None``).
+        org_units: resolves org units to stores and customers.
+        data_element_id_scheme: the scheme item references use (CODE or UID).
+        order_item_data_element / order_quantity_data_element: the one-event-per-line layout.
+        consignment_data_element: the Receipt program's consignment number data element.
+        stock_on_hand / received_quantity: STR data elements (None when inactive).
+        item_code_attribute: the STR tracked entity attribute holding the item code.
+        page_size: events per request.
+        legacy: read the legacy ``/api/events``.
+    """
+
+    session: Dhis2Session
+    programs: Mapping[str, str | None]
+    items: ItemLookup | None = None
+    org_units: OrgUnitLookup | None = None
+    data_element_id_scheme: IdScheme = "UID"
+    order_item_data_element: str | None = None
+    order_quantity_data_element: str | None = None
+    consignment_data_element: str | None = None
+    stock_on_hand: str | None = None
+    received_quantity: str | None = None
+    item_code_attribute: str | None = None
+    page_size: int = 500
+    legacy: bool = False
+    _item_codes: dict[str, str | None] = attrs.field(factory=dict, init=False, repr=False)
+
+    # -- raw events ------------------------------------------------------------------------------
+
+    def program_uid(self, key: str) -> str:
+        """The configured UID of program ``key``.
+
+        Raises:
+            ConfigError: the program is not configured.
+        """
+        uid = self.programs.get(key)
+        if not uid:
+            raise ConfigError(f"programs.{key} is not set: configure the {key} program UID")
+        return uid
+
+    def pull(
+        self,
+        key: ProgramKey,
+        *,
+        since: datetime | None = None,
+        org_unit: str | None = None,
+        status: str | None = None,
+    ) -> Iterator[Event]:
+        """The manual pull: raw events of one program, updated after ``since``."""
+        query = EventQuery(
+            program=self.program_uid(key),
+            org_unit=org_unit,
+            status=status,
+            updated_after=since,
+            page_size=self.page_size,
+            data_element_id_scheme=self.data_element_id_scheme if key == "order" else "UID",
+        )
+        return iter_events(self.session, query, legacy=self.legacy)
+
+    def source(self) -> str:
+        """Where records come from, e.g. ``DHIS2 2.41.0 /api/tracker/events``."""
+        dialect = events_dialect(self.session.version, legacy=self.legacy)
+        return f"DHIS2 {self.session.version} /api/{dialect.path}"
+
+    # -- orders ----------------------------------------------------------------------------------
+
+    def completed_requisitions(
+        self, *, since: datetime | None = None, org_unit: str | None = None
+    ) -> Iterator[Requisition]:
+        """Completed Order-program events as requisitions (re-completed events come back)."""
+        source = self.source()
+        for event in self.pull("order", since=since, org_unit=org_unit, status="COMPLETED"):
+            yield self.requisition(event, source)
+
+    def requisition(self, event: Event, source: str) -> Requisition:
+        """Map one Order-program event to a requisition."""
+        problems = list(event.problems)
+        store, customer = self._places(event, problems)
+        if self.order_item_data_element and self.order_quantity_data_element:
+            lines, other = self._line_per_event(event, problems)
+        else:
+            lines, other = self._line_per_data_element(event, problems)
+        return Requisition(
+            event=event,
+            program=event.program,
+            org_unit=event.org_unit,
+            store=store,
+            customer=customer,
+            occurred_at=event.occurred_at,
+            completed_at=event.completed_at,
+            updated_at=event.updated_at,
+            lines=tuple(lines),
+            other_values=other,
+            problems=tuple(problems),
+            source=source,
+        )
+
+    def _line_per_data_element(
+        self, event: Event, problems: list[RecordProblem]
+    ) -> tuple[list[RequisitionLine], dict[str, str | None]]:
+        lines: list[RequisitionLine] = []
+        other: dict[str, str | None] = {}
+        for data_value in event.data_values:
+            element, raw = data_value.data_element, data_value.value
+            item = None
+            if self.items is not None:
+                item = self.items.item_for_data_element(element, self.data_element_id_scheme)
+                if item is None:
+                    if not _is_number(raw):
+                        other[element] = raw  # a comment or a date, not an order line
+                        continue
+                    problems.append(
+                        RecordProblem("unknown_item", self.items.describe_lookup(element), element)
+                    )
+            quantity, problem = parse_quantity(raw, where=f"data element {element}")
+            if problem is not None:
+                if item is None and self.items is None and problem.kind == "non_numeric":
+                    other[element] = raw  # without item references only numbers are lines
+                    continue
+                problems.append(problem)
+            lines.append(RequisitionLine(element, item, quantity, raw))
+        return lines, other
+
+    def _line_per_event(
+        self, event: Event, problems: list[RecordProblem]
+    ) -> tuple[list[RequisitionLine], dict[str, str | None]]:
+        item_element = self.order_item_data_element or ""
+        quantity_element = self.order_quantity_data_element or ""
+        ref = event.value(item_element)
+        item = None
+        if ref is None:
+            problems.append(
+                RecordProblem("missing_value", f"item data element {item_element} has no value")
+            )
+        elif self.items is not None:
+            item = self.items.item_for(ref)
+            if item is None:
+                problems.append(RecordProblem("unknown_item", self.items.describe_lookup(ref), ref))
+        raw = event.value(quantity_element)
+        quantity, problem = parse_quantity(raw, where=f"data element {quantity_element}")
+        if problem is not None:
+            problems.append(problem)
+        other = {
+            dv.data_element: dv.value
+            for dv in event.data_values
+            if dv.data_element not in (item_element, quantity_element)
+        }
+        return [RequisitionLine(ref or item_element, item, quantity, raw)], other
+
+    def _places(
+        self, event: Event, problems: list[RecordProblem]
+    ) -> tuple[Store | None, Customer | None]:
+        if self.org_units is None or not event.org_unit:
+            return None, None
+        store = self.org_units.store_for(event.org_unit)
+        customer = self.org_units.customer_for(event.org_unit)
+        if store is None and customer is None:
+            problems.append(
+                RecordProblem(
+                    "unknown_org_unit",
+                    self.org_units.describe_lookup(event.org_unit),
+                    event.org_unit,
+                )
+            )
+        return store, customer
+
+    # -- receipts --------------------------------------------------------------------------------
+
+    def completed_receipts(
+        self, *, since: datetime | None = None, org_unit: str | None = None
+    ) -> Iterator[ConsignmentReceipt]:
+        """Completed Receipt-program events: acknowledged consignments."""
+        source = self.source()
+        for event in self.pull("receipt", since=since, org_unit=org_unit, status="COMPLETED"):
+            yield self.receipt(event, source)
+
+    def receipt(self, event: Event, source: str) -> ConsignmentReceipt:
+        """Map one Receipt-program event to a consignment receipt."""
+        problems = list(event.problems)
+        store, customer = self._places(event, problems)
+        number = None
+        if self.consignment_data_element:
+            number = event.value(self.consignment_data_element)
+            if not number:
+                problems.append(
+                    RecordProblem(
+                        "missing_value",
+                        f"consignment number data element {self.consignment_data_element} "
+                        "has no value",
+                        self.consignment_data_element,
+                    )
+                )
+        return ConsignmentReceipt(
+            event=event,
+            org_unit=event.org_unit,
+            store=store,
+            customer=customer,
+            consignment_number=number,
+            completed_at=event.completed_at,
+            updated_at=event.updated_at,
+            values=event.values(),
+            problems=tuple(problems),
+            source=source,
+        )
+
+    # -- STR (Real-Time Stock) -------------------------------------------------------------------
+
+    def stock_transactions(
+        self, *, since: datetime | None = None, org_unit: str | None = None
+    ) -> Iterator[StockTransaction]:
+        """STR program events with their item codes, looked up in batches per page."""
+        source = self.source()
+        events = self.pull("str", since=since, org_unit=org_unit)
+        while batch := list(itertools.islice(events, self.page_size)):
+            self._load_item_codes(e.tracked_entity for e in batch)
+            for event in batch:
+                yield self.stock_transaction(event, source)
+
+    def stock_transaction(self, event: Event, source: str) -> StockTransaction:
+        """Map one STR event; item codes come from the cache filled per batch."""
+        problems = list(event.problems)
+        item_code = None
+        if self.item_code_attribute:
+            if event.tracked_entity is None:
+                problems.append(
+                    RecordProblem("missing_tracked_entity", "the event has no tracked entity")
+                )
+            else:
+                item_code = self._item_codes.get(event.tracked_entity)
+                if item_code is None:
+                    problems.append(
+                        RecordProblem(
+                            "missing_value",
+                            f"tracked entity {event.tracked_entity} has no item code attribute "
+                            f"{self.item_code_attribute}",
+                            event.tracked_entity,
+                        )
+                    )
+        return StockTransaction(
+            event=event,
+            org_unit=event.org_unit,
+            tracked_entity=event.tracked_entity,
+            enrollment=event.enrollment,
+            item_code=item_code,
+            occurred_at=event.occurred_at,
+            stock_on_hand=self._quantity(event, self.stock_on_hand, problems),
+            received_quantity=self._quantity(event, self.received_quantity, problems),
+            values=event.values(),
+            problems=tuple(problems),
+            source=source,
+        )
+
+    def stock_on_hand_levels(self, *, org_unit: str | None = None) -> Iterator[StockLevel]:
+        """The latest stock on hand per (org unit, item): the "RTS SOH raw data".
+
+        The latest event is the newest by ``occurredAt``, then ``createdAt`` (the order the
+        Android stock app uses), among events that carry a stock-on-hand value.
+        """
+        latest: dict[tuple[str, str], StockTransaction] = {}
+        for transaction in self.stock_transactions(org_unit=org_unit):
+            if transaction.stock_on_hand is None or transaction.event.deleted:
+                continue
+            key = (
+                transaction.org_unit or "",
+                transaction.item_code or transaction.tracked_entity or "",
+            )
+            current = latest.get(key)
+            if current is None or _recency(transaction.event) > _recency(current.event):
+                latest[key] = transaction
+        for (unit, _), transaction in sorted(latest.items()):
+            yield StockLevel(
+                org_unit=unit,
+                item_code=transaction.item_code,
+                stock_on_hand=transaction.stock_on_hand,
+                as_of=transaction.occurred_at,
+                event=transaction.event,
+            )
+
+    def item_code_for(self, tracked_entity: str) -> str | None:
+        """The item code of one STR tracked entity (cached)."""
+        self._load_item_codes([tracked_entity])
+        return self._item_codes.get(tracked_entity)
+
+    def _quantity(
+        self, event: Event, data_element: str | None, problems: list[RecordProblem]
+    ) -> Decimal | None:
+        if not data_element:
+            return None
+        raw = event.value(data_element)
+        if raw is None:
+            return None  # a distribution event carries no receipt; not a problem
+        quantity, problem = parse_quantity(raw, where=f"data element {data_element}")
+        if problem is not None:
+            problems.append(problem)
+        return quantity
+
+    def _load_item_codes(self, tracked_entities: Iterable[str | None]) -> None:
+        attribute = self.item_code_attribute
+        if not attribute:
+            return
+        missing = sorted({te for te in tracked_entities if te and te not in self._item_codes})
+        if not missing:
+            return
+        dialect = events_dialect(self.session.version)
+        program = self.program_uid("str")
+        for start in range(0, len(missing), _TE_BATCH):
+            chunk = missing[start : start + _TE_BATCH]
+            list_param = "trackedEntities" if dialect.id_list_separator == "," else "trackedEntity"
+            params: dict[str, ParamValue] = {
+                "program": program,
+                list_param: dialect.id_list_separator.join(chunk),
+                dialect.org_unit_mode_param: "ACCESSIBLE",
+                "fields": "trackedEntity,attributes[attribute,value]",
+                "pageSize": len(chunk),
+            }
+            body = self.session.get_json("tracker/trackedEntities", params)
+            for uid, attributes in tracked_entity_attributes(body):
+                self._item_codes[uid] = attributes.get(attribute)
+            for te in chunk:
+                self._item_codes.setdefault(te, None)
+
+
+def _recency(event: Event) -> tuple[datetime, datetime]:
+    floor = datetime.min
+    occurred = event.occurred_at or floor
+    created = event.created_at or floor
+    if occurred.tzinfo is not None:
+        occurred = occurred.replace(tzinfo=None)
+    if created.tzinfo is not None:
+        created = created.replace(tzinfo=None)
+    return occurred, created

@@ -26,12 +26,13 @@ import threading
 import time
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from pathlib import Path
-from typing import IO, Generic, Literal, Protocol, TypeAlias, TypeVar, Union
+from typing import IO, Generic, Literal, Protocol, TypeAlias, TypeVar, Union, get_args
 from urllib.parse import quote_plus, urlencode
 
 import attrs
 
 from dhis2_lmis._json import JsonObject, JsonValue
+from dhis2_lmis.config import IdScheme, ItemField
 from dhis2_lmis.errors import ConfigError, ConfigProblem, ResponseFormatError
 from dhis2_lmis.session import Dhis2Session
 
@@ -54,24 +55,10 @@ __all__ = [
 
 log = logging.getLogger(__name__)
 
-ItemField = Literal[
-    "universal_code", "user_field_1", "user_field_2", "user_field_3", "user_field_6"
-]
-"""Where an item keeps its DHIS2 reference (mSupply's "Item field reference")."""
-
-IdScheme = Literal["CODE", "UID"]
-"""Whether a reference is a DHIS2 code or a UID."""
-
-ITEM_FIELDS: tuple[str, ...] = (
-    "universal_code",
-    "user_field_1",
-    "user_field_2",
-    "user_field_3",
-    "user_field_6",
-)
+ITEM_FIELDS: tuple[str, ...] = get_args(ItemField)
 """Every accepted ``item_field``: mSupply offers exactly these as the item field reference."""
 
-_ID_SCHEMES: tuple[str, ...] = ("CODE", "UID")
+_ID_SCHEMES: tuple[str, ...] = get_args(IdScheme)
 
 MAX_URL_LENGTH = 6 * 1024
 """Longest request URL (base URL, path and encoded query) a look-up may send.

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import re
 from pathlib import Path
 
 import attrs
@@ -104,6 +105,21 @@ def test_issue_example_file_loads(tmp_path: Path) -> None:
         program_stage="StrStage001",
         attribute="ItemCodeAt1",
     )
+
+
+@pytest.mark.parametrize("index", [0, 1])
+def test_docs_examples_load(index: int, tmp_path: Path) -> None:
+    docs = Path(__file__).parent.parent / "docs" / "configuration.md"
+    blocks = re.findall(r"```toml\n(.*?)```", docs.read_text(encoding="utf-8"), re.DOTALL)
+    environ = {"DHIS2_PASSWORD": PASSWORD, "DHIS2_CLIENT_SECRET": CLIENT_SECRET}
+    environ["SMTP_PASSWORD"] = SMTP_PASSWORD
+
+    path = tmp_path / "example.toml"
+    path.write_text(blocks[index], encoding="utf-8")
+
+    config = Dhis2Config.from_file(path, environ=environ)
+
+    assert config.dhis2.resolved_password() == PASSWORD
 
 
 def test_absent_sections_take_their_defaults() -> None:

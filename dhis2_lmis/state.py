@@ -73,6 +73,10 @@ Outcome = Literal["handled", "failed", "skipped"]
 _OUTCOMES: Mapping[str, Outcome] = MappingProxyType({name: name for name in get_args(Outcome)})
 
 
+# Permission checks ask about the ids that will actually open the file, where the OS can.
+_EFFECTIVE_IDS = os.access in os.supports_effective_ids
+
+
 def _utc_now() -> datetime:
     return datetime.now(timezone.utc)
 
@@ -446,13 +450,13 @@ class SqliteStateStore:
                     f"{where} is a directory; set [sync] state to a file path",
                     state_path=self.path,
                 )
-            if not os.access(self.path, os.R_OK | os.W_OK):
+            if not os.access(self.path, os.R_OK | os.W_OK, effective_ids=_EFFECTIVE_IDS):
                 raise StateError(
                     f"permission denied: cannot read and write {where}; give the user running "
                     "dhis2-lmis read and write access to it (it was left unchanged)",
                     state_path=self.path,
                 )
-        if not os.access(parent, os.W_OK | os.X_OK):
+        if not os.access(parent, os.W_OK | os.X_OK, effective_ids=_EFFECTIVE_IDS):
             raise StateError(
                 f"permission denied: cannot write in directory {parent}, which holds {where} "
                 "and its journal and lock files; give the user running dhis2-lmis write access",

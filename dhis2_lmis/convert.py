@@ -28,6 +28,7 @@ from dhis2_lmis._json import JsonObject, JsonValue
 from dhis2_lmis.models import DataValue, Event, Note, RecordProblem
 
 __all__ = [
+    "current_username",
     "event_converter",
     "format_timestamp",
     "parse_timestamp",
@@ -56,6 +57,17 @@ def format_timestamp(value: datetime, time_zone: tzinfo | None = None) -> str:
     if value.tzinfo is not None and time_zone is not None:
         value = value.astimezone(time_zone)
     return value.replace(tzinfo=None).isoformat(timespec="milliseconds")
+
+
+def current_username(me: JsonValue) -> str | None:
+    """The username in an ``/api/me`` answer: top-level from 2.38, ``userCredentials`` before."""
+    if not isinstance(me, dict):
+        return None
+    username = _text(me, "username")
+    credentials = me.get("userCredentials")
+    if username is None and isinstance(credentials, dict):
+        username = _text(credentials, "username")
+    return username
 
 
 def _text(raw: JsonObject, *keys: str) -> str | None:

@@ -19,6 +19,7 @@ if TYPE_CHECKING:  # pragma: no cover - annotations only; references sits above 
     from dhis2_lmis.references import Customer, Item, Store
 
 __all__ = [
+    "ConnectionCheck",
     "ConsignmentReceipt",
     "DataValue",
     "Event",
@@ -192,3 +193,26 @@ class StockLevel:
     stock_on_hand: Decimal | None
     as_of: datetime | None
     event: Event
+
+
+@attrs.frozen
+class ConnectionCheck:
+    """The answer of "Test connection": never an exception, always a sentence.
+
+    Attributes:
+        ok: True when DHIS2 answered and accepted the credentials.
+        message: "Connection successful (...)", "Authentication failed: ...",
+            "Could not connect: ...", or "DHIS2 integration is disabled".
+        server_version: the DHIS2 version, when it answered.
+        checked_at: when the check ran (timezone-aware UTC).
+        user: the DHIS2 username the credentials belong to, when known.
+    """
+
+    ok: bool
+    message: str
+    server_version: str | None
+    checked_at: datetime
+    user: str | None = None
+
+    def __str__(self) -> str:
+        return self.message

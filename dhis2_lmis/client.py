@@ -1,0 +1,334 @@
+"""Dhis2Lmis: the facade that wires everything from one :class:`~dhis2_lmis.config.Dhis2Config`.
+
+It holds no logic of its own beyond choosing parts from the configuration: the session and its
+authentication, the item and org-unit resolvers, the program reader, the data value builder and
+the stock pusher. Each method says which part does the work, so a caller who needs only one
+piece can use that piece directly.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable, Iterable, Iterator, Mapping
+from datetime import date, datetime, timezone
+from types import TracebackType
+from typing import Literal
+
+from dhis2_lmis.auth import BasicAuth, BodyAuth, Dhis2Auth, TokenAuth
+from dhis2_lmis.config import Dhis2Config
+from dhis2_lmis.convert import current_username
+from dhis2_lmis.datavalues import DataValueSetBuilder, ImportStrategy, push_data_value_set
+from dhis2_lmis.errors import (
+    AuthenticationError,
+    ConfigError,
+    Dhis2ConnectionError,
+    Dhis2Error,
+    UnknownReferenceError,
+)
+from dhis2_lmis.imports import ImportSummary
+from dhis2_lmis.models import (
+    ConnectionCheck,
+    ConsignmentReceipt,
+    Event,
+    Requisition,
+    StockLevel,
+    StockTransaction,
+)
+from dhis2_lmis.periods import format_period, parse_period
+from dhis2_lmis.programs import ProgramKey, ProgramReader
+from dhis2_lmis.references import Customer, Item, ItemResolver, OrgUnitResolver, Store
+from dhis2_lmis.retry import RetryPolicy
+from dhis2_lmis.session import Dhis2Session
+from dhis2_lmis.stock import StockPusher, StockPushReport, StockReceipt
+
+__all__ = ["Dhis2Lmis"]
+
+log = logging.getLogger(__name__)
+
+
+class Dhis2Lmis:
+    """The DHIS2 half of an LMIS bridge, configured like mSupply's "DHIS2 LMIS" page.
+
+    Args:
+        config: the validated configuration.
+        items: mSupply items, for mapping data elements to items (and back for pushes).
+        stores: supplying stores; their ``store_field`` custom field holds the org unit.
+        customers: requesting facilities (mSupply names); ``name_field`` holds the org unit.
+        session: an existing session to use instead of one built from ``config.dhis2``.
+        on_connection: called with the time of each successful :meth:`test_connection`
+            (the sync's state store records it).
+
+    Example:
+        >>> lmis = Dhis2Lmis(Dhis2Config.from_file("dhis2-lmis.toml"))  # doctest: +SKIP
+        >>> for requisition in lmis.fetch_completed_requisitions():  # doctest: +SKIP
+        ...     print(requisition.org_unit, len(requisition.lines))
+    """
+
+    def __init__(
+        self,
+        config: Dhis2Config,
+        *,
+        items: Iterable[Item] = (),
+        stores: Iterable[Store] = (),
+        customers: Iterable[Customer] = (),
+        session: Dhis2Session | None = None,
+        on_connection: Callable[[datetime, str], None] | None = None,
+    ) -> None:
+        self.config = config
+        self.session = session or _session_from(config)
+        self.on_connection = on_connection
+        self.last_successful_connection: datetime | None = None
+        items, stores, customers = tuple(items), tuple(stores), tuple(customers)
+        lmis = config.lmis
+        self.items: ItemResolver | None = None
+        if items:
+            self.items = ItemResolver(
+                items,
+                item_field=lmis.item_field,
+                id_scheme=lmis.data_element_id_scheme,
+                session=self.session,
+            )
+        self.org_units: OrgUnitResolver | None = None
+        if stores or customers:
+            self.org_units = OrgUnitResolver(
+                stores,
+                customers,
+                store_field=lmis.store_field,
+                name_field=lmis.name_field,
+                id_scheme=lmis.org_unit_id_scheme,
+                session=self.session,
+            )
+        table = config.data_elements
+        self.reader = ProgramReader(
+            self.session,
+            programs={
+                "order": config.programs.order,
+                "receipt": config.programs.receipt,
+                "str": config.programs.str,
+            },
+            items=self.items,
+            org_units=self.org_units,
+            data_element_id_scheme=lmis.data_element_id_scheme,
+            order_item_data_element=config.order.item_data_element,
+            order_quantity_data_element=config.order.quantity_data_element,
+            consignment_data_element=config.receipt.consignment_data_element,
+            stock_on_hand=table.stock_on_hand.data_element if table.stock_on_hand.active else None,
+            received_quantity=(
+                table.received_quantity.data_element if table.received_quantity.active else None
+            ),
+            item_code_attribute=table.stock_on_hand.attribute or table.received_quantity.attribute,
+            page_size=config.sync.page_size,
+            legacy=config.dhis2.tracker_api == "legacy",
+        )
+
+    def __repr__(self) -> str:
+        return f"Dhis2Lmis(url={self.session.url!r}, enabled={self.config.enabled})"
+
+    def __enter__(self) -> Dhis2Lmis:
+        return self
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        self.close()
+
+    def close(self) -> None:
+        """Close the HTTP connections."""
+        self.session.close()
+
+    # -- "Test connection" -------------------------------------------------------------------------
+
+    def test_connection(self) -> ConnectionCheck:
+        """Check URL and credentials; never raises for network or authentication trouble."""
+        checked_at = datetime.now(timezone.utc)
+        if not self.config.enabled:
+            return ConnectionCheck(False, "DHIS2 integration is disabled", None, checked_at)
+        try:
+            me = self.session.get_json("me", {"fields": "id,username,userCredentials[username]"})
+            version = str(self.session.version)
+        except AuthenticationError as exc:
+            return ConnectionCheck(False, f"Authentication failed: {exc}", None, checked_at)
+        except Dhis2ConnectionError as exc:
+            return ConnectionCheck(False, f"Could not connect: {exc}", None, checked_at)
+        except Dhis2Error as exc:
+            return ConnectionCheck(False, f"Connection failed: {exc}", None, checked_at)
+        user = current_username(me)
+        self.last_successful_connection = checked_at
+        if self.on_connection is not None:
+            self.on_connection(checked_at, version)
+        who = f", user {user}" if user else ""
+        return ConnectionCheck(
+            True, f"Connection successful (DHIS2 {version}{who})", version, checked_at, user
+        )
+
+    # -- orders and receipts in --------------------------------------------------------------------
+
+    def fetch_completed_requisitions(
+        self, since: datetime | None = None, org_unit: str | None = None
+    ) -> Iterator[Requisition]:
+        """Completed Order-program events as requisitions, lazily, oldest update first.
+
+        ``since`` filters on ``updatedAt``, so a re-opened and re-completed event comes back.
+        """
+        return self.reader.completed_requisitions(since=since, org_unit=org_unit)
+
+    def fetch_completed_receipts(
+        self, since: datetime | None = None, org_unit: str | None = None
+    ) -> Iterator[ConsignmentReceipt]:
+        """Completed Receipt-program events (consignment acknowledgements)."""
+        return self.reader.completed_receipts(since=since, org_unit=org_unit)
+
+    def fetch_stock_transactions(
+        self, since: datetime | None = None, org_unit: str | None = None
+    ) -> Iterator[StockTransaction]:
+        """STR (Real-Time Stock) events with their item codes and quantities."""
+        return self.reader.stock_transactions(since=since, org_unit=org_unit)
+
+    def fetch_stock_on_hand(self, org_unit: str | None = None) -> Iterator[StockLevel]:
+        """ "RTS SOH raw data": the latest stock on hand per (org unit, item)."""
+        return self.reader.stock_on_hand_levels(org_unit=org_unit)
+
+    def pull(
+        self,
+        program: ProgramKey,
+        since: datetime | None = None,
+        org_unit: str | None = None,
+    ) -> Iterator[Event]:
+        """The manual pull of one program ("order", "receipt" or "str"): raw events."""
+        if program not in ("order", "receipt", "str"):
+            raise ConfigError(f"unknown program {program!r}: use order, receipt or str")
+        return self.reader.pull(program, since=since, org_unit=org_unit)
+
+    # -- stock out ---------------------------------------------------------------------------------
+
+    def data_value_set(
+        self,
+        period: date | str,
+        org_unit: str | None = None,
+        *,
+        store: Store | Customer | None = None,
+        complete_date: date | str | None = None,
+    ) -> DataValueSetBuilder:
+        """A builder preset with the configured data set, period format and rounding.
+
+        Args:
+            period: a date (formatted with ``period_format``) or a DHIS2 period id.
+            org_unit: the org unit; or give ``store`` to use its ``Dhis2Code`` field.
+            store: a store or customer whose configured field holds the org unit.
+
+        Raises:
+            UnknownReferenceError: the store's org-unit field is empty.
+            PeriodError: ``period`` is not a valid period id.
+        """
+        if isinstance(period, date):
+            period_id = format_period(period, self.config.lmis.period_format)
+        else:
+            period_id = parse_period(period).id
+        if org_unit is None and store is not None:
+            org_unit = self._org_unit_of(store)
+        return DataValueSetBuilder(
+            self.config.lmis.data_set,
+            period_id,
+            org_unit,
+            round_off=self.config.lmis.round_off,
+            complete_date=complete_date,
+        )
+
+    def push_data_values(
+        self,
+        builder_or_payload: DataValueSetBuilder | Mapping[str, object],
+        *,
+        dry_run: bool = False,
+        import_strategy: ImportStrategy = "CREATE_AND_UPDATE",
+        chunk_size: int = 10_000,
+    ) -> ImportSummary:
+        """Push data values; one normalised :class:`ImportSummary` for every DHIS2 version.
+
+        Raises:
+            ImportFailedError: DHIS2 aborted the import; the error carries the summary.
+        """
+        return push_data_value_set(
+            self.session,
+            builder_or_payload,  # type: ignore[arg-type]  # a JSON mapping
+            dry_run=dry_run,
+            import_strategy=import_strategy,
+            id_scheme=self.config.lmis.data_element_id_scheme,
+            chunk_size=chunk_size,
+        )
+
+    def push_stock_receipts(self, receipts: Iterable[StockReceipt]) -> StockPushReport:
+        """Write received stock to the STR program: one COMPLETED event per receipt, once."""
+        return self._stock_pusher().push(receipts)
+
+    # -- internals ---------------------------------------------------------------------------------
+
+    def _stock_pusher(self) -> StockPusher:
+        table = self.config.data_elements
+        stage = table.received_quantity.program_stage or table.stock_on_hand.program_stage
+        attribute = table.stock_on_hand.attribute or table.received_quantity.attribute
+        if not stage or not attribute:
+            raise ConfigError(
+                "data_elements: the STR push needs program_stage and attribute (the item-code "
+                "tracked entity attribute) on the received_quantity or stock_on_hand row"
+            )
+        return StockPusher(
+            self.session,
+            program=self.reader.program_uid("str"),
+            program_stage=stage,
+            stock_on_hand=self.reader.stock_on_hand,
+            received_quantity=self.reader.received_quantity,
+            item_code_attribute=attribute,
+            legacy=self.reader.legacy,
+        )
+
+    def _org_unit_of(self, place: Store | Customer) -> str:
+        org_unit = self.org_units.org_unit_for(place) if self.org_units else None
+        if org_unit is None:
+            field = (
+                self.config.lmis.store_field
+                if isinstance(place, Store)
+                else self.config.lmis.name_field
+            )
+            raise UnknownReferenceError(
+                f"{type(place).__name__.lower()} {place.code} has no org unit in its "
+                f"{field or '(unset)'} field: fill it in mSupply or pass org_unit="
+            )
+        return org_unit
+
+
+def _auth_from(config: Dhis2Config) -> Dhis2Auth | None:
+    server = config.dhis2
+    mode: Literal["basic", "body", "token"] = server.auth
+    if mode == "token":
+        token = server.resolved_token()
+        return TokenAuth(token) if token else None
+    password = server.resolved_password()
+    if not server.username or password is None:
+        return None
+    if mode == "body":
+        return BodyAuth(
+            server.username,
+            password,
+            client_id=server.client_id,
+            client_secret=server.resolved_client_secret(),
+            client_auth=server.client_auth,
+        )
+    return BasicAuth(server.username, password)
+
+
+def _session_from(config: Dhis2Config) -> Dhis2Session:
+    server = config.dhis2
+    if server.url is None and server.enabled:
+        raise ConfigError("dhis2.url is not set")
+    return Dhis2Session(
+        server.url or "http://disabled.invalid",
+        _auth_from(config),
+        timeout=server.timeout,
+        connect_timeout=server.connect_timeout,
+        retry=RetryPolicy(attempts=server.max_attempts),
+        verify=server.verify_tls,
+        enabled=server.enabled,
+    )

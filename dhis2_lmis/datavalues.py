@@ -378,7 +378,8 @@ def push_data_value_set(
         )
         if summary.status == "ERROR":
             merged = merge_summaries(parts)
-            earlier = f"; the {number - 1} earlier chunk(s) were imported" if number > 1 else ""
+            done = "validated (dry run)" if dry_run else "imported"
+            earlier = f"; the {number - 1} earlier chunk(s) were {done}" if number > 1 else ""
             raise ImportFailedError(
                 f"DHIS2 aborted the data value import at chunk {number} of {len(chunks)} "
                 f"(values {offset}-{offset + len(rows) - 1}): "

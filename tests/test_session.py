@@ -1,0 +1,249 @@
+"""Dhis2Session against the offline DHIS2: headers, retries, error mapping, paging."""
+
+from __future__ import annotations
+
+import logging
+import random
+
+import pytest
+
+from dhis2_lmis.auth import BasicAuth
+from dhis2_lmis.errors import (
+    AuthenticationError,
+    Dhis2ConnectionError,
+    Dhis2DisabledError,
+    Dhis2TimeoutError,
+    NotFoundError,
+    RequestRejectedError,
+    ResponseFormatError,
+    ServerError,
+)
+from dhis2_lmis.retry import RetryPolicy
+from dhis2_lmis.session import Dhis2Session
+from dhis2_lmis.testing import FakeDhis2
+
+PASSWORD = "district"
+
+
+class SleepRecorder:
+    """Stands in for time.sleep so retries never really wait."""
+
+    def __init__(self) -> None:
+        self.calls: list[float] = []
+
+    def __call__(self, seconds: float) -> None:
+        self.calls.append(seconds)
+
+
+@pytest.fixture
+def fake() -> FakeDhis2:
+    with FakeDhis2(version="2.41") as server:
+        yield server
+
+
+@pytest.fixture
+def sleep() -> SleepRecorder:
+    return SleepRecorder()
+
+
+def make_session(fake: FakeDhis2, sleep: SleepRecorder, **options: object) -> Dhis2Session:
+    return Dhis2Session(
+        fake.url,
+        BasicAuth("admin", PASSWORD),
+        sleep=sleep,
+        rng=random.Random(7),
+        **options,  # type: ignore[arg-type]
+    )
+
+
+def test_every_request_identifies_as_an_api_client(fake: FakeDhis2, sleep: SleepRecorder) -> None:
+    make_session(fake, sleep).get_json("system/info")
+    headers = {k.lower(): v for k, v in fake.requests[-1].headers.items()}
+    assert headers["x-requested-with"] == "XMLHttpRequest"
+    assert headers["accept"] == "application/json"
+    assert headers["user-agent"].startswith("dhis2-lmis/")
+
+
+def test_trailing_api_in_the_url_is_accepted(fake: FakeDhis2, sleep: SleepRecorder) -> None:
+    session = Dhis2Session(fake.url + "/api/", BasicAuth("admin", PASSWORD), sleep=sleep)
+    assert session.version == (2, 41)
+    assert fake.requests[-1].path == "/api/system/info"
+
+
+def test_version_and_time_zone_come_from_system_info(sleep: SleepRecorder) -> None:
+    with FakeDhis2(version="2.39", time_zone="Africa/Nairobi") as fake:
+        session = make_session(fake, sleep)
+        assert session.version == (2, 39, 0)
+        assert session.time_zone is not None
+        assert session.server_info["serverTimeZoneId"] == "Africa/Nairobi"
+        session.version  # noqa: B018 - second access is served from the cache
+        assert len(fake.requests) == 1
+
+
+def test_503_twice_then_success_is_survived(fake: FakeDhis2, sleep: SleepRecorder) -> None:
+    fake.inject("GET", "/api/me", status=503, times=2)
+    body = make_session(fake, sleep).get_json("me")
+    assert isinstance(body, dict) and body["username"] == "admin"
+    assert len(sleep.calls) == 2
+
+
+def test_429_waits_for_retry_after(fake: FakeDhis2, sleep: SleepRecorder) -> None:
+    fake.inject("GET", "/api/me", status=429, retry_after=7)
+    make_session(fake, sleep).get_json("me")
+    assert sleep.calls == [7.0]
+
+
+def test_retry_after_is_capped(fake: FakeDhis2, sleep: SleepRecorder) -> None:
+    fake.inject("GET", "/api/me", status=429, retry_after=3600)
+    make_session(fake, sleep, retry=RetryPolicy(cap_s=5.0)).get_json("me")
+    assert sleep.calls == [5.0]
+
+
+def test_persistent_503_gives_up_after_bounded_attempts(
+    fake: FakeDhis2, sleep: SleepRecorder
+) -> None:
+    fake.inject("GET", "/api/me", status=503, times=50)
+    session = make_session(fake, sleep, retry=RetryPolicy(attempts=3))
+    with pytest.raises(ServerError) as raised:
+        session.get_json("me")
+    assert raised.value.status == 503
+    assert len([r for r in fake.requests if r.path == "/api/me"]) == 3
+
+
+def test_a_post_is_not_retried_after_a_503_unless_idempotent(
+    fake: FakeDhis2, sleep: SleepRecorder
+) -> None:
+    fake.inject("POST", "/api/dataValueSets", status=503, times=5)
+    session = make_session(fake, sleep)
+    with pytest.raises(ServerError):
+        session.post_json("dataValueSets", {"dataValues": []})
+    assert len([r for r in fake.requests if r.method == "POST"]) == 1
+
+
+def test_dropped_connection_on_a_get_is_retried(fake: FakeDhis2, sleep: SleepRecorder) -> None:
+    fake.inject("GET", "/api/me", fault="drop")
+    body = make_session(fake, sleep).get_json("me")
+    assert isinstance(body, dict)
+    assert len(sleep.calls) == 1
+
+
+def test_dropped_connection_after_a_write_is_not_retried(
+    fake: FakeDhis2, sleep: SleepRecorder
+) -> None:
+    fake.inject("POST", "/api/dataValueSets", fault="drop_after")
+    with pytest.raises(Dhis2ConnectionError):
+        make_session(fake, sleep).post_json("dataValueSets", {"dataValues": []})
+    assert sleep.calls == []
+
+
+def test_slow_reply_past_the_read_timeout_is_a_timeout_error(
+    fake: FakeDhis2, sleep: SleepRecorder
+) -> None:
+    fake.inject("GET", "/api/me", fault="delay", seconds=1.0, times=5)
+    session = make_session(fake, sleep, timeout=0.2, retry=RetryPolicy(attempts=2))
+    with pytest.raises(Dhis2TimeoutError):
+        session.get_json("me")
+
+
+def test_html_login_page_is_an_authentication_error(
+    fake: FakeDhis2, sleep: SleepRecorder
+) -> None:
+    fake.inject("GET", "/api/me", fault="html_login")
+    with pytest.raises(AuthenticationError, match="HTML"):
+        make_session(fake, sleep).get_json("me")
+
+
+def test_truncated_json_is_a_response_format_error(
+    fake: FakeDhis2, sleep: SleepRecorder
+) -> None:
+    fake.inject("GET", "/api/me", fault="truncated_json")
+    with pytest.raises(ResponseFormatError, match="not valid JSON"):
+        make_session(fake, sleep).get_json("me")
+
+
+def test_malformed_json_is_a_response_format_error(
+    fake: FakeDhis2, sleep: SleepRecorder
+) -> None:
+    fake.inject("GET", "/api/me", fault="malformed_json")
+    with pytest.raises(ResponseFormatError):
+        make_session(fake, sleep).get_json("me")
+
+
+def test_wrong_password_raises_once_without_retry(fake: FakeDhis2, sleep: SleepRecorder) -> None:
+    session = Dhis2Session(fake.url, BasicAuth("admin", "wrong-pass-123"), sleep=sleep)
+    with pytest.raises(AuthenticationError, match="basic authentication as 'admin'") as raised:
+        session.get_json("me")
+    assert raised.value.status == 401
+    assert len(fake.requests) == 1
+    assert sleep.calls == []
+
+
+def test_missing_credentials_get_401_not_a_login_redirect(
+    fake: FakeDhis2, sleep: SleepRecorder
+) -> None:
+    with pytest.raises(AuthenticationError) as raised:
+        Dhis2Session(fake.url, None, sleep=sleep).get_json("me")
+    assert raised.value.status == 401
+
+
+def test_404_is_not_found_with_the_path(fake: FakeDhis2, sleep: SleepRecorder) -> None:
+    with pytest.raises(NotFoundError) as raised:
+        make_session(fake, sleep).get_json("organisationUnits/NoSuchUnit1")
+    assert raised.value.path == "/api/organisationUnits/NoSuchUnit1"
+
+
+def test_409_without_accept_status_is_rejected(fake: FakeDhis2, sleep: SleepRecorder) -> None:
+    fake.inject("POST", "/api/dataValueSets", status=409)
+    with pytest.raises(RequestRejectedError):
+        make_session(fake, sleep).post_json("dataValueSets", {"dataValues": []})
+
+
+def test_refused_connection_is_a_connection_error(sleep: SleepRecorder) -> None:
+    server = FakeDhis2()
+    url = server.url
+    server.stop()  # the port is released: nothing listens there now
+    session = Dhis2Session(url, BasicAuth("admin", PASSWORD), sleep=sleep)
+    with pytest.raises(Dhis2ConnectionError, match="could not connect"):
+        session.get_json("me")
+
+
+def test_disabled_session_sends_nothing(fake: FakeDhis2, sleep: SleepRecorder) -> None:
+    session = make_session(fake, sleep, enabled=False)
+    with pytest.raises(Dhis2DisabledError):
+        session.get_json("me")
+    assert fake.requests == []
+
+
+def test_query_booleans_are_lowercase(fake: FakeDhis2, sleep: SleepRecorder) -> None:
+    make_session(fake, sleep).get_json("me", {"paging": False, "filter": ["a:eq:1", "b:eq:2"]})
+    query = fake.requests[-1].query
+    assert query["paging"] == ["false"]
+    assert query["filter"] == ["a:eq:1", "b:eq:2"]
+
+
+@pytest.mark.parametrize("total", [0, 1, 49, 50, 51, 100, 120])
+def test_iter_pages_reads_every_metadata_item_exactly_once(
+    sleep: SleepRecorder, total: int
+) -> None:
+    with FakeDhis2(version="2.40") as fake:
+        for n in range(total):
+            fake.add_org_unit(f"OrgUnit{n:04d}", f"OU{n}", f"Unit {n}")
+        session = make_session(fake, sleep)
+        pages = list(
+            session.iter_pages(
+                "organisationUnits", {"fields": "id"}, items_key="organisationUnits", page_size=50
+            )
+        )
+    ids = [item["id"] for page in pages for item in page.items]  # type: ignore[index]
+    assert sorted(ids) == [f"OrgUnit{n:04d}" for n in range(total)]
+    assert len(pages) == max(1, -(-total // 50)) if total else len(pages) == 0
+
+
+def test_debug_log_names_method_path_and_status_but_no_secret(
+    fake: FakeDhis2, sleep: SleepRecorder, caplog: pytest.LogCaptureFixture
+) -> None:
+    caplog.set_level(logging.DEBUG, logger="dhis2_lmis")
+    make_session(fake, sleep).get_json("me")
+    lines = [r.getMessage() for r in caplog.records if r.name == "dhis2_lmis.session"]
+    assert any(line.startswith("GET /api/me -> 200") for line in lines)
+    assert all(PASSWORD not in line for line in lines)

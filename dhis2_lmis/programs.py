@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import itertools
 import logging
+import re
 from collections.abc import Iterable, Iterator, Mapping
 from datetime import datetime
 from decimal import Decimal, InvalidOperation
@@ -44,6 +45,7 @@ __all__ = [
 log = logging.getLogger(__name__)
 
 ProgramKey = Literal["order", "receipt", "str"]
+_UID_RE = re.compile(r"^[A-Za-z][A-Za-z0-9]{10}$")
 # Tracked entities per look-up request: keeps the URL far below proxy limits.
 _TE_BATCH = 100
 
@@ -59,6 +61,9 @@ class ItemLookup(Protocol):
 
     def describe_lookup(self, ref: str) -> str:
         """A sentence saying where ``ref`` was looked for."""
+
+    def resolve_codes(self, uids: Iterable[str]) -> Mapping[str, object]:
+        """Translate data element UIDs to codes in as few requests as the URL limit allows."""
 
 
 class OrgUnitLookup(Protocol):
@@ -133,6 +138,7 @@ class ProgramReader:
     page_size: int = 500
     legacy: bool = False
     _item_codes: dict[str, str | None] = attrs.field(factory=dict, init=False, repr=False)
+    _can_translate: bool = attrs.field(default=True, init=False, repr=False)
 
     # -- raw events ------------------------------------------------------------------------------
 
@@ -178,8 +184,11 @@ class ProgramReader:
     ) -> Iterator[Requisition]:
         """Completed Order-program events as requisitions (re-completed events come back)."""
         source = self.source()
-        for event in self.pull("order", since=since, org_unit=org_unit, status="COMPLETED"):
-            yield self.requisition(event, source)
+        events = self.pull("order", since=since, org_unit=org_unit, status="COMPLETED")
+        while batch := list(itertools.islice(events, self.page_size)):
+            self._translate_uids(batch)
+            for event in batch:
+                yield self.requisition(event, source)
 
     def requisition(self, event: Event, source: str) -> Requisition:
         """Map one Order-program event to a requisition."""
@@ -213,7 +222,7 @@ class ProgramReader:
             element, raw = data_value.data_element, data_value.value
             item = None
             if self.items is not None:
-                item = self.items.item_for_data_element(element, self.data_element_id_scheme)
+                item = self._item_of(element)
                 if item is None:
                     if not _is_number(raw):
                         other[element] = raw  # a comment or a date, not an order line
@@ -229,6 +238,44 @@ class ProgramReader:
                 problems.append(problem)
             lines.append(RequisitionLine(element, item, quantity, raw))
         return lines, other
+
+    def _item_of(self, element: str) -> Item | None:
+        """The item of a data element, whichever id scheme the server answered in.
+
+        Events are read with ``dataElementIdScheme`` set to the configured scheme; a server
+        that ignores it sends UIDs, which are translated (in batches, see
+        :meth:`_translate_uids`).
+        """
+        assert self.items is not None  # callers check
+        item = self.items.item_for_data_element(element, self.data_element_id_scheme)
+        if item is None and self._needs_translation(element):
+            item = self.items.item_for_data_element(element, "UID")
+        return item
+
+    def _needs_translation(self, element: str) -> bool:
+        return (
+            self.data_element_id_scheme == "CODE"
+            and self._can_translate
+            and _UID_RE.match(element) is not None
+        )
+
+    def _translate_uids(self, events: list[Event]) -> None:
+        """Look up, in one batch, the codes of UIDs a server sent instead of codes."""
+        if self.items is None or self.data_element_id_scheme != "CODE":
+            return
+        unknown = {
+            dv.data_element
+            for event in events
+            for dv in event.data_values
+            if self.items.item_for(dv.data_element) is None
+            and self._needs_translation(dv.data_element)
+        }
+        if not unknown:
+            return
+        try:
+            self.items.resolve_codes(unknown)
+        except ConfigError:  # a resolver without a session cannot translate: report, not raise
+            self._can_translate = False
 
     def _line_per_event(
         self, event: Event, problems: list[RecordProblem]

@@ -1,0 +1,235 @@
+"""The domain fetchers through the Dhis2Lmis facade: requisitions, receipts, STR stock."""
+
+from __future__ import annotations
+
+import datetime as dt
+from decimal import Decimal
+
+import pytest
+
+from dhis2_lmis.client import Dhis2Lmis
+from dhis2_lmis.config import Dhis2Config
+from dhis2_lmis.references import Customer, Item, Store
+from dhis2_lmis.testing import FakeDhis2
+
+ORDER, ORDER_STAGE = "OrderProg01", "OrderStage1"
+RECEIPT, RECEIPT_STAGE = "ReceiptPrg1", "ReceiptStg1"
+STR, STR_STAGE = "StrProgram1", "StrStage001"
+ROOT, FACILITY, WAREHOUSE = "RootUnit001", "FacilityA01", "Warehouse01"
+AMOX, PARA, COMMENT = "DeAmox00001", "DePara00001", "DeComment01"
+CONSIGNMENT = "DeConsign01"
+SOH, RECEIVED, ITEM_CODE = "DeSoh000001", "DeRecv00001", "TeaItemCode"
+T0 = dt.datetime(2026, 11, 2, 9, 0, 0)
+
+
+def seed(fake: FakeDhis2) -> None:
+    fake.add_org_unit(ROOT, "ROOT", "Country")
+    fake.add_org_unit(FACILITY, "FAC_A", "Facility A", parent=ROOT)
+    fake.add_org_unit(WAREHOUSE, "WH", "Central warehouse", parent=ROOT)
+    fake.add_data_element(AMOX, "AMOX250", "Amoxicillin 250mg", domain_type="TRACKER")
+    fake.add_data_element(PARA, "PARA500", "Paracetamol 500mg", domain_type="TRACKER")
+    fake.add_data_element(COMMENT, "COMMENT", "Comment", value_type="TEXT", domain_type="TRACKER")
+    fake.add_data_element(CONSIGNMENT, "CONSIGNMENT_NO", "Consignment", value_type="TEXT")
+    fake.add_data_element(SOH, "SOH", "Stock on hand", domain_type="TRACKER")
+    fake.add_data_element(RECEIVED, "RECEIVED", "Stock received", domain_type="TRACKER")
+    fake.add_tracked_entity_attribute(ITEM_CODE, "ITEM_CODE", "Item code")
+    fake.add_program(ORDER, "Order", stages={ORDER_STAGE: (AMOX, PARA, COMMENT)})
+    fake.add_program(RECEIPT, "Receipt", stages={RECEIPT_STAGE: (CONSIGNMENT,)})
+    fake.add_program(
+        STR,
+        "Real-Time Stock",
+        program_type="WITH_REGISTRATION",
+        stages={STR_STAGE: (SOH, RECEIVED)},
+        attributes=(ITEM_CODE,),
+    )
+
+
+def config(fake: FakeDhis2, **lmis: object) -> Dhis2Config:
+    return Dhis2Config.from_dict(
+        {
+            "dhis2": {"url": fake.url, "username": "admin", "password": "district"},
+            "lmis": {"data_element_id_scheme": "CODE", **lmis},
+            "programs": {"order": ORDER, "receipt": RECEIPT, "str": STR},
+            "receipt": {"consignment_data_element": CONSIGNMENT},
+            "data_elements": {
+                "stock_on_hand": {
+                    "data_element": SOH,
+                    "program_stage": STR_STAGE,
+                    "attribute": ITEM_CODE,
+                },
+                "received_quantity": {
+                    "data_element": RECEIVED,
+                    "program_stage": STR_STAGE,
+                    "attribute": ITEM_CODE,
+                },
+            },
+        }
+    )
+
+
+ITEMS = (
+    Item("I-AMOX", "Amoxicillin 250mg", universal_code="AMOX250"),
+    Item("I-PARA", "Paracetamol 500mg", universal_code="PARA500"),
+)
+CUSTOMERS = (Customer("C-FAC-A", "Facility A", custom_fields={"Dhis2Code": FACILITY}),)
+STORES = (Store("S-WH", "Central warehouse", custom_fields={"Dhis2Code": WAREHOUSE}),)
+
+
+@pytest.fixture(params=["2.38", "2.41", "2.42"])
+def fake(request: pytest.FixtureRequest) -> FakeDhis2:
+    with FakeDhis2(version=str(request.param)) as server:
+        seed(server)
+        yield server
+
+
+def lmis_for(fake: FakeDhis2, **kwargs: object) -> Dhis2Lmis:
+    return Dhis2Lmis(
+        config(fake, name_field="Dhis2Code"),
+        items=ITEMS,
+        customers=CUSTOMERS,
+        stores=STORES,
+        **kwargs,  # type: ignore[arg-type]
+    )
+
+
+def order(fake: FakeDhis2, uid: str, values: dict[str, str], org_unit: str = FACILITY) -> None:
+    fake.add_event(
+        uid,
+        ORDER,
+        org_unit,
+        program_stage=ORDER_STAGE,
+        data_values=values,
+        occurred_at=T0,
+        updated_at=T0,
+        completed_at=T0,
+    )
+
+
+def test_requisition_lines_resolve_items_and_quantities(fake: FakeDhis2) -> None:
+    order(fake, "Order000001", {AMOX: "1200", PARA: "35.5", COMMENT: "urgent"})
+    (requisition,) = lmis_for(fake).fetch_completed_requisitions()
+    lines = {line.item.code if line.item else None: line.quantity for line in requisition.lines}
+    assert lines == {"I-AMOX": Decimal("1200"), "I-PARA": Decimal("35.5")}
+    assert requisition.other_values == {"COMMENT": "urgent"}
+    assert requisition.customer is not None and requisition.customer.code == "C-FAC-A"
+    assert requisition.problems == ()
+    assert requisition.completed_at is not None
+
+
+def test_unmapped_numeric_value_stays_a_line_with_a_problem(fake: FakeDhis2) -> None:
+    fake.add_data_element("DeUnknown01", "IBU400", "Ibuprofen", domain_type="TRACKER")
+    order(fake, "Order000002", {AMOX: "10", "DeUnknown01": "40"})
+    (requisition,) = lmis_for(fake).fetch_completed_requisitions()
+    unmapped = [line for line in requisition.lines if line.item is None]
+    assert [(line.data_element, line.quantity) for line in unmapped] == [("IBU400", Decimal(40))]
+    assert [p.kind for p in requisition.problems] == ["unknown_item"]
+    assert "IBU400" in requisition.problems[0].message
+
+
+def test_non_numeric_and_negative_quantities_are_problems_not_exceptions(
+    fake: FakeDhis2,
+) -> None:
+    fake.add_data_element("DeText00001", None, "Text", value_type="TEXT", domain_type="TRACKER")
+    order(fake, "Order000003", {AMOX: "-5"})
+    order(fake, "Order000004", {PARA: "12"})
+    requisitions = {r.event.uid: r for r in lmis_for(fake).fetch_completed_requisitions()}
+    assert [p.kind for p in requisitions["Order000003"].problems] == ["negative"]
+    assert requisitions["Order000004"].problems == ()
+
+
+def test_unknown_org_unit_is_reported_on_the_record(fake: FakeDhis2) -> None:
+    fake.add_org_unit("FacilityZ01", "FAC_Z", "Facility Z", parent=ROOT)
+    order(fake, "Order000005", {AMOX: "3"}, org_unit="FacilityZ01")
+    (requisition,) = lmis_for(fake).fetch_completed_requisitions()
+    assert requisition.customer is None and requisition.store is None
+    assert [p.kind for p in requisition.problems] == ["unknown_org_unit"]
+    assert "FacilityZ01" in requisition.problems[0].message
+
+
+def test_without_items_every_numeric_value_is_a_line(fake: FakeDhis2) -> None:
+    order(fake, "Order000006", {AMOX: "7", COMMENT: "note"})
+    (requisition,) = Dhis2Lmis(config(fake)).fetch_completed_requisitions()
+    assert [(line.item, line.quantity) for line in requisition.lines] == [(None, Decimal(7))]
+    assert requisition.other_values == {"COMMENT": "note"}
+
+
+def test_since_brings_back_a_recompleted_event(fake: FakeDhis2) -> None:
+    order(fake, "Order000007", {AMOX: "5"})
+    lmis = lmis_for(fake)
+    assert len(list(lmis.fetch_completed_requisitions())) == 1
+    fake.now = T0 + dt.timedelta(hours=2)
+    fake.touch_event("Order000007", data_values={AMOX: "6"})
+    later = list(lmis.fetch_completed_requisitions(since=T0 + dt.timedelta(hours=1)))
+    assert [line.quantity for line in later[0].lines] == [Decimal(6)]
+
+
+def test_one_event_per_line_layout(fake: FakeDhis2) -> None:
+    fake.add_data_element("DeItemRef01", "ITEM", "Item", value_type="TEXT", domain_type="TRACKER")
+    fake.add_data_element("DeQuantity1", "QTY", "Quantity", domain_type="TRACKER")
+    order(fake, "Order000008", {"DeItemRef01": "PARA500", "DeQuantity1": "60"})
+    settings = config(fake, name_field="Dhis2Code").to_dict()
+    settings["dhis2"]["password"] = "district"  # type: ignore[index]
+    settings["order"] = {"item_data_element": "ITEM", "quantity_data_element": "QTY"}
+    lmis = Dhis2Lmis(Dhis2Config.from_dict(settings), items=ITEMS, customers=CUSTOMERS)
+    (requisition,) = lmis.fetch_completed_requisitions()
+    (line,) = requisition.lines
+    assert line.item is not None and line.item.code == "I-PARA"
+    assert line.quantity == Decimal(60)
+
+
+def test_receipts_carry_the_consignment_number(fake: FakeDhis2) -> None:
+    fake.add_event(
+        "Receipt0001",
+        RECEIPT,
+        FACILITY,
+        program_stage=RECEIPT_STAGE,
+        data_values={CONSIGNMENT: "CN-2026-0042"},
+        occurred_at=T0,
+        updated_at=T0,
+    )
+    fake.add_event("Receipt0002", RECEIPT, FACILITY, program_stage=RECEIPT_STAGE, updated_at=T0)
+    receipts = {r.event.uid: r for r in lmis_for(fake).fetch_completed_receipts()}
+    assert receipts["Receipt0001"].consignment_number == "CN-2026-0042"
+    assert receipts["Receipt0001"].customer is not None
+    assert [p.kind for p in receipts["Receipt0002"].problems] == ["missing_value"]
+
+
+def stock_event(
+    fake: FakeDhis2, uid: str, te: str, enrollment: str, occurred: dt.datetime, soh: int
+) -> None:
+    fake.add_event(
+        uid,
+        STR,
+        FACILITY,
+        program_stage=STR_STAGE,
+        tracked_entity=te,
+        enrollment=enrollment,
+        data_values={SOH: str(soh)},
+        occurred_at=occurred,
+        updated_at=occurred,
+    )
+
+
+def test_stock_transactions_and_latest_stock_on_hand(fake: FakeDhis2) -> None:
+    fake.add_tracked_entity(
+        "TeAmox00001", FACILITY, STR, attributes={ITEM_CODE: "AMOX250"}, enrollment_uid="EnAmox00001"
+    )
+    fake.add_tracked_entity(
+        "TePara00001", FACILITY, STR, attributes={ITEM_CODE: "PARA500"}, enrollment_uid="EnPara00001"
+    )
+    stock_event(fake, "StockEv0001", "TeAmox00001", "EnAmox00001", T0, 100)
+    stock_event(fake, "StockEv0002", "TeAmox00001", "EnAmox00001", T0 + dt.timedelta(days=2), 80)
+    stock_event(fake, "StockEv0003", "TeAmox00001", "EnAmox00001", T0 + dt.timedelta(days=1), 90)
+    stock_event(fake, "StockEv0004", "TePara00001", "EnPara00001", T0, 12)
+    lmis = lmis_for(fake)
+    transactions = list(lmis.fetch_stock_transactions())
+    assert {t.item_code for t in transactions} == {"AMOX250", "PARA500"}
+    levels = {level.item_code: level.stock_on_hand for level in lmis.fetch_stock_on_hand()}
+    assert levels == {"AMOX250": Decimal(80), "PARA500": Decimal(12)}
+
+
+def test_pull_returns_raw_events_of_one_program(fake: FakeDhis2) -> None:
+    order(fake, "Order000009", {AMOX: "1"})
+    fake.add_event("Active00001", ORDER, FACILITY, status="ACTIVE", program_stage=ORDER_STAGE)
+    uids = {event.uid for event in lmis_for(fake).pull("order")}
+    assert uids == {"Order000009", "Active00001"}

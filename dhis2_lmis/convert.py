@@ -18,9 +18,10 @@ It never raises on a bad field: the field becomes None and the event carries a
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator, Mapping
 from datetime import datetime, tzinfo
 
+import attrs
 import cattrs
 from dateutil import parser as date_parser
 
@@ -262,3 +263,138 @@ def tracked_entity_attributes(body: JsonValue) -> Iterator[tuple[str, dict[str, 
                 if name and value is not None:
                     values[name] = value
         yield uid, values
+
+
+# --------------------------------------------------------------------------- STR look-ups, writes
+
+
+@attrs.frozen
+class EnrollmentRef:
+    """An enrollment as a tracked-entity look-up lists it (UID, program, status, org unit)."""
+
+    uid: str
+    program: str | None
+    status: str | None
+    org_unit: str | None
+
+
+@attrs.frozen
+class TrackedEntityRef:
+    """A tracked entity as a look-up lists it: UID, owner org unit, attributes, enrollments."""
+
+    uid: str
+    org_unit: str | None
+    attributes: Mapping[str, str]
+    enrollments: tuple[EnrollmentRef, ...]
+
+
+def tracked_entity_refs(items: Iterable[JsonValue]) -> Iterator[TrackedEntityRef]:
+    """Tracked entities with their enrollments from the items of a look-up page.
+
+    Reads ``/api/tracker/trackedEntities`` items (``trackedEntity``) and legacy
+    ``/api/trackedEntityInstances`` items (``trackedEntityInstance``); items without a UID are
+    skipped. Never raises.
+    """
+    for entity in items:
+        if not isinstance(entity, dict):
+            continue
+        uid = _text(entity, "trackedEntity", "trackedEntityInstance")
+        if not uid:
+            continue
+        values: dict[str, str] = {}
+        attributes = entity.get("attributes")
+        for attribute in attributes if isinstance(attributes, list) else ():
+            if isinstance(attribute, dict):
+                name, value = _text(attribute, "attribute"), _text(attribute, "value")
+                if name and value is not None:
+                    values[name] = value
+        enrollments = []
+        raw_enrollments = entity.get("enrollments")
+        for raw in raw_enrollments if isinstance(raw_enrollments, list) else ():
+            if not isinstance(raw, dict) or raw.get("deleted") is True:
+                continue
+            enrollment_uid = _text(raw, "enrollment")
+            if enrollment_uid:
+                enrollments.append(
+                    EnrollmentRef(
+                        uid=enrollment_uid,
+                        program=_text(raw, "program"),
+                        status=_text(raw, "status"),
+                        org_unit=_text(raw, "orgUnit"),
+                    )
+                )
+        yield TrackedEntityRef(uid, _text(entity, "orgUnit"), values, tuple(enrollments))
+
+
+def tracker_event_payload(
+    *,
+    event: str,
+    program: str,
+    program_stage: str,
+    org_unit: str,
+    enrollment: str,
+    tracked_entity: str,
+    occurred_at: str,
+    data_values: Mapping[str, str],
+    status: str = "COMPLETED",
+) -> JsonObject:
+    """One event for ``POST /api/tracker`` (new names: ``occurredAt``, ``trackedEntity``).
+
+    ``occurred_at`` is already formatted (server-local, no offset); values are strings, as DHIS2
+    stores them.
+    """
+    return {
+        "event": event,
+        "program": program,
+        "programStage": program_stage,
+        "orgUnit": org_unit,
+        "enrollment": enrollment,
+        "trackedEntity": tracked_entity,
+        "status": status,
+        "occurredAt": occurred_at,
+        "dataValues": [{"dataElement": de, "value": v} for de, v in data_values.items()],
+    }
+
+
+def legacy_event_payload(
+    *,
+    event: str,
+    program: str,
+    program_stage: str,
+    org_unit: str,
+    enrollment: str,
+    tracked_entity: str,
+    occurred_at: str,
+    data_values: Mapping[str, str],
+    status: str = "COMPLETED",
+) -> JsonObject:
+    """The same event for the legacy ``POST /api/events`` (``eventDate``,
+    ``trackedEntityInstance``; WEB_API.md §4.5, §5.5)."""
+    return {
+        "event": event,
+        "program": program,
+        "programStage": program_stage,
+        "orgUnit": org_unit,
+        "enrollment": enrollment,
+        "trackedEntityInstance": tracked_entity,
+        "status": status,
+        "eventDate": occurred_at,
+        "dataValues": [{"dataElement": de, "value": v} for de, v in data_values.items()],
+    }
+
+
+def events_payload(events: Iterable[JsonObject]) -> JsonObject:
+    """The ``{"events": [...]}`` body both ``/api/tracker`` and ``/api/events`` accept."""
+    return {"events": list(events)}
+
+
+def job_completed(body: JsonValue) -> bool:
+    """Whether a ``GET /api/tracker/jobs/{id}`` answer says the job is done.
+
+    The answer is a list of notifications, newest first; the job is done when the newest has
+    ``completed: true``. Anything else (an empty list, an unexpected shape) means not yet.
+    """
+    if isinstance(body, list) and body:
+        newest = body[0]
+        return isinstance(newest, dict) and newest.get("completed") is True
+    return False

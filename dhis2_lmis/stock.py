@@ -1,0 +1,868 @@
+"""Stock receipts to the STR (Real-Time Stock) tracker program: flow F4 of LMIS_DOMAIN.md §6.
+
+A consignment received at a facility becomes one COMPLETED event on the item's stock card (the
+tracked entity with that item code at that org unit): ``received_quantity = q`` and
+``stock_on_hand = latest + q``, dated now. Three DHIS2 facts shape the code:
+
+* **Never back-date.** The Android stock app and DHIS2's program rules read the current stock on
+  hand from the latest event (by event date, then creation), so an event dated in the past would
+  not correct the later balances (LMIS_DOMAIN.md §3.1). Every event is dated ``now()``.
+* **Pushing twice must not count twice.** The event UID is derived from the receipt (reference,
+  item code, org unit), so a repeated push finds the event already there and reports it as
+  ``already_pushed``; a retried POST (client UIDs + ``CREATE_AND_UPDATE``) updates the same event
+  instead of adding one.
+* **``async=false`` literally.** ``POST /api/tracker`` is asynchronous by default in every
+  version, and 2.36-2.41 route to the synchronous handler only on the exact lowercase string
+  (WEB_API.md §5.1). A server that queues a job anyway is polled until the job's report exists.
+
+Look-ups are batched: one tracked-entity request per org unit (per chunk of item codes), one
+request per chunk of derived event UIDs, and one small events read per stock card.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import html
+import logging
+import string
+import time
+import urllib.parse
+from collections import defaultdict
+from collections.abc import Callable, Iterable, Iterator, Sequence
+from datetime import datetime, timedelta, timezone, tzinfo
+from decimal import Decimal, InvalidOperation
+from typing import Literal
+
+import attrs
+
+from dhis2_lmis._json import JsonObject, JsonValue
+from dhis2_lmis.convert import (
+    TrackedEntityRef,
+    events_payload,
+    format_timestamp,
+    job_completed,
+    legacy_event_payload,
+    structure_event,
+    tracked_entity_refs,
+    tracker_event_payload,
+)
+from dhis2_lmis.datavalues import InvalidValueError, format_value
+from dhis2_lmis.errors import ConfigError, Dhis2TimeoutError, NotFoundError
+from dhis2_lmis.imports import (
+    TrackerImportError,
+    TrackerImportReport,
+    job_location,
+    parse_legacy_event_summaries,
+    parse_tracker_report,
+)
+from dhis2_lmis.models import Event
+from dhis2_lmis.session import Dhis2Session, ParamValue
+from dhis2_lmis.versions import EventsDialect, ServerVersion, events_dialect
+
+__all__ = [
+    "OutcomeStatus",
+    "StockPushReport",
+    "StockPusher",
+    "StockReceipt",
+    "StockReceiptOutcome",
+    "receipt_event_uid",
+]
+
+log = logging.getLogger(__name__)
+
+OutcomeStatus = Literal["created", "already_pushed", "failed", "skipped"]
+
+_UID_FIRST = string.ascii_letters
+_UID_REST = string.ascii_letters + string.digits
+_UID_NAMESPACE = b"dhis2-lmis/stock-receipt/v1"
+# Proxies and servlet containers commonly cap request lines at 8 KB; stay well below.
+_MAX_URL = 6000
+_UIDS_PER_REQUEST = 100
+_SOH_PAGE_SIZE = 5
+_TRACKER_EVENT_FIELDS = (
+    "event,occurredAt,createdAt,createdAtClient,status,deleted,dataValues[dataElement,value]"
+)
+_LEGACY_EVENT_FIELDS = "event,eventDate,created,status,deleted,dataValues[dataElement,value]"
+
+
+def receipt_event_uid(reference: str, item_code: str, org_unit: str) -> str:
+    """The DHIS2 event UID of one receipt line, derived so a repeated push names the same event.
+
+    A SHA-256 of the three parts (and a namespace) is spelled in DHIS2's UID alphabet: 11
+    characters, a letter first, then letters and digits (``^[a-zA-Z][a-zA-Z0-9]{10}$``).
+    """
+    digest = hashlib.sha256(
+        b"\x1f".join((_UID_NAMESPACE, *(p.encode() for p in (reference, item_code, org_unit))))
+    ).digest()
+    number = int.from_bytes(digest, "big")
+    number, first = divmod(number, len(_UID_FIRST))
+    chars = [_UID_FIRST[first]]
+    for _ in range(10):
+        number, index = divmod(number, len(_UID_REST))
+        chars.append(_UID_REST[index])
+    return "".join(chars)
+
+
+def _receipt_quantity(value: object, where: str) -> Decimal:
+    """A receipt quantity as a Decimal: a finite number above zero, or InvalidValueError."""
+    text = format_value(value, data_element=where)  # type: ignore[arg-type]  # checked inside
+    number = Decimal(text)
+    if number <= 0:
+        raise InvalidValueError(
+            f"{where}: quantity {value!r} cannot be sent: a receipt must be greater than zero",
+            data_element=where,
+            value=repr(value),
+        )
+    return number
+
+
+@attrs.frozen(init=False)
+class StockReceipt:
+    """One item received at one facility, as mSupply confirmed it.
+
+    Attributes:
+        org_unit: the facility's org unit UID.
+        item_code: the value of the STR program's item-code attribute.
+        quantity: the received quantity in the stock card's unit; finite and above zero.
+        reference: the consignment (shipment) reference; with the item and org unit it names the
+            DHIS2 event, so the same consignment line is never recorded twice.
+        occurred_at: when the goods arrived; informational only, the event is dated at push
+            time (back-dated events would not correct later balances).
+
+    Raises:
+        InvalidValueError: the quantity is not a finite number above zero (the message names
+            the receipt).
+    """
+
+    org_unit: str
+    item_code: str
+    quantity: Decimal
+    reference: str
+    occurred_at: datetime | None = None
+
+    def __init__(
+        self,
+        org_unit: str,
+        item_code: str,
+        quantity: Decimal | int | str,
+        reference: str,
+        occurred_at: datetime | None = None,
+    ) -> None:
+        where = f"receipt {reference!r} (item {item_code!r} at {org_unit!r})"
+        for name, text in (
+            ("org_unit", org_unit),
+            ("item_code", item_code),
+            ("reference", reference),
+        ):
+            if not isinstance(text, str) or not text.strip():
+                raise InvalidValueError(
+                    f"{where}: {name} must be a non-empty string, got {text!r}",
+                    data_element=where,
+                    value=repr(text),
+                )
+        self.__attrs_init__(
+            org_unit, item_code, _receipt_quantity(quantity, where), reference, occurred_at
+        )
+
+    @property
+    def event_uid(self) -> str:
+        """The derived UID of this receipt's event (see :func:`receipt_event_uid`)."""
+        return receipt_event_uid(self.reference, self.item_code, self.org_unit)
+
+    def __str__(self) -> str:
+        return f"{self.reference}: {_number(self.quantity)} x {self.item_code} at {self.org_unit}"
+
+
+@attrs.frozen
+class StockReceiptOutcome:
+    """What happened to one receipt.
+
+    Attributes:
+        receipt: the receipt.
+        status: ``created`` (written now), ``already_pushed`` (its event existed: nothing was
+            written), ``failed`` (not written; ``message`` says why), ``skipped`` (a repeat of
+            an earlier receipt in the same push: same reference, item and org unit).
+        event_uid: the event's UID (derived from the receipt).
+        stock_on_hand_before / stock_on_hand_after: the balance the event builds on and the one
+            it records; None when the stock-on-hand data element is not configured or unknown.
+        message: why it failed, or a note (DHIS2 warnings, a receipt dated before the latest
+            stock event).
+        error_code: DHIS2's ``E1xxx`` code of a failure, when it gave one.
+    """
+
+    receipt: StockReceipt
+    status: OutcomeStatus
+    event_uid: str | None = None
+    stock_on_hand_before: Decimal | None = None
+    stock_on_hand_after: Decimal | None = None
+    message: str | None = None
+    error_code: str | None = None
+
+    def __str__(self) -> str:
+        text = f"{self.status}: {self.receipt}"
+        if self.stock_on_hand_after is not None:
+            before = _number(self.stock_on_hand_before)
+            text += f" (stock on hand {before} -> {_number(self.stock_on_hand_after)})"
+        if self.message:
+            code = f"{self.error_code} " if self.error_code else ""
+            text += f" - {code}{self.message}"
+        return text
+
+
+@attrs.frozen
+class StockPushReport:
+    """One outcome per receipt, in the order the receipts were given."""
+
+    outcomes: tuple[StockReceiptOutcome, ...]
+
+    def _with(self, status: OutcomeStatus) -> tuple[StockReceiptOutcome, ...]:
+        return tuple(o for o in self.outcomes if o.status == status)
+
+    @property
+    def created(self) -> tuple[StockReceiptOutcome, ...]:
+        """Receipts written by this push."""
+        return self._with("created")
+
+    @property
+    def already_pushed(self) -> tuple[StockReceiptOutcome, ...]:
+        """Receipts whose event existed already (nothing written)."""
+        return self._with("already_pushed")
+
+    @property
+    def failed(self) -> tuple[StockReceiptOutcome, ...]:
+        """Receipts not written; push them again once the cause is fixed."""
+        return self._with("failed")
+
+    @property
+    def skipped(self) -> tuple[StockReceiptOutcome, ...]:
+        """Repeats of an earlier receipt in the same push."""
+        return self._with("skipped")
+
+    @property
+    def ok(self) -> bool:
+        """True when no receipt failed: every one is in DHIS2 exactly once."""
+        return not self.failed
+
+    def __iter__(self) -> Iterator[StockReceiptOutcome]:
+        return iter(self.outcomes)
+
+    def __len__(self) -> int:
+        return len(self.outcomes)
+
+    def __str__(self) -> str:
+        counts = ", ".join(
+            f"{len(self._with(s))} {s.replace('_', ' ')}"
+            for s in ("created", "already_pushed", "failed", "skipped")
+        )
+        text = f"{len(self.outcomes)} stock receipts: {counts}"
+        problems = [o for o in self.outcomes if o.status == "failed" or o.message]
+        return text + "".join(f"\n  - {o}" for o in problems)
+
+    def _repr_html_(self) -> str:
+        esc = html.escape
+        rows = [
+            "<table><tr><th>status</th><th>reference</th><th>item</th><th>org unit</th>"
+            "<th>quantity</th><th>stock on hand</th><th>event</th><th>message</th></tr>"
+        ]
+        for o in self.outcomes:
+            r = o.receipt
+            soh = ""
+            if o.stock_on_hand_after is not None:
+                soh = f"{_number(o.stock_on_hand_before)} → {_number(o.stock_on_hand_after)}"
+            message = " ".join(p for p in (o.error_code, o.message) if p)
+            cells = (
+                o.status,
+                r.reference,
+                r.item_code,
+                r.org_unit,
+                _number(r.quantity),
+                soh,
+                o.event_uid or "",
+                message,
+            )
+            rows.append("<tr>" + "".join(f"<td>{esc(c)}</td>" for c in cells) + "</tr>")
+        rows.append("</table>")
+        return "".join(rows)
+
+
+def _number(value: Decimal | None) -> str:
+    return "?" if value is None else format_value(value, data_element="stock")
+
+
+def _utc_now() -> datetime:
+    return datetime.now(timezone.utc)
+
+
+def _latest_first_order(version: ServerVersion, legacy_reads: bool) -> str:
+    """``order`` for "newest first": 2.36 passes it to the legacy store, which knows only the
+    legacy names (WEB_API.md §4.2); 2.37+ translate the new ones."""
+    if legacy_reads or version < (2, 37):
+        return "eventDate:desc,created:desc"
+    return "occurredAt:desc,createdAt:desc"
+
+
+def _recency(event: Event) -> tuple[datetime, datetime]:
+    """Sort key of the Android stock app: event date, then creation (timestamps of one server)."""
+    return _naive(event.occurred_at), _naive(event.created_at)
+
+
+def _naive(value: datetime | None) -> datetime:
+    if value is None:
+        return datetime.min
+    return value.replace(tzinfo=None) if value.tzinfo is not None else value
+
+
+def _server_local(value: datetime, time_zone: tzinfo | None) -> datetime:
+    """``value`` as naive server-local time; an aware value with an unknown server zone is
+    taken to this machine's zone (the best guess, and never UTC hours ahead of the server)."""
+    if value.tzinfo is None:
+        return value
+    return value.astimezone(time_zone).replace(tzinfo=None)
+
+
+@attrs.frozen
+class _Card:
+    """A resolved stock card: the tracked entity and its ACTIVE enrollment in the program."""
+
+    tracked_entity: str
+    enrollment: str
+
+
+@attrs.frozen
+class _Balance:
+    """The stock on hand a card's next event builds on, and the event it came from."""
+
+    stock_on_hand: Decimal
+    event: Event | None
+
+
+@attrs.frozen
+class _Planned:
+    """A receipt ready to write."""
+
+    index: int
+    receipt: StockReceipt
+    card: _Card
+    before: Decimal | None
+    after: Decimal | None
+    note: str | None
+
+
+@attrs.define
+class StockPusher:
+    """Writes stock receipts to the STR program, once each, with the stock on hand carried on.
+
+    Args:
+        session: the connection.
+        program: the STR (tracker) program UID.
+        program_stage: the stage the receipt events go in.
+        stock_on_hand: the stock-on-hand data element; None when that row is inactive (then
+            no balance is read or written).
+        received_quantity: the stock-receipt data element; None when that row is inactive.
+        item_code_attribute: the tracked entity attribute holding the item code.
+        now: the clock; events are dated by it (naive = server-local time).
+        legacy: write through the legacy ``POST /api/events`` (2.36-2.41); servers before 2.36
+            always use it.
+        sleep: waits between polls of an import job (only when a server answers a synchronous
+            import with a job).
+        poll_attempts / poll_interval_s: how long to wait for such a job.
+    """
+
+    session: Dhis2Session
+    program: str = attrs.field(kw_only=True)
+    program_stage: str = attrs.field(kw_only=True)
+    stock_on_hand: str | None = attrs.field(kw_only=True)
+    received_quantity: str | None = attrs.field(kw_only=True)
+    item_code_attribute: str = attrs.field(kw_only=True)
+    now: Callable[[], datetime] = attrs.field(kw_only=True, default=_utc_now)
+    legacy: bool = attrs.field(kw_only=True, default=False)
+    sleep: Callable[[float], None] = attrs.field(kw_only=True, default=time.sleep, repr=False)
+    poll_attempts: int = attrs.field(kw_only=True, default=60)
+    poll_interval_s: float = attrs.field(kw_only=True, default=1.0)
+
+    def push(self, receipts: Iterable[StockReceipt]) -> StockPushReport:
+        """Write each receipt once, as a COMPLETED event with the carried-on stock on hand.
+
+        For every receipt: its derived event is looked for first (present: ``already_pushed``);
+        the item's tracked entity at the org unit and its ACTIVE enrollment are found (missing:
+        ``failed``); the latest stock on hand is read from the newest event (by occurredAt,
+        then createdAt) that has one, 0 when none; the event is written dated now with
+        ``received_quantity = q`` and ``stock_on_hand = latest + q``. Several receipts for one
+        item chain: each builds on the previous one, and they are written in rounds so a
+        refused receipt never leaves a later balance built on it.
+
+        Returns:
+            One outcome per receipt, in input order.
+
+        Raises:
+            ConfigError: legacy writes were asked of DHIS2 2.42+, where ``/api/events`` is gone.
+            Dhis2Error: from the session (network, authentication, permissions, 5xx). Nothing
+                that raised is reported as written; pushing again is safe, and reports what did
+                land as ``already_pushed``.
+            Dhis2TimeoutError: an import job did not finish within the polling budget.
+        """
+        batch = tuple(receipts)
+        if not batch:
+            return StockPushReport(())
+        version = self.session.version
+        legacy_write = self.legacy or version < (2, 36)
+        if legacy_write and version >= (2, 42):
+            raise ConfigError(
+                f"DHIS2 {version} has no legacy /api/events: write stock receipts through "
+                "/api/tracker (legacy = false)"
+            )
+        dialect = events_dialect(version)  # reads: /api/tracker from 2.36, legacy before
+        outcomes: list[StockReceiptOutcome | None] = [None] * len(batch)
+
+        first_of_uid: dict[str, int] = {}
+        for i, receipt in enumerate(batch):
+            uid = receipt.event_uid
+            if uid in first_of_uid:
+                outcomes[i] = StockReceiptOutcome(
+                    receipt,
+                    "skipped",
+                    uid,
+                    message=f"repeats receipt #{first_of_uid[uid] + 1} of this push "
+                    "(same reference, item and org unit)",
+                )
+            else:
+                first_of_uid[uid] = i
+
+        existing = self._existing_events(list(first_of_uid), dialect)
+        for uid, i in first_of_uid.items():
+            if uid in existing:
+                outcomes[i] = self._already_pushed(batch[i], existing[uid])
+
+        pending = [i for i in first_of_uid.values() if outcomes[i] is None]
+        cards = self._find_cards(
+            {(batch[i].org_unit, batch[i].item_code) for i in pending}, dialect
+        )
+        by_card: dict[_Card, list[int]] = defaultdict(list)
+        for i in pending:
+            found = cards[(batch[i].org_unit, batch[i].item_code)]
+            if isinstance(found, str):
+                outcomes[i] = StockReceiptOutcome(
+                    batch[i], "failed", batch[i].event_uid, message=found
+                )
+            else:
+                by_card[found].append(i)
+
+        plans: dict[_Card, list[_Planned]] = {}
+        now = _server_local(self.now(), self.session.time_zone)
+        for card, indexes in by_card.items():
+            balance: _Balance | str | None = None
+            if self.stock_on_hand is not None:
+                balance = self._latest_balance(card, dialect, version)
+            if isinstance(balance, str):
+                for i in indexes:
+                    outcomes[i] = StockReceiptOutcome(
+                        batch[i], "failed", batch[i].event_uid, message=balance
+                    )
+                continue
+            plans[card] = self._plan(card, indexes, batch, balance, now)
+
+        rounds = max((len(p) for p in plans.values()), default=0)
+        broken: dict[_Card, StockReceiptOutcome] = {}
+        for step in range(rounds):
+            this_round: list[_Planned] = []
+            for card, planned in plans.items():
+                if step >= len(planned):
+                    continue
+                plan = planned[step]
+                if card in broken:
+                    cause = broken[card]
+                    outcomes[plan.index] = StockReceiptOutcome(
+                        plan.receipt,
+                        "failed",
+                        plan.receipt.event_uid,
+                        message=f"not sent: receipt {cause.receipt.reference} of the same item "
+                        "failed earlier in this push, so this balance would be wrong; push again",
+                    )
+                    continue
+                this_round.append(plan)
+            for plan, outcome in self._write(this_round, legacy_write, now, step):
+                outcomes[plan.index] = outcome
+                if outcome.status == "failed":
+                    broken[plan.card] = outcome
+
+        report = StockPushReport(tuple(o for o in outcomes if o is not None))
+        assert len(report.outcomes) == len(batch)  # every receipt got exactly one outcome
+        log.info("stock receipts pushed: %s", str(report).split("\n", 1)[0])
+        return report
+
+    # -- look-ups --------------------------------------------------------------------------------
+
+    def _existing_events(self, uids: Sequence[str], dialect: EventsDialect) -> dict[str, Event]:
+        """Events that already carry one of the derived UIDs (deleted ones included)."""
+        found: dict[str, Event] = {}
+        list_param = "events" if dialect.id_list_separator == "," else "event"
+        fields = _LEGACY_EVENT_FIELDS if dialect.legacy else _TRACKER_EVENT_FIELDS
+        fields += ",trackedEntity" if not dialect.legacy else ",trackedEntityInstance"
+        time_zone = self.session.time_zone
+        for start in range(0, len(uids), _UIDS_PER_REQUEST):
+            chunk = uids[start : start + _UIDS_PER_REQUEST]
+            params: dict[str, ParamValue] = {
+                "program": self.program,
+                list_param: dialect.id_list_separator.join(chunk),
+                dialect.org_unit_mode_param: "ACCESSIBLE",
+                "includeDeleted": True,
+                "fields": fields,
+                "pageSize": len(chunk),
+            }
+            for page in self.session.iter_pages(
+                dialect.path,
+                params,
+                items_key=dialect.items_key,
+                page_size=len(chunk),
+                link_paging=dialect.next_page_link,
+            ):
+                for raw in page.items:
+                    event = structure_event(raw, time_zone)
+                    if event.uid in chunk:
+                        found[event.uid] = event
+        return found
+
+    def _already_pushed(self, receipt: StockReceipt, event: Event) -> StockReceiptOutcome:
+        if event.deleted:
+            return StockReceiptOutcome(
+                receipt,
+                "failed",
+                event.uid,
+                message=f"this receipt's event {event.uid} was pushed before and then deleted "
+                "in DHIS2; a deleted UID cannot be used again (E1082): record it by hand",
+                error_code="E1082",
+            )
+        after = _decimal(event.value(self.stock_on_hand)) if self.stock_on_hand else None
+        received = _decimal(event.value(self.received_quantity)) if self.received_quantity else None
+        before = after - received if after is not None and received is not None else None
+        return StockReceiptOutcome(
+            receipt,
+            "already_pushed",
+            event.uid,
+            stock_on_hand_before=before,
+            stock_on_hand_after=after,
+        )
+
+    def _find_cards(
+        self, wanted: set[tuple[str, str]], dialect: EventsDialect
+    ) -> dict[tuple[str, str], _Card | str]:
+        """Each (org unit, item code) -> its card, or why there is none (a sentence)."""
+        codes_by_unit: dict[str, set[str]] = defaultdict(set)
+        for org_unit, code in wanted:
+            codes_by_unit[org_unit].add(code)
+        result: dict[tuple[str, str], _Card | str] = {}
+        for org_unit in sorted(codes_by_unit):
+            entities: dict[str, list[TrackedEntityRef]] = defaultdict(list)
+            for chunk in self._code_chunks(org_unit, sorted(codes_by_unit[org_unit]), dialect):
+                for entity in self._tracked_entities(org_unit, chunk, dialect):
+                    found = entity.attributes.get(self.item_code_attribute)
+                    if found in chunk and entity.org_unit in (None, org_unit):
+                        entities[found].append(entity)
+            for code in codes_by_unit[org_unit]:
+                result[(org_unit, code)] = self._card(org_unit, code, entities.get(code, []))
+        return result
+
+    def _card(self, org_unit: str, code: str, entities: list[TrackedEntityRef]) -> _Card | str:
+        where = f"item code {code} at org unit {org_unit} in program {self.program}"
+        if not entities:
+            return f"no tracked entity with {where}"
+        active = [
+            _Card(entity.uid, enrollment.uid)
+            for entity in entities
+            for enrollment in entity.enrollments
+            if enrollment.status == "ACTIVE" and enrollment.program in (None, self.program)
+        ]
+        if not active:
+            names = ", ".join(e.uid for e in entities)
+            return f"no ACTIVE enrollment for the tracked entity ({names}) with {where}"
+        if len(active) > 1:
+            names = ", ".join(f"{c.tracked_entity}/{c.enrollment}" for c in active)
+            return f"several ACTIVE enrollments ({names}) with {where}: keep only one"
+        return active[0]
+
+    def _lookup_params(self, org_unit: str, dialect: EventsDialect) -> dict[str, ParamValue]:
+        if dialect.legacy:
+            fields = "trackedEntityInstance,orgUnit,attributes[attribute,value],"
+            fields += "enrollments[enrollment,status,program,orgUnit,deleted]"
+        else:
+            fields = "trackedEntity,orgUnit,attributes[attribute,value],"
+            fields += "enrollments[enrollment,status,program,orgUnit,deleted]"
+        return {"program": self.program, dialect.org_units_param: org_unit, "fields": fields}
+
+    def _filter(self, codes: Sequence[str], dialect: EventsDialect) -> str:
+        operator = "IN" if dialect.legacy else "in"
+        return f"{self.item_code_attribute}:{operator}:{';'.join(codes)}"
+
+    def _code_chunks(
+        self, org_unit: str, codes: Sequence[str], dialect: EventsDialect
+    ) -> Iterator[list[str]]:
+        """Item codes in groups whose look-up URL stays below ``_MAX_URL`` characters."""
+        path = "trackedEntityInstances" if dialect.legacy else "tracker/trackedEntities"
+        fixed = self._lookup_params(org_unit, dialect)
+        fixed.update({"page": 1, "pageSize": 99999})
+        base = len(f"{self.session.url}/api/{path}?") + len(
+            urllib.parse.urlencode({k: str(v) for k, v in fixed.items()})
+        )
+        base += len(urllib.parse.urlencode({"filter": self._filter([], dialect)})) + 1
+        chunk: list[str] = []
+        size = base
+        for code in codes:
+            cost = len(urllib.parse.quote_plus(code)) + 3  # "%3B" separator
+            if chunk and size + cost > _MAX_URL:
+                yield chunk
+                chunk, size = [], base
+            chunk.append(code)
+            size += cost
+        if chunk:
+            yield chunk
+
+    def _tracked_entities(
+        self, org_unit: str, codes: Sequence[str], dialect: EventsDialect
+    ) -> Iterator[TrackedEntityRef]:
+        path = "trackedEntityInstances" if dialect.legacy else "tracker/trackedEntities"
+        params = self._lookup_params(org_unit, dialect)
+        params["filter"] = self._filter(codes, dialect)
+        # A code is unique per org unit, so a page this large is never full: one request.
+        page_size = max(50, 2 * len(codes))
+        for page in self.session.iter_pages(
+            path,
+            params,
+            items_key=dialect.tracked_entities_key,
+            page_size=page_size,
+            link_paging=dialect.next_page_link,
+        ):
+            yield from tracked_entity_refs(page.items)
+
+    def _latest_balance(
+        self, card: _Card, dialect: EventsDialect, version: ServerVersion
+    ) -> _Balance | str:
+        """The stock on hand of the card's newest event that has one (0 when none has)."""
+        soh_element = self.stock_on_hand
+        assert soh_element is not None  # only asked when the row is active
+        params: dict[str, ParamValue] = {
+            "program": self.program,
+            "trackedEntityInstance" if dialect.legacy else "trackedEntity": card.tracked_entity,
+            dialect.org_unit_mode_param: "ACCESSIBLE",
+            "order": _latest_first_order(version, dialect.legacy),
+            "fields": _LEGACY_EVENT_FIELDS if dialect.legacy else _TRACKER_EVENT_FIELDS,
+        }
+        time_zone = self.session.time_zone
+        best: Event | None = None
+        for page in self.session.iter_pages(
+            dialect.path,
+            params,
+            items_key=dialect.items_key,
+            page_size=_SOH_PAGE_SIZE,
+            link_paging=dialect.next_page_link,
+        ):
+            for raw in page.items:
+                event = structure_event(raw, time_zone)
+                value = event.value(soh_element)
+                if event.deleted or value is None or not value.strip():
+                    continue
+                # the server's order is a hint; the newest is decided here
+                if best is None or _recency(event) > _recency(best):
+                    best = event
+            if best is not None:
+                break
+        if best is None:
+            return _Balance(Decimal(0), None)
+        raw_value = best.value(soh_element)
+        stock = _decimal(raw_value)
+        if stock is None:
+            return (
+                f"the latest stock on hand of tracked entity {card.tracked_entity} (event "
+                f"{best.uid}, data element {soh_element}) is not a number: {raw_value!r}"
+            )
+        return _Balance(stock, best)
+
+    # -- writing ---------------------------------------------------------------------------------
+
+    def _plan(
+        self,
+        card: _Card,
+        indexes: Sequence[int],
+        batch: Sequence[StockReceipt],
+        balance: _Balance | None,
+        now: datetime,
+    ) -> list[_Planned]:
+        running = balance.stock_on_hand if balance is not None else None
+        latest = balance.event if balance is not None else None
+        latest_at = _naive(latest.occurred_at) if latest is not None else None
+        time_zone = self.session.time_zone
+        planned = []
+        for i in indexes:
+            receipt = batch[i]
+            notes = []
+            if latest_at is not None and latest is not None:
+                if receipt.occurred_at is not None:
+                    received_at = _server_local(receipt.occurred_at, time_zone)
+                    if received_at < latest_at:
+                        notes.append(
+                            f"received {received_at.isoformat(timespec='seconds')}, before the "
+                            f"latest stock event {latest.uid} "
+                            f"({latest_at.isoformat(timespec='seconds')}); recorded now, "
+                            "not back-dated"
+                        )
+                if now < latest_at:
+                    notes.append(
+                        f"the latest stock event {latest.uid} is dated in the future "
+                        f"({latest_at.isoformat(timespec='seconds')}); until then it stays the "
+                        "latest for DHIS2 and the stock app"
+                    )
+            after = running + receipt.quantity if running is not None else None
+            planned.append(_Planned(i, receipt, card, running, after, "; ".join(notes) or None))
+            running = after
+        for plan in planned:
+            if plan.note:
+                log.warning("stock receipt %s: %s", plan.receipt, plan.note)
+        return planned
+
+    def _data_values(self, plan: _Planned) -> dict[str, str]:
+        values: dict[str, str] = {}
+        if self.received_quantity is not None:
+            values[self.received_quantity] = format_value(
+                plan.receipt.quantity, data_element=self.received_quantity
+            )
+        if self.stock_on_hand is not None and plan.after is not None:
+            values[self.stock_on_hand] = format_value(plan.after, data_element=self.stock_on_hand)
+        return values
+
+    def _write(
+        self, plans: Sequence[_Planned], legacy: bool, now: datetime, step: int
+    ) -> list[tuple[_Planned, StockReceiptOutcome]]:
+        """Send one round (at most one event per card) and map the report back to receipts."""
+        if not plans:
+            return []
+        # Later rounds are dated a millisecond on, so their order never rests on createdAt.
+        occurred = format_timestamp(now + timedelta(milliseconds=step))
+        build = legacy_event_payload if legacy else tracker_event_payload
+        payload = events_payload(
+            build(
+                event=plan.receipt.event_uid,
+                program=self.program,
+                program_stage=self.program_stage,
+                org_unit=plan.receipt.org_unit,
+                enrollment=plan.card.enrollment,
+                tracked_entity=plan.card.tracked_entity,
+                occurred_at=occurred,
+                data_values=self._data_values(plan),
+            )
+            for plan in plans
+        )
+        report = self._send(payload, legacy)
+        return self._map_report(plans, report)
+
+    def _send(self, payload: JsonObject, legacy: bool) -> TrackerImportReport:
+        if legacy:
+            response = self.session.post_json(
+                "events",
+                payload,
+                params={"strategy": "CREATE_AND_UPDATE"},
+                idempotent=True,
+                accept_status=(409,),
+            )
+            return parse_legacy_event_summaries(response.body)
+        response = self.session.post_json(
+            "tracker",
+            payload,
+            params={
+                "async": "false",  # the literal string: 2.36-2.41 route on it (WEB_API.md §5.1)
+                "importStrategy": "CREATE_AND_UPDATE",
+                "atomicMode": "OBJECT",
+                "reportMode": "ERRORS",
+            },
+            idempotent=True,  # client UIDs + CREATE_AND_UPDATE: a repeat updates, never adds
+            accept_status=(409,),
+        )
+        body = response.body
+        location = job_location(body)
+        if location is not None:
+            log.warning("DHIS2 queued the synchronous stock import as job %s; polling", location)
+            body = self._await_job(location)
+        return parse_tracker_report(body)
+
+    def _await_job(self, location: str) -> JsonValue:
+        """Poll ``tracker/jobs/{id}`` until done, then return its report (404 until ready)."""
+        for attempt in range(self.poll_attempts):
+            if attempt:
+                self.sleep(self.poll_interval_s)
+            if not job_completed(self.session.get_json(location)):
+                continue
+            try:
+                return self.session.get_json(f"{location}/report", {"reportMode": "ERRORS"})
+            except NotFoundError:
+                continue  # the report is written just after the last notification
+        raise Dhis2TimeoutError(
+            f"the stock import job did not finish after {self.poll_attempts} polls; pushing "
+            "again is safe (existing events are reported as already pushed)",
+            method="GET",
+            path=location,
+        )
+
+    def _map_report(
+        self, plans: Sequence[_Planned], report: TrackerImportReport
+    ) -> list[tuple[_Planned, StockReceiptOutcome]]:
+        uids = {plan.receipt.event_uid for plan in plans}
+        errors: dict[str, list[TrackerImportError]] = defaultdict(list)
+        unnamed: list[TrackerImportError] = []
+        for error in report.errors:
+            if error.uid in uids:
+                errors[error.uid].append(error)
+            else:
+                unnamed.append(error)
+        warnings: dict[str, list[str]] = defaultdict(list)
+        for warning in report.warnings:
+            if warning.uid in uids:
+                warnings[warning.uid].append(str(warning))
+        named_failures = sum(1 for plan in plans if plan.receipt.event_uid in errors)
+        saved = report.created + report.updated
+        # When DHIS2 saved fewer events than it did not name, which ones is unknowable:
+        # none of the unnamed ones may claim success.
+        uncertain = saved < len(plans) - named_failures
+        doubt = "; ".join(str(e) for e in unnamed) or (
+            f"DHIS2 saved {saved} of {len(plans) - named_failures} events ({report.status})"
+        )
+        mapped = []
+        for plan in plans:
+            uid = plan.receipt.event_uid
+            if uid in errors:
+                first = errors[uid][0]
+                outcome = StockReceiptOutcome(
+                    plan.receipt,
+                    "failed",
+                    uid,
+                    message="; ".join(e.message for e in errors[uid]),
+                    error_code=first.error_code,
+                )
+            elif uncertain:
+                outcome = StockReceiptOutcome(
+                    plan.receipt,
+                    "failed",
+                    uid,
+                    message=f"not confirmed: {doubt}; push again (safe: existing events are "
+                    "reported as already pushed)",
+                    error_code=unnamed[0].error_code if unnamed else None,
+                )
+            else:
+                note = "; ".join(p for p in (plan.note, *warnings.get(uid, ())) if p)
+                outcome = StockReceiptOutcome(
+                    plan.receipt,
+                    "created",
+                    uid,
+                    stock_on_hand_before=plan.before,
+                    stock_on_hand_after=plan.after,
+                    message=note or None,
+                )
+            mapped.append((plan, outcome))
+        return mapped
+
+
+def _decimal(raw: str | None) -> Decimal | None:
+    if raw is None:
+        return None
+    try:
+        number = Decimal(raw.strip())
+    except InvalidOperation:
+        return None
+    return number if number.is_finite() else None

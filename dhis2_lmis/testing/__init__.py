@@ -1,0 +1,44 @@
+"""An offline DHIS2 for tests and demos: ``FakeDhis2`` and the records it stores.
+
+Stdlib only (no pytest, no requests), so ``dhis2-lmis demo`` can start it quickly; the pytest
+fixtures live in ``dhis2_lmis.testing.plugin``.
+"""
+
+from __future__ import annotations
+
+from dhis2_lmis.testing._demo import DEMO, DemoIds, seed_demo
+from dhis2_lmis.testing._fake import FakeDhis2
+from dhis2_lmis.testing._server import FaultKind, RecordedRequest
+from dhis2_lmis.testing._world import (
+    AggregateValue,
+    DataElement,
+    DataSet,
+    Enrollment,
+    Event,
+    OrgUnit,
+    Program,
+    ProgramStage,
+    TrackedEntity,
+    TrackedEntityAttribute,
+    User,
+)
+
+__all__ = [
+    "DEMO",
+    "AggregateValue",
+    "DataElement",
+    "DataSet",
+    "DemoIds",
+    "Enrollment",
+    "Event",
+    "FakeDhis2",
+    "FaultKind",
+    "OrgUnit",
+    "Program",
+    "ProgramStage",
+    "RecordedRequest",
+    "TrackedEntity",
+    "TrackedEntityAttribute",
+    "User",
+    "seed_demo",
+]

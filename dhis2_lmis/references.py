@@ -20,7 +20,6 @@ import csv
 import io
 import json
 import logging
-import math
 import os
 import threading
 import time
@@ -536,17 +535,21 @@ class _MetadataCache(Generic[_T]):
         return len(f"{self.session.url}/api/{self.collection}?{query}")
 
     def chunks(self, prop: _Property, keys: Sequence[str]) -> list[list[str]]:
-        """Pack ``keys`` into as few ``in`` filters as fit under the URL limit."""
-        fixed = self._url_length(f"{prop}:in:[]")
+        """Pack ``keys`` into as few ``in`` filters as fit under the URL limit.
+
+        First-fit-decreasing by encoded size; each chunk keeps the callers' order of its keys.
+        """
         comma = len(quote_plus(","))
-        capacity = self.max_url_length - fixed + comma
-        sized = sorted(((len(quote_plus(k)) + comma, k) for k in keys), key=lambda s: -s[0])
-        bins: list[list[str]] = []
+        capacity = self.max_url_length - self._url_length(f"{prop}:in:[]") + comma
+        by_size = sorted(
+            ((len(quote_plus(k)) + comma, pos) for pos, k in enumerate(keys)), key=lambda s: -s[0]
+        )
+        bins: list[list[int]] = []
         room: list[int] = []
-        for size, key in sized:
+        for size, pos in by_size:
             for i, free in enumerate(room):
                 if size <= free:
-                    bins[i].append(key)
+                    bins[i].append(pos)
                     room[i] -= size
                     break
             else:
@@ -555,20 +558,12 @@ class _MetadataCache(Generic[_T]):
                         "%s %s %.40r alone exceeds the %d-byte URL limit; sending it anyway",
                         self.collection,
                         prop,
-                        key,
+                        keys[pos],
                         self.max_url_length,
                     )
-                bins.append([key])
+                bins.append([pos])
                 room.append(capacity - size)
-        return bins
-
-    def minimum_requests(self, prop: _Property, keys: Sequence[str]) -> int:
-        """A lower bound on the requests any packing needs (total key bytes / capacity)."""
-        comma = len(quote_plus(","))
-        capacity = self.max_url_length - self._url_length(f"{prop}:in:[]") + comma
-        total = sum(len(quote_plus(k)) + comma for k in keys if "," not in k)
-        single = sum(1 for k in keys if "," in k)
-        return math.ceil(total / capacity) + single if capacity > 0 else len(keys)
+        return [[keys[pos] for pos in sorted(chunk)] for chunk in bins]
 
     # -- fetching --------------------------------------------------------------------------
 

@@ -440,3 +440,38 @@ def test_report_reads_as_counts_then_problems() -> None:
     assert report.created == (ok,)
     assert report.failed == (bad,)
     assert not report.ok
+
+
+def test_a_pushed_event_deleted_in_dhis2_is_reported_not_recreated(fake: FakeDhis2) -> None:
+    first = pusher_for(fake).push([receipt("AMOX250", 5)]).outcomes[0]
+    fake.delete_event(first.event_uid or "")
+
+    again = pusher_for(fake).push([receipt("AMOX250", 5)]).outcomes[0]
+
+    assert again.status == "failed"
+    assert again.error_code == "E1082"
+    assert len(requests_to(fake, "POST", "/api/tracker")) == 1
+
+
+@pytest.mark.parametrize(
+    ("version", "order"),
+    [("2.36", "eventDate:desc,created:desc"), ("2.37", "occurredAt:desc,createdAt:desc")],
+)
+def test_latest_event_order_uses_the_names_the_version_understands(
+    version: str, order: str
+) -> None:
+    with FakeDhis2(version=version, now=T0) as server:
+        seed(server)
+        stock_event(server, TE_AMOX, 70, T0 + dt.timedelta(days=2), T0)
+        stock_event(server, TE_AMOX, 90, T0 + dt.timedelta(days=1), T0 + dt.timedelta(days=3))
+
+        (outcome,) = pusher_for(server).push([receipt("AMOX250", 5)]).outcomes
+
+        assert outcome.stock_on_hand_after == Decimal(75)
+        (read,) = [
+            r
+            for r in requests_to(server, "GET", "/api/tracker/events")
+            if "trackedEntity" in r.query
+        ]
+        assert read.query["order"] == [order]
+        assert not server.unanswered

@@ -148,10 +148,12 @@ def iter_events(
         items = _page_items(body, dialect)
         if not items:
             return
-        last: Event | None = None
-        for raw in items:
+        first_stamp = last_stamp = None
+        for index, raw in enumerate(items):
             event = structure(raw, Event)
-            last = event
+            if index == 0:
+                first_stamp = event.updated_at
+            last_stamp = event.updated_at
             if event.uid and event.uid in seen:
                 continue
             if event.uid:
@@ -159,20 +161,31 @@ def iter_events(
             yield event
         if is_last_page(body, len(items), query.page_size, page, dialect.next_page_link):
             return
-        if items == previous_items:
+        if page > 1 and items == previous_items:
             raise ResponseFormatError(
-                f"page {page} repeats the previous page: the server ignores paging here",
+                f"page {page} repeats page {page - 1}: the server ignores paging here",
                 method="GET",
                 path=dialect.path,
             )
         previous_items = items
-        new_cursor = last.updated_at if last else None
-        if new_cursor is None:
-            page += 1  # no timestamps to key on: plain offset paging
-        elif cursor is not None and new_cursor <= cursor:
-            page += 1  # a run of identical timestamps longer than a page
-        else:
-            cursor, page = new_cursor, 1
+        cursor, page = _next_position(cursor, page, first_stamp, last_stamp)
+
+
+def _next_position(
+    cursor: datetime | None,
+    page: int,
+    first_stamp: datetime | None,
+    last_stamp: datetime | None,
+) -> tuple[datetime | None, int]:
+    """Where the next request starts: key on the newest timestamp, or page within a tie."""
+    if last_stamp is None:
+        return cursor, page + 1  # no timestamps to key on: plain offset paging
+    if cursor is not None and last_stamp <= cursor:
+        return cursor, page + 1  # inside a run of identical timestamps longer than a page
+    if first_stamp == last_stamp:
+        # The whole page shares one timestamp: keyed on it, page 1 would repeat this page.
+        return last_stamp, 2
+    return last_stamp, 1
 
 
 def _page_items(body: JsonObject, dialect: EventsDialect) -> list[JsonValue]:

@@ -25,8 +25,12 @@ def seed(fake: FakeDhis2, total: int = 5) -> list[str]:
         stamp = START + dt.timedelta(minutes=n)
         uid = f"Event{n:06d}"
         fake.add_event(
-            uid, PROGRAM, FAC_A if n % 2 == 0 else FAC_B, data_values={QTY: n * 10},
-            occurred_at=stamp, updated_at=stamp,
+            uid,
+            PROGRAM,
+            FAC_A if n % 2 == 0 else FAC_B,
+            data_values={QTY: n * 10},
+            occurred_at=stamp,
+            updated_at=stamp,
         )
         uids.append(uid)
     return uids
@@ -37,7 +41,8 @@ def test_238_envelope_is_instances_with_flat_pager(fake_dhis2, client):
     seed(fake_dhis2)
     body = client(fake_dhis2).get(f"{fake_dhis2.url}/api/tracker/events").json()
     assert set(body) == {"instances", "page", "pageSize"}
-    assert body["page"] == 1 and body["pageSize"] == 50
+    assert body["page"] == 1
+    assert body["pageSize"] == 50
     assert len(body["instances"]) == 5
 
 
@@ -46,7 +51,8 @@ def test_238_total_pages_adds_total_and_page_count(fake_dhis2, client):
     seed(fake_dhis2)
     url = f"{fake_dhis2.url}/api/tracker/events"
     body = client(fake_dhis2).get(url, params={"totalPages": "true", "pageSize": 2}).json()
-    assert body["total"] == 5 and body["pageCount"] == 3
+    assert body["total"] == 5
+    assert body["pageCount"] == 3
 
 
 @pytest.mark.dhis2_version("2.41")
@@ -67,7 +73,8 @@ def test_242_envelope_has_next_page_link_only_when_more(fake_dhis2, client):
     assert first["pager"]["nextPage"].startswith(f"{fake_dhis2.url}/api/tracker/events?")
     assert "page=2" in first["pager"]["nextPage"]
     last = s.get(url, params={"pageSize": 2, "page": 3}).json()
-    assert "nextPage" not in last["pager"] and "prevPage" in last["pager"]
+    assert "nextPage" not in last["pager"]
+    assert "prevPage" in last["pager"]
     assert len(last["events"]) == 1
 
 
@@ -92,8 +99,11 @@ def test_default_order_is_newest_first(fake_dhis2, client):
 
 @pytest.mark.parametrize(
     ("version", "order", "oldest_first"),
-    [("2.36", "lastUpdated:asc", True), ("2.36", "updatedAt:asc", False),
-     ("2.40", "updatedAt:asc", True)],
+    [
+        ("2.36", "lastUpdated:asc", True),
+        ("2.36", "updatedAt:asc", False),
+        ("2.40", "updatedAt:asc", True),
+    ],
 )
 def test_order_names_per_version(fake_dhis2_factory, client, version, order, oldest_first):
     fake = fake_dhis2_factory(version)
@@ -196,7 +206,8 @@ def test_event_field_names_per_version(fake_dhis2_factory, client, version, abse
     seed(fake, 1)
     r = client(fake).get(f"{fake.url}/api/tracker/events/Event000000")
     event = r.json()
-    assert present <= set(event) and not absent & set(event)
+    assert present <= set(event)
+    assert not absent & set(event)
     assert event["dataValues"][0]["value"] == "0"
     assert event["updatedAt"] == "2024-05-01T08:00:00.000"
 
@@ -232,7 +243,8 @@ def test_deleted_events_only_with_include_deleted(fake_dhis2, client):
 
 def test_unknown_event_is_404_web_message(fake_dhis2, client):
     r = client(fake_dhis2).get(f"{fake_dhis2.url}/api/tracker/events/NoSuchEvnt1")
-    assert r.status_code == 404 and r.json()["httpStatus"] == "Not Found"
+    assert r.status_code == 404
+    assert r.json()["httpStatus"] == "Not Found"
 
 
 @pytest.mark.dhis2_version("2.40")
@@ -255,14 +267,23 @@ def test_tracked_entities_filter_by_attribute(fake_dhis2_factory, client, versio
     fake = fake_dhis2_factory(version)
     seed(fake, 0)
     fake.add_tracked_entity_attribute("ItemCodeAtt", "ITEM_CODE", "Item code")
-    fake.add_program("StrProgram1", "STR", program_type="WITH_REGISTRATION",
-                     stages={"StrStage001": ()}, attributes=("ItemCodeAtt",))
+    fake.add_program(
+        "StrProgram1",
+        "STR",
+        program_type="WITH_REGISTRATION",
+        stages={"StrStage001": ()},
+        attributes=("ItemCodeAtt",),
+    )
     for n, code in enumerate(("AMOX250", "PARA500", "ORS200")):
-        fake.add_tracked_entity(f"TrackEnt00{n}", FAC_A, "StrProgram1",
-                                attributes={"ItemCodeAtt": code})
-    params = {"program": "StrProgram1", "filter": "ItemCodeAtt:in:AMOX250;ORS200",
-              "fields": "trackedEntity,attributes[attribute,value],enrollments[enrollment,status]",
-              "orgUnits" if version == "2.41" else "orgUnit": FAC_A}
+        fake.add_tracked_entity(
+            f"TrackEnt00{n}", FAC_A, "StrProgram1", attributes={"ItemCodeAtt": code}
+        )
+    params = {
+        "program": "StrProgram1",
+        "filter": "ItemCodeAtt:in:AMOX250;ORS200",
+        "fields": "trackedEntity,attributes[attribute,value],enrollments[enrollment,status]",
+        "orgUnits" if version == "2.41" else "orgUnit": FAC_A,
+    }
     body = client(fake).get(f"{fake.url}/api/tracker/trackedEntities", params=params).json()
     assert sorted(t["trackedEntity"] for t in body[key]) == ["TrackEnt000", "TrackEnt002"]
     assert body[key][0]["enrollments"][0]["status"] == "ACTIVE"

@@ -30,17 +30,29 @@ SYSTEM_INFO = [
     ("session/blsq-dhis2_2.28_system_info.yaml", (2, 28, 0, 0), "2.28", None),
     ("session/openhexa_2.36_dhis2_init.yaml", (2, 36, 13, 2), "2.36.13.2", UTC_NAME),
     ("session/openhexa_2.37_authenticate.yaml", (2, 37, 9, 1), "2.37.9.1", UTC_NAME),
-    ("session/aggregate-data-entry_38_static_resources.yaml", (2, 38, 0, 0), "2.38-SNAPSHOT",
-     UTC_NAME),
+    (
+        "session/aggregate-data-entry_38_static_resources.yaml",
+        (2, 38, 0, 0),
+        "2.38-SNAPSHOT",
+        UTC_NAME,
+    ),
     ("session/openhexa_2.38_dhis2_init.yaml", (2, 38, 7, 0), "2.38.7", UTC_NAME),
     ("session/openhexa_2.40_authenticate.yaml", (2, 40, 0, 1), "2.40.0.1", UTC_NAME),
-    ("session/aggregate-data-entry_40_static_resources.yaml", (2, 40, 1, 0), "2.40.1-SNAPSHOT",
-     UTC_NAME),
+    (
+        "session/aggregate-data-entry_40_static_resources.yaml",
+        (2, 40, 1, 0),
+        "2.40.1-SNAPSHOT",
+        UTC_NAME,
+    ),
     ("session/openhexa_2.40_dhis2_init.yaml", (2, 40, 4, 1), "2.40.4.1", UTC_NAME),
     ("session/android-sdk_system_info.yaml", (2, 41, 0, 0), "2.41.0", UTC_NAME),
     ("session/openhexa_2.41_dhis2_init.yaml", (2, 41, 0, 1), "2.41.0.1", UTC_NAME),
-    ("session/aggregate-data-entry_43_static_resources.yaml", (2, 43, 0, 0), "2.43-SNAPSHOT",
-     "Europe/Oslo"),
+    (
+        "session/aggregate-data-entry_43_static_resources.yaml",
+        (2, 43, 0, 0),
+        "2.43-SNAPSHOT",
+        "Europe/Oslo",
+    ),
 ]
 
 
@@ -115,22 +127,50 @@ def test_system_info_without_time_zone_id_gives_no_time_zone() -> None:
 # cassette, path below /api/, fields, the user id (None when not asked for)
 ME = [
     ("session/aggregate-data-entry_38_static_resources.yaml", "38/me", "id", "xE7jOejl9FI"),
-    ("session/aggregate-data-entry_38_static_resources.yaml", "38/me",
-     "authorities,avatar,email,name,settings", None),
-    ("session/aggregate-data-entry_38_static_resources.yaml", "38/me",
-     "organisationUnits[id,level]", None),
-    ("session/aggregate-data-entry_38_static_resources.yaml", "38/me", "organisationUnits[id]",
-     None),
+    (
+        "session/aggregate-data-entry_38_static_resources.yaml",
+        "38/me",
+        "authorities,avatar,email,name,settings",
+        None,
+    ),
+    (
+        "session/aggregate-data-entry_38_static_resources.yaml",
+        "38/me",
+        "organisationUnits[id,level]",
+        None,
+    ),
+    (
+        "session/aggregate-data-entry_38_static_resources.yaml",
+        "38/me",
+        "organisationUnits[id]",
+        None,
+    ),
     ("session/aggregate-data-entry_40_static_resources.yaml", "40/me", "id", "GOLswS44mh8"),
-    ("session/aggregate-data-entry_40_static_resources.yaml", "40/me",
-     "authorities,avatar,email,name,settings", None),
-    ("session/aggregate-data-entry_40_static_resources.yaml", "40/me",
-     "organisationUnits[id,level,path]", None),
+    (
+        "session/aggregate-data-entry_40_static_resources.yaml",
+        "40/me",
+        "authorities,avatar,email,name,settings",
+        None,
+    ),
+    (
+        "session/aggregate-data-entry_40_static_resources.yaml",
+        "40/me",
+        "organisationUnits[id,level,path]",
+        None,
+    ),
     ("session/aggregate-data-entry_43_static_resources.yaml", "43/me", "id", "GOLswS44mh8"),
-    ("session/aggregate-data-entry_43_static_resources.yaml", "43/me",
-     "authorities,avatar,email,name,settings", None),
-    ("session/aggregate-data-entry_43_static_resources.yaml", "43/me",
-     "organisationUnits[id,level,path]", None),
+    (
+        "session/aggregate-data-entry_43_static_resources.yaml",
+        "43/me",
+        "authorities,avatar,email,name,settings",
+        None,
+    ),
+    (
+        "session/aggregate-data-entry_43_static_resources.yaml",
+        "43/me",
+        "organisationUnits[id,level,path]",
+        None,
+    ),
     ("session/maintenance_current_user.yaml", "me", None, None),
 ]
 
@@ -162,15 +202,50 @@ def test_me_answer_keeps_display_name_and_authorities() -> None:
 
 # cassette, path, fields, items key, page size, pages, total, first id, last id
 COMPLETE_LISTS = [
-    ("session/openhexa_2.41_api_get_paged.yaml", "organisationUnits", "id,name",
-     "organisationUnits", 1000, 2, 1332, "Rp268JB6Ne4", "BNFrspDBKel"),
-    ("session/openhexa_2.41_data_elements.yaml", "dataElements",
-     "id,name,aggregationType,zeroIsSignificant", "dataElements", 1000, 2, 1035, "FTRrcoaog83",
-     "QN8WyI8KgpU"),
-    ("session/blsq-dhis2_2.28_programs.yaml", "programs", "id,displayName", "programs", 50, 1,
-     17, "lxAQ7Zs9VYR", "WSGAb5XwJ3Y"),
-    ("session/blsq-iaso_2.32.3_orgunits_page1.yaml", "organisationUnits", None,
-     "organisationUnits", 50, 1, 2, "LOpWauwwghf", "kJq2mPyFEHo"),
+    (
+        "session/openhexa_2.41_api_get_paged.yaml",
+        "organisationUnits",
+        "id,name",
+        "organisationUnits",
+        1000,
+        2,
+        1332,
+        "Rp268JB6Ne4",
+        "BNFrspDBKel",
+    ),
+    (
+        "session/openhexa_2.41_data_elements.yaml",
+        "dataElements",
+        "id,name,aggregationType,zeroIsSignificant",
+        "dataElements",
+        1000,
+        2,
+        1035,
+        "FTRrcoaog83",
+        "QN8WyI8KgpU",
+    ),
+    (
+        "session/blsq-dhis2_2.28_programs.yaml",
+        "programs",
+        "id,displayName",
+        "programs",
+        50,
+        1,
+        17,
+        "lxAQ7Zs9VYR",
+        "WSGAb5XwJ3Y",
+    ),
+    (
+        "session/blsq-iaso_2.32.3_orgunits_page1.yaml",
+        "organisationUnits",
+        None,
+        "organisationUnits",
+        50,
+        1,
+        2,
+        "LOpWauwwghf",
+        "kJq2mPyFEHo",
+    ),
 ]
 
 
@@ -207,13 +282,40 @@ def test_iter_pages_reads_every_recorded_page_and_stops_on_the_last(
 
 # cassette, path, fields, items key, page size, items on page 1, pager total, first, last
 FIRST_PAGES = [
-    ("session/blsq-dhis2_2.28_organisation_units.yaml", "organisationUnits", None,
-     "organisationUnits", 50, 1, 1332, "Rp268JB6Ne4", "Rp268JB6Ne4"),
-    ("session/blsq-dhis2_2.28_data_elements.yaml", "dataElements", None, "dataElements", 1, 1,
-     894, "FTRrcoaog83", "FTRrcoaog83"),
-    ("session/maintenance_2.41_data_elements_page1.yaml", "41/dataElements",
-     "name,domainType,valueType,categoryCombo[id, displayName],lastUpdated,sharing[public],id,"
-     "access", "dataElements", 20, 20, 1273, "fbfJHSPpUQD", "eRwOwCpMzyP"),
+    (
+        "session/blsq-dhis2_2.28_organisation_units.yaml",
+        "organisationUnits",
+        None,
+        "organisationUnits",
+        50,
+        1,
+        1332,
+        "Rp268JB6Ne4",
+        "Rp268JB6Ne4",
+    ),
+    (
+        "session/blsq-dhis2_2.28_data_elements.yaml",
+        "dataElements",
+        None,
+        "dataElements",
+        1,
+        1,
+        894,
+        "FTRrcoaog83",
+        "FTRrcoaog83",
+    ),
+    (
+        "session/maintenance_2.41_data_elements_page1.yaml",
+        "41/dataElements",
+        "name,domainType,valueType,categoryCombo[id, displayName],lastUpdated,sharing[public],id,"
+        "access",
+        "dataElements",
+        20,
+        20,
+        1273,
+        "fbfJHSPpUQD",
+        "eRwOwCpMzyP",
+    ),
 ]
 
 

@@ -114,7 +114,7 @@ class Fixtures:
 
     def read(self, folder: str, path: str) -> bytes:
         data = (self.root / folder / path).read_bytes()
-        blob = hashlib.sha1(b"blob %d\0" % len(data) + data).hexdigest()  # noqa: S324 - git id
+        blob = hashlib.sha1(b"blob %d\0" % len(data) + data).hexdigest()
         expected = self.manifest[folder, path][1]
         if blob != expected:
             raise SystemExit(f"{folder}/{path}: blob {blob} != MANIFEST {expected}")
@@ -127,7 +127,9 @@ class Fixtures:
 
     def shim(self, version: str) -> list[dict[str, Any]]:
         """The entries of a Cypress network-shim file."""
-        data = self.read("dhis2-aggregate-data-entry-app", f"{SHIM}/{version}/static_resources.json")
+        data = self.read(
+            "dhis2-aggregate-data-entry-app", f"{SHIM}/{version}/static_resources.json"
+        )
         entries: list[dict[str, Any]] = json.loads(data)
         return entries
 
@@ -191,12 +193,14 @@ def system_info_of(interactions: Iterable[Interaction]) -> bytes:
     return next(i.body for i in interactions if i.uri.endswith("/api/system/info"))
 
 
-def build(fx: Fixtures) -> list[Cassette]:  # noqa: PLR0915 - one flat list of cassettes
+def build(fx: Fixtures) -> list[Cassette]:
     cassettes: list[Cassette] = []
     real_play_2017 = "REAL: play.dhis2.org/demo, 2017-10-17"
     real_sl_2024 = "REAL: local Docker DHIS2, Sierra Leone demo DB, 2024-07-26"
 
-    def add(directory: str, name: str, interactions: Iterable[Interaction], note: str, *src: Source):
+    def add(
+        directory: str, name: str, interactions: Iterable[Interaction], note: str, *src: Source
+    ):
         cassettes.append(Cassette(directory, name, tuple(interactions), src, note))
 
     # -- session: /api/system/info of every version ---------------------------------------------
@@ -236,41 +240,68 @@ def build(fx: Fixtures) -> list[Cassette]:  # noqa: PLR0915 - one flat list of c
             "Recorded path and headers' content-type; host from system/info contextPath; "
             "system/info is the first of the recorded variants; only /api/system/info and "
             "/api/NN/me?fields=... kept.",
-            Source("dhis2-aggregate-data-entry-app", f"{SHIM}/{api}/static_resources.json",
-                   version, provenance),
+            Source(
+                "dhis2-aggregate-data-entry-app",
+                f"{SHIM}/{api}/static_resources.json",
+                version,
+                provenance,
+            ),
         )
     add(
         "session",
         "android-sdk_system_info",
-        [Interaction(
-            "https://play.dhis2.org/android-current/api/system/info",
-            fx.read("dhis2-dhis2-android-sdk", f"{ANDROID}/systeminfo/system_info.json"),
-        )],
+        [
+            Interaction(
+                "https://play.dhis2.org/android-current/api/system/info",
+                fx.read("dhis2-dhis2-android-sdk", f"{ANDROID}/systeminfo/system_info.json"),
+            )
+        ],
         "Request reconstructed (raw body; host from its contextPath).",
-        Source("dhis2-dhis2-android-sdk", f"{ANDROID}/systeminfo/system_info.json",
-               "says 2.41.0 (edited; buildTime 2017)", "MOCK: edited Postman capture"),
+        Source(
+            "dhis2-dhis2-android-sdk",
+            f"{ANDROID}/systeminfo/system_info.json",
+            "says 2.41.0 (edited; buildTime 2017)",
+            "MOCK: edited Postman capture",
+        ),
     )
     add(
         "session",
         "maintenance_current_user",
-        [Interaction(
-            "https://debug.dhis2.org/dev/api/me",
-            fx.read("dhis2-maintenance-app-beta", "src/__mocks__/currentUserMock.json"),
-        )],
+        [
+            Interaction(
+                "https://debug.dhis2.org/dev/api/me",
+                fx.read("dhis2-maintenance-app-beta", "src/__mocks__/currentUserMock.json"),
+            )
+        ],
         "Request reconstructed: upstream does not record the fields it asked for.",
-        Source("dhis2-maintenance-app-beta", "src/__mocks__/currentUserMock.json", "~2.41",
-               "Captured from debug.dhis2.org/dev, name/email anonymised, prettier-formatted"),
+        Source(
+            "dhis2-maintenance-app-beta",
+            "src/__mocks__/currentUserMock.json",
+            "~2.41",
+            "Captured from debug.dhis2.org/dev, name/email anonymised, prettier-formatted",
+        ),
     )
 
     # -- session: paged lists --------------------------------------------------------------------
     for name, file, uri, version in (
-        ("organisation_units", "organisation_units.json",
-         "https://play.dhis2.org/demo/api/organisationUnits?page=1&pageSize=50", "2.28"),
-        ("data_elements", "data_elements.json",
-         "https://play.dhis2.org/demo/api/dataElements?pageSize=1", "2.28"),
-        ("programs", "programs.json",
-         "https://play.dhis2.org/demo/api/programs?fields=id,displayName&page=1&pageSize=50",
-         "2.28"),
+        (
+            "organisation_units",
+            "organisation_units.json",
+            "https://play.dhis2.org/demo/api/organisationUnits?page=1&pageSize=50",
+            "2.28",
+        ),
+        (
+            "data_elements",
+            "data_elements.json",
+            "https://play.dhis2.org/demo/api/dataElements?pageSize=1",
+            "2.28",
+        ),
+        (
+            "programs",
+            "programs.json",
+            "https://play.dhis2.org/demo/api/programs?fields=id,displayName&page=1&pageSize=50",
+            "2.28",
+        ),
     ):
         add(
             "session",
@@ -282,13 +313,19 @@ def build(fx: Fixtures) -> list[Cassette]:  # noqa: PLR0915 - one flat list of c
     add(
         "session",
         "blsq-iaso_2.32.3_orgunits_page1",
-        [Interaction(
-            "https://play.dhis2.org/2.32.3/api/organisationUnits?page=1&pageSize=50",
-            fx.read("BLSQ-iaso", "iaso/tests/fixtures/dhis2/orgunits_page1.json"),
-        )],
+        [
+            Interaction(
+                "https://play.dhis2.org/2.32.3/api/organisationUnits?page=1&pageSize=50",
+                fx.read("BLSQ-iaso", "iaso/tests/fixtures/dhis2/orgunits_page1.json"),
+            )
+        ],
         "Request reconstructed from the body's pager and hrefs.",
-        Source("BLSQ-iaso", "iaso/tests/fixtures/dhis2/orgunits_page1.json", "2.32.3",
-               "REAL: play.dhis2.org/2.32.3 (pretty-printed)"),
+        Source(
+            "BLSQ-iaso",
+            "iaso/tests/fixtures/dhis2/orgunits_page1.json",
+            "2.32.3",
+            "REAL: play.dhis2.org/2.32.3 (pretty-printed)",
+        ),
     )
     for file in ("2.41/api_get_paged.yaml", "2.41/data_elements.yaml"):
         add(
@@ -301,17 +338,24 @@ def build(fx: Fixtures) -> list[Cassette]:  # noqa: PLR0915 - one flat list of c
     add(
         "session",
         "maintenance_2.41_data_elements_page1",
-        [Interaction(
-            "https://debug.dhis2.org/dev/api/41/dataElements?page=1&pageSize=20&fields=name,"
-            "domainType,valueType,categoryCombo[id,%20displayName],lastUpdated,"
-            "sharing[public],id,access",
-            fx.read("dhis2-maintenance-app-beta",
-                    "src/pages/dataElements/__mocks__/list/dataElementsMock.json"),
-        )],
+        [
+            Interaction(
+                "https://debug.dhis2.org/dev/api/41/dataElements?page=1&pageSize=20&fields=name,"
+                "domainType,valueType,categoryCombo[id,%20displayName],lastUpdated,"
+                "sharing[public],id,access",
+                fx.read(
+                    "dhis2-maintenance-app-beta",
+                    "src/pages/dataElements/__mocks__/list/dataElementsMock.json",
+                ),
+            )
+        ],
         "Request reconstructed from the body's pager.nextPage (page 1 of 64).",
-        Source("dhis2-maintenance-app-beta",
-               "src/pages/dataElements/__mocks__/list/dataElementsMock.json", "2.41 dev",
-               "Captured from debug.dhis2.org/dev, prettier-formatted"),
+        Source(
+            "dhis2-maintenance-app-beta",
+            "src/pages/dataElements/__mocks__/list/dataElementsMock.json",
+            "2.41 dev",
+            "Captured from debug.dhis2.org/dev, prettier-formatted",
+        ),
     )
 
     # -- events ------------------------------------------------------------------------------------
@@ -342,11 +386,20 @@ def build(fx: Fixtures) -> list[Cassette]:  # noqa: PLR0915 - one flat list of c
                 ),
             ],
             event_note,
-            Source("BLSQ-openhexa-toolbox", f"{HEXA}/{hexa_file}", version,
-                   real_sl_2024, "system/info (the version and time zone)"),
-            Source("dhis2-dhis2-android-sdk", events_file,
-                   "<2.41 shape" if shape == "instances" else ">=2.41 shape", android_events,
-                   "/api/tracker/events page"),
+            Source(
+                "BLSQ-openhexa-toolbox",
+                f"{HEXA}/{hexa_file}",
+                version,
+                real_sl_2024,
+                "system/info (the version and time zone)",
+            ),
+            Source(
+                "dhis2-dhis2-android-sdk",
+                events_file,
+                "<2.41 shape" if shape == "instances" else ">=2.41 shape",
+                android_events,
+                "/api/tracker/events page",
+            ),
         )
     shim43 = fx.shim("43")
     info43 = Interaction(
@@ -365,11 +418,20 @@ def build(fx: Fixtures) -> list[Cassette]:  # noqa: PLR0915 - one flat list of c
             ),
         ],
         event_note + " The 2.43-SNAPSHOT server's time zone is Europe/Oslo.",
-        Source("dhis2-aggregate-data-entry-app", f"{SHIM}/43/static_resources.json",
-               "2.43-SNAPSHOT", "REAL: local server (localhost:9090), 2025-10-13",
-               "system/info, first recorded variant"),
-        Source("dhis2-dhis2-android-sdk", greater, ">=2.41 shape", android_events,
-               "/api/tracker/events page"),
+        Source(
+            "dhis2-aggregate-data-entry-app",
+            f"{SHIM}/43/static_resources.json",
+            "2.43-SNAPSHOT",
+            "REAL: local server (localhost:9090), 2025-10-13",
+            "system/info, first recorded variant",
+        ),
+        Source(
+            "dhis2-dhis2-android-sdk",
+            greater,
+            ">=2.41 shape",
+            android_events,
+            "/api/tracker/events page",
+        ),
     )
     add(
         "events",
@@ -385,19 +447,35 @@ def build(fx: Fixtures) -> list[Cassette]:  # noqa: PLR0915 - one flat list of c
         "Requests reconstructed: what iter_events sends for EventQuery(program='eBAyeGv0exc', "
         "org_unit='DiszpKrYNg8', page_size=50) to the legacy /api/events. Both bodies come "
         "from the same server (play.dhis2.org/demo, October 2017).",
-        Source("BLSQ-dhis2", "spec/fixtures/2.28/system_info.json", "2.28", real_play_2017,
-               "system/info (no serverTimeZoneId: timestamps stay naive)"),
-        Source("BLSQ-dhis2", "spec/fixtures/2.28/list/events.json", "2.28",
-               "REAL: play.dhis2.org/demo", "legacy /api/events page"),
+        Source(
+            "BLSQ-dhis2",
+            "spec/fixtures/2.28/system_info.json",
+            "2.28",
+            real_play_2017,
+            "system/info (no serverTimeZoneId: timestamps stay naive)",
+        ),
+        Source(
+            "BLSQ-dhis2",
+            "spec/fixtures/2.28/list/events.json",
+            "2.28",
+            "REAL: play.dhis2.org/demo",
+            "legacy /api/events page",
+        ),
     )
 
     # -- dataValueSets GET -------------------------------------------------------------------------
     for version, file, provenance in (
         ("2.36.13.2", "2.36/data_value_sets_get_start_end.yaml", real_sl_2024),
-        ("2.37.9.1", "2.37/data_value_sets/get_start_end.yaml",
-         "REAL: play.dhis2.org/2.37.9.1, 2023-08-08"),
-        ("2.40.0.1", "2.40/data_value_sets/get_period.yaml",
-         "REAL: play.dhis2.org/40.0.1, 2023-08-08"),
+        (
+            "2.37.9.1",
+            "2.37/data_value_sets/get_start_end.yaml",
+            "REAL: play.dhis2.org/2.37.9.1, 2023-08-08",
+        ),
+        (
+            "2.40.0.1",
+            "2.40/data_value_sets/get_period.yaml",
+            "REAL: play.dhis2.org/40.0.1, 2023-08-08",
+        ),
         ("2.41.0.1", "2.41/data_value_sets_get_dataset.yaml", real_sl_2024),
     ):
         stem = file.replace("/", "_").removesuffix(".yaml").replace("data_value_sets_", "")
@@ -411,14 +489,20 @@ def build(fx: Fixtures) -> list[Cassette]:  # noqa: PLR0915 - one flat list of c
     add(
         "datavaluesets",
         "blsq-dhis2_2.28_data_value_sets",
-        [Interaction(
-            "https://play.dhis2.org/demo/api/dataValueSets?dataSet=sNgO1RMIhXz&period=201601"
-            "&orgUnit=Rp268JB6Ne4",
-            fx.read("BLSQ-dhis2", "spec/fixtures/2.28/list/data_value_sets.json"),
-        )],
+        [
+            Interaction(
+                "https://play.dhis2.org/demo/api/dataValueSets?dataSet=sNgO1RMIhXz&period=201601"
+                "&orgUnit=Rp268JB6Ne4",
+                fx.read("BLSQ-dhis2", "spec/fixtures/2.28/list/data_value_sets.json"),
+            )
+        ],
         "Request reconstructed from the body's dataSet, period and orgUnit.",
-        Source("BLSQ-dhis2", "spec/fixtures/2.28/list/data_value_sets.json", "2.28",
-               "REAL: play.dhis2.org/demo"),
+        Source(
+            "BLSQ-dhis2",
+            "spec/fixtures/2.28/list/data_value_sets.json",
+            "2.28",
+            "REAL: play.dhis2.org/demo",
+        ),
     )
     return cassettes
 
@@ -486,8 +570,7 @@ def source_md(fx: Fixtures, directory: str, cassettes: list[Cassette]) -> tuple[
         "`shared/fixtures/dhis2/MANIFEST.tsv`. Provenance: **REAL** = recorded from a running "
         "DHIS2 server; **MOCK** = written or edited by the upstream authors.",
         "",
-        "Licences: each upstream repository's licence is copied here as "
-        "`LICENSE.<owner>-<repo>`.",
+        "Licences: each upstream repository's licence is copied here as `LICENSE.<owner>-<repo>`.",
         "",
     ]
     folders: set[str] = set()
@@ -495,7 +578,8 @@ def source_md(fx: Fixtures, directory: str, cassettes: list[Cassette]) -> tuple[
         lines += [f"## `{cassette.name}.yaml`", ""]
         lines += [f"Requests: {cassette.request_note}", ""]
         lines += [
-            "| part | upstream repo | commit | path | blob | DHIS2 version | provenance | licence |",
+            "| part | upstream repo | commit | path | blob | DHIS2 version | provenance "
+            "| licence |",
             "|---|---|---|---|---|---|---|---|",
         ]
         for src in cassette.sources:
@@ -527,7 +611,7 @@ def write(fx: Fixtures, cassettes: list[Cassette]) -> None:
         (target / "SOURCE.md").write_text(text, encoding="utf-8")
         for folder in sorted(folders):
             shutil.copyfile(fx.root / folder / REPOS[folder][2], target / f"LICENSE.{folder}")
-        print(f"{directory}: {len(mine)} cassettes")  # noqa: T201 - a build script
+        print(f"{directory}: {len(mine)} cassettes")
 
 
 def main(argv: list[str] | None = None) -> int:

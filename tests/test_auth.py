@@ -99,7 +99,7 @@ def test_oauth2_token_is_refreshed_before_it_expires() -> None:
 def test_oauth2_is_gone_in_242_with_a_clear_message() -> None:
     with FakeDhis2(version="2.42") as fake:
         auth = BodyAuth("admin", PASSWORD, client_id="lmis", client_secret=CLIENT_SECRET)
-        with pytest.raises(AuthenticationError, match="removed in DHIS2 2.42"):
+        with pytest.raises(AuthenticationError, match=r"removed in DHIS2 2\.42"):
             me(Dhis2Session(fake.url, auth, sleep=no_sleep))
 
 

@@ -92,7 +92,7 @@ def test_events_edited_while_paging_are_neither_lost_nor_doubled(version: str) -
         fake.now = START + dt.timedelta(days=1)
         reader = completed(session_for(fake), page_size=25)
         first = list(itertools.islice(reader, 30))
-        for uid in first[:5] + ["Ev000000100"]:  # read and unread events get newer updatedAt
+        for uid in [*first[:5], "Ev000000100"]:  # read and unread events get newer updatedAt
             fake.touch_event(uid)
         rest = list(reader)
     uids = first + rest
@@ -146,7 +146,9 @@ def test_org_unit_reads_its_descendants(version: str) -> None:
     with FakeDhis2(version=version) as fake:
         seed(fake, 10)
         session = session_for(fake)
-        district = {e.uid for e in iter_events(session, EventQuery(program=PROGRAM, org_unit=DISTRICT))}
+        district = {
+            e.uid for e in iter_events(session, EventQuery(program=PROGRAM, org_unit=DISTRICT))
+        }
         facility = {
             e.uid for e in iter_events(session, EventQuery(program=PROGRAM, org_unit=FACILITY_A))
         }

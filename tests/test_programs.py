@@ -212,10 +212,18 @@ def stock_event(
 
 def test_stock_transactions_and_latest_stock_on_hand(fake: FakeDhis2) -> None:
     fake.add_tracked_entity(
-        "TeAmox00001", FACILITY, STR, attributes={ITEM_CODE: "AMOX250"}, enrollment_uid="EnAmox00001"
+        "TeAmox00001",
+        FACILITY,
+        STR,
+        attributes={ITEM_CODE: "AMOX250"},
+        enrollment_uid="EnAmox00001",
     )
     fake.add_tracked_entity(
-        "TePara00001", FACILITY, STR, attributes={ITEM_CODE: "PARA500"}, enrollment_uid="EnPara00001"
+        "TePara00001",
+        FACILITY,
+        STR,
+        attributes={ITEM_CODE: "PARA500"},
+        enrollment_uid="EnPara00001",
     )
     stock_event(fake, "StockEv0001", "TeAmox00001", "EnAmox00001", T0, 100)
     stock_event(fake, "StockEv0002", "TeAmox00001", "EnAmox00001", T0 + dt.timedelta(days=2), 80)

@@ -145,25 +145,19 @@ def test_slow_reply_past_the_read_timeout_is_a_timeout_error(
         session.get_json("me")
 
 
-def test_html_login_page_is_an_authentication_error(
-    fake: FakeDhis2, sleep: SleepRecorder
-) -> None:
+def test_html_login_page_is_an_authentication_error(fake: FakeDhis2, sleep: SleepRecorder) -> None:
     fake.inject("GET", "/api/me", fault="html_login")
     with pytest.raises(AuthenticationError, match="HTML"):
         make_session(fake, sleep).get_json("me")
 
 
-def test_truncated_json_is_a_response_format_error(
-    fake: FakeDhis2, sleep: SleepRecorder
-) -> None:
+def test_truncated_json_is_a_response_format_error(fake: FakeDhis2, sleep: SleepRecorder) -> None:
     fake.inject("GET", "/api/me", fault="truncated_json")
     with pytest.raises(ResponseFormatError, match="not valid JSON"):
         make_session(fake, sleep).get_json("me")
 
 
-def test_malformed_json_is_a_response_format_error(
-    fake: FakeDhis2, sleep: SleepRecorder
-) -> None:
+def test_malformed_json_is_a_response_format_error(fake: FakeDhis2, sleep: SleepRecorder) -> None:
     fake.inject("GET", "/api/me", fault="malformed_json")
     with pytest.raises(ResponseFormatError):
         make_session(fake, sleep).get_json("me")

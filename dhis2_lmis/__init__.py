@@ -1,4 +1,8 @@
-"""dhis2-lmis: a typed client for the DHIS2 side of an mSupply-style LMIS bridge."""
+"""dhis2-lmis: a typed client for the DHIS2 side of an mSupply-style LMIS bridge.
+
+The names below are the public contract (see docs/); lower layers are public too for callers
+who need one piece. Importing the package configures no logging: only a ``NullHandler``.
+"""
 
 from __future__ import annotations
 
@@ -6,6 +10,114 @@ import logging
 
 __version__ = "0.1.0"
 
+from dhis2_lmis.auth import BasicAuth, BodyAuth, TokenAuth
+from dhis2_lmis.client import Dhis2Lmis
+from dhis2_lmis.config import Dhis2Config
+from dhis2_lmis.datavalues import DataValueSetBuilder, DuplicateValueError, InvalidValueError
+from dhis2_lmis.errors import (
+    AuthenticationError,
+    ConfigError,
+    ConfigProblem,
+    Dhis2ConnectionError,
+    Dhis2DisabledError,
+    Dhis2Error,
+    Dhis2TimeoutError,
+    ImportFailedError,
+    NotFoundError,
+    PermissionDeniedError,
+    RequestRejectedError,
+    ResponseFormatError,
+    ServerError,
+    UnknownReferenceError,
+)
+from dhis2_lmis.events import EventQuery, iter_events
+from dhis2_lmis.imports import ImportConflict, ImportSummary
+from dhis2_lmis.models import (
+    ConnectionCheck,
+    ConsignmentReceipt,
+    DataValue,
+    Event,
+    RecordProblem,
+    Requisition,
+    RequisitionLine,
+    StockLevel,
+    StockTransaction,
+)
+from dhis2_lmis.periods import Period, PeriodError, PeriodType, format_period, parse_period
+from dhis2_lmis.references import (
+    Customer,
+    Item,
+    ItemResolver,
+    OrgUnitResolver,
+    Store,
+    load_customers,
+    load_items,
+    load_stores,
+)
+from dhis2_lmis.retry import RetryPolicy
+from dhis2_lmis.session import Dhis2Session
+from dhis2_lmis.state import SqliteStateStore, StateError, StateLockedError, StateStore
+from dhis2_lmis.stock import StockPushReport, StockReceipt, StockReceiptOutcome
+
 logging.getLogger(__name__).addHandler(logging.NullHandler())
 
-__all__ = ["__version__"]
+__all__ = [
+    "AuthenticationError",
+    "BasicAuth",
+    "BodyAuth",
+    "ConfigError",
+    "ConfigProblem",
+    "ConnectionCheck",
+    "ConsignmentReceipt",
+    "Customer",
+    "DataValue",
+    "DataValueSetBuilder",
+    "Dhis2Config",
+    "Dhis2ConnectionError",
+    "Dhis2DisabledError",
+    "Dhis2Error",
+    "Dhis2Lmis",
+    "Dhis2Session",
+    "Dhis2TimeoutError",
+    "DuplicateValueError",
+    "Event",
+    "EventQuery",
+    "ImportConflict",
+    "ImportFailedError",
+    "ImportSummary",
+    "InvalidValueError",
+    "Item",
+    "ItemResolver",
+    "NotFoundError",
+    "OrgUnitResolver",
+    "Period",
+    "PeriodError",
+    "PeriodType",
+    "PermissionDeniedError",
+    "RecordProblem",
+    "RequestRejectedError",
+    "Requisition",
+    "RequisitionLine",
+    "ResponseFormatError",
+    "RetryPolicy",
+    "ServerError",
+    "SqliteStateStore",
+    "StateError",
+    "StateLockedError",
+    "StateStore",
+    "StockLevel",
+    "StockPushReport",
+    "StockReceipt",
+    "StockReceiptOutcome",
+    "StockTransaction",
+    "Store",
+    "TokenAuth",
+    "UnknownReferenceError",
+    "__version__",
+    "format_period",
+    "iter_events",
+    "load_customers",
+    "load_items",
+    "load_stores",
+    "parse_period",
+]

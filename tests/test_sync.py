@@ -1,0 +1,724 @@
+"""SyncRunner against the offline DHIS2: once-only hand-over, retries, crashes, locks, e-mail."""
+
+from __future__ import annotations
+
+import base64
+import datetime as dt
+import email
+import email.policy
+import logging
+import signal
+import socket
+import socketserver
+import sqlite3
+import threading
+from collections.abc import Iterable, Iterator
+from email.message import EmailMessage
+from pathlib import Path
+
+import attrs
+import pytest
+
+from dhis2_lmis.client import Dhis2Lmis
+from dhis2_lmis.config import Dhis2Config
+from dhis2_lmis.models import ConsignmentReceipt, Requisition
+from dhis2_lmis.references import Customer, Item
+from dhis2_lmis.state import SqliteStateStore, StateError, StateLockedError
+from dhis2_lmis.stock import StockReceipt
+from dhis2_lmis.sync import RunReport, SyncRunner
+from dhis2_lmis.testing import FakeDhis2
+
+# --- a small LMIS world (the same shape as tests/test_programs.py) -----------------------------
+
+ORDER, ORDER_STAGE = "OrderProg01", "OrderStage1"
+RECEIPT, RECEIPT_STAGE = "ReceiptPrg1", "ReceiptStg1"
+STR, STR_STAGE = "StrProgram1", "StrStage001"
+ROOT, FACILITY = "RootUnit001", "FacilityA01"
+AMOX, PARA = "DeAmox00001", "DePara00001"
+CONSIGNMENT = "DeConsign01"
+SOH, RECEIVED, ITEM_CODE = "DeSoh000001", "DeRecv00001", "TeaItemCode"
+T0 = dt.datetime(2026, 11, 2, 9, 0, 0)
+HOUR = dt.timedelta(hours=1)
+PASSWORD = "sync-Pa55word!x"
+SMTP_PASSWORD = "smtp-S3cret-9"
+
+
+def seed(fake: FakeDhis2) -> None:
+    fake.add_org_unit(ROOT, "ROOT", "Country")
+    fake.add_org_unit(FACILITY, "FAC_A", "Facility A", parent=ROOT)
+    fake.add_data_element(AMOX, "AMOX250", "Amoxicillin 250mg", domain_type="TRACKER")
+    fake.add_data_element(PARA, "PARA500", "Paracetamol 500mg", domain_type="TRACKER")
+    fake.add_data_element(CONSIGNMENT, "CONSIGNMENT_NO", "Consignment", value_type="TEXT")
+    fake.add_data_element(SOH, "SOH", "Stock on hand", domain_type="TRACKER")
+    fake.add_data_element(RECEIVED, "RECEIVED", "Stock received", domain_type="TRACKER")
+    fake.add_tracked_entity_attribute(ITEM_CODE, "ITEM_CODE", "Item code")
+    fake.add_program(ORDER, "Order", stages={ORDER_STAGE: (AMOX, PARA)})
+    fake.add_program(RECEIPT, "Receipt", stages={RECEIPT_STAGE: (CONSIGNMENT,)})
+    fake.add_program(
+        STR,
+        "Real-Time Stock",
+        program_type="WITH_REGISTRATION",
+        stages={STR_STAGE: (SOH, RECEIVED)},
+        attributes=(ITEM_CODE,),
+    )
+    fake.add_user("sync", PASSWORD, org_units=(ROOT,))
+
+
+def settings(fake: FakeDhis2, **sections: dict[str, object]) -> dict[str, object]:
+    row = {"program_stage": STR_STAGE, "attribute": ITEM_CODE}
+    data: dict[str, object] = {
+        "dhis2": {"url": fake.url, "username": "sync", "password": PASSWORD, "max_attempts": 1},
+        "lmis": {"data_element_id_scheme": "CODE"},
+        "programs": {"order": ORDER, "receipt": RECEIPT, "str": STR},
+        "receipt": {"consignment_data_element": CONSIGNMENT},
+        "data_elements": {
+            "stock_on_hand": {"data_element": SOH, **row},
+            "received_quantity": {"data_element": RECEIVED, **row},
+        },
+    }
+    for name, values in sections.items():
+        merged = dict(data.get(name, {}))  # type: ignore[call-overload]
+        merged.update(values)
+        data[name] = merged
+    return data
+
+
+def lmis_for(fake: FakeDhis2, **sections: dict[str, object]) -> Dhis2Lmis:
+    return Dhis2Lmis(Dhis2Config.from_dict(settings(fake, **sections)))
+
+
+def order(fake: FakeDhis2, uid: str, at: dt.datetime = T0, status: str = "COMPLETED") -> None:
+    fake.add_event(
+        uid,
+        ORDER,
+        FACILITY,
+        status=status,
+        program_stage=ORDER_STAGE,
+        data_values={AMOX: "10"},
+        occurred_at=at,
+        updated_at=at,
+    )
+
+
+def receipt(fake: FakeDhis2, uid: str, consignment: str, at: dt.datetime = T0) -> None:
+    fake.add_event(
+        uid,
+        RECEIPT,
+        FACILITY,
+        program_stage=RECEIPT_STAGE,
+        data_values={CONSIGNMENT: consignment},
+        occurred_at=at,
+        updated_at=at,
+    )
+
+
+@pytest.fixture(params=["2.38", "2.41", "2.42"])
+def fake(request: pytest.FixtureRequest) -> Iterator[FakeDhis2]:
+    with FakeDhis2(version=str(request.param), now=T0 + 48 * HOUR) as server:
+        seed(server)
+        yield server
+
+
+@pytest.fixture
+def state_path(tmp_path: Path) -> Path:
+    return tmp_path / "state.sqlite"
+
+
+@pytest.fixture
+def state(state_path: Path) -> Iterator[SqliteStateStore]:
+    with SqliteStateStore(state_path) as store:
+        yield store
+
+
+@attrs.define
+class Recorder:
+    """Handlers that remember every hand-over and fail for chosen events."""
+
+    calls: list[tuple[str, bool]] = attrs.field(factory=list)
+    fail_for: set[str] = attrs.field(factory=set)
+    stock: dict[str, list[StockReceipt]] = attrs.field(factory=dict)
+
+    def requisition(self, requisition: Requisition, /, *, is_update: bool) -> None:
+        self._take(requisition.event.uid, is_update)
+
+    def receipt(
+        self, receipt: ConsignmentReceipt, /, *, is_update: bool
+    ) -> Iterable[StockReceipt] | None:
+        self._take(receipt.event.uid, is_update)
+        return self.stock.get(receipt.event.uid)
+
+    def _take(self, uid: str, is_update: bool) -> None:
+        self.calls.append((uid, is_update))
+        if uid in self.fail_for:
+            raise RuntimeError(f"mSupply refused {uid}")
+
+    @property
+    def uids(self) -> list[str]:
+        return [uid for uid, _ in self.calls]
+
+
+def runner_for(lmis: Dhis2Lmis, state: SqliteStateStore, recorder: Recorder) -> SyncRunner:
+    return SyncRunner(
+        lmis,
+        state,
+        on_requisition=recorder.requisition,
+        on_receipt=recorder.receipt,
+        notify=False,
+    )
+
+
+# --- once, and only once ------------------------------------------------------------------------
+
+
+def test_every_completed_event_is_handled_once(fake: FakeDhis2, state: SqliteStateStore) -> None:
+    for n in range(4):
+        order(fake, f"Order00000{n}", T0 + n * HOUR)
+    order(fake, "OrderActive", T0, status="ACTIVE")
+    receipt(fake, "Receipt0001", "CN-1")
+    recorder = Recorder()
+    report = runner_for(lmis_for(fake), state, recorder).run_once()
+    orders = [f"Order00000{n}" for n in range(4)]
+    assert sorted(recorder.uids) == [*orders, "Receipt0001"]
+    assert (report.fetched, report.handled, report.failed, report.errors) == (5, 5, 0, ())
+    assert all(not is_update for _, is_update in recorder.calls)
+
+
+def test_second_run_skips_duplicates_with_at_most_two_requests_per_program(
+    fake: FakeDhis2, state: SqliteStateStore
+) -> None:
+    for n in range(4):
+        order(fake, f"Order00000{n}", T0 + n * dt.timedelta(minutes=1))
+    receipt(fake, "Receipt0001", "CN-1")
+    recorder = Recorder()
+    runner = runner_for(lmis_for(fake), state, recorder)
+    runner.run_once()
+    fake.clear_requests()
+    second = runner.run_once()
+    assert recorder.uids.count("Order000003") == 1
+    assert (second.handled, second.duplicates_skipped) == (0, 5)
+    assert len(fake.requests) <= 2 * 2
+
+
+def test_run_log_keeps_the_counts(fake: FakeDhis2, state: SqliteStateStore) -> None:
+    order(fake, "Order000001")
+    report = runner_for(lmis_for(fake), state, Recorder()).run_once()
+    (logged,) = state.runs()
+    assert (logged.fetched, logged.handled) == (report.fetched, report.handled) == (1, 1)
+    assert logged.finished_at is not None
+
+
+def test_recompleted_event_is_handed_over_again_as_update(
+    fake: FakeDhis2, state: SqliteStateStore
+) -> None:
+    order(fake, "Order000001")
+    order(fake, "Order000002")
+    recorder = Recorder()
+    runner = runner_for(lmis_for(fake), state, recorder)
+    runner.run_once()
+    fake.touch_event("Order000001", data_values={AMOX: "12"})
+    report = runner.run_once()
+    assert recorder.calls[-1] == ("Order000001", True)
+    assert recorder.uids.count("Order000002") == 1
+    assert (report.handled, report.duplicates_skipped) == (1, 1)
+
+
+def test_runner_without_receipt_handler_syncs_orders_only(
+    fake: FakeDhis2, state: SqliteStateStore
+) -> None:
+    order(fake, "Order000001")
+    receipt(fake, "Receipt0001", "CN-1")
+    recorder = Recorder()
+    report = SyncRunner(lmis_for(fake), state, on_requisition=recorder.requisition).run_once()
+    assert recorder.uids == ["Order000001"]
+    assert report.fetched == 1
+    assert state.get_cursor("receipt") is None
+
+
+def test_record_with_problems_is_handed_over_and_reported(
+    fake: FakeDhis2, state: SqliteStateStore
+) -> None:
+    fake.add_data_element("DeUnknown01", "IBU400", "Ibuprofen", domain_type="TRACKER")
+    fake.add_event(
+        "Order000001",
+        ORDER,
+        FACILITY,
+        program_stage=ORDER_STAGE,
+        data_values={AMOX: "10", "DeUnknown01": "4"},
+        updated_at=T0,
+    )
+    lmis = Dhis2Lmis(
+        Dhis2Config.from_dict(settings(fake, lmis={"name_field": "Dhis2Code"})),
+        items=(Item("I-AMOX", "Amoxicillin 250mg", universal_code="AMOX250"),),
+        customers=(Customer("C-FAC-A", "Facility A", custom_fields={"Dhis2Code": FACILITY}),),
+    )
+    recorder = Recorder()
+    report = runner_for(lmis, state, recorder).run_once()
+    assert recorder.uids == ["Order000001"]
+    assert (report.handled, report.failed) == (1, 0)
+    (error,) = report.errors
+    assert "Order000001" in error and "IBU400" in error
+
+
+# --- failures are retried, never skipped -------------------------------------------------------
+
+
+def test_failed_events_are_retried_next_run_and_only_them(
+    fake: FakeDhis2, state: SqliteStateStore
+) -> None:
+    for n in range(5):
+        order(fake, f"Order00000{n}", T0 + n * HOUR)  # an hour apart: well beyond the overlap
+    recorder = Recorder(fail_for={"Order000001", "Order000003"})
+    runner = runner_for(lmis_for(fake), state, recorder)
+    first = runner.run_once()
+    assert (first.handled, first.failed) == (3, 2)
+    assert any("Order000001" in e and "mSupply refused" in e for e in first.errors)
+    assert state.outcome_for("order", "Order000001").outcome == "failed"  # type: ignore[union-attr]
+
+    recorder.fail_for.clear()
+    recorder.calls.clear()
+    second = runner.run_once()
+    assert sorted(recorder.uids) == ["Order000001", "Order000003"]
+    assert (second.handled, second.failed, second.duplicates_skipped) == (2, 0, 3)
+
+    recorder.calls.clear()
+    third = runner.run_once()
+    assert recorder.uids == []
+    assert third.handled == 0
+
+
+def test_cursor_stays_at_or_before_the_earliest_failure(
+    fake: FakeDhis2, state: SqliteStateStore
+) -> None:
+    for n in range(3):
+        order(fake, f"Order00000{n}", T0 + n * HOUR)
+    runner = runner_for(lmis_for(fake), state, Recorder(fail_for={"Order000001"}))
+    runner.run_once()
+    cursor = state.get_cursor("order")
+    assert cursor is not None
+    assert cursor.replace(tzinfo=None) == T0
+
+
+def test_failed_event_is_retried_even_if_the_cursor_moved_past_it(
+    fake: FakeDhis2, state: SqliteStateStore
+) -> None:
+    order(fake, "Order000001", T0)
+    recorder = Recorder(fail_for={"Order000001"})
+    runner = runner_for(lmis_for(fake), state, recorder)
+    runner.run_once()
+    cursor_after = dt.datetime(2026, 12, 1, tzinfo=dt.timezone.utc)
+    state.set_cursor("order", cursor_after)  # e.g. moved by an older version of the runner
+    recorder.fail_for.clear()
+    report = runner.run_once()
+    assert recorder.uids == ["Order000001", "Order000001"]
+    assert report.handled == 1
+
+
+def test_crash_between_handler_and_record_hands_that_event_over_again(
+    fake: FakeDhis2, state: SqliteStateStore
+) -> None:
+    class Killed(BaseException):
+        """Stands in for the process dying: not an Exception, so nothing may catch it."""
+
+    for n in range(4):
+        order(fake, f"Order00000{n}", T0 + n * HOUR)
+    done: list[str] = []
+
+    def dies_after_work(requisition: Requisition, /, *, is_update: bool) -> None:
+        done.append(requisition.event.uid)  # the work happened...
+        if requisition.event.uid == "Order000002":
+            raise Killed  # ...and the process died before the outcome was recorded
+
+    lmis = lmis_for(fake)
+    with pytest.raises(Killed):
+        SyncRunner(lmis, state, on_requisition=dies_after_work).run_once()
+    assert done == ["Order000000", "Order000001", "Order000002"]
+    assert state.outcome_for("order", "Order000002") is None
+
+    recorder = Recorder()
+    report = SyncRunner(lmis, state, on_requisition=recorder.requisition).run_once()
+    assert recorder.calls == [("Order000002", False), ("Order000003", False)]
+    assert report.handled == 2  # Order000000 lies before the cursor: not even re-read
+
+
+# --- state files: locks and corruption ---------------------------------------------------------
+
+
+def test_second_runner_at_the_same_time_raises_state_locked_error(
+    fake: FakeDhis2, state: SqliteStateStore, state_path: Path
+) -> None:
+    order(fake, "Order000001")
+    lmis = lmis_for(fake)
+    raised: list[StateLockedError] = []
+
+    def starts_a_second_runner(requisition: Requisition, /, *, is_update: bool) -> None:
+        with SqliteStateStore(state_path) as other_store:
+            other = SyncRunner(lmis, other_store, on_requisition=Recorder().requisition)
+            with pytest.raises(StateLockedError) as info:
+                other.run_once()
+            raised.append(info.value)
+
+    SyncRunner(lmis, state, on_requisition=starts_a_second_runner).run_once()
+    (error,) = raised
+    assert "another dhis2-lmis runner" in str(error)
+    assert error.holder_owner == "sync"
+
+
+def test_corrupt_state_file_is_a_state_error_and_left_untouched(state_path: Path) -> None:
+    garbage = b"this is not a database\x00" * 200
+    state_path.write_bytes(garbage)
+    with pytest.raises(StateError):
+        SqliteStateStore(state_path)
+    assert state_path.read_bytes() == garbage
+
+
+def test_locked_state_database_is_a_state_error_before_any_hand_over(
+    fake: FakeDhis2, state_path: Path
+) -> None:
+    order(fake, "Order000001")
+    recorder = Recorder()
+    with SqliteStateStore(state_path, busy_timeout_s=0.05) as store:
+        runner = runner_for(lmis_for(fake), store, recorder)
+        blocker = sqlite3.connect(state_path, isolation_level=None)
+        try:
+            blocker.execute("BEGIN EXCLUSIVE")  # another program holds the database
+            with pytest.raises(StateError, match="locked"):
+                runner.run_once()
+        finally:
+            blocker.execute("ROLLBACK")
+            blocker.close()
+    assert recorder.calls == []
+
+
+# --- fetch trouble -----------------------------------------------------------------------------
+
+
+def test_connection_failure_is_reported_and_leaves_the_cursor(
+    fake: FakeDhis2, state: SqliteStateStore
+) -> None:
+    order(fake, "Order000001", T0)
+    recorder = Recorder()
+    runner = runner_for(lmis_for(fake), state, recorder)
+    runner.run_once()
+    cursor = state.get_cursor("order")
+    order(fake, "Order000002", T0 + HOUR)
+    receipt(fake, "Receipt0001", "CN-1", T0 + HOUR)
+    fake.inject("GET", "/api/tracker/events", fault="drop", times=1)  # the order fetch only
+
+    report = runner.run_once()
+    assert report.errors and "[order] fetch" in report.errors[0]
+    assert state.get_cursor("order") == cursor
+    assert "Receipt0001" in recorder.uids  # the next program still ran
+    assert "Order000002" not in recorder.uids
+
+    again = runner.run_once()
+    assert recorder.uids.count("Order000002") == 1
+    assert (again.handled, again.errors) == (1, ())
+
+
+def test_server_down_for_every_request_returns_a_report_with_errors(
+    fake: FakeDhis2, state: SqliteStateStore
+) -> None:
+    order(fake, "Order000001")
+    fake.inject("*", "/api/*", status=503, times=50)
+    report = runner_for(lmis_for(fake), state, Recorder()).run_once()
+    assert [e.split(":")[0] for e in report.errors] == ["[order] fetch", "[receipt] fetch"]
+    assert state.get_cursor("order") is None
+    assert state.get_cursor("receipt") is None
+
+
+def test_wrong_password_is_reported_without_the_password(
+    fake: FakeDhis2, state: SqliteStateStore
+) -> None:
+    order(fake, "Order000001")
+    lmis = lmis_for(fake, dhis2={"password": "wrong-" + PASSWORD})
+    report = runner_for(lmis, state, Recorder()).run_once()
+    assert len(report.errors) == 2
+    assert not any(PASSWORD in e for e in report.errors)
+
+
+# --- stock receipts ----------------------------------------------------------------------------
+
+
+def stock_card(fake: FakeDhis2, code: str = "AMOX250") -> None:
+    fake.add_tracked_entity(
+        f"Te{code}"[:11].ljust(11, "0"),
+        FACILITY,
+        STR,
+        attributes={ITEM_CODE: code},
+    )
+
+
+def test_receipt_handler_stock_receipts_are_pushed_once(
+    fake: FakeDhis2, state: SqliteStateStore
+) -> None:
+    stock_card(fake)
+    receipt(fake, "Receipt0001", "CN-2026-0042")
+    line = StockReceipt(FACILITY, "AMOX250", 25, reference="CN-2026-0042")
+    recorder = Recorder(stock={"Receipt0001": [line]})
+    runner = runner_for(lmis_for(fake), state, recorder)
+    report = runner.run_once()
+    assert (report.handled, report.pushed, report.errors) == (1, 1, ())
+    written = fake.events[line.event_uid]
+    assert written.program == STR and written.data_values[RECEIVED] == "25"
+    again = runner.run_once()
+    assert (again.pushed, again.duplicates_skipped) == (0, 1)
+
+
+def test_failed_stock_push_fails_the_receipt_event_until_it_succeeds(
+    fake: FakeDhis2, state: SqliteStateStore
+) -> None:
+    receipt(fake, "Receipt0001", "CN-7")
+    line = StockReceipt(FACILITY, "PARA500", 3, reference="CN-7")
+    recorder = Recorder(stock={"Receipt0001": [line]})
+    runner = runner_for(lmis_for(fake), state, recorder)
+    first = runner.run_once()
+    assert (first.failed, first.pushed) == (1, 0)
+    assert any("stock push failed" in e and "PARA500" in e for e in first.errors)
+
+    stock_card(fake, "PARA500")  # the missing stock card is created in DHIS2
+    second = runner.run_once()
+    assert (second.handled, second.pushed) == (1, 1)
+    assert recorder.calls == [("Receipt0001", False), ("Receipt0001", False)]
+
+
+# --- the error e-mail (a tiny SMTP server, as in tests/test_notify.py) ---------------------------
+
+
+@attrs.frozen
+class Received:
+    rcpt_tos: tuple[str, ...]
+    data: bytes
+
+    def parsed(self) -> EmailMessage:
+        message = email.message_from_bytes(self.data, policy=email.policy.default)
+        assert isinstance(message, EmailMessage)
+        return message
+
+
+class SmtpServer(socketserver.ThreadingTCPServer):
+    """Just enough ESMTP for smtplib: EHLO, AUTH PLAIN/LOGIN (any credentials), MAIL, RCPT, DATA."""
+
+    daemon_threads = True
+    allow_reuse_address = True
+
+    def __init__(self) -> None:
+        super().__init__(("127.0.0.1", 0), SmtpHandler)
+        self.messages: list[Received] = []
+        self.lock = threading.Lock()
+
+    @property
+    def port(self) -> int:
+        return int(self.server_address[1])
+
+
+class SmtpHandler(socketserver.StreamRequestHandler):
+    timeout = 5
+    server: SmtpServer
+
+    def reply(self, line: str) -> None:
+        self.wfile.write(line.encode() + b"\r\n")
+
+    def read_line(self) -> str:
+        raw = self.rfile.readline()
+        if not raw.endswith(b"\n"):
+            raise EOFError
+        return raw.decode("utf-8", "replace").rstrip("\r\n")
+
+    def handle(self) -> None:
+        try:
+            self.converse()
+        except (EOFError, OSError):
+            return
+
+    def converse(self) -> None:
+        rcpt: list[str] = []
+        self.reply("220 127.0.0.1 test ESMTP")
+        while True:
+            verb, _, arg = self.read_line().partition(" ")
+            verb = verb.upper()
+            if verb == "EHLO":
+                self.reply("250-127.0.0.1")
+                self.reply("250 AUTH PLAIN LOGIN")
+            elif verb == "AUTH":
+                mechanism, _, initial = arg.partition(" ")
+                if mechanism.upper() == "PLAIN" and not initial:
+                    self.reply("334 ")
+                    self.read_line()
+                elif mechanism.upper() == "LOGIN":
+                    if not initial:
+                        self.reply("334 " + base64.b64encode(b"Username:").decode())
+                        self.read_line()
+                    self.reply("334 " + base64.b64encode(b"Password:").decode())
+                    self.read_line()
+                self.reply("235 2.7.0 authenticated")
+            elif verb == "MAIL":
+                rcpt = []
+                self.reply("250 OK")
+            elif verb == "RCPT":
+                rcpt.append(arg.partition(":")[2].strip().strip("<>"))
+                self.reply("250 OK")
+            elif verb == "DATA":
+                self.reply("354 end with <CRLF>.<CRLF>")
+                lines: list[bytes] = []
+                while (raw := self.rfile.readline()) not in (b".\r\n", b".\n", b""):
+                    lines.append(raw[1:] if raw.startswith(b"..") else raw)
+                with self.server.lock:
+                    self.server.messages.append(Received(tuple(rcpt), b"".join(lines)))
+                self.reply("250 queued")
+            elif verb == "QUIT":
+                self.reply("221 bye")
+                return
+            else:
+                self.reply("250 OK")
+
+
+@pytest.fixture
+def smtp_server() -> Iterator[SmtpServer]:
+    server = SmtpServer()
+    thread = threading.Thread(target=server.serve_forever, args=(0.01,), daemon=True)
+    thread.start()
+    yield server
+    server.shutdown()
+    server.server_close()
+    thread.join()
+
+
+def mailing_lmis(fake: FakeDhis2, port: int) -> Dhis2Lmis:
+    return lmis_for(
+        fake,
+        lmis={"error_emails": "stock@example.org; it@example.org"},
+        smtp={
+            "host": "127.0.0.1",
+            "port": port,
+            "username": "mailer",
+            "password": SMTP_PASSWORD,
+            "sender": "dhis2-lmis@example.org",
+            "timeout": 5.0,
+        },
+    )
+
+
+def test_errors_of_a_run_go_out_in_one_mail_without_secrets(
+    fake: FakeDhis2, state: SqliteStateStore, smtp_server: SmtpServer
+) -> None:
+    for n in range(3):
+        order(fake, f"Order00000{n}", T0 + n * HOUR)
+
+    def leaky(requisition: Requisition, /, *, is_update: bool) -> None:
+        raise RuntimeError(f"login {PASSWORD} / smtp {SMTP_PASSWORD} rejected")
+
+    runner = SyncRunner(mailing_lmis(fake, smtp_server.port), state, on_requisition=leaky)
+    report = runner.run_once()
+    assert report.failed == 3
+    (mail,) = smtp_server.messages
+    assert set(mail.rcpt_tos) == {"stock@example.org", "it@example.org"}
+    body = mail.parsed().get_content()
+    assert "Order000000" in body and "Order000002" in body
+    for secret in (PASSWORD, SMTP_PASSWORD):
+        assert secret not in body
+        assert secret.encode() not in mail.data
+        assert not any(secret in e for e in report.errors)
+
+
+def test_clean_run_sends_no_mail(
+    fake: FakeDhis2, state: SqliteStateStore, smtp_server: SmtpServer
+) -> None:
+    order(fake, "Order000001")
+    SyncRunner(
+        mailing_lmis(fake, smtp_server.port), state, on_requisition=Recorder().requisition
+    ).run_once()
+    assert smtp_server.messages == []
+
+
+def test_unreachable_smtp_server_only_logs(
+    fake: FakeDhis2, state: SqliteStateStore, caplog: pytest.LogCaptureFixture
+) -> None:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = int(s.getsockname()[1])  # closed again: nothing listens there
+    order(fake, "Order000001")
+    recorder = Recorder(fail_for={"Order000001"})
+    caplog.set_level(logging.WARNING, logger="dhis2_lmis.notify")
+    runner = SyncRunner(mailing_lmis(fake, port), state, on_requisition=recorder.requisition)
+    report = runner.run_once()
+    assert report.failed == 1
+    assert any("could not e-mail" in r.getMessage() for r in caplog.records)
+
+
+# --- the schedule ------------------------------------------------------------------------------
+
+
+def test_run_forever_sleeps_interval_plus_jitter_between_runs(
+    fake: FakeDhis2, state: SqliteStateStore
+) -> None:
+    order(fake, "Order000001")
+    waits: list[float] = []
+    recorder = Recorder()
+    runner = SyncRunner(
+        lmis_for(fake), state, on_requisition=recorder.requisition, sleep=waits.append
+    )
+    reports = runner.run_forever("1h", jitter=dt.timedelta(minutes=5), max_runs=2)
+    assert [r.handled for r in reports] == [1, 0]
+    (wait,) = waits
+    assert 3600 <= wait <= 3600 + 300
+
+
+def test_stop_during_the_wait_ends_the_loop(fake: FakeDhis2, state: SqliteStateStore) -> None:
+    runner = SyncRunner(
+        lmis_for(fake),
+        state,
+        on_requisition=Recorder().requisition,
+        sleep=lambda seconds: runner.stop(),  # a stop() from elsewhere while waiting
+    )
+    assert len(runner.run_forever(dt.timedelta(days=1))) == 1
+
+
+def test_sigterm_stops_after_the_current_event_and_restores_the_handler(
+    fake: FakeDhis2, state: SqliteStateStore
+) -> None:
+    for n in range(3):
+        order(fake, f"Order00000{n}", T0 + n * HOUR)
+    handed: list[str] = []
+
+    def signalled(requisition: Requisition, /, *, is_update: bool) -> None:
+        handed.append(requisition.event.uid)
+        if len(handed) == 1:
+            signal.raise_signal(signal.SIGTERM)
+
+    before = signal.getsignal(signal.SIGTERM)
+    runner = SyncRunner(lmis_for(fake), state, on_requisition=signalled, sleep=lambda s: None)
+    reports = runner.run_forever("1d", max_runs=5)
+    assert signal.getsignal(signal.SIGTERM) is before
+    assert handed == ["Order000000"]
+    assert [r.handled for r in reports] == [1]
+    runner.run_once()  # the rest waits for the next start
+    assert handed == ["Order000000", "Order000001", "Order000002"]
+
+
+def test_unknown_interval_is_a_config_error(fake: FakeDhis2, state: SqliteStateStore) -> None:
+    runner = SyncRunner(lmis_for(fake), state)
+    with pytest.raises(ValueError, match="interval"):
+        runner.run_forever("sometimes")
+
+
+# --- the report --------------------------------------------------------------------------------
+
+
+def test_run_report_reads_well_as_text_and_html() -> None:
+    at = dt.datetime(2026, 11, 4, 6, 0, tzinfo=dt.timezone.utc)
+    report = RunReport(
+        fetched=3,
+        handled=1,
+        duplicates_skipped=1,
+        failed=1,
+        pushed=0,
+        errors=("[order] event X: <bad> & worse",),
+        started_at=at,
+        finished_at=at + dt.timedelta(seconds=2),
+        programs=("order",),
+    )
+    text = str(report)
+    assert "3 fetched, 1 handled, 1 duplicates skipped, 1 failed" in text
+    assert "[order] event X: <bad> & worse" in text
+    assert "&lt;bad&gt; &amp; worse" in report._repr_html_()
+    assert not report.ok

@@ -122,6 +122,17 @@ class Event:
         """All data values keyed by data element."""
         return {dv.data_element: dv.value for dv in self.data_values}
 
+    def recency(self) -> tuple[datetime, datetime]:
+        """Sort key for "latest": event date, then creation time, as the Android stock app
+        orders a stock card. Both timestamps come from one server, so offsets are dropped."""
+        return _naive(self.occurred_at), _naive(self.created_at)
+
+
+def _naive(value: datetime | None) -> datetime:
+    if value is None:
+        return datetime.min
+    return value.replace(tzinfo=None)
+
 
 @attrs.frozen
 class RequisitionLine:

@@ -421,7 +421,7 @@ class ProgramReader:
                 transaction.item_code or transaction.tracked_entity or "",
             )
             current = latest.get(key)
-            if current is None or _recency(transaction.event) > _recency(current.event):
+            if current is None or transaction.event.recency() > current.event.recency():
                 latest[key] = transaction
         for (unit, _), transaction in sorted(latest.items()):
             yield StockLevel(
@@ -474,14 +474,3 @@ class ProgramReader:
                 self._item_codes[uid] = attributes.get(attribute)
             for te in chunk:
                 self._item_codes.setdefault(te, None)
-
-
-def _recency(event: Event) -> tuple[datetime, datetime]:
-    floor = datetime.min
-    occurred = event.occurred_at or floor
-    created = event.created_at or floor
-    if occurred.tzinfo is not None:
-        occurred = occurred.replace(tzinfo=None)
-    if created.tzinfo is not None:
-        created = created.replace(tzinfo=None)
-    return occurred, created

@@ -57,7 +57,7 @@ from dhis2_lmis.imports import (
 )
 from dhis2_lmis.models import Event
 from dhis2_lmis.session import Dhis2Session, ParamValue
-from dhis2_lmis.versions import EventsDialect, ServerVersion, events_dialect
+from dhis2_lmis.versions import EventsDialect, events_dialect
 
 __all__ = [
     "OutcomeStatus",
@@ -293,19 +293,6 @@ def _utc_now() -> datetime:
     return datetime.now(timezone.utc)
 
 
-def _latest_first_order(version: ServerVersion, legacy_reads: bool) -> str:
-    """``order`` for "newest first": 2.36 passes it to the legacy store, which knows only the
-    legacy names (WEB_API.md §4.2); 2.37+ translate the new ones."""
-    if legacy_reads or version < (2, 37):
-        return "eventDate:desc,created:desc"
-    return "occurredAt:desc,createdAt:desc"
-
-
-def _recency(event: Event) -> tuple[datetime, datetime]:
-    """Sort key of the Android stock app: event date, then creation (timestamps of one server)."""
-    return _naive(event.occurred_at), _naive(event.created_at)
-
-
 def _naive(value: datetime | None) -> datetime:
     if value is None:
         return datetime.min
@@ -452,7 +439,7 @@ class StockPusher:
         for card, indexes in by_card.items():
             balance: _Balance | str | None = None
             if self.stock_on_hand is not None:
-                balance = self._latest_balance(card, dialect, version)
+                balance = self._latest_balance(card, dialect)
             if isinstance(balance, str):
                 for i in indexes:
                     outcomes[i] = StockReceiptOutcome(
@@ -633,9 +620,7 @@ class StockPusher:
         ):
             yield from tracked_entity_refs(page.items)
 
-    def _latest_balance(
-        self, card: _Card, dialect: EventsDialect, version: ServerVersion
-    ) -> _Balance | str:
+    def _latest_balance(self, card: _Card, dialect: EventsDialect) -> _Balance | str:
         """The stock on hand of the card's newest event that has one (0 when none has)."""
         soh_element = self.stock_on_hand
         assert soh_element is not None  # only asked when the row is active
@@ -643,7 +628,7 @@ class StockPusher:
             "program": self.program,
             "trackedEntityInstance" if dialect.legacy else "trackedEntity": card.tracked_entity,
             dialect.org_unit_mode_param: "ACCESSIBLE",
-            "order": _latest_first_order(version, dialect.legacy),
+            "order": dialect.order_newest,
             "fields": _LEGACY_EVENT_FIELDS if dialect.legacy else _TRACKER_EVENT_FIELDS,
         }
         time_zone = self.session.time_zone
@@ -661,7 +646,7 @@ class StockPusher:
                 if event.deleted or value is None or not value.strip():
                     continue
                 # the server's order is a hint; the newest is decided here
-                if best is None or _recency(event) > _recency(best):
+                if best is None or event.recency() > best.recency():
                     best = event
             if best is not None:
                 break

@@ -90,7 +90,8 @@ class EventsDialect:
         updated_after_param: query name of the ``updatedAt`` lower bound.
         updated_before_param: query name of the upper bound.
         occurred_after_param / occurred_before_param: occurred-date bounds.
-        order_updated: the ``order`` value for "updatedAt ascending, then stable".
+        order_updated: the ``order`` value for "updatedAt ascending".
+        order_newest: the ``order`` value for "newest event first" (event date, then creation).
         sends_fields: whether ``fields`` is honoured (2.38+, legacy always).
         next_page_link: 2.42+: more pages exactly when ``pager.nextPage`` is present.
         tracked_entities_key: list key of ``/api/tracker/trackedEntities`` pages.
@@ -106,6 +107,7 @@ class EventsDialect:
     occurred_after_param: str
     occurred_before_param: str
     order_updated: str
+    order_newest: str
     sends_fields: bool
     next_page_link: bool
     tracked_entities_key: str
@@ -134,6 +136,7 @@ def events_dialect(version: ServerVersion, *, legacy: bool = False) -> EventsDia
             occurred_after_param="startDate",
             occurred_before_param="endDate",
             order_updated="lastUpdated:asc",
+            order_newest="eventDate:desc,created:desc",
             sends_fields=True,
             next_page_link=False,
             tracked_entities_key="trackedEntityInstances",
@@ -152,6 +155,11 @@ def events_dialect(version: ServerVersion, *, legacy: bool = False) -> EventsDia
         occurred_before_param="occurredBefore",
         # 2.36 passes ``order`` to the legacy store, which only knows the legacy names
         order_updated="updatedAt:asc" if version >= (2, 37) else "lastUpdated:asc",
+        order_newest=(
+            "occurredAt:desc,createdAt:desc"
+            if version >= (2, 37)
+            else "eventDate:desc,created:desc"
+        ),
         sends_fields=version >= (2, 38),
         next_page_link=version >= (2, 42),
         tracked_entities_key="trackedEntities" if new_names else "instances",

@@ -11,7 +11,7 @@ import pytest
 
 from dhis2_lmis.auth import BasicAuth
 from dhis2_lmis.datavalues import InvalidValueError
-from dhis2_lmis.errors import ServerError
+from dhis2_lmis.errors import ConfigError, ServerError
 from dhis2_lmis.retry import RetryPolicy
 from dhis2_lmis.session import Dhis2Session
 from dhis2_lmis.stock import (
@@ -405,10 +405,13 @@ def test_many_item_codes_are_chunked_to_keep_urls_short(fake: FakeDhis2) -> None
         assert len(fake.url) + len(request.path) + len(query) < 6000
 
 
-def test_legacy_mode_writes_through_api_events(fake: FakeDhis2) -> None:
-    if fake.server_version.minor >= 42:
-        pytest.skip("/api/events is gone in 2.42")
+def test_legacy_mode_writes_through_api_events_where_it_exists(fake: FakeDhis2) -> None:
     stock_event(fake, TE_AMOX, 40, T0, T0)
+    if fake.server_version.minor >= 42:  # /api/events is gone: a clear error, nothing sent
+        with pytest.raises(ConfigError, match="api/events"):
+            pusher_for(fake, legacy=True).push([receipt("AMOX250", 2)])
+        assert [r for r in fake.requests if r.method == "POST"] == []
+        return
 
     report = pusher_for(fake, legacy=True).push([receipt("AMOX250", 2)])
 

@@ -1,0 +1,165 @@
+"""Data value pushes through the facade: one normalised summary on every DHIS2 version."""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+
+import pytest
+
+from dhis2_lmis import (
+    Dhis2Config,
+    Dhis2Lmis,
+    ImportFailedError,
+    InvalidValueError,
+    Store,
+    UnknownReferenceError,
+)
+from dhis2_lmis.testing import FakeDhis2
+
+DATA_SET, FACILITY, ROOT = "DataSetSoh1", "FacilityA01", "RootUnit001"
+AMOX, PARA = "DeSohAmox01", "DeSohPara01"
+
+
+def seed(fake: FakeDhis2) -> None:
+    fake.add_org_unit(ROOT, "ROOT", "Country")
+    fake.add_org_unit(FACILITY, "FAC_A", "Facility A", parent=ROOT)
+    fake.add_data_element(AMOX, "SOH_AMOX250", "SOH Amoxicillin", zero_is_significant=True)
+    fake.add_data_element(PARA, "SOH_PARA500", "SOH Paracetamol", zero_is_significant=True)
+    fake.add_data_set(
+        DATA_SET, "LMIS_SOH", "Stock on hand", data_elements=(AMOX, PARA), org_units=(FACILITY,)
+    )
+
+
+def lmis_for(fake: FakeDhis2, **lmis: object) -> Dhis2Lmis:
+    config = Dhis2Config.from_dict(
+        {
+            "dhis2": {"url": fake.url, "username": "admin", "password": "district"},
+            "lmis": {"data_set": DATA_SET, "data_element_id_scheme": "UID", **lmis},
+        }
+    )
+    return Dhis2Lmis(config, stores=(Store("S1", "Store 1", custom_fields={"Dhis2Code": FACILITY}),))
+
+
+def posted_payload(fake: FakeDhis2) -> dict[str, object]:
+    (post,) = [r for r in fake.requests if r.method == "POST"]
+    return json.loads(post.body)  # type: ignore[no-any-return]
+
+
+@pytest.mark.parametrize("version", ["2.36", "2.37", "2.40", "2.42", "2.43"])
+def test_one_unknown_data_element_gives_two_imported_and_one_named_conflict(
+    version: str,
+) -> None:
+    with FakeDhis2(version=version) as fake:
+        seed(fake)
+        lmis = lmis_for(fake)
+        builder = lmis.data_value_set(period=dt.date(2026, 11, 15), org_unit=FACILITY)
+        builder.add(AMOX, 340)
+        builder.add("NoSuchDe001", 5)
+        builder.add(PARA, 12)
+        summary = lmis.push_data_values(builder)
+        payload = posted_payload(fake)
+    assert (summary.imported, summary.status) == (2, "WARNING")
+    (conflict,) = summary.conflicts
+    assert conflict.object == "NoSuchDe001"
+    assert conflict.data_values[0]["dataElement"] == "NoSuchDe001"
+    assert conflict.indexes == (1,)
+    assert payload["dataSet"] == DATA_SET
+    assert payload["period"] == "202611"
+
+
+def test_values_land_once_however_often_they_are_pushed() -> None:
+    with FakeDhis2(version="2.41") as fake:
+        seed(fake)
+        lmis = lmis_for(fake)
+        for _ in range(2):
+            builder = lmis.data_value_set(period="202611", org_unit=FACILITY)
+            builder.add(AMOX, 340)
+            lmis.push_data_values(builder)
+        stored = [v for v in fake.data_values if v.data_element == AMOX]
+    assert [v.value for v in stored] == ["340"]
+
+
+def test_round_off_rounds_half_away_from_zero() -> None:
+    with FakeDhis2(version="2.41") as fake:
+        seed(fake)
+        lmis = lmis_for(fake, round_off=True)
+        builder = lmis.data_value_set(period="202611", org_unit=FACILITY)
+        builder.add(AMOX, 12.5)
+        builder.add(PARA, 2.4)
+        lmis.push_data_values(builder)
+        values = {v.data_element: v.value for v in fake.data_values}
+    assert values == {AMOX: "13", PARA: "2"}
+
+
+def test_org_unit_comes_from_the_store_dhis2code() -> None:
+    with FakeDhis2(version="2.41") as fake:
+        seed(fake)
+        lmis = lmis_for(fake)
+        builder = lmis.data_value_set(
+            period="202611", store=Store("S1", "Store 1", custom_fields={"Dhis2Code": FACILITY})
+        )
+        assert builder.org_unit == FACILITY
+        with pytest.raises(UnknownReferenceError, match="S2"):
+            lmis.data_value_set(period="202611", store=Store("S2", "Store 2"))
+
+
+def test_codes_are_sent_with_the_code_id_scheme() -> None:
+    with FakeDhis2(version="2.40") as fake:
+        seed(fake)
+        lmis = lmis_for(fake, data_element_id_scheme="CODE")
+        builder = lmis.data_value_set(period="202611", org_unit=FACILITY)
+        builder.add("SOH_AMOX250", 7)
+        summary = lmis.push_data_values(builder)
+        query = next(r.query for r in fake.requests if r.method == "POST")
+        stored = [(v.data_element, v.value) for v in fake.data_values]
+    assert summary.imported == 1
+    assert query["dataElementIdScheme"] == ["CODE"]
+    assert stored == [(AMOX, "7")]
+
+
+def test_dry_run_stores_nothing() -> None:
+    with FakeDhis2(version="2.42") as fake:
+        seed(fake)
+        lmis = lmis_for(fake)
+        builder = lmis.data_value_set(period="202611", org_unit=FACILITY)
+        builder.add(AMOX, 1)
+        summary = lmis.push_data_values(builder, dry_run=True)
+        assert fake.data_values == []
+    assert summary.dry_run
+    assert summary.imported == 1
+
+
+def test_an_aborted_import_raises_with_the_summary() -> None:
+    with FakeDhis2(version="2.40") as fake:
+        seed(fake)
+        lmis = lmis_for(fake, data_set="NoSuchSet01")
+        builder = lmis.data_value_set(period="202611", org_unit=FACILITY)
+        builder.add(AMOX, 1)
+        with pytest.raises(ImportFailedError) as raised:
+            lmis.push_data_values(builder)
+    assert raised.value.summary.status == "ERROR"
+
+
+def test_chunks_merge_into_one_summary_with_offset_indexes() -> None:
+    with FakeDhis2(version="2.41") as fake:
+        seed(fake)
+        lmis = lmis_for(fake)
+        builder = lmis.data_value_set(period="202611", org_unit=FACILITY)
+        builder.add(AMOX, 1)
+        builder.add(PARA, 2)
+        builder.add("NoSuchDe001", 3)
+        summary = lmis.push_data_values(builder, chunk_size=2)
+        posts = [r for r in fake.requests if r.method == "POST"]
+    assert len(posts) == 2
+    assert summary.imported == 2
+    assert summary.conflicts[0].indexes == (2,)
+
+
+@pytest.mark.parametrize("bad", [float("nan"), float("inf"), True, "twelve", None])
+def test_bad_values_are_refused_naming_the_data_element(bad: object) -> None:
+    with FakeDhis2(version="2.41") as fake:
+        seed(fake)
+        builder = lmis_for(fake).data_value_set(period="202611", org_unit=FACILITY)
+        with pytest.raises(InvalidValueError, match=AMOX):
+            builder.add(AMOX, bad)  # type: ignore[arg-type]

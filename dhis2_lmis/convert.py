@@ -137,29 +137,43 @@ class _EventReader:
             return None
 
     def data_values(self) -> tuple[DataValue, ...]:
+        # The hottest loop of the library (8+ values per event): lookups are bound to locals
+        # and timestamps are read from the memo before falling back to a full parse.
         raw_values = self.raw.get("dataValues")
-        if not isinstance(raw_values, list):
+        if not isinstance(raw_values, list) or not raw_values:
             return ()
-        values = []
+        memo = self.timestamps.cache.get
         when = self.when
+        values: list[DataValue] = []
+        append = values.append
         for item in raw_values:
-            data_element = item.get("dataElement") if isinstance(item, dict) else None
-            if not isinstance(data_element, str):
+            get = item.get if type(item) is dict else None
+            data_element = get("dataElement") if get is not None else None
+            if type(data_element) is not str or get is None:
                 self.problems.append(
                     RecordProblem("malformed", f"a data value has no data element: {item!r}")
                 )
                 continue
-            assert isinstance(item, dict)  # narrowed by the data element check
-            value = item.get("value")
-            stored_by = item.get("storedBy")
-            values.append(
+            value = get("value")
+            if value is not None and type(value) is not str:
+                value = str(value)
+            stored_by = get("storedBy")
+            created = get("createdAt") or get("created")
+            updated = get("updatedAt") or get("lastUpdated")
+            created_at = memo(created) if type(created) is str else None
+            if created_at is None and created is not None:
+                created_at = when(item, "createdAt", "created")  # type: ignore[arg-type]
+            updated_at = memo(updated) if type(updated) is str else None
+            if updated_at is None and updated is not None:
+                updated_at = when(item, "updatedAt", "lastUpdated")  # type: ignore[arg-type]
+            append(
                 DataValue(
                     data_element,
-                    value if isinstance(value, str) or value is None else str(value),
-                    item.get("providedElsewhere") is True,
-                    stored_by if isinstance(stored_by, str) else None,
-                    when(item, "createdAt", "created"),
-                    when(item, "updatedAt", "lastUpdated"),
+                    value,
+                    get("providedElsewhere") is True,
+                    stored_by if type(stored_by) is str else None,
+                    created_at,
+                    updated_at,
                 )
             )
         return tuple(values)

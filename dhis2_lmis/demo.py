@@ -1,0 +1,309 @@
+"""The offline demo behind ``dhis2-lmis demo``: the whole daily job against a fake DHIS2.
+
+:func:`run_demo` starts :class:`~dhis2_lmis.testing.FakeDhis2` on 127.0.0.1 seeded with the demo
+LMIS world (``dhis2_lmis.testing.DEMO``), configures a :class:`~dhis2_lmis.client.Dhis2Lmis`
+for it exactly as a site would configure its own server, and runs the flows of LMIS_DOMAIN.md
+§6 in order: test the connection, pull completed requisitions, pull consignment receipts and
+push each one's packing list to the STR program as stock receipts, read stock on hand, and push
+it to the data set. It needs no network, no configuration file and no state file, and returns a
+:class:`DemoSummary` for the command to print: nothing here prints.
+
+The packing lists stand in for mSupply: in production the supplying store's shipment says what
+a consignment held; here :data:`DEMO_PACKING_LIST` does, keyed by the demo world's consignment
+numbers.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from datetime import date
+from decimal import Decimal
+
+import attrs
+
+from dhis2_lmis.client import Dhis2Lmis
+from dhis2_lmis.config import Dhis2Config
+from dhis2_lmis.imports import ImportSummary
+from dhis2_lmis.models import ConnectionCheck, ConsignmentReceipt, Requisition, StockLevel
+from dhis2_lmis.references import Customer, Item, Store
+from dhis2_lmis.stock import StockPushReport, StockReceipt
+from dhis2_lmis.testing import DEMO, FakeDhis2
+
+__all__ = [
+    "DEMO_PACKING_LIST",
+    "DemoSummary",
+    "PackingList",
+    "demo_config",
+    "demo_customers",
+    "demo_items",
+    "demo_stores",
+    "run_demo",
+    "stock_receipts_for",
+]
+
+log = logging.getLogger(__name__)
+
+#: What each consignment held: consignment number -> ((item code, quantity), ...).
+PackingList = Mapping[str, Sequence[tuple[str, int | Decimal]]]
+
+#: The demo world's three consignments (``CN-2024-1001`` .. ``1003``), as shipped by mSupply.
+DEMO_PACKING_LIST: PackingList = {
+    "CN-2024-1001": (("AMOX250", 100), ("ORS200", 40)),
+    "CN-2024-1002": (("AMOX250", 120), ("PARA500", 60)),
+    "CN-2024-1003": (("AMOX250", 140), ("ZINC20", 30)),
+}
+
+# Where customers and stores keep their org unit (mSupply's "Dhis2Code" custom field).
+_ORG_UNIT_FIELD = "Dhis2Code"
+_FACILITY_NAMES = ("Riverside Health Centre", "Hilltop Dispensary", "Lakeview Clinic")
+
+
+@attrs.frozen
+class DemoSummary:
+    """What one demo run did, for the command to print.
+
+    Attributes:
+        server: the fake's URL and version.
+        connection: the "Test connection" answer.
+        requisitions: completed requisitions pulled from the Order program.
+        receipts: completed consignment receipts pulled from the Receipt program.
+        stock_push: the outcome of writing the packing lists to the STR program.
+        stock_before / stock_after: stock on hand before and after the stock push.
+        period: the data set period the stock on hand was pushed for.
+        data_push: the merged import summary of the data value pushes.
+        seconds: how long the run took.
+    """
+
+    server: str
+    connection: ConnectionCheck
+    requisitions: tuple[Requisition, ...]
+    receipts: tuple[ConsignmentReceipt, ...]
+    stock_push: StockPushReport
+    stock_before: tuple[StockLevel, ...]
+    stock_after: tuple[StockLevel, ...]
+    period: str
+    data_push: ImportSummary
+    seconds: float
+
+    @property
+    def ok(self) -> bool:
+        """True when every step succeeded and nothing was refused."""
+        return self.connection.ok and self.stock_push.ok and self.data_push.ok
+
+    def __str__(self) -> str:
+        return "\n".join(_render(self))
+
+
+def demo_items() -> tuple[Item, ...]:
+    """The demo items; each universal code is its Order-program data element code."""
+    return tuple(
+        Item(code, name, universal_code=code)
+        for code, name in zip(DEMO.item_codes, DEMO.item_names, strict=True)
+    )
+
+
+def demo_customers() -> tuple[Customer, ...]:
+    """The three demo facilities as mSupply customers, org unit in ``Dhis2Code``."""
+    return tuple(
+        Customer(code, name, custom_fields={_ORG_UNIT_FIELD: uid})
+        for code, name, uid in zip(
+            DEMO.facility_codes, _FACILITY_NAMES, DEMO.facilities, strict=True
+        )
+    )
+
+
+def demo_stores() -> tuple[Store, ...]:
+    """The central medical store, the supplying store of every demo consignment."""
+    return (Store("CMS001", "Central Medical Store", {_ORG_UNIT_FIELD: DEMO.warehouse}),)
+
+
+def demo_config(url: str) -> Dhis2Config:
+    """The configuration a site would write for the demo world served at ``url``.
+
+    Order data elements are matched by code (``data_element_id_scheme = "CODE"``), so the same
+    scheme applies to the data set push: its data elements are given by code too.
+    """
+    d = DEMO
+    str_row = {
+        "program_stage": d.str_stage,
+        "attribute": d.item_code_attribute,
+    }
+    return Dhis2Config.from_dict(
+        {
+            "dhis2": {"url": url, "auth": "basic", "username": d.username, "password": d.password},
+            "lmis": {
+                "data_set": d.data_set,
+                "period_format": "YYYYMM",
+                "item_field": "universal_code",
+                "data_element_id_scheme": "CODE",
+                "org_unit_id_scheme": "UID",
+                "name_field": _ORG_UNIT_FIELD,
+                "store_field": _ORG_UNIT_FIELD,
+            },
+            "programs": {
+                "order": d.order_program,
+                "receipt": d.receipt_program,
+                "str": d.str_program,
+            },
+            "data_elements": {
+                "stock_on_hand": {"data_element": d.stock_on_hand_data_element, **str_row},
+                "received_quantity": {"data_element": d.stock_received_data_element, **str_row},
+            },
+            "receipt": {"consignment_data_element": d.consignment_data_element},
+        },
+        environ={},  # the demo reads nothing from the environment
+    )
+
+
+def stock_receipts_for(
+    receipt: ConsignmentReceipt, packing_list: PackingList
+) -> tuple[StockReceipt, ...]:
+    """The stock receipts one acknowledged consignment stands for, from its packing list.
+
+    A consignment missing from the packing list, or a receipt without a consignment number or
+    org unit, gives none (the caller reports it).
+    """
+    number, org_unit = receipt.consignment_number, receipt.org_unit
+    if not number or not org_unit:
+        return ()
+    return tuple(
+        StockReceipt(org_unit, item_code, quantity, number, occurred_at=receipt.completed_at)
+        for item_code, quantity in packing_list.get(number, ())
+    )
+
+
+def run_demo(
+    *,
+    version: str = "2.41",
+    today: date | None = None,
+    clock: Callable[[], float] = time.perf_counter,
+) -> DemoSummary:
+    """Run the daily job against a fresh demo FakeDhis2 and report what happened.
+
+    Args:
+        version: the DHIS2 version the fake answers as (``"2.36"`` .. ``"2.43"``).
+        today: the date whose period receives the stock on hand; default: today.
+        clock: measures the run (seconds).
+
+    Raises:
+        Dhis2Error: a step failed outright (it should not against the fake).
+    """
+    started = clock()
+    period_date = today or date.today()
+    with FakeDhis2.demo(version=version) as fake:
+        config = demo_config(fake.url)
+        with Dhis2Lmis(
+            config, items=demo_items(), stores=demo_stores(), customers=demo_customers()
+        ) as lmis:
+            connection = lmis.test_connection()
+            log.info("demo: %s", connection)
+            requisitions = tuple(lmis.fetch_completed_requisitions())
+            receipts = tuple(lmis.fetch_completed_receipts())
+            stock_before = tuple(lmis.fetch_stock_on_hand())
+            stock = [s for r in receipts for s in stock_receipts_for(r, DEMO_PACKING_LIST)]
+            stock_push = lmis.push_stock_receipts(stock)
+            stock_after = tuple(lmis.fetch_stock_on_hand())
+            period, data_push = _push_stock_on_hand(lmis, stock_after, period_date)
+    return DemoSummary(
+        server=f"{fake.url} (fake DHIS2 {fake.version})",
+        connection=connection,
+        requisitions=requisitions,
+        receipts=receipts,
+        stock_push=stock_push,
+        stock_before=stock_before,
+        stock_after=stock_after,
+        period=period,
+        data_push=data_push,
+        seconds=clock() - started,
+    )
+
+
+def _push_stock_on_hand(
+    lmis: Dhis2Lmis, levels: Iterable[StockLevel], day: date
+) -> tuple[str, ImportSummary]:
+    """Push each facility's stock on hand to the data set, one data value set per facility."""
+    by_facility: dict[str, list[StockLevel]] = {}
+    for level in levels:
+        if level.org_unit in DEMO.facilities and level.item_code in DEMO.item_codes:
+            by_facility.setdefault(level.org_unit, []).append(level)
+    summary = ImportSummary(status="SUCCESS")
+    period = ""
+    offset = 0
+    for org_unit in sorted(by_facility):
+        builder = lmis.data_value_set(period=day, org_unit=org_unit)
+        period = builder.period
+        for level in by_facility[org_unit]:
+            if level.stock_on_hand is None or level.item_code is None:
+                continue
+            code = DEMO.soh_data_element_codes[DEMO.item_codes.index(level.item_code)]
+            builder.add(code, level.stock_on_hand)
+        summary = summary.merge(lmis.push_data_values(builder), offset)
+        offset += len(builder)
+    return period, summary
+
+
+# -- rendering -------------------------------------------------------------------------------------
+
+
+def _number(value: Decimal | None) -> str:
+    if value is None:
+        return "?"
+    return format(value.normalize(), "f") if value == value.to_integral() else str(value)
+
+
+def _facility(org_unit: str | None, customer: Customer | None) -> str:
+    if customer is not None:
+        return f"{customer.name} ({customer.code})"
+    return org_unit or "?"
+
+
+def _render(s: DemoSummary) -> list[str]:
+    names = {uid: name for uid, name in zip(DEMO.facilities, _FACILITY_NAMES, strict=True)}
+    lines = [f"dhis2-lmis demo against {s.server}", "", "== Connection", f"  {s.connection}"]
+    lines += ["", f"== Requisitions pulled: {len(s.requisitions)}"]
+    for r in s.requisitions:
+        when = r.occurred_at.date().isoformat() if r.occurred_at else "?"
+        lines.append(f"  {r.event.uid}  {when}  {_facility(r.org_unit, r.customer)}")
+        for line in r.lines:
+            item = f"{line.item.code} {line.item.name}" if line.item else line.data_element
+            lines.append(f"      {_number(line.quantity):>6} x {item}")
+        lines += [f"      problem: {p}" for p in r.problems]
+    lines += ["", f"== Consignment receipts pulled: {len(s.receipts)}"]
+    for c in s.receipts:
+        packed = ", ".join(
+            f"{_number(Decimal(q))} x {code}"
+            for code, q in DEMO_PACKING_LIST.get(c.consignment_number or "", ())
+        )
+        lines.append(
+            f"  {c.consignment_number or '?'}  {_facility(c.org_unit, c.customer)}: "
+            f"{packed or 'not on any packing list'}"
+        )
+    push = s.stock_push
+    lines += [
+        "",
+        f"== Stock receipts pushed to the STR program: {len(push.created)} created, "
+        f"{len(push.already_pushed)} already there, {len(push.failed)} failed",
+    ]
+    lines += [f"  {o}" for o in push]
+    lines += ["", "== Stock on hand (before -> after)"]
+    before = {(lv.org_unit, lv.item_code): lv.stock_on_hand for lv in s.stock_before}
+    for lv in s.stock_after:
+        old = before.get((lv.org_unit, lv.item_code))
+        mark = "" if old == lv.stock_on_hand else "  (received)"
+        lines.append(
+            f"  {names.get(lv.org_unit, lv.org_unit):<24} {lv.item_code or '?':<9} "
+            f"{_number(old) if old is not None else '-':>5} -> {_number(lv.stock_on_hand)}{mark}"
+        )
+    lines += [
+        "",
+        f"== Stock on hand pushed to data set {DEMO.data_set}, period {s.period}",
+        f"  {s.data_push}",
+        "",
+        "== Summary",
+        f"  {len(s.requisitions)} requisitions, {len(s.receipts)} receipts, "
+        f"{len(push.created)} stock receipts written, {s.data_push.imported + s.data_push.updated}"
+        f" data values saved, in {s.seconds:.1f} s: {'OK' if s.ok else 'with problems'}",
+    ]
+    return lines

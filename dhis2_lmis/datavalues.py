@@ -15,10 +15,10 @@ import logging
 import math
 import numbers
 import re
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from datetime import date
 from decimal import ROUND_HALF_UP, Decimal
-from typing import Literal, Protocol, TypeAlias
+from typing import Literal, Protocol, TypeAlias, overload
 
 from dhis2_lmis._json import JsonObject, JsonValue
 from dhis2_lmis.errors import ConfigError, Dhis2Error, ImportFailedError
@@ -90,6 +90,16 @@ def format_value(value: NumberLike, *, data_element: str, round_off: bool = Fals
     Raises:
         InvalidValueError: None, a boolean, NaN, infinity, a non-numeric string or another type.
     """
+    kind = type(value)
+    if kind is int:  # fast paths for the common Python numbers; Decimal for everything else
+        return str(value)
+    if kind is float and math.isfinite(value):  # type: ignore[arg-type]  # checked: a float
+        if round_off:
+            return str(_round_half_away_from_zero(value))  # type: ignore[arg-type]
+        text = repr(value)
+        if "e" not in text:
+            text = text.removesuffix(".0")
+            return "0" if text == "-0" else text
     number = _to_decimal(value, data_element)
     if round_off:
         number = number.to_integral_value(rounding=ROUND_HALF_UP)
@@ -99,6 +109,13 @@ def format_value(value: NumberLike, *, data_element: str, round_off: bool = Fals
     if text in ("-0", ""):
         text = "0"
     return text
+
+
+def _round_half_away_from_zero(value: float) -> int:
+    """``round`` halves away from zero; ``x - floor(x)`` is exact for floats, so no 0.4999..."""
+    floor = math.floor(value)
+    fraction = value - floor
+    return floor + 1 if fraction > 0.5 or (fraction == 0.5 and value > 0) else floor
 
 
 def _invalid(value: object, data_element: str, reason: str) -> InvalidValueError:
@@ -174,8 +191,9 @@ class DataValueSetBuilder:
         self.complete_date = (
             complete_date.isoformat() if isinstance(complete_date, date) else complete_date
         )
-        self._rows: list[JsonObject] = []
-        self._keys: set[tuple[str, str | None, str, str]] = set()
+        # Keyed by (data element, option combo, org unit, period): one dict both keeps the
+        # insertion order and refuses duplicates, without a second index of every key.
+        self._rows: dict[tuple[str, str | None, str, str], JsonObject] = {}
 
     def add(
         self,
@@ -200,7 +218,7 @@ class DataValueSetBuilder:
             raise _invalid(value, data_element, "no org unit (none given here or to the builder)")
         row_period = period or self.period
         key = (data_element, category_option_combo, row_org_unit, row_period)
-        if key in self._keys:
+        if key in self._rows:
             raise DuplicateValueError(
                 f"data element {data_element}, category option combo "
                 f"{category_option_combo or '(default)'}, org unit {row_org_unit}, period "
@@ -218,8 +236,7 @@ class DataValueSetBuilder:
         row["value"] = text
         if comment is not None:
             row["comment"] = comment
-        self._keys.add(key)
-        self._rows.append(row)
+        self._rows[key] = row
 
     def __len__(self) -> int:
         return len(self._rows)
@@ -227,7 +244,7 @@ class DataValueSetBuilder:
     @property
     def rows(self) -> tuple[JsonObject, ...]:
         """Copies of the row dicts, in the order they were added."""
-        return tuple(dict(r) for r in self._rows)
+        return tuple(dict(r) for r in self._rows.values())
 
     def _header(self) -> JsonObject:
         head: JsonObject = {}
@@ -245,41 +262,63 @@ class DataValueSetBuilder:
     def build(self) -> JsonObject:
         """Return the whole payload; a fresh dict each time, safe to change."""
         payload = self._header()
-        payload["dataValues"] = [dict(r) for r in self._rows]
+        payload["dataValues"] = [dict(r) for r in self._rows.values()]
         return payload
 
     def iter_chunks(self, size: int) -> Iterator[JsonObject]:
         """Yield payloads of at most ``size`` values, each with the full top-level fields.
 
-        Yields nothing when no value was added.
+        Chunks share their row dicts with the builder (no copy of a large push is made):
+        treat them as read-only. Yields nothing when no value was added.
 
         Raises:
             ConfigError: ``size`` is less than 1.
         """
-        return _chunk_payload(self.build(), size)
+        _check_chunk_size(size)
+        return _chunks(self._header(), list(self._rows.values()), size)
 
 
-def _chunk_payload(payload: Mapping[str, JsonValue], size: int) -> Iterator[JsonObject]:
+def _check_chunk_size(size: int) -> None:
     if isinstance(size, bool) or not isinstance(size, int) or size < 1:
         raise ConfigError(f"chunk size must be a whole number of at least 1, got {size!r}")
+
+
+def _chunks(head: JsonObject, rows: Sequence[JsonValue], size: int) -> Iterator[JsonObject]:
+    return ({**head, "dataValues": list(rows[i : i + size])} for i in range(0, len(rows), size))
+
+
+def _payload_rows(payload: Mapping[str, JsonValue]) -> list[JsonValue]:
     rows = payload.get("dataValues")
     if not isinstance(rows, list):
         raise ConfigError("a data value set payload needs a 'dataValues' list")
-    head = {k: v for k, v in payload.items() if k != "dataValues"}
-    return ({**head, "dataValues": rows[i : i + size]} for i in range(0, len(rows), size))
+    return rows
 
 
-def _effective_rows(chunk: JsonObject) -> list[JsonObject]:
-    """The chunk's rows with inherited top-level fields filled in, for conflict reports."""
-    rows = chunk.get("dataValues")
-    out: list[JsonObject] = []
-    for row in rows if isinstance(rows, list) else []:
+class _EffectiveRows(Sequence[JsonObject]):
+    """A chunk's rows with inherited top-level fields filled in, built only when a conflict
+    asks for one (a clean push never copies its rows)."""
+
+    def __init__(self, chunk: JsonObject) -> None:
+        rows = chunk.get("dataValues")
+        self._rows = rows if isinstance(rows, list) else []
+        self._chunk = chunk
+
+    def __len__(self) -> int:
+        return len(self._rows)
+
+    @overload
+    def __getitem__(self, index: int) -> JsonObject: ...
+    @overload
+    def __getitem__(self, index: slice) -> Sequence[JsonObject]: ...
+    def __getitem__(self, index: int | slice) -> JsonObject | Sequence[JsonObject]:
+        if isinstance(index, slice):
+            return [self[i] for i in range(*index.indices(len(self)))]
+        row = self._rows[index]
         full: JsonObject = dict(row) if isinstance(row, dict) else {"value": row}
         for key in _INHERITED:
-            if key not in full and key in chunk:
-                full[key] = chunk[key]
-        out.append(full)
-    return out
+            if key not in full and key in self._chunk:
+                full[key] = self._chunk[key]
+        return full
 
 
 class JsonResponseLike(Protocol):
@@ -344,11 +383,18 @@ def push_data_value_set(
         ResponseFormatError: a response that is not an import summary.
         Dhis2Error: any error of ``session.post_json`` (connection, authentication, ...).
     """
+    _check_chunk_size(chunk_size)
     if isinstance(payload_or_builder, DataValueSetBuilder):
-        chunks = list(payload_or_builder.iter_chunks(chunk_size))
+        total = len(payload_or_builder)
+        chunks: Iterable[JsonObject] = payload_or_builder.iter_chunks(chunk_size)
     else:
-        chunks = list(_chunk_payload(payload_or_builder, chunk_size))
+        rows = _payload_rows(payload_or_builder)
+        head = {k: v for k, v in payload_or_builder.items() if k != "dataValues"}
+        total = len(rows)
+        chunks = _chunks(head, rows, chunk_size)
+    chunk_count = -(-total // chunk_size)
     if preflight is not None:
+        chunks = list(chunks)  # every chunk is checked before the first is sent
         for chunk in chunks:
             preflight(chunk)
     params = {
@@ -360,17 +406,17 @@ def push_data_value_set(
     parts: list[tuple[ImportSummary, int]] = []
     offset = 0
     for number, chunk in enumerate(chunks, start=1):
-        rows = _effective_rows(chunk)
+        sent = _EffectiveRows(chunk)
         response = session.post_json(
             "dataValueSets", chunk, params=params, idempotent=True, accept_status=(409,)
         )
-        summary = parse_import_summary(response.body, payload_values=rows, dry_run=dry_run)
+        summary = parse_import_summary(response.body, payload_values=sent, dry_run=dry_run)
         parts.append((summary, offset))
         log.info(
             "data value set chunk %d/%d (%d values): %s, %d imported, %d updated, %d ignored",
             number,
-            len(chunks),
-            len(rows),
+            chunk_count,
+            len(sent),
             summary.status,
             summary.imported,
             summary.updated,
@@ -381,13 +427,13 @@ def push_data_value_set(
             done = "validated (dry run)" if dry_run else "imported"
             earlier = f"; the {number - 1} earlier chunk(s) were {done}" if number > 1 else ""
             raise ImportFailedError(
-                f"DHIS2 aborted the data value import at chunk {number} of {len(chunks)} "
-                f"(values {offset}-{offset + len(rows) - 1}): "
+                f"DHIS2 aborted the data value import at chunk {number} of {chunk_count} "
+                f"(values {offset}-{offset + len(sent) - 1}): "
                 f"{summary.description or 'no reason given'}{earlier}",
                 summary=merged,
                 method="POST",
                 path="/api/dataValueSets",
                 status=response.status,
             )
-        offset += len(rows)
+        offset += len(sent)
     return merge_summaries(parts)

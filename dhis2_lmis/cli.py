@@ -294,7 +294,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     except SystemExit as exc:  # --help, --version, or a usage error already printed
         return exc.code if isinstance(exc.code, int) else EXIT_USAGE
     verbosity: int = args.verbose
-    handler = _configure_logging(verbosity, quiet=bool(args.quiet))
+    logger = logging.getLogger("dhis2_lmis")
+    previous_level = logger.level
+    handler = _configure_logging(logger, verbosity, quiet=bool(args.quiet))
     try:
         return _COMMANDS[args.command](args)
     except KeyboardInterrupt:
@@ -311,8 +313,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     except BrokenPipeError:  # `dhis2-lmis pull ... | head`: the reader is done
         _silence_stdout()
         return EXIT_OK
-    finally:
-        logging.getLogger("dhis2_lmis").removeHandler(handler)
+    finally:  # main may run many times in one process (tests, notebooks): undo it all
+        logger.removeHandler(handler)
+        logger.setLevel(previous_level)
 
 
 def _one_line(exc: Dhis2Error) -> str:
@@ -330,13 +333,13 @@ def _silence_stdout() -> None:
         pass
 
 
-def _configure_logging(verbosity: int, *, quiet: bool) -> logging.Handler:
+def _configure_logging(logger: logging.Logger, verbosity: int, *, quiet: bool) -> logging.Handler:
+    """Send the library's log records to stderr: WARNING by default, -v INFO, -vv DEBUG."""
     level = logging.ERROR if quiet else (logging.WARNING, logging.INFO)[min(verbosity, 1)]
     if verbosity >= 2:
         level = logging.DEBUG
     handler = logging.StreamHandler(sys.stderr)
     handler.setFormatter(logging.Formatter("%(levelname)s %(name)s: %(message)s"))
-    logger = logging.getLogger("dhis2_lmis")
     logger.setLevel(level)
     logger.addHandler(handler)
     return handler

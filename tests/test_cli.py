@@ -1,0 +1,516 @@
+"""The ``dhis2-lmis`` command, run through ``main([...])`` against the offline demo DHIS2."""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+import logging
+import subprocess
+import sys
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from dhis2_lmis import __version__
+from dhis2_lmis.cli import main
+from dhis2_lmis.testing import DEMO, FakeDhis2
+
+WRONG_PASSWORD = "not-the-Pa55word-1234"  # must never show in any output
+
+
+@pytest.fixture(autouse=True)
+def _clean_environment(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    """No configuration leaks in from the developer's environment or working directory."""
+    for name in ("DHIS2_LMIS_CONFIG", "DHIS2_URL", "DHIS2_USERNAME", "DHIS2_PASSWORD"):
+        monkeypatch.delenv(name, raising=False)
+    monkeypatch.chdir(tmp_path)
+
+
+@pytest.fixture
+def demo_server() -> Iterator[FakeDhis2]:
+    fake = FakeDhis2.demo().start()
+    try:
+        yield fake
+    finally:
+        fake.stop()
+    assert not fake.unanswered, fake.unanswered
+    assert not fake.errors, fake.errors
+
+
+def write_config(
+    directory: Path, url: str, *, password: str = DEMO.password, extra: str = ""
+) -> Path:
+    path = directory / "site.toml"
+    path.write_text(
+        f"""
+[dhis2]
+url = "{url}"
+username = "{DEMO.username}"
+password = "{password}"
+max_attempts = 1
+connect_timeout = 2
+
+[lmis]
+data_set = "{DEMO.data_set}"
+data_element_id_scheme = "CODE"
+name_field = "Dhis2Code"
+
+[programs]
+order = "{DEMO.order_program}"
+receipt = "{DEMO.receipt_program}"
+str = "{DEMO.str_program}"
+
+[data_elements.stock_on_hand]
+data_element = "{DEMO.stock_on_hand_data_element}"
+program_stage = "{DEMO.str_stage}"
+attribute = "{DEMO.item_code_attribute}"
+
+[data_elements.received_quantity]
+data_element = "{DEMO.stock_received_data_element}"
+program_stage = "{DEMO.str_stage}"
+attribute = "{DEMO.item_code_attribute}"
+
+[receipt]
+consignment_data_element = "{DEMO.consignment_data_element}"
+
+[sync]
+state = "{(directory / "state.sqlite").as_posix()}"
+{extra}
+""",
+        encoding="utf-8",
+    )
+    return path
+
+
+@pytest.fixture
+def config(tmp_path: Path, demo_server: FakeDhis2) -> Path:
+    return write_config(tmp_path, demo_server.url)
+
+
+@pytest.fixture
+def reference_files(tmp_path: Path) -> list[str]:
+    """``--items`` and ``--customers`` files describing the demo world."""
+    items = tmp_path / "items.csv"
+    items.write_text(
+        "code,name,universal_code\n"
+        + "".join(
+            f"{code},{name},{code}\n"
+            for code, name in zip(DEMO.item_codes, DEMO.item_names, strict=True)
+        ),
+        encoding="utf-8",
+    )
+    customers = tmp_path / "customers.csv"
+    customers.write_text(
+        "code,name,Dhis2Code\n"
+        + "".join(
+            f"{code},Facility {code},{uid}\n"
+            for code, uid in zip(DEMO.facility_codes, DEMO.facilities, strict=True)
+        ),
+        encoding="utf-8",
+    )
+    return ["--items", str(items), "--customers", str(customers)]
+
+
+def completed_order_lines() -> int:
+    # the demo world: six completed orders of two lines each
+    return 12
+
+
+# -- demo ----------------------------------------------------------------------------------------
+
+
+def test_demo_exits_0_and_prints_every_summary_section(capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["demo"]) == 0
+    out = capsys.readouterr().out
+    for section in (
+        "== Connection",
+        "Connection successful",
+        "== Requisitions pulled: 6",
+        "== Consignment receipts pulled: 3",
+        "== Stock receipts pushed to the STR program: 6 created",
+        "== Stock on hand (before -> after)",
+        "== Stock on hand pushed to data set",
+        "== Summary",
+    ):
+        assert section in out
+    assert "CN-2024-1001" in out
+    assert "Riverside Health Centre (FAC001)" in out
+    assert "with problems" not in out
+
+
+def test_demo_sends_nothing_but_results_to_stdout(capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["demo", "--version", "2.38"]) == 0
+    captured = capsys.readouterr()
+    assert "Starting an offline DHIS2 2.38" in captured.err
+    assert "Starting" not in captured.out
+    assert "fake DHIS2 2.38" in captured.out
+
+
+# -- test-connection -----------------------------------------------------------------------------
+
+
+def test_test_connection_with_good_credentials_exits_0(
+    config: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    assert main(["--config", str(config), "test-connection"]) == 0
+    assert "Connection successful (DHIS2 2.41" in capsys.readouterr().out
+
+
+def test_test_connection_with_wrong_password_exits_2_without_showing_it(
+    tmp_path: Path,
+    demo_server: FakeDhis2,
+    capsys: pytest.CaptureFixture[str],
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    config = write_config(tmp_path, demo_server.url, password=WRONG_PASSWORD)
+    caplog.set_level(logging.DEBUG)
+    assert main(["-vv", "test-connection", "--config", str(config)]) == 2
+    captured = capsys.readouterr()
+    assert "Authentication failed" in captured.err
+    assert captured.out == ""
+    for text in (captured.out, captured.err, caplog.text):
+        assert WRONG_PASSWORD not in text
+
+
+def test_test_connection_to_a_stopped_server_exits_2(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    fake = FakeDhis2.demo()  # bound, never started: the port refuses... or hangs, so stop it
+    url = fake.url
+    fake.stop()
+    config = write_config(tmp_path, url)
+    assert main(["--config", str(config), "test-connection"]) == 2
+    assert "Could not connect" in capsys.readouterr().err
+
+
+# -- configuration -------------------------------------------------------------------------------
+
+
+def test_missing_configuration_exits_2_and_says_where_it_looked(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    assert main(["test-connection"]) == 2
+    err = capsys.readouterr().err
+    assert "no configuration found" in err
+    assert "--config" in err
+    assert "DHIS2_LMIS_CONFIG" in err
+    assert "dhis2-lmis.toml" in err
+
+
+def test_configuration_file_named_by_environment_is_used(
+    config: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    monkeypatch.setenv("DHIS2_LMIS_CONFIG", str(config))
+    assert main(["test-connection"]) == 0
+    assert "Connection successful" in capsys.readouterr().out
+
+
+def test_invalid_configuration_exits_2_with_one_line_per_run(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    path = tmp_path / "bad.toml"
+    path.write_text('[dhis2]\nurl = "ftp://x"\npasword = "hunter2"\n', encoding="utf-8")
+    assert main(["--config", str(path), "test-connection"]) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1
+    assert "dhis2.pasword" in err
+    assert "hunter2" not in err
+
+
+def test_check_reports_configuration_and_connection(
+    config: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    assert main(["check", "--config", str(config)]) == 0
+    out = capsys.readouterr().out
+    assert "configuration: OK" in out
+    assert "connection: Connection successful" in out
+
+
+# -- pull ----------------------------------------------------------------------------------------
+
+
+def test_pull_order_jsonl_has_one_parseable_line_per_requisition_line(
+    config: Path, reference_files: list[str], capsys: pytest.CaptureFixture[str]
+) -> None:
+    argv = ["--config", str(config), *reference_files, "pull", "order", "--format", "jsonl"]
+    assert main(argv) == 0
+    rows = [json.loads(line) for line in capsys.readouterr().out.splitlines()]
+    assert len(rows) == completed_order_lines()
+    first = rows[0]
+    assert first["org_unit"] == DEMO.facilities[0]
+    assert first["customer"] == DEMO.facility_codes[0]
+    assert (first["item_code"], first["quantity"]) == ("AMOX250", "100")
+    assert all(row["problems"] == "" for row in rows)
+
+
+def test_pull_order_csv_parses_back_with_a_header(
+    config: Path, reference_files: list[str], capsys: pytest.CaptureFixture[str]
+) -> None:
+    assert (
+        main(["--config", str(config), *reference_files, "pull", "order", "--format", "csv"]) == 0
+    )
+    rows = list(csv.DictReader(io.StringIO(capsys.readouterr().out)))
+    assert len(rows) == completed_order_lines()
+    assert {row["item_code"] for row in rows} == set(DEMO.item_codes)
+
+
+def test_pull_order_exits_1_when_a_record_has_problems(
+    config: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    items = tmp_path / "few-items.csv"
+    items.write_text("code,name,universal_code\nAMOX250,Amoxicillin,AMOX250\n", encoding="utf-8")
+    argv = ["--config", str(config), "--items", str(items), "pull", "order", "--format", "jsonl"]
+    assert main(argv) == 1
+    captured = capsys.readouterr()
+    rows = [json.loads(line) for line in captured.out.splitlines()]
+    assert len(rows) == completed_order_lines()  # printed regardless
+    assert any("no item has universal code" in row["problems"] for row in rows)
+    assert "had problems" in captured.err
+
+
+def test_pull_receipt_prints_one_row_per_receipt(
+    config: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    assert main(["--config", str(config), "pull", "receipt", "--format", "jsonl"]) == 0
+    rows = [json.loads(line) for line in capsys.readouterr().out.splitlines()]
+    assert [row["consignment_number"] for row in rows] == [
+        "CN-2024-1001",
+        "CN-2024-1002",
+        "CN-2024-1003",
+    ]
+
+
+def test_pull_str_prints_stock_transactions_with_item_codes(
+    config: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    assert main(["--config", str(config), "pull", "str", "--format", "csv"]) == 0
+    rows = list(csv.DictReader(io.StringIO(capsys.readouterr().out)))
+    assert len(rows) == 9  # three facilities, three items with stock
+    assert {row["item_code"] for row in rows} == {"AMOX250", "PARA500", "ORS200"}
+
+
+def test_pull_raw_prints_events_of_the_org_unit_asked_for(
+    config: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    argv = ["--config", str(config), "pull", "order", "--raw", "--org-unit", DEMO.facilities[1]]
+    assert main([*argv, "--format", "jsonl"]) == 0
+    rows = [json.loads(line) for line in capsys.readouterr().out.splitlines()]
+    assert rows
+    assert {row["org_unit"] for row in rows} == {DEMO.facilities[1]}
+    assert {row["status"] for row in rows} == {"COMPLETED", "ACTIVE"}
+
+
+def test_pull_since_skips_older_events(config: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    argv = ["--config", str(config), "pull", "order", "--raw", "--format", "jsonl"]
+    assert main([*argv, "--since", "2999-01-01"]) == 0
+    assert capsys.readouterr().out == ""
+
+
+def test_pull_table_is_aligned_text(config: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["--config", str(config), "pull", "receipt"]) == 0
+    lines = capsys.readouterr().out.splitlines()
+    assert lines[0].split()[:2] == ["event", "org_unit"]
+    assert len(lines) == 4
+
+
+def test_bad_since_is_a_usage_error(config: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["--config", str(config), "pull", "order", "--since", "yesterday"]) == 2
+    assert "not an ISO date" in capsys.readouterr().err
+
+
+def test_verbose_logs_go_to_stderr_and_stdout_stays_parseable(
+    config: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    assert main(["-vv", "--config", str(config), "pull", "receipt", "--format", "jsonl"]) == 0
+    captured = capsys.readouterr()
+    assert "DEBUG dhis2_lmis" in captured.err
+    assert len([json.loads(line) for line in captured.out.splitlines()]) == 3
+
+
+# -- stock-on-hand -------------------------------------------------------------------------------
+
+
+def test_stock_on_hand_prints_the_latest_level_per_item(
+    config: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    argv = ["--config", str(config), "stock-on-hand", "--org-unit", DEMO.facilities[0]]
+    assert main([*argv, "--format", "jsonl"]) == 0
+    rows = [json.loads(line) for line in capsys.readouterr().out.splitlines()]
+    assert {row["item_code"]: row["stock_on_hand"] for row in rows} == {
+        "AMOX250": "100",
+        "PARA500": "110",
+        "ORS200": "120",
+    }
+
+
+# -- push-values ---------------------------------------------------------------------------------
+
+
+def write_values(tmp_path: Path, *rows: str) -> Path:
+    path = tmp_path / "values.csv"
+    path.write_text("data_element,value,org_unit,comment\n" + "".join(rows), encoding="utf-8")
+    return path
+
+
+def test_push_values_imports_the_csv_and_prints_the_summary(
+    config: Path, tmp_path: Path, demo_server: FakeDhis2, capsys: pytest.CaptureFixture[str]
+) -> None:
+    values = write_values(
+        tmp_path,
+        f"{DEMO.soh_data_element_codes[0]},150,{DEMO.facilities[0]},counted\n",
+        f"{DEMO.soh_data_element_codes[1]},80,{DEMO.facilities[0]},\n",
+    )
+    assert main(["--config", str(config), "push-values", str(values), "--period", "202611"]) == 0
+    assert "SUCCESS: 2 imported" in capsys.readouterr().out
+    stored = {(v.data_element, v.period, v.value) for v in demo_server.data_values}
+    assert (DEMO.soh_data_elements[0], "202611", "150") in stored
+
+
+def test_push_values_with_unknown_data_element_exits_1_and_prints_the_conflict(
+    config: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    values = write_values(
+        tmp_path,
+        f"{DEMO.soh_data_element_codes[0]},150,{DEMO.facilities[0]},\n",
+        f"NO_SUCH_ELEMENT,3,{DEMO.facilities[0]},\n",
+    )
+    assert main(["--config", str(config), "push-values", str(values), "--period", "202611"]) == 1
+    out = capsys.readouterr().out
+    assert "1 imported" in out
+    assert "NO_SUCH_ELEMENT" in out
+    assert "conflict" in out
+
+
+def test_push_values_dry_run_saves_nothing(
+    config: Path, tmp_path: Path, demo_server: FakeDhis2, capsys: pytest.CaptureFixture[str]
+) -> None:
+    values = write_values(tmp_path, f"{DEMO.soh_data_element_codes[0]},150,,\n")
+    argv = ["--config", str(config), "push-values", str(values), "--dry-run"]
+    assert main([*argv, "--period", "202611", "--org-unit", DEMO.facilities[2]]) == 0
+    assert "(dry run)" in capsys.readouterr().out
+    assert demo_server.data_values == []
+
+
+def test_push_values_reports_bad_rows_on_stderr_and_exits_1(
+    config: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    values = write_values(
+        tmp_path,
+        f"{DEMO.soh_data_element_codes[0]},150,{DEMO.facilities[0]},\n",
+        f"{DEMO.soh_data_element_codes[1]},lots,{DEMO.facilities[0]},\n",
+    )
+    assert main(["--config", str(config), "push-values", str(values), "--period", "202611"]) == 1
+    captured = capsys.readouterr()
+    assert "values.csv:3" in captured.err
+    assert "SUCCESS: 1 imported" in captured.out
+
+
+def test_push_values_without_period_is_a_usage_error(
+    config: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    values = write_values(tmp_path, f"{DEMO.soh_data_element_codes[0]},1,{DEMO.facilities[0]},\n")
+    assert main(["--config", str(config), "push-values", str(values)]) == 2
+    assert "--period" in capsys.readouterr().err
+
+
+def test_push_values_of_a_missing_file_exits_2(
+    config: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    assert main(["--config", str(config), "push-values", "nowhere.csv", "--period", "202611"]) == 2
+    assert "cannot read nowhere.csv" in capsys.readouterr().err
+
+
+# -- sync ----------------------------------------------------------------------------------------
+
+
+def test_sync_once_hands_each_completed_event_over_once(
+    config: Path, reference_files: list[str], capsys: pytest.CaptureFixture[str]
+) -> None:
+    argv = ["--config", str(config), *reference_files, "sync", "--once"]
+    assert main(argv) == 0
+    first = capsys.readouterr()
+    rows = [json.loads(line) for line in first.out.splitlines()]
+    assert sum(row["program"] == "order" for row in rows) == completed_order_lines()
+    assert sum(row["program"] == "receipt" for row in rows) == 3
+    assert "9 handled" in first.err
+    assert main(argv) == 0
+    second = capsys.readouterr()
+    assert second.out == ""
+    assert "0 handled" in second.err
+
+
+def test_sync_pushes_packing_lists_of_received_consignments(
+    config: Path, tmp_path: Path, demo_server: FakeDhis2, capsys: pytest.CaptureFixture[str]
+) -> None:
+    packing = tmp_path / "packing.csv"
+    packing.write_text(
+        "consignment,item_code,quantity\nCN-2024-1001,AMOX250,25\nCN-2024-1002,PARA500,10\n",
+        encoding="utf-8",
+    )
+    argv = ["--config", str(config), "sync", "--programs", "receipt"]
+    assert main([*argv, "--packing-list", str(packing)]) == 0
+    err = capsys.readouterr().err
+    assert "2 stock receipts pushed" in err
+    received = [
+        e for e in demo_server.events.values() if DEMO.stock_received_data_element in e.data_values
+    ]
+    assert sorted(e.data_values[DEMO.stock_received_data_element] for e in received) == [
+        "10",
+        "25",
+    ]
+
+
+def test_sync_rejects_unknown_programs(config: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["--config", str(config), "sync", "--programs", "order,str"]) == 2
+    assert "order and/or receipt" in capsys.readouterr().err
+
+
+# -- help and version ----------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    "command",
+    [
+        [],
+        ["demo"],
+        ["test-connection"],
+        ["check"],
+        ["pull"],
+        ["stock-on-hand"],
+        ["push-values"],
+        ["sync"],
+    ],
+)
+def test_every_help_exits_0_and_shows_an_example(
+    command: list[str], capsys: pytest.CaptureFixture[str]
+) -> None:
+    assert main([*command, "--help"]) == 0
+    out = capsys.readouterr().out
+    assert "Example" in out
+    assert "dhis2-lmis" in out
+
+
+def test_unknown_command_is_a_usage_error(capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["frobnicate"]) == 2
+    assert "invalid choice" in capsys.readouterr().err
+
+
+def test_no_flag_takes_a_secret(capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["--help"]) == 0
+    text = capsys.readouterr().out.lower()
+    for word in ("--password", "--token", "--secret"):
+        assert word not in text
+
+
+def test_python_m_dhis2_lmis_prints_the_version() -> None:
+    result = subprocess.run(
+        [sys.executable, "-m", "dhis2_lmis", "--version"],
+        capture_output=True,
+        text=True,
+        check=False,
+        timeout=60,
+    )
+    assert result.returncode == 0
+    assert result.stdout.strip() == f"dhis2-lmis {__version__}"

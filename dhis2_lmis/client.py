@@ -14,6 +14,7 @@ from datetime import date, datetime, timezone
 from types import TracebackType
 from typing import Literal
 
+from dhis2_lmis import checks
 from dhis2_lmis.auth import BasicAuth, BodyAuth, Dhis2Auth, TokenAuth
 from dhis2_lmis.config import Dhis2Config
 from dhis2_lmis.convert import current_username
@@ -244,11 +245,16 @@ class Dhis2Lmis:
         dry_run: bool = False,
         import_strategy: ImportStrategy = "CREATE_AND_UPDATE",
         chunk_size: int = 10_000,
+        preflight: bool = False,
     ) -> ImportSummary:
         """Push data values; one normalised :class:`ImportSummary` for every DHIS2 version.
 
+        With ``preflight``, every chunk is checked first (:class:`~dhis2_lmis.checks.Preflight`)
+        and nothing is sent if any would lose or have rejected values.
+
         Raises:
             ImportFailedError: DHIS2 aborted the import; the error carries the summary.
+            PreflightError: ``preflight`` found problems; nothing was sent.
         """
         return push_data_value_set(
             self.session,
@@ -257,6 +263,21 @@ class Dhis2Lmis:
             import_strategy=import_strategy,
             id_scheme=self.config.lmis.data_element_id_scheme,
             chunk_size=chunk_size,
+            preflight=checks.Preflight(self.session, self.config, items=self.items)
+            if preflight
+            else None,
+        )
+
+    def validate_setup(self) -> list[checks.Finding]:
+        """Check the configuration against the server's metadata (errors first).
+
+        See :func:`dhis2_lmis.checks.validate_setup`; a 404 on a configured object is a finding.
+
+        Raises:
+            Dhis2Error: the server could not be read.
+        """
+        return checks.validate_setup(
+            self.session, self.config, items=self.items, org_units=self.org_units
         )
 
     def push_stock_receipts(self, receipts: Iterable[StockReceipt]) -> StockPushReport:

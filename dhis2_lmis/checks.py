@@ -1,0 +1,810 @@
+"""Setup validation and push preflight: find misconfiguration before it silently loses data.
+
+"Test connection" only proves the URL and credentials. Most LMIS failures come later and
+quietly: an Order program that is really a tracker program reads nothing, a data element missing
+from the STR stage is never written, a data set whose period type differs from ``period_format``
+rejects every value, an org unit not assigned to the data set is ignored, and a data element whose
+``zeroIsSignificant`` is false makes DHIS2 drop every zero, so stock-outs vanish from reports.
+
+:func:`validate_setup` checks the whole configuration against the server with as few metadata
+requests as DHIS2 allows: one per configured program (stages, their data elements and the
+program's attributes come nested in one answer), one for the data set (its data elements and
+org units nested), and the items' data elements that are not in the data set through the item
+resolver's batched, cached look-up. :class:`Preflight` applies the per-value part of those
+checks to a data value set before :func:`~dhis2_lmis.datavalues.push_data_value_set` sends it.
+
+The JSON shapes parsed here (``programs``, ``dataSets`` with nested fields) are read by the
+private ``_parse_*`` helpers below; they belong with the other DHIS2 key knowledge in
+``convert.py`` and will move there.
+"""
+
+from __future__ import annotations
+
+import logging
+import re
+from collections.abc import Iterable, Mapping, Sequence
+from decimal import Decimal, InvalidOperation
+from typing import Literal
+
+import attrs
+
+from dhis2_lmis._json import JsonObject, JsonValue
+from dhis2_lmis.config import DataElementMapping, Dhis2Config, IdScheme
+from dhis2_lmis.errors import Dhis2Error, NotFoundError, ResponseFormatError
+from dhis2_lmis.periods import PeriodError, parse_period, period_type_of_format
+from dhis2_lmis.references import Customer, ItemResolver, OrgUnitResolver, Store
+from dhis2_lmis.session import Dhis2Session
+
+__all__ = ["Finding", "Preflight", "PreflightError", "Severity", "validate_setup"]
+
+log = logging.getLogger(__name__)
+
+Severity = Literal["error", "warning", "info"]
+_RANK: Mapping[str, int] = {"error": 0, "warning": 1, "info": 2}
+_UID_RE = re.compile(r"[A-Za-z][A-Za-z0-9]{10}")
+_MAX_ROWS_SHOWN = 10
+_ZERO_FIX = (
+    "tick 'Store zero data values' (zeroIsSignificant) on the data element in DHIS2 "
+    "Maintenance > Data elements"
+)
+
+
+@attrs.frozen
+class Finding:
+    """One result of a setup check, worded for the person who fixes it.
+
+    Attributes:
+        severity: ``"error"`` (this part of the integration cannot work), ``"warning"`` (it
+            works but loses or rejects some data) or ``"info"`` (a deliberate gap, such as a
+            store without an org unit).
+        what: what is wrong, naming the setting and the DHIS2 object.
+        how_to_fix: what to change, and where.
+        subject: the setting (``"programs.order"``) or record (``"store S-WH"``) concerned.
+    """
+
+    severity: Severity
+    what: str
+    how_to_fix: str
+    subject: str | None = None
+
+    def __str__(self) -> str:
+        about = f" [{self.subject}]" if self.subject else ""
+        return f"{self.severity}{about}: {self.what}; fix: {self.how_to_fix}"
+
+
+class PreflightError(Dhis2Error, ValueError):
+    """A data value set would lose or have rejected some values; nothing was sent.
+
+    ``findings`` lists every problem found in the chunk (zeros DHIS2 would drop, org units not
+    assigned to the data set, periods of the wrong type), each naming the rows concerned (0-based
+    positions in the chunk). Fix the data or the DHIS2 metadata, then push again.
+    """
+
+    def __init__(self, findings: Sequence[Finding]) -> None:
+        self.findings: tuple[Finding, ...] = tuple(findings)
+        lines = "\n  ".join(str(f) for f in self.findings)
+        super().__init__(
+            f"preflight found {len(self.findings)} problem(s); nothing was sent:\n  {lines}"
+        )
+
+
+# -- what the checks learn from DHIS2 -------------------------------------------------------------
+
+
+@attrs.frozen
+class _Ref:
+    """An identifiable object (attribute, org unit, stage) as nested in a metadata answer."""
+
+    uid: str
+    code: str | None
+    name: str
+
+    @property
+    def label(self) -> str:
+        return f"{self.name} ({self.code or self.uid})" if self.name else self.uid
+
+    def known_as(self, ref: str | None) -> bool:
+        return bool(ref) and ref in (self.uid, self.code)
+
+
+@attrs.frozen
+class _Element:
+    """A data element with the one property the checks care about."""
+
+    uid: str
+    code: str | None
+    name: str
+    zero_is_significant: bool | None  # None: the server did not say
+
+    @property
+    def label(self) -> str:
+        return f"{self.name} ({self.code or self.uid})" if self.name else self.uid
+
+    def known_as(self, ref: str | None) -> bool:
+        return bool(ref) and ref in (self.uid, self.code)
+
+    def ref_in(self, scheme: IdScheme) -> str | None:
+        return self.code if scheme == "CODE" else self.uid
+
+
+@attrs.frozen
+class _Stage:
+    ref: _Ref
+    elements: tuple[_Element, ...]
+
+
+@attrs.frozen
+class _Program:
+    ref: _Ref
+    program_type: str
+    stages: tuple[_Stage, ...]
+    attributes: tuple[_Ref, ...]
+
+    def element(self, ref: str) -> _Element | None:
+        return next((e for s in self.stages for e in s.elements if e.known_as(ref)), None)
+
+
+@attrs.frozen
+class _DataSet:
+    ref: _Ref
+    period_type: str
+    elements: tuple[_Element, ...]
+    org_units: tuple[_Ref, ...]
+
+    def assigned(self, org_unit: str, scheme: IdScheme | None = None) -> bool:
+        if scheme is None:
+            return any(o.known_as(org_unit) for o in self.org_units)
+        return any((o.code if scheme == "CODE" else o.uid) == org_unit for o in self.org_units)
+
+
+_ELEMENT_FIELDS = "id,code,name,valueType,zeroIsSignificant"
+_PROGRAM_FIELDS = (
+    "id,code,name,programType,"
+    f"programStages[id,code,name,programStageDataElements[dataElement[{_ELEMENT_FIELDS}]]],"
+    "programTrackedEntityAttributes[trackedEntityAttribute[id,code,name]]"
+)
+_DATA_SET_FIELDS = (
+    f"id,code,name,periodType,dataSetElements[dataElement[{_ELEMENT_FIELDS}]],"
+    "organisationUnits[id,code,name]"
+)
+
+
+# -- parsing (JSON keys; to move into convert.py) -------------------------------------------------
+
+
+def _bad(path: str, why: str) -> ResponseFormatError:
+    return ResponseFormatError(why, method="GET", path=path)
+
+
+def _json_object(raw: JsonValue, path: str, what: str) -> JsonObject:
+    if not isinstance(raw, dict):
+        raise _bad(path, f"{what} is not a JSON object")
+    return raw
+
+
+def _json_objects(obj: JsonObject, key: str, path: str) -> list[JsonObject]:
+    """The objects in list ``key``; a missing list is empty (DHIS2 omits empty collections)."""
+    value = obj.get(key)
+    if value is None:
+        return []
+    if not isinstance(value, list):
+        raise _bad(path, f"{key!r} is not a list")
+    return [_json_object(v, path, f"an entry of {key!r}") for v in value]
+
+
+def _text(obj: JsonObject, key: str) -> str | None:
+    value = obj.get(key)
+    return value if isinstance(value, str) and value else None
+
+
+def _parse_ref(obj: JsonObject, path: str) -> _Ref:
+    uid = _text(obj, "id")
+    if uid is None:
+        raise _bad(path, "a metadata object has no 'id'")
+    return _Ref(uid, _text(obj, "code"), _text(obj, "name") or "")
+
+
+def _parse_element(obj: JsonObject, path: str) -> _Element:
+    ref = _parse_ref(obj, path)
+    zero = obj.get("zeroIsSignificant")
+    return _Element(ref.uid, ref.code, ref.name, zero if isinstance(zero, bool) else None)
+
+
+def _nested(rows: list[JsonObject], key: str, path: str) -> list[JsonObject]:
+    """``row[key]`` of each row that has one (``dataElement`` inside ``dataSetElements``)."""
+    return [_json_object(r[key], path, key) for r in rows if r.get(key) is not None]
+
+
+def _parse_program(raw: JsonValue, path: str) -> _Program:
+    obj = _json_object(raw, path, "the program")
+    stages = tuple(
+        _Stage(
+            _parse_ref(stage, path),
+            tuple(
+                _parse_element(de, path)
+                for de in _nested(
+                    _json_objects(stage, "programStageDataElements", path), "dataElement", path
+                )
+            ),
+        )
+        for stage in _json_objects(obj, "programStages", path)
+    )
+    attributes = tuple(
+        _parse_ref(tea, path)
+        for tea in _nested(
+            _json_objects(obj, "programTrackedEntityAttributes", path),
+            "trackedEntityAttribute",
+            path,
+        )
+    )
+    return _Program(_parse_ref(obj, path), _text(obj, "programType") or "", stages, attributes)
+
+
+def _parse_data_set(raw: JsonValue, path: str) -> _DataSet:
+    obj = _json_object(raw, path, "the data set")
+    elements = tuple(
+        _parse_element(de, path)
+        for de in _nested(_json_objects(obj, "dataSetElements", path), "dataElement", path)
+    )
+    org_units = tuple(_parse_ref(o, path) for o in _json_objects(obj, "organisationUnits", path))
+    return _DataSet(_parse_ref(obj, path), _text(obj, "periodType") or "", elements, org_units)
+
+
+# -- fetching -----------------------------------------------------------------------------------
+
+
+def _fetch_program(session: Dhis2Session, uid: str) -> _Program | None:
+    """The program with its stages, their data elements and its attributes; None on 404."""
+    path = f"programs/{uid}"
+    try:
+        body = session.get_json(path, {"fields": _PROGRAM_FIELDS})
+    except NotFoundError:
+        return None
+    return _parse_program(body, f"/api/{path}")
+
+
+def _fetch_data_set(session: Dhis2Session, ref: str) -> _DataSet | None:
+    """The data set by UID (or, when ``ref`` is not UID-shaped, by code); None when absent."""
+    if _UID_RE.fullmatch(ref):
+        path = f"dataSets/{ref}"
+        try:
+            body = session.get_json(path, {"fields": _DATA_SET_FIELDS})
+        except NotFoundError:
+            return None
+        return _parse_data_set(body, f"/api/{path}")
+    params = {"filter": f"code:eq:{ref}", "fields": _DATA_SET_FIELDS, "paging": "false"}
+    listing = _json_object(session.get_json("dataSets", params), "/api/dataSets", "the answer")
+    found = _json_objects(listing, "dataSets", "/api/dataSets")
+    return _parse_data_set(found[0], "/api/dataSets") if found else None
+
+
+def _rows_text(rows: Sequence[int]) -> str:
+    shown = ", ".join(str(r) for r in rows[:_MAX_ROWS_SHOWN])
+    more = f" and {len(rows) - _MAX_ROWS_SHOWN} more" if len(rows) > _MAX_ROWS_SHOWN else ""
+    return f"row{'s' if len(rows) > 1 else ''} {shown}{more}"
+
+
+# -- validate_setup -----------------------------------------------------------------------------
+
+_ProgramKey = Literal["order", "receipt", "str"]
+_PROGRAM_ROLES: tuple[tuple[_ProgramKey, str, str, str], ...] = (
+    ("order", "WITHOUT_REGISTRATION", "an event program (without registration)", "requisitions"),
+    ("receipt", "WITHOUT_REGISTRATION", "an event program (without registration)", "receipts"),
+    ("str", "WITH_REGISTRATION", "a tracker program (with registration)", "STR stock"),
+)
+
+
+class _Findings:
+    """Collects findings; drops exact repeats (two settings can point at one broken object)."""
+
+    def __init__(self) -> None:
+        self._found: dict[Finding, None] = {}
+
+    def add(self, severity: Severity, what: str, how_to_fix: str, subject: str | None) -> None:
+        self._found.setdefault(Finding(severity, what, how_to_fix, subject), None)
+
+    def sorted(self) -> list[Finding]:
+        return sorted(self._found, key=lambda f: _RANK[f.severity])
+
+
+def validate_setup(
+    session: Dhis2Session,
+    config: Dhis2Config,
+    *,
+    items: ItemResolver | None = None,
+    org_units: OrgUnitResolver | None = None,
+) -> list[Finding]:
+    """Check the configuration against the server; return findings, errors first.
+
+    Checks that each configured program exists and has the right type (Order and Receipt are
+    event programs, STR a tracker program); that the STR stages and data elements of the data
+    element table, the Receipt consignment data element and the Order line-layout data elements
+    belong to their programs (by code or UID); that the item-code attribute is assigned to the
+    STR program; that the data set exists and its period type fits ``period_format``; that
+    mapped stores and customers are assigned to the data set; that stock data elements keep
+    zeros (``zeroIsSignificant``); and that every item's reference names a data element.
+
+    Requests: one per distinct configured program, one for the data set, and for items whose
+    data element is not in the data set one batched look-up per URL-sized chunk (cached by the
+    resolver), plus one org unit look-up only when some mapped org unit is not assigned.
+
+    Args:
+        session: the session to read metadata with.
+        config: the configuration to check.
+        items: the item resolver; without it, item checks are skipped.
+        org_units: the store/customer resolver; without it, org unit checks are skipped.
+
+    Returns:
+        Findings sorted errors, then warnings, then info; no error and no warning means the
+        setup is sound as far as metadata can tell.
+
+    Raises:
+        Dhis2Error: the server could not be read (connection, authentication, permission,
+            5xx, malformed answer). A configured object that does not exist (404) is a finding,
+            not an exception.
+    """
+    found = _Findings()
+    programs = _check_programs(session, config, found)
+    _check_str_rows(config, programs, found)
+    _check_program_elements(config, programs, found)
+    data_set = _check_data_set(session, config, found)
+    if items is not None:
+        _check_items(session, items, data_set, found)
+    if org_units is not None:
+        _check_org_units(session, org_units, data_set, found)
+    result = found.sorted()
+    log.info(
+        "setup check: %d error(s), %d warning(s), %d note(s)",
+        sum(f.severity == "error" for f in result),
+        sum(f.severity == "warning" for f in result),
+        sum(f.severity == "info" for f in result),
+    )
+    return result
+
+
+def _check_programs(
+    session: Dhis2Session, config: Dhis2Config, found: _Findings
+) -> dict[_ProgramKey, _Program]:
+    fetched: dict[str, _Program | None] = {}
+    programs: dict[_ProgramKey, _Program] = {}
+    for key, expected, kind, purpose in _PROGRAM_ROLES:
+        setting = f"programs.{key}"
+        uid: str | None = getattr(config.programs, key)
+        if not uid:
+            found.add(
+                "info",
+                f"{setting} is not set: {purpose} are not read",
+                f"set {setting} to the program UID to use it",
+                setting,
+            )
+            continue
+        if uid not in fetched:
+            fetched[uid] = _fetch_program(session, uid)
+        program = fetched[uid]
+        if program is None:
+            found.add(
+                "error",
+                f"program {uid} ({setting}) does not exist on the server, or the DHIS2 user "
+                "cannot see it",
+                f"check the UID in DHIS2 Maintenance > Programs and the program's sharing, "
+                f"then fix {setting}",
+                setting,
+            )
+            continue
+        if program.program_type != expected:
+            found.add(
+                "error",
+                f"program {program.ref.label} ({setting}) is {program.program_type or 'of no type'}"
+                f", but the {key} program must be {kind}",
+                f"point {setting} at {kind}",
+                setting,
+            )
+        programs[key] = program
+    return programs
+
+
+def _stage_names(program: _Program) -> str:
+    return ", ".join(s.ref.label for s in program.stages) or "none"
+
+
+def _check_str_rows(
+    config: Dhis2Config, programs: Mapping[_ProgramKey, _Program], found: _Findings
+) -> None:
+    str_program = programs.get("str")
+    for row_name in ("stock_on_hand", "received_quantity"):
+        row: DataElementMapping = getattr(config.data_elements, row_name)
+        prefix = f"data_elements.{row_name}"
+        if not row.active:
+            continue
+        if not config.programs.str:
+            found.add(
+                "error",
+                f"{prefix} is active but programs.str is not set",
+                "set programs.str to the STR tracker program UID, or make the row inactive",
+                "programs.str",
+            )
+            continue
+        if str_program is None:
+            continue  # the missing program is already an error
+        stage = next((s for s in str_program.stages if s.ref.known_as(row.program_stage)), None)
+        if stage is None:
+            found.add(
+                "error",
+                f"program stage {row.program_stage} ({prefix}.program_stage) is not a stage of "
+                f"the STR program {str_program.ref.label}",
+                f"use one of its stages: {_stage_names(str_program)}",
+                f"{prefix}.program_stage",
+            )
+        else:
+            element = next((e for e in stage.elements if e.known_as(row.data_element)), None)
+            if element is None:
+                found.add(
+                    "error",
+                    f"data element {row.data_element} ({prefix}.data_element) is not in program "
+                    f"stage {stage.ref.label} of the STR program",
+                    "add the data element to the stage in DHIS2, or fix the setting",
+                    f"{prefix}.data_element",
+                )
+            elif element.zero_is_significant is False:
+                found.add(
+                    "warning",
+                    f"data element {element.label} ({prefix}.data_element) has zeroIsSignificant "
+                    "false: stock-outs (zero) would be silently dropped",
+                    _ZERO_FIX,
+                    f"{prefix}.data_element",
+                )
+        if row.attribute and not any(a.known_as(row.attribute) for a in str_program.attributes):
+            names = ", ".join(a.label for a in str_program.attributes) or "none"
+            found.add(
+                "error",
+                f"tracked entity attribute {row.attribute} ({prefix}.attribute) is not an "
+                f"attribute of the STR program {str_program.ref.label} (it has: {names})",
+                "assign the attribute to the program in DHIS2 Maintenance > Programs > "
+                "Attributes, or fix the setting",
+                f"{prefix}.attribute",
+            )
+
+
+def _check_program_elements(
+    config: Dhis2Config, programs: Mapping[_ProgramKey, _Program], found: _Findings
+) -> None:
+    wanted: tuple[tuple[_ProgramKey, str, str | None], ...] = (
+        ("receipt", "receipt.consignment_data_element", config.receipt.consignment_data_element),
+        ("order", "order.item_data_element", config.order.item_data_element),
+        ("order", "order.quantity_data_element", config.order.quantity_data_element),
+    )
+    for key, setting, ref in wanted:
+        program = programs.get(key)
+        if not ref or program is None:
+            continue
+        if program.element(ref) is None:
+            found.add(
+                "error",
+                f"data element {ref} ({setting}) is in no stage of the {key} program "
+                f"{program.ref.label}",
+                f"add it to a stage ({_stage_names(program)}) in DHIS2, or fix {setting}",
+                setting,
+            )
+
+
+def _check_data_set(
+    session: Dhis2Session, config: Dhis2Config, found: _Findings
+) -> _DataSet | None:
+    ref = config.lmis.data_set
+    if not ref:
+        found.add(
+            "info",
+            "lmis.data_set is not set: data values cannot be pushed",
+            "set lmis.data_set to the data set UID to push stock data values",
+            "lmis.data_set",
+        )
+        return None
+    data_set = _fetch_data_set(session, ref)
+    if data_set is None:
+        found.add(
+            "error",
+            f"data set {ref} (lmis.data_set) does not exist on the server, or the DHIS2 user "
+            "cannot see it",
+            "check the UID in DHIS2 Maintenance > Data sets and its sharing, then fix "
+            "lmis.data_set",
+            "lmis.data_set",
+        )
+        return None
+    fmt = config.lmis.period_format
+    try:
+        produced = period_type_of_format(fmt).value
+    except PeriodError as exc:
+        found.add("error", str(exc), "fix lmis.period_format", "lmis.period_format")
+        return data_set
+    if produced != data_set.period_type:
+        found.add(
+            "error",
+            f"data set {data_set.ref.label} has period type {data_set.period_type}, but "
+            f"lmis.period_format {fmt!r} makes {produced} periods: DHIS2 would reject every "
+            "value",
+            f'set lmis.period_format = "{data_set.period_type}", or use a data set with '
+            f"period type {produced}",
+            "lmis.period_format",
+        )
+    return data_set
+
+
+def _check_items(
+    session: Dhis2Session, items: ItemResolver, data_set: _DataSet | None, found: _Findings
+) -> None:
+    scheme = items.id_scheme
+    by_ref = {ref: item for item in items.items if (ref := items.dhis2_ref(item)) is not None}
+    in_data_set: dict[str, _Element] = {}
+    if data_set is not None:
+        for element in data_set.elements:
+            key = element.ref_in(scheme)
+            if key is not None and key in by_ref:
+                in_data_set[key] = element
+    rest = [ref for ref in by_ref if ref not in in_data_set]
+    if rest:
+        resolver = items if items.session is not None else ItemResolver((), session=session)
+        known = resolver.resolve_uids(rest) if scheme == "CODE" else resolver.resolve_codes(rest)
+        for ref in rest:
+            if ref not in known:
+                item = by_ref[ref]
+                found.add(
+                    "warning",
+                    f"item {item.code} ({item.name}) has {_field_label(items)} {ref}, "
+                    f"which matches no data element {scheme.lower()} on the server",
+                    f"fix the item's {_field_label(items)} in mSupply, or create the data "
+                    "element in DHIS2",
+                    f"item {item.code}",
+                )
+    for ref, element in in_data_set.items():
+        item = by_ref[ref]
+        if element.zero_is_significant is False and item.include_in_dhis2_push:
+            found.add(
+                "warning",
+                f"data element {element.label} of item {item.code} ({item.name}) has "
+                "zeroIsSignificant false: stock-outs (zero) would be silently dropped",
+                _ZERO_FIX,
+                f"item {item.code}",
+            )
+
+
+def _field_label(items: ItemResolver) -> str:
+    return "universal code" if items.item_field == "universal_code" else items.item_field
+
+
+def _check_org_units(
+    session: Dhis2Session,
+    org_units: OrgUnitResolver,
+    data_set: _DataSet | None,
+    found: _Findings,
+) -> None:
+    places: list[tuple[Store | Customer, str, str]] = []  # (place, kind, field)
+    places += [(s, "store", org_units.store_field) for s in org_units.stores]
+    if org_units.name_field is not None:
+        places += [(c, "customer", org_units.name_field) for c in org_units.customers]
+    unassigned: list[tuple[Store | Customer, str, str, str]] = []
+    for place, kind, field in places:
+        ref = org_units.org_unit_for(place)
+        if ref is None:
+            found.add(
+                "info",
+                f"{kind} {place.code} ({place.name}) has no org unit in its {field} field: "
+                "it is skipped",
+                f"fill {field} in mSupply with the org unit {org_units.id_scheme.lower()} to "
+                "include it",
+                f"{kind} {place.code}",
+            )
+        elif data_set is not None and not data_set.assigned(ref, org_units.id_scheme):
+            unassigned.append((place, kind, field, ref))
+    if not unassigned or data_set is None:
+        return
+    refs = [ref for *_, ref in unassigned]
+    resolver = org_units if org_units.session is not None else OrgUnitResolver(session=session)
+    if org_units.id_scheme == "CODE":
+        existing = resolver.resolve_uids(refs)
+    else:
+        existing = resolver.resolve_codes(refs)
+    for place, kind, field, ref in unassigned:
+        if ref in existing:
+            what = (
+                f"{kind} {place.code} ({place.name}) maps to org unit {existing[ref].name} "
+                f"({ref}), which is not assigned to data set {data_set.ref.label}: its values "
+                "would be rejected"
+            )
+            how = "assign the org unit in DHIS2 Maintenance > Data sets > Organisation units"
+        else:
+            what = (
+                f"{kind} {place.code} ({place.name}) maps to org unit {ref}, which does not "
+                "exist on the server"
+            )
+            how = f"fix {field} of {kind} {place.code} in mSupply"
+        found.add("warning", what, how, f"{kind} {place.code}")
+
+
+# -- preflight ----------------------------------------------------------------------------------
+
+_INHERITED = ("period", "orgUnit")
+
+
+class Preflight:
+    """Checks data value set chunks before a push; raises :class:`PreflightError`, never sends.
+
+    An instance is the ``preflight`` callable of
+    :func:`~dhis2_lmis.datavalues.push_data_value_set`, which calls it with every chunk before
+    the first is sent. It reports, per chunk: zeros on data elements whose
+    ``zeroIsSignificant`` is false (DHIS2 would drop them silently, so a stock-out would read as
+    "no report"), org units not assigned to the data set, and periods whose type is not the data
+    set's. Metadata is fetched once per instance (make one per push): the data set with its data
+    elements and org units, plus one batched look-up for data elements outside the data set.
+
+    Args:
+        session: the session to read metadata with.
+        config: supplies the data set (when a chunk names none) and the data element id scheme
+            the push uses.
+        items: an item resolver whose data element cache may be reused.
+
+    Raises:
+        PreflightError: from ``__call__``, listing every problem of the chunk.
+        Dhis2Error: the metadata could not be read.
+    """
+
+    def __init__(
+        self, session: Dhis2Session, config: Dhis2Config, *, items: ItemResolver | None = None
+    ) -> None:
+        self.session = session
+        self.config = config
+        self.scheme: IdScheme = config.lmis.data_element_id_scheme
+        self._data_sets: dict[str, _DataSet | None] = {}
+        if items is not None and items.session is not None:
+            self._elements = items
+        else:
+            self._elements = ItemResolver((), id_scheme=self.scheme, session=session)
+
+    def __repr__(self) -> str:
+        return f"Preflight(data_set={self.config.lmis.data_set!r}, scheme={self.scheme!r})"
+
+    def __call__(self, chunk: JsonObject) -> None:
+        findings = self.check(chunk)
+        if findings:
+            raise PreflightError(findings)
+
+    def check(self, chunk: JsonObject) -> list[Finding]:
+        """Every problem of one chunk, as findings of severity ``"error"``; empty when clean.
+
+        Raises:
+            Dhis2Error: the metadata could not be read.
+        """
+        rows = _rows(chunk)
+        findings: list[Finding] = []
+        data_set_ref = _text(chunk, "dataSet") or self.config.lmis.data_set
+        data_set = self._data_set(data_set_ref) if data_set_ref else None
+        if data_set_ref and data_set is None:
+            findings.append(
+                Finding(
+                    "error",
+                    f"data set {data_set_ref} does not exist on the server, or the DHIS2 user "
+                    "cannot see it",
+                    "fix lmis.data_set (or the payload's dataSet)",
+                    "lmis.data_set",
+                )
+            )
+        findings += self._zeros(rows, data_set)
+        if data_set is not None:
+            findings += _unassigned(rows, data_set)
+            findings += _wrong_periods(rows, data_set)
+        return findings
+
+    def _data_set(self, ref: str) -> _DataSet | None:
+        if ref not in self._data_sets:
+            self._data_sets[ref] = _fetch_data_set(self.session, ref)
+        return self._data_sets[ref]
+
+    def _zeros(self, rows: Sequence[JsonObject], data_set: _DataSet | None) -> list[Finding]:
+        zero_rows: dict[str, list[int]] = {}
+        for index, row in enumerate(rows):
+            ref = _text(row, "dataElement")
+            if ref is not None and _is_zero(row.get("value")):
+                zero_rows.setdefault(ref, []).append(index)
+        if not zero_rows:
+            return []
+        elements: dict[str, _Element] = {}
+        if data_set is not None:
+            for element in data_set.elements:
+                key = element.ref_in(self.scheme)
+                if key is not None and key in zero_rows:
+                    elements[key] = element
+        rest = [ref for ref in zero_rows if ref not in elements]
+        if rest:
+            lookup = (
+                self._elements.resolve_uids
+                if self.scheme == "CODE"
+                else (self._elements.resolve_codes)
+            )
+            for ref, info in lookup(rest).items():
+                elements[ref] = _Element(info.uid, info.code, info.name, info.zero_is_significant)
+        return [
+            Finding(
+                "error",
+                f"{_rows_text(indexes)}: zero for data element {elements[ref].label}, whose "
+                "zeroIsSignificant is false: DHIS2 would silently drop the stock-out",
+                _ZERO_FIX + ", or leave the zeros out knowingly",
+                f"data element {ref}",
+            )
+            for ref, indexes in zero_rows.items()
+            if ref in elements and elements[ref].zero_is_significant is False
+        ]
+
+
+def _rows(chunk: JsonObject) -> list[JsonObject]:
+    """The chunk's rows with the top-level period and org unit filled in."""
+    raw = chunk.get("dataValues")
+    rows: list[JsonObject] = []
+    for value in raw if isinstance(raw, list) else []:
+        row: JsonObject = dict(value) if isinstance(value, dict) else {}
+        for key in _INHERITED:
+            if key not in row and key in chunk:
+                row[key] = chunk[key]
+        rows.append(row)
+    return rows
+
+
+def _is_zero(value: JsonValue) -> bool:
+    if isinstance(value, bool) or value is None:
+        return False
+    try:
+        return Decimal(str(value).strip()) == 0
+    except InvalidOperation:
+        return False
+
+
+def _group(rows: Iterable[JsonObject], key: str) -> dict[str, list[int]]:
+    groups: dict[str, list[int]] = {}
+    for index, row in enumerate(rows):
+        value = _text(row, key)
+        if value is not None:
+            groups.setdefault(value, []).append(index)
+    return groups
+
+
+def _unassigned(rows: Sequence[JsonObject], data_set: _DataSet) -> list[Finding]:
+    return [
+        Finding(
+            "error",
+            f"{_rows_text(indexes)}: org unit {org_unit} is not assigned to data set "
+            f"{data_set.ref.label}: DHIS2 would reject these values",
+            "assign the org unit in DHIS2 Maintenance > Data sets > Organisation units, or "
+            "fix the store's org unit field",
+            f"org unit {org_unit}",
+        )
+        for org_unit, indexes in _group(rows, "orgUnit").items()
+        if not data_set.assigned(org_unit)
+    ]
+
+
+def _wrong_periods(rows: Sequence[JsonObject], data_set: _DataSet) -> list[Finding]:
+    findings: list[Finding] = []
+    for period, indexes in _group(rows, "period").items():
+        try:
+            period_type = parse_period(period).type.value
+        except PeriodError:
+            findings.append(
+                Finding(
+                    "error",
+                    f"{_rows_text(indexes)}: {period!r} is not a DHIS2 period id",
+                    "fix lmis.period_format or the period given to the builder",
+                    f"period {period}",
+                )
+            )
+            continue
+        if period_type != data_set.period_type:
+            findings.append(
+                Finding(
+                    "error",
+                    f"{_rows_text(indexes)}: period {period} is {period_type}, but data set "
+                    f"{data_set.ref.label} has period type {data_set.period_type}: DHIS2 would "
+                    "reject these values",
+                    f'set lmis.period_format = "{data_set.period_type}" or give a '
+                    f"{data_set.period_type} period id",
+                    f"period {period}",
+                )
+            )
+    return findings

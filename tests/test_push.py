@@ -38,7 +38,9 @@ def lmis_for(fake: FakeDhis2, **lmis: object) -> Dhis2Lmis:
             "lmis": {"data_set": DATA_SET, "data_element_id_scheme": "UID", **lmis},
         }
     )
-    return Dhis2Lmis(config, stores=(Store("S1", "Store 1", custom_fields={"Dhis2Code": FACILITY}),))
+    return Dhis2Lmis(
+        config, stores=(Store("S1", "Store 1", custom_fields={"Dhis2Code": FACILITY}),)
+    )
 
 
 def posted_payload(fake: FakeDhis2) -> dict[str, object]:

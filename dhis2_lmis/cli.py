@@ -807,10 +807,10 @@ def _progress(records: Iterable[_T], every: int = 100) -> Iterator[_T]:
         return
     count = 0
     for count, record in enumerate(records, start=1):
-        if count % every == 0:
+        if count == 1 or count % every == 0:
             sys.stderr.write(f"\r{count} records ...")
             sys.stderr.flush()
         yield record
-    if count >= every:
-        sys.stderr.write("\r" + " " * 30 + "\r")
+    if count:
+        sys.stderr.write(f"\r{count} records     \n")
         sys.stderr.flush()

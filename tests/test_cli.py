@@ -514,3 +514,39 @@ def test_python_m_dhis2_lmis_prints_the_version() -> None:
     )
     assert result.returncode == 0
     assert result.stdout.strip() == f"dhis2-lmis {__version__}"
+
+
+# -- interruption and progress -------------------------------------------------------------------
+
+
+def test_ctrl_c_exits_130(
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    def interrupted(**_: object) -> None:
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr("dhis2_lmis.demo.run_demo", interrupted)
+    assert main(["demo"]) == 130
+    assert "interrupted" in capsys.readouterr().err
+
+
+class _Terminal(io.StringIO):
+    def isatty(self) -> bool:
+        return True
+
+
+def test_progress_shows_on_a_terminal_stderr_only(
+    config: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    terminal = _Terminal()
+    monkeypatch.setattr(sys, "stderr", terminal)
+    assert main(["--config", str(config), "pull", "str", "--format", "jsonl"]) == 0
+    assert "records" in terminal.getvalue()
+    assert len(capsys.readouterr().out.splitlines()) == 9
+
+
+def test_no_progress_when_stderr_is_not_a_terminal(
+    config: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    assert main(["--config", str(config), "pull", "str", "--format", "jsonl"]) == 0
+    assert capsys.readouterr().err == ""

@@ -1,0 +1,464 @@
+"""validate_setup names each misconfiguration; preflight stops a push that would lose values."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator, Sequence
+
+import pytest
+
+from dhis2_lmis.checks import Finding, PreflightError
+from dhis2_lmis.client import Dhis2Lmis
+from dhis2_lmis.config import Dhis2Config
+from dhis2_lmis.errors import PermissionDeniedError
+from dhis2_lmis.references import Customer, Item, Store
+from dhis2_lmis.testing import FakeDhis2
+
+ORDER, ORDER_STAGE = "OrderProg01", "OrderStage1"
+RECEIPT, RECEIPT_STAGE = "ReceiptPrg1", "ReceiptStg1"
+STR, STR_STAGE = "StrProgram1", "StrStage001"
+ROOT, FACILITY, WAREHOUSE, OTHER = "RootUnit001", "FacilityA01", "Warehouse01", "FacilityB01"
+AMOX, PARA, COMMENT = "DeAmox00001", "DePara00001", "DeComment01"
+CONSIGNMENT = "DeConsign01"
+SOH, RECEIVED, ITEM_CODE = "DeSoh000001", "DeRecv00001", "TeaItemCode"
+DATA_SET = "DataSetSoh1"
+
+ITEMS = (
+    Item("I-AMOX", "Amoxicillin 250mg", universal_code="AMOX250"),
+    Item("I-PARA", "Paracetamol 500mg", universal_code="PARA500"),
+)
+STORES = (Store("S-WH", "Central warehouse", custom_fields={"Dhis2Code": WAREHOUSE}),)
+CUSTOMERS = (Customer("C-FAC-A", "Facility A", custom_fields={"Dhis2Code": FACILITY}),)
+
+
+def seed(
+    fake: FakeDhis2,
+    *,
+    receipt_type: str = "WITHOUT_REGISTRATION",
+    period_type: str = "Monthly",
+    soh_zero: bool = True,
+    amox_zero: bool = True,
+    str_attributes: Sequence[str] = (ITEM_CODE,),
+    data_set_org_units: Sequence[str] = (FACILITY, WAREHOUSE),
+    data_set: bool = True,
+) -> None:
+    """A correctly configured server, unless an option breaks one thing."""
+    fake.add_org_unit(ROOT, "ROOT", "Country")
+    for uid, code, name in (
+        (FACILITY, "FAC_A", "Facility A"),
+        (WAREHOUSE, "WH", "Central warehouse"),
+        (OTHER, "FAC_B", "Facility B"),
+    ):
+        fake.add_org_unit(uid, code, name, parent=ROOT)
+    fake.add_data_element(AMOX, "AMOX250", "Amoxicillin 250mg", zero_is_significant=amox_zero)
+    fake.add_data_element(PARA, "PARA500", "Paracetamol 500mg", zero_is_significant=True)
+    fake.add_data_element(COMMENT, "COMMENT", "Comment", value_type="TEXT")
+    fake.add_data_element(CONSIGNMENT, "CONSIGNMENT_NO", "Consignment", value_type="TEXT")
+    fake.add_data_element(SOH, "SOH", "Stock on hand", zero_is_significant=soh_zero)
+    fake.add_data_element(RECEIVED, "RECEIVED", "Stock received", zero_is_significant=True)
+    fake.add_tracked_entity_attribute(ITEM_CODE, "ITEM_CODE", "Item code")
+    fake.add_tracked_entity_attribute("TeaOther001", "OTHER", "Other attribute")
+    fake.add_program(ORDER, "Order", stages={ORDER_STAGE: (AMOX, PARA, COMMENT)})
+    fake.add_program(
+        RECEIPT,
+        "Receipt",
+        program_type=receipt_type,  # type: ignore[arg-type]  # the tests vary it on purpose
+        stages={RECEIPT_STAGE: (CONSIGNMENT,)},
+    )
+    fake.add_program(
+        STR,
+        "Real-Time Stock",
+        program_type="WITH_REGISTRATION",
+        stages={STR_STAGE: (SOH, RECEIVED)},
+        attributes=tuple(str_attributes),
+    )
+    if data_set:
+        fake.add_data_set(
+            DATA_SET,
+            "LMIS_SOH",
+            "Stock on hand",
+            period_type=period_type,
+            data_elements=(AMOX, PARA),
+            org_units=tuple(data_set_org_units),
+        )
+
+
+def settings(fake: FakeDhis2) -> dict[str, dict[str, object]]:
+    """The configuration matching :func:`seed`, as a mutable mapping."""
+    row = {"program_stage": STR_STAGE, "attribute": ITEM_CODE}
+    return {
+        "dhis2": {"url": fake.url, "username": "admin", "password": "district"},
+        "lmis": {
+            "data_set": DATA_SET,
+            "period_format": "YYYYMM",
+            "data_element_id_scheme": "CODE",
+            "name_field": "Dhis2Code",
+        },
+        "programs": {"order": ORDER, "receipt": RECEIPT, "str": STR},
+        "receipt": {"consignment_data_element": CONSIGNMENT},
+        "data_elements": {
+            "stock_on_hand": {"data_element": SOH, **row},
+            "received_quantity": {"data_element": RECEIVED, **row},
+        },
+    }
+
+
+def lmis_for(
+    fake: FakeDhis2,
+    data: dict[str, dict[str, object]] | None = None,
+    *,
+    items: Sequence[Item] = ITEMS,
+    stores: Sequence[Store] = STORES,
+) -> Dhis2Lmis:
+    return Dhis2Lmis(
+        Dhis2Config.from_dict(data or settings(fake)),
+        items=items,
+        stores=stores,
+        customers=CUSTOMERS,
+    )
+
+
+@pytest.fixture
+def fake() -> Iterator[FakeDhis2]:
+    with FakeDhis2(version="2.41") as server:
+        yield server
+
+
+def problems(findings: Sequence[Finding]) -> list[Finding]:
+    return [f for f in findings if f.severity != "info"]
+
+
+def only(findings: Sequence[Finding], subject: str) -> Finding:
+    (finding,) = [f for f in findings if f.subject == subject]
+    return finding
+
+
+def metadata_gets(fake: FakeDhis2) -> list[str]:
+    return [r.path for r in fake.requests if r.method == "GET"]
+
+
+# -- validate_setup ---------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("version", ["2.36", "2.40", "2.42"])
+def test_correct_setup_has_no_errors_or_warnings(version: str) -> None:
+    with FakeDhis2(version=version) as server:
+        seed(server)
+        findings = lmis_for(server).validate_setup()
+    assert problems(findings) == []
+
+
+def test_missing_program_is_an_error_naming_the_setting(fake: FakeDhis2) -> None:
+    seed(fake)
+    data = settings(fake)
+    data["programs"]["order"] = "NoSuchProg1"
+    finding = only(lmis_for(fake, data).validate_setup(), "programs.order")
+    assert finding.severity == "error"
+    assert "NoSuchProg1" in finding.what and "does not exist" in finding.what
+
+
+def test_event_program_configured_as_tracker_is_an_error(fake: FakeDhis2) -> None:
+    seed(fake, receipt_type="WITH_REGISTRATION")
+    finding = only(lmis_for(fake).validate_setup(), "programs.receipt")
+    assert finding.severity == "error"
+    assert "WITH_REGISTRATION" in finding.what and "event program" in finding.what
+
+
+def test_str_program_that_is_an_event_program_is_an_error(fake: FakeDhis2) -> None:
+    seed(fake)
+    data = settings(fake)
+    data["programs"]["str"] = ORDER  # an event program
+    findings = lmis_for(fake, data).validate_setup()
+    finding = only(findings, "programs.str")
+    assert "WITHOUT_REGISTRATION" in finding.what and "tracker program" in finding.what
+    # its stages are still checked against the program actually configured
+    assert only(findings, "data_elements.stock_on_hand.program_stage").severity == "error"
+
+
+def test_stage_not_in_str_program_is_an_error(fake: FakeDhis2) -> None:
+    seed(fake)
+    data = settings(fake)
+    data["data_elements"]["stock_on_hand"] = {
+        "data_element": SOH,
+        "program_stage": ORDER_STAGE,
+        "attribute": ITEM_CODE,
+    }
+    finding = only(
+        lmis_for(fake, data).validate_setup(), "data_elements.stock_on_hand.program_stage"
+    )
+    assert finding.severity == "error"
+    assert ORDER_STAGE in finding.what and STR_STAGE in finding.how_to_fix
+
+
+def test_data_element_not_in_stage_is_an_error(fake: FakeDhis2) -> None:
+    seed(fake)
+    data = settings(fake)
+    data["data_elements"]["received_quantity"] = {
+        "data_element": "AMOX250",
+        "program_stage": STR_STAGE,
+        "attribute": ITEM_CODE,
+    }
+    finding = only(
+        lmis_for(fake, data).validate_setup(), "data_elements.received_quantity.data_element"
+    )
+    assert finding.severity == "error"
+    assert "AMOX250" in finding.what and STR_STAGE in finding.what
+
+
+def test_stage_data_elements_match_by_code_as_well_as_uid(fake: FakeDhis2) -> None:
+    seed(fake)
+    data = settings(fake)
+    data["data_elements"]["stock_on_hand"] = {
+        "data_element": "SOH",
+        "program_stage": STR_STAGE,
+        "attribute": "ITEM_CODE",
+    }
+    data["receipt"] = {"consignment_data_element": "CONSIGNMENT_NO"}
+    assert problems(lmis_for(fake, data).validate_setup()) == []
+
+
+def test_attribute_not_in_str_program_is_an_error(fake: FakeDhis2) -> None:
+    seed(fake, str_attributes=("TeaOther001",))
+    findings = lmis_for(fake).validate_setup()
+    finding = only(findings, "data_elements.stock_on_hand.attribute")
+    assert finding.severity == "error"
+    assert ITEM_CODE in finding.what and "Other attribute" in finding.what
+
+
+def test_consignment_data_element_outside_receipt_program_is_an_error(fake: FakeDhis2) -> None:
+    seed(fake)
+    data = settings(fake)
+    data["receipt"] = {"consignment_data_element": COMMENT}
+    finding = only(lmis_for(fake, data).validate_setup(), "receipt.consignment_data_element")
+    assert finding.severity == "error" and COMMENT in finding.what
+
+
+def test_order_line_layout_data_elements_must_be_in_the_order_program(fake: FakeDhis2) -> None:
+    seed(fake)
+    data = settings(fake)
+    data["order"] = {"item_data_element": "COMMENT", "quantity_data_element": "SOH"}
+    findings = lmis_for(fake, data).validate_setup()
+    assert [f.subject for f in problems(findings)] == ["order.quantity_data_element"]
+
+
+def test_missing_data_set_is_an_error(fake: FakeDhis2) -> None:
+    seed(fake, data_set=False)
+    finding = only(lmis_for(fake).validate_setup(), "lmis.data_set")
+    assert finding.severity == "error"
+    assert DATA_SET in finding.what and "does not exist" in finding.what
+
+
+def test_data_set_found_by_code(fake: FakeDhis2) -> None:
+    seed(fake)
+    data = settings(fake)
+    data["lmis"]["data_set"] = "LMIS_SOH"
+    assert problems(lmis_for(fake, data).validate_setup()) == []
+
+
+def test_weekly_data_set_with_monthly_period_format_is_an_error(fake: FakeDhis2) -> None:
+    seed(fake, period_type="Weekly")
+    finding = only(lmis_for(fake).validate_setup(), "lmis.period_format")
+    assert finding.severity == "error"
+    assert "Weekly" in finding.what and "Monthly" in finding.what and "YYYYMM" in finding.what
+    assert '"Weekly"' in finding.how_to_fix
+
+
+def test_period_type_name_matching_the_data_set_is_accepted(fake: FakeDhis2) -> None:
+    seed(fake, period_type="Weekly")
+    data = settings(fake)
+    data["lmis"]["period_format"] = "Weekly"
+    assert problems(lmis_for(fake, data).validate_setup()) == []
+
+
+def test_store_org_unit_not_assigned_to_data_set_is_a_warning(fake: FakeDhis2) -> None:
+    seed(fake, data_set_org_units=(FACILITY,))
+    finding = only(lmis_for(fake).validate_setup(), "store S-WH")
+    assert finding.severity == "warning"
+    assert WAREHOUSE in finding.what and "not assigned" in finding.what
+
+
+def test_store_org_unit_unknown_to_the_server_is_a_warning(fake: FakeDhis2) -> None:
+    seed(fake)
+    stores = (Store("S-X", "Lost store", custom_fields={"Dhis2Code": "NoSuchUnit1"}),)
+    finding = only(lmis_for(fake, stores=stores).validate_setup(), "store S-X")
+    assert finding.severity == "warning"
+    assert "NoSuchUnit1" in finding.what and "does not exist" in finding.what
+
+
+def test_str_stock_data_element_without_zero_significance_is_a_warning(fake: FakeDhis2) -> None:
+    seed(fake, soh_zero=False)
+    finding = only(lmis_for(fake).validate_setup(), "data_elements.stock_on_hand.data_element")
+    assert finding.severity == "warning"
+    assert "stock-outs (zero) would be silently dropped" in finding.what
+
+
+def test_item_data_element_without_zero_significance_is_a_warning(fake: FakeDhis2) -> None:
+    seed(fake, amox_zero=False)
+    finding = only(lmis_for(fake).validate_setup(), "item I-AMOX")
+    assert finding.severity == "warning"
+    assert "AMOX250" in finding.what and "stock-outs (zero)" in finding.what
+
+
+def test_item_reference_matching_no_data_element_is_a_warning(fake: FakeDhis2) -> None:
+    seed(fake)
+    items = (*ITEMS, Item("I-IBU", "Ibuprofen 400mg", universal_code="IBU400"))
+    finding = only(lmis_for(fake, items=items).validate_setup(), "item I-IBU")
+    assert finding.severity == "warning"
+    assert "IBU400" in finding.what and "matches no data element" in finding.what
+
+
+def test_store_with_empty_store_field_is_reported_as_skipped(fake: FakeDhis2) -> None:
+    seed(fake)
+    stores = (*STORES, Store("S-NEW", "New store", custom_fields={"Dhis2Code": " "}))
+    finding = only(lmis_for(fake, stores=stores).validate_setup(), "store S-NEW")
+    assert finding.severity == "info" and "skipped" in finding.what
+
+
+def test_findings_are_sorted_errors_first(fake: FakeDhis2) -> None:
+    seed(fake, soh_zero=False, period_type="Weekly")
+    stores = (*STORES, Store("S-NEW", "New store"))
+    findings = lmis_for(fake, stores=stores).validate_setup()
+    severities = [f.severity for f in findings]
+    assert severities == sorted(severities, key=["error", "warning", "info"].index)
+    assert {"error", "warning", "info"} <= set(severities)
+
+
+def test_finding_text_names_subject_problem_and_fix() -> None:
+    finding = Finding("error", "program X does not exist", "fix programs.order", "programs.order")
+    assert str(finding) == (
+        "error [programs.order]: program X does not exist; fix: fix programs.order"
+    )
+
+
+def test_server_errors_raise_instead_of_becoming_findings(fake: FakeDhis2) -> None:
+    seed(fake)
+    fake.inject("GET", "/api/programs/*", status=403)
+    with pytest.raises(PermissionDeniedError):
+        lmis_for(fake).validate_setup()
+
+
+def test_metadata_requests_are_few_and_do_not_grow_with_items(fake: FakeDhis2) -> None:
+    seed(fake)
+    fake.clear_requests()
+    lmis_for(fake).validate_setup()
+    few = metadata_gets(fake)
+    assert len(few) == 4  # three programs and the data set
+
+    fake.clear_requests()
+    many = list(ITEMS)
+    for n in range(300):  # known data elements outside the data set
+        uid = f"DeMany{n:05d}"
+        fake.add_data_element(uid, f"MANY{n:03d}", f"Item {n}")
+        many.append(Item(f"I-{n}", f"Item {n}", universal_code=f"MANY{n:03d}"))
+    many += [Item(f"I-GONE{n}", "Gone", universal_code=f"GONE{n:03d}") for n in range(50)]
+    findings = lmis_for(fake, items=many).validate_setup()
+    gets = metadata_gets(fake)
+    assert len(gets) == 5  # the same four, plus one batched data element look-up
+    assert gets.count("/api/dataElements") == 1
+    assert len([f for f in findings if f.subject and f.subject.startswith("item I-GONE")]) == 50
+
+
+# -- preflight --------------------------------------------------------------------------------
+
+
+def posts(fake: FakeDhis2) -> list[str]:
+    return [r.path for r in fake.requests if r.method == "POST"]
+
+
+def test_preflight_reports_zero_on_non_significant_data_element(fake: FakeDhis2) -> None:
+    seed(fake, amox_zero=False)
+    lmis = lmis_for(fake)
+    builder = lmis.data_value_set(period="202611", org_unit=FACILITY)
+    builder.add("PARA500", 0)
+    builder.add("AMOX250", 0)
+    with pytest.raises(PreflightError) as caught:
+        lmis.push_data_values(builder, preflight=True)
+    (finding,) = caught.value.findings
+    assert finding.subject == "data element AMOX250"
+    assert "row 1" in finding.what and "zeroIsSignificant" in finding.what
+    assert posts(fake) == []
+
+
+def test_preflight_checks_zeros_outside_the_data_set_by_look_up(fake: FakeDhis2) -> None:
+    seed(fake)
+    fake.add_data_element("DeExtra0001", "EXTRA", "Extra", zero_is_significant=False)
+    lmis = lmis_for(fake)
+    builder = lmis.data_value_set(period="202611", org_unit=FACILITY)
+    builder.add("EXTRA", "0.0")
+    with pytest.raises(PreflightError, match="EXTRA"):
+        lmis.push_data_values(builder, preflight=True)
+    assert posts(fake) == []
+
+
+def test_preflight_reports_org_unit_not_assigned(fake: FakeDhis2) -> None:
+    seed(fake)
+    lmis = lmis_for(fake)
+    builder = lmis.data_value_set(period="202611", org_unit=OTHER)
+    builder.add("AMOX250", 5)
+    with pytest.raises(PreflightError) as caught:
+        lmis.push_data_values(builder, preflight=True)
+    (finding,) = caught.value.findings
+    assert finding.subject == f"org unit {OTHER}" and "not assigned" in finding.what
+    assert posts(fake) == []
+
+
+def test_preflight_reports_period_of_the_wrong_type(fake: FakeDhis2) -> None:
+    seed(fake, period_type="Weekly")
+    lmis = lmis_for(fake)
+    builder = lmis.data_value_set(period="202611", org_unit=FACILITY)
+    builder.add("AMOX250", 5)
+    with pytest.raises(PreflightError) as caught:
+        lmis.push_data_values(builder, preflight=True)
+    (finding,) = caught.value.findings
+    assert finding.subject == "period 202611"
+    assert "Monthly" in finding.what and "Weekly" in finding.what
+    assert posts(fake) == []
+
+
+def test_preflight_lists_every_problem_of_the_chunk(fake: FakeDhis2) -> None:
+    seed(fake, amox_zero=False, period_type="Weekly")
+    lmis = lmis_for(fake)
+    builder = lmis.data_value_set(period="202611", org_unit=OTHER)
+    builder.add("AMOX250", 0)
+    builder.add("PARA500", 3)
+    with pytest.raises(PreflightError) as caught:
+        lmis.push_data_values(builder, preflight=True)
+    subjects = {f.subject for f in caught.value.findings}
+    assert subjects == {"data element AMOX250", f"org unit {OTHER}", "period 202611"}
+    assert "nothing was sent" in str(caught.value)
+    assert isinstance(caught.value, ValueError)
+    assert posts(fake) == []
+
+
+def test_problem_in_a_later_chunk_stops_the_whole_push(fake: FakeDhis2) -> None:
+    seed(fake, amox_zero=False)
+    lmis = lmis_for(fake)
+    builder = lmis.data_value_set(period="202611", org_unit=FACILITY)
+    builder.add("PARA500", 3)
+    builder.add("AMOX250", 0)
+    with pytest.raises(PreflightError):
+        lmis.push_data_values(builder, preflight=True, chunk_size=1)
+    assert posts(fake) == []
+
+
+def test_clean_payload_passes_preflight_and_is_pushed(fake: FakeDhis2) -> None:
+    seed(fake)
+    lmis = lmis_for(fake)
+    builder = lmis.data_value_set(period="202611", org_unit=FACILITY)
+    builder.add("AMOX250", 0)  # zero is significant here
+    builder.add("PARA500", 12)
+    builder.add("AMOX250", 4, org_unit=WAREHOUSE)
+    fake.clear_requests()
+    summary = lmis.push_data_values(builder, preflight=True, chunk_size=1)
+    assert summary.imported == 3
+    assert posts(fake) == ["/api/dataValueSets"] * 3
+    assert metadata_gets(fake) == [f"/api/dataSets/{DATA_SET}"]  # fetched once per push
+
+
+def test_without_preflight_nothing_is_looked_up(fake: FakeDhis2) -> None:
+    seed(fake, period_type="Weekly")
+    lmis = lmis_for(fake)
+    builder = lmis.data_value_set(period="2026W45", org_unit=FACILITY)
+    builder.add("PARA500", 12)
+    fake.clear_requests()
+    lmis.push_data_values(builder)
+    assert metadata_gets(fake) == []

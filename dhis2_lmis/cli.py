@@ -31,6 +31,7 @@ from pathlib import Path
 from typing import IO, TYPE_CHECKING, Literal, TypeVar
 
 from dhis2_lmis import __version__
+from dhis2_lmis.checks import PreflightError
 from dhis2_lmis.client import Dhis2Lmis
 from dhis2_lmis.config import Dhis2Config
 from dhis2_lmis.datavalues import DataValueSetBuilder, InvalidValueError
@@ -70,7 +71,7 @@ _PROG = "dhis2-lmis"
 _DEFAULT_CONFIG = "dhis2-lmis.toml"
 _CONFIG_ENV = "DHIS2_LMIS_CONFIG"
 # errors about the data, not about being able to run at all
-_DATA_ERRORS = (ImportFailedError, InvalidValueError, UnknownReferenceError)
+_DATA_ERRORS = (ImportFailedError, InvalidValueError, PreflightError, UnknownReferenceError)
 
 Format = Literal["table", "jsonl", "csv"]
 Row = dict[str, str]
@@ -211,7 +212,8 @@ def build_parser() -> argparse.ArgumentParser:
     )
     add(
         "check",
-        "Validate the configuration and the server setup (programs, data elements, data set).",
+        "Validate the configuration, the connection and the server setup (programs, stages, "
+        "data elements, data set, item and org unit references).",
         f"{_PROG} --config site.toml check",
     )
     pull = add(
@@ -254,6 +256,12 @@ def build_parser() -> argparse.ArgumentParser:
     push.add_argument("--org-unit", metavar="OU", help="org unit of rows that name none")
     push.add_argument(
         "--dry-run", action="store_true", help="let DHIS2 validate without saving anything"
+    )
+    push.add_argument(
+        "--preflight",
+        action="store_true",
+        help="check the values against the data set first (zeros DHIS2 would drop, org units "
+        "not assigned, wrong period type) and send nothing if any would be lost",
     )
     sync = add(
         "sync",
@@ -412,18 +420,20 @@ def _cmd_check(args: argparse.Namespace) -> int:
             print(f"{_PROG}: {check.message}", file=sys.stderr)
             return EXIT_USAGE
         print(f"connection: {check.message}")
-        validate = getattr(lmis, "validate_setup", None)
-        if validate is None:
-            print(
-                f"{_PROG}: server setup not checked: this version of dhis2-lmis has no "
-                "Dhis2Lmis.validate_setup()",
-                file=sys.stderr,
-            )
-            return EXIT_OK
-        # validate_setup is being added alongside; read its result by duck typing
-        result: object = validate()
-        print(result)
-        return EXIT_OK if getattr(result, "ok", True) else EXIT_PROBLEMS
+        findings = lmis.validate_setup()
+    for finding in findings:
+        print(finding)
+    serious = [f for f in findings if f.severity in ("error", "warning")]
+    if not findings:
+        print("setup: OK (programs, data elements, data set and references match the server)")
+    elif not serious:
+        print("setup: OK (notes above only)")
+    else:
+        print(
+            f"{_PROG}: {len(serious)} setup problem{'s' if len(serious) != 1 else ''} found",
+            file=sys.stderr,
+        )
+    return EXIT_PROBLEMS if serious else EXIT_OK
 
 
 def _cmd_pull(args: argparse.Namespace) -> int:
@@ -478,7 +488,7 @@ def _cmd_push_values(args: argparse.Namespace) -> int:
             print(f"{_PROG}: {args.file}: no valid values to push", file=sys.stderr)
             return EXIT_PROBLEMS
         try:
-            summary = lmis.push_data_values(builder, dry_run=args.dry_run)
+            summary = lmis.push_data_values(builder, dry_run=args.dry_run, preflight=args.preflight)
         except ImportFailedError as exc:
             print(exc.summary)
             print(f"{_PROG}: {_one_line(exc)}", file=sys.stderr)

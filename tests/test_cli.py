@@ -219,13 +219,31 @@ def test_invalid_configuration_exits_2_with_one_line_per_run(
     assert "hunter2" not in err
 
 
-def test_check_reports_configuration_and_connection(
-    config: Path, capsys: pytest.CaptureFixture[str]
+def test_check_prints_setup_findings_and_exits_1_when_something_would_fail(
+    config: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    assert main(["check", "--config", str(config)]) == 0
-    out = capsys.readouterr().out
-    assert "configuration: OK" in out
-    assert "connection: Connection successful" in out
+    items = tmp_path / "items.csv"
+    items.write_text(
+        "code,name,universal_code\nAMOX250,Amoxicillin,AMOX250\nGHOST,Ghost item,NO_SUCH_DE\n",
+        encoding="utf-8",
+    )
+    assert main(["--config", str(config), "--items", str(items), "check"]) == 1
+    captured = capsys.readouterr()
+    assert "configuration: OK" in captured.out
+    assert "connection: Connection successful" in captured.out
+    assert "item GHOST" in captured.out
+    assert "NO_SUCH_DE" in captured.out
+    assert "setup problem" in captured.err
+
+
+def test_check_with_a_wrong_password_exits_2(
+    tmp_path: Path, demo_server: FakeDhis2, capsys: pytest.CaptureFixture[str]
+) -> None:
+    config = write_config(tmp_path, demo_server.url, password=WRONG_PASSWORD)
+    assert main(["--config", str(config), "check"]) == 2
+    captured = capsys.readouterr()
+    assert "Authentication failed" in captured.err
+    assert WRONG_PASSWORD not in captured.out + captured.err
 
 
 # -- pull ----------------------------------------------------------------------------------------
@@ -405,6 +423,20 @@ def test_push_values_reports_bad_rows_on_stderr_and_exits_1(
     captured = capsys.readouterr()
     assert "values.csv:3" in captured.err
     assert "SUCCESS: 1 imported" in captured.out
+
+
+def test_push_values_preflight_sends_nothing_when_a_value_would_be_lost(
+    config: Path, tmp_path: Path, demo_server: FakeDhis2, capsys: pytest.CaptureFixture[str]
+) -> None:
+    values = write_values(
+        tmp_path,
+        f"{DEMO.soh_data_element_codes[0]},150,{DEMO.facilities[0]},\n",
+        f"{DEMO.soh_data_element_codes[0]},90,{DEMO.warehouse},not in the data set\n",
+    )
+    argv = ["--config", str(config), "push-values", str(values), "--period", "202611"]
+    assert main([*argv, "--preflight"]) == 1
+    assert "nothing was sent" in capsys.readouterr().err
+    assert demo_server.data_values == []
 
 
 def test_push_values_without_period_is_a_usage_error(

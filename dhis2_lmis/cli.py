@@ -567,13 +567,13 @@ def _cmd_sync(args: argparse.Namespace) -> int:
 
     def on_requisition(requisition: Requisition, /, *, is_update: bool) -> None:
         for row in _requisition_rows(requisition):
-            _write_json_line({"program": "order", "is_update": str(is_update).lower(), **row})
+            _write_json_line({"program": "order", "is_update": is_update, **row})
 
     def on_receipt(
         receipt: ConsignmentReceipt, /, *, is_update: bool
     ) -> Iterable[StockReceipt] | None:
         for row in _receipt_rows(receipt):
-            _write_json_line({"program": "receipt", "is_update": str(is_update).lower(), **row})
+            _write_json_line({"program": "receipt", "is_update": is_update, **row})
         if packing is None:
             return None
         stock = stock_receipts_for(receipt, packing)
@@ -798,7 +798,7 @@ def _print_table(rows: Sequence[Row], out: IO[str], max_width: int = 40) -> None
         out.write("\n")
 
 
-def _write_json_line(row: Mapping[str, str]) -> None:
+def _write_json_line(row: Mapping[str, object]) -> None:
     sys.stdout.write(json.dumps(dict(row), ensure_ascii=False) + "\n")
     sys.stdout.flush()
 

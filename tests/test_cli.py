@@ -6,6 +6,7 @@ import csv
 import io
 import json
 import logging
+import signal
 import subprocess
 import sys
 from collections.abc import Iterator
@@ -582,3 +583,21 @@ def test_no_progress_when_stderr_is_not_a_terminal(
 ) -> None:
     assert main(["--config", str(config), "pull", "str", "--format", "jsonl"]) == 0
     assert capsys.readouterr().err == ""
+
+
+def test_sync_forever_stops_cleanly_on_ctrl_c(config: Path) -> None:
+    command = [sys.executable, "-m", "dhis2_lmis", "--config", str(config), "sync", "--forever"]
+    with subprocess.Popen(
+        [*command, "--programs", "receipt"],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    ) as process:
+        assert process.stdout is not None
+        handed_over = [json.loads(process.stdout.readline()) for _ in range(3)]
+        process.send_signal(signal.SIGINT)  # the first run is done: the loop is waiting
+        out, err = process.communicate(timeout=60)
+    assert process.returncode == 0, err
+    assert [row["is_update"] for row in handed_over] == [False, False, False]
+    assert out == ""
+    assert "3 handled" in err

@@ -58,6 +58,7 @@ from dhis2_lmis.retry import RetryPolicy
 from dhis2_lmis.session import Dhis2Session
 from dhis2_lmis.state import SqliteStateStore, StateError, StateLockedError, StateStore
 from dhis2_lmis.stock import StockPushReport, StockReceipt, StockReceiptOutcome
+from dhis2_lmis.sync import RunReport, SyncRunner
 
 logging.getLogger(__name__).addHandler(logging.NullHandler())
 
@@ -100,6 +101,7 @@ __all__ = [
     "RequisitionLine",
     "ResponseFormatError",
     "RetryPolicy",
+    "RunReport",
     "ServerError",
     "SqliteStateStore",
     "StateError",
@@ -111,6 +113,7 @@ __all__ = [
     "StockReceiptOutcome",
     "StockTransaction",
     "Store",
+    "SyncRunner",
     "TokenAuth",
     "UnknownReferenceError",
     "__version__",

@@ -33,11 +33,13 @@ from dhis2_lmis.models import (
     Event,
     Requisition,
     StockLevel,
+    StockReport,
     StockTransaction,
 )
 from dhis2_lmis.periods import format_period, parse_period
 from dhis2_lmis.programs import ProgramKey, ProgramReader
 from dhis2_lmis.references import Customer, Item, ItemResolver, OrgUnitResolver, Store
+from dhis2_lmis.reports import PeriodSpec, StockReportReader
 from dhis2_lmis.retry import RetryPolicy
 from dhis2_lmis.session import Dhis2Session
 from dhis2_lmis.stock import StockPusher, StockPushReport, StockReceipt
@@ -191,6 +193,41 @@ class Dhis2Lmis:
     def fetch_stock_on_hand(self, org_unit: str | None = None) -> Iterator[StockLevel]:
         """ "RTS SOH raw data": the latest stock on hand per (org unit, item)."""
         return self.reader.stock_on_hand_levels(org_unit=org_unit)
+
+    def fetch_stock_reports(
+        self,
+        period: PeriodSpec,
+        org_unit: str | None = None,
+        *,
+        children: bool = False,
+        since: datetime | None = None,
+    ) -> Iterator[StockReport]:
+        """Stock-on-hand reports of the ``[lmis] data_set``, one per facility and period, lazily.
+
+        ``period`` is a date (formatted with ``period_format``), a period id or a ``(start,
+        end)`` date range; ``org_unit`` a UID or code (per ``org_unit_id_scheme``), or None for
+        every org unit of the data set below the user's roots; ``since`` reads only values
+        updated since then. Large reads are split by org unit batch and period. Unknown items
+        or org units and non-numeric values are problems on the report, never exceptions.
+        The work is done by :class:`~dhis2_lmis.reports.StockReportReader`.
+
+        Raises:
+            ConfigError: ``[lmis] data_set`` is not set.
+            PeriodError: ``period`` is not a valid period.
+            UnknownReferenceError: ``org_unit`` is a code no org unit has.
+            Dhis2Error: a request failed.
+        """
+        lmis = self.config.lmis
+        reader = StockReportReader(
+            self.session,
+            data_set=lmis.data_set or "",
+            period_format=lmis.period_format,
+            data_element_id_scheme=lmis.data_element_id_scheme,
+            org_unit_id_scheme=lmis.org_unit_id_scheme,
+            items=self.items,
+            org_units=self.org_units,
+        )
+        return reader.read(period, org_unit, children=children, since=since)
 
     def pull(
         self,

@@ -18,8 +18,9 @@ It never raises on a bad field: the field becomes None and the event carries a
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Iterator, Mapping
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from datetime import datetime, tzinfo
+from typing import TypeAlias
 
 import attrs
 import cattrs
@@ -29,12 +30,16 @@ from dhis2_lmis._json import JsonObject, JsonValue
 from dhis2_lmis.models import DataValue, Event, Note, RecordProblem
 
 __all__ = [
+    "DataValueRow",
     "current_username",
+    "data_value_rows",
+    "data_value_set_header",
     "event_converter",
     "format_timestamp",
+    "org_unit_refs",
     "parse_timestamp",
     "structure_event",
-    "tracked_entity_attributes",
+    "timestamp_parser",
 ]
 
 
@@ -249,36 +254,6 @@ def event_converter(time_zone: tzinfo | None = None) -> cattrs.Converter:
     return converter
 
 
-def tracked_entity_attributes(body: JsonValue) -> Iterator[tuple[str, dict[str, str]]]:
-    """``(tracked entity UID, {attribute: value})`` from a tracked-entities page of any version.
-
-    2.36-2.40 list them under ``instances``, 2.41+ under ``trackedEntities``, the legacy API
-    under ``trackedEntityInstances`` (with ``trackedEntityInstance`` as the UID key).
-    """
-    if not isinstance(body, dict):
-        return
-    for key in ("trackedEntities", "instances", "trackedEntityInstances"):
-        entities = body.get(key)
-        if isinstance(entities, list):
-            break
-    else:
-        return
-    for entity in entities:
-        if not isinstance(entity, dict):
-            continue
-        uid = _text(entity, "trackedEntity", "trackedEntityInstance")
-        if not uid:
-            continue
-        values: dict[str, str] = {}
-        attributes = entity.get("attributes")
-        for attribute in attributes if isinstance(attributes, list) else ():
-            if isinstance(attribute, dict):
-                name, value = _text(attribute, "attribute"), _text(attribute, "value")
-                if name and value is not None:
-                    values[name] = value
-        yield uid, values
-
-
 # --------------------------------------------------------------------------- STR look-ups, writes
 
 
@@ -412,3 +387,99 @@ def job_completed(body: JsonValue) -> bool:
         newest = body[0]
         return isinstance(newest, dict) and newest.get("completed") is True
     return False
+
+
+# --------------------------------------------------------------------- aggregate data value sets
+
+DataValueRow: TypeAlias = tuple[
+    str | None, str | None, str | None, str | None, str | None, str | None
+]
+"""One data value of a ``GET /api/dataValueSets`` answer, as text:
+``(org_unit, period, data_element, category_option_combo, value, last_updated)``.
+
+A plain tuple because a month of a national data set is hundreds of thousands of values: the
+reader groups and converts them, and a record per row would only be thrown away.
+"""
+
+
+def data_value_set_header(body: JsonValue) -> tuple[str | None, str | None, str | None]:
+    """``(period, org_unit, complete_date)`` named at the top of a data value set, if any.
+
+    DHIS2 writes them only when the request named one data set, one period and one org unit
+    without children (2.28, 2.41 recordings); answers for date ranges or several org units are
+    a bare ``{"dataValues": [...]}`` (2.36, 2.37, 2.40 recordings). ``completeDate`` is a date
+    in some versions and a timestamp in others; it is returned as sent.
+    """
+    if not isinstance(body, dict):
+        return None, None, None
+    return _text(body, "period"), _text(body, "orgUnit"), _text(body, "completeDate")
+
+
+def data_value_rows(body: JsonValue) -> Iterator[DataValueRow]:
+    """Every data value of a ``GET /api/dataValueSets`` answer of any version; never raises.
+
+    Reads ``{"dataValues": [...]}`` with or without the top-level ``dataSet``, ``period`` and
+    ``orgUnit`` (a value without its own period or org unit takes the top-level one), an
+    answer with no ``dataValues`` key (no data), and a bare JSON list of values. Values are
+    text, as DHIS2 stores them; a number sent unquoted becomes its text. An entry that is not
+    an object yields a row of Nones, so the reader can report it rather than lose it.
+    """
+    top_period = top_org_unit = None
+    if isinstance(body, dict):
+        values = body.get("dataValues")
+        top_period, top_org_unit = _text(body, "period"), _text(body, "orgUnit")
+    else:
+        values = body
+    if not isinstance(values, list):
+        return
+    for raw in values:
+        if type(raw) is not dict:
+            yield (top_org_unit, top_period, None, None, None, None)
+            continue
+        get = raw.get
+        org_unit, period, element = get("orgUnit"), get("period"), get("dataElement")
+        combo, value, updated = get("categoryOptionCombo"), get("value"), get("lastUpdated")
+        yield (
+            org_unit if type(org_unit) is str else _or_text(org_unit, top_org_unit),
+            period if type(period) is str else _or_text(period, top_period),
+            element if type(element) is str else _or_text(element, None),
+            combo if type(combo) is str else _or_text(combo, None),
+            value if type(value) is str else _or_text(value, None),
+            updated if type(updated) is str else _or_text(updated, None),
+        )
+
+
+def _or_text(value: JsonValue, default: str | None) -> str | None:
+    if value is None:
+        return default
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    return str(value)  # a number sent unquoted: 5 -> "5", as DHIS2 would have quoted it
+
+
+def org_unit_refs(body: JsonValue) -> Iterator[tuple[str, str | None, str | None]]:
+    """``(uid, code, path)`` of each org unit under ``organisationUnits``; never raises.
+
+    The same key carries the user's roots in ``/api/me``, a data set's assigned org units in
+    ``/api/dataSets/<uid>`` and the page of an ``/api/organisationUnits`` list, so one reader
+    serves all three. Entries without an ``id`` are skipped.
+    """
+    if not isinstance(body, dict):
+        return
+    units = body.get("organisationUnits")
+    for unit in units if isinstance(units, list) else ():
+        if isinstance(unit, dict):
+            uid = _text(unit, "id")
+            if uid:
+                yield uid, _text(unit, "code"), _text(unit, "path")
+
+
+def timestamp_parser(time_zone: tzinfo | None = None) -> Callable[[str], datetime]:
+    """A memoising :func:`parse_timestamp` for one read.
+
+    Values saved together share their ``lastUpdated``, so most parses are dictionary hits.
+
+    Raises (from the returned callable):
+        ValueError: the text is not a date or timestamp.
+    """
+    return _Timestamps(time_zone).parse

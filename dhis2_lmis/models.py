@@ -9,7 +9,7 @@ nothing is dropped silently.
 from __future__ import annotations
 
 from collections.abc import Mapping
-from datetime import datetime
+from datetime import date, datetime
 from decimal import Decimal
 from typing import TYPE_CHECKING, Literal
 
@@ -30,6 +30,8 @@ __all__ = [
     "Requisition",
     "RequisitionLine",
     "StockLevel",
+    "StockReport",
+    "StockReportLine",
     "StockTransaction",
 ]
 
@@ -227,3 +229,49 @@ class ConnectionCheck:
 
     def __str__(self) -> str:
         return self.message
+
+
+@attrs.frozen
+class StockReportLine:
+    """One value of a stock-on-hand report: a data element and category option combo.
+
+    Attributes:
+        data_element: the data element as DHIS2 sent it (in ``dataElementIdScheme``).
+        category_option_combo: the category option combo (the measure in the "item data
+            element x measure combo" layout), in ``categoryOptionComboIdScheme``.
+        item: the mSupply item of the data element; None when unmapped or no items were given.
+        value: the quantity; None when the value is missing or not a number.
+        raw_value: the text DHIS2 sent.
+        updated_at: when the value was last updated on the server.
+    """
+
+    data_element: str
+    category_option_combo: str | None
+    item: Item | None
+    value: Decimal | None
+    raw_value: str | None
+    updated_at: datetime | None = None
+
+
+@attrs.frozen
+class StockReport:
+    """The values of the stock data set for one facility and one period.
+
+    Attributes:
+        org_unit: the org unit as DHIS2 sent it (in ``orgUnitIdScheme``).
+        customer: the mSupply customer mapped to the org unit, if any.
+        store: the mSupply store mapped to the org unit, if any.
+        period: the ISO period id (``202611``).
+        complete_date: when the data set was marked complete; known only when DHIS2 reports
+            it, which it does for a request naming one org unit and one period.
+        lines: one line per data value, in the order DHIS2 sent them.
+        problems: unknown items or org unit, values that are not quantities.
+    """
+
+    org_unit: str
+    customer: Customer | None
+    store: Store | None
+    period: str
+    complete_date: date | None
+    lines: tuple[StockReportLine, ...]
+    problems: tuple[RecordProblem, ...] = ()

@@ -95,7 +95,7 @@ def _params(
         dialect.updated_before_param: _when(query.updated_before, tz),
         dialect.occurred_after_param: _when(query.occurred_after, tz),
         dialect.occurred_before_param: _when(query.occurred_before, tz),
-        "trackedEntity" if not dialect.legacy else "trackedEntityInstance": query.tracked_entity,
+        dialect.tracked_entity_param: query.tracked_entity,
         "includeDeleted": True if query.include_deleted else None,
         "order": dialect.order_updated,
         "pageSize": query.page_size,

@@ -19,7 +19,7 @@ from typing import Literal, Protocol
 
 import attrs
 
-from dhis2_lmis.convert import tracked_entity_attributes
+from dhis2_lmis.convert import tracked_entity_refs
 from dhis2_lmis.errors import ConfigError
 from dhis2_lmis.events import EventQuery, IdScheme, iter_events
 from dhis2_lmis.models import (
@@ -461,16 +461,22 @@ class ProgramReader:
         program = self.program_uid("str")
         for start in range(0, len(missing), _TE_BATCH):
             chunk = missing[start : start + _TE_BATCH]
-            list_param = "trackedEntities" if dialect.id_list_separator == "," else "trackedEntity"
+            list_param, uid_list = dialect.tracked_entity_uids(chunk)
             params: dict[str, ParamValue] = {
                 "program": program,
-                list_param: dialect.id_list_separator.join(chunk),
+                list_param: uid_list,
                 dialect.org_unit_mode_param: "ACCESSIBLE",
                 "fields": "trackedEntity,attributes[attribute,value]",
-                "pageSize": len(chunk),
             }
-            body = self.session.get_json("tracker/trackedEntities", params)
-            for uid, attributes in tracked_entity_attributes(body):
-                self._item_codes[uid] = attributes.get(attribute)
+            pages = self.session.iter_pages(
+                "tracker/trackedEntities",
+                params,
+                items_key=dialect.tracked_entities_key,
+                page_size=len(chunk),
+                link_paging=dialect.next_page_link,
+            )
+            for page in pages:
+                for entity in tracked_entity_refs(page.items):
+                    self._item_codes[entity.uid] = entity.attributes.get(attribute)
             for te in chunk:
                 self._item_codes.setdefault(te, None)

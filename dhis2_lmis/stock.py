@@ -482,15 +482,15 @@ class StockPusher:
     def _existing_events(self, uids: Sequence[str], dialect: EventsDialect) -> dict[str, Event]:
         """Events that already carry one of the derived UIDs (deleted ones included)."""
         found: dict[str, Event] = {}
-        list_param = "events" if dialect.id_list_separator == "," else "event"
         fields = _LEGACY_EVENT_FIELDS if dialect.legacy else _TRACKER_EVENT_FIELDS
-        fields += ",trackedEntity" if not dialect.legacy else ",trackedEntityInstance"
+        fields += "," + dialect.tracked_entity_param
         time_zone = self.session.time_zone
         for start in range(0, len(uids), _UIDS_PER_REQUEST):
             chunk = uids[start : start + _UIDS_PER_REQUEST]
+            list_param, uid_list = dialect.event_uids(chunk)
             params: dict[str, ParamValue] = {
                 "program": self.program,
-                list_param: dialect.id_list_separator.join(chunk),
+                list_param: uid_list,
                 dialect.org_unit_mode_param: "ACCESSIBLE",
                 "includeDeleted": True,
                 "fields": fields,
@@ -626,7 +626,7 @@ class StockPusher:
         assert soh_element is not None  # only asked when the row is active
         params: dict[str, ParamValue] = {
             "program": self.program,
-            "trackedEntityInstance" if dialect.legacy else "trackedEntity": card.tracked_entity,
+            dialect.tracked_entity_param: card.tracked_entity,
             dialect.org_unit_mode_param: "ACCESSIBLE",
             "order": dialect.order_newest,
             "fields": _LEGACY_EVENT_FIELDS if dialect.legacy else _TRACKER_EVENT_FIELDS,

@@ -8,6 +8,7 @@ switches, envelopes and ordering names of ``/api/tracker/events`` and the legacy
 from __future__ import annotations
 
 import re
+from collections.abc import Sequence
 from functools import total_ordering
 
 import attrs
@@ -95,6 +96,8 @@ class EventsDialect:
         sends_fields: whether ``fields`` is honoured (2.38+, legacy always).
         next_page_link: 2.42+: more pages exactly when ``pager.nextPage`` is present.
         tracked_entities_key: list key of ``/api/tracker/trackedEntities`` pages.
+        tracked_entity_param: the event filter naming one tracked entity.
+        id_list_separator: how UID lists are joined (``;`` before 2.41, ``,`` after).
         org_units_param: the tracked-entity org-unit parameter (``orgUnit`` or ``orgUnits``).
     """
 
@@ -113,6 +116,17 @@ class EventsDialect:
     tracked_entities_key: str
     org_units_param: str
     id_list_separator: str
+    tracked_entity_param: str
+
+    def event_uids(self, uids: Sequence[str]) -> tuple[str, str]:
+        """The query parameter and value selecting events by UID (``event=a;b`` before 2.41)."""
+        name = "events" if self.id_list_separator == "," else "event"
+        return name, self.id_list_separator.join(uids)
+
+    def tracked_entity_uids(self, uids: Sequence[str]) -> tuple[str, str]:
+        """The query parameter and value selecting tracked entities by UID."""
+        name = "trackedEntities" if self.id_list_separator == "," else self.tracked_entity_param
+        return name, self.id_list_separator.join(uids)
 
 
 def events_dialect(version: ServerVersion, *, legacy: bool = False) -> EventsDialect:
@@ -142,6 +156,7 @@ def events_dialect(version: ServerVersion, *, legacy: bool = False) -> EventsDia
             tracked_entities_key="trackedEntityInstances",
             org_units_param="ou",
             id_list_separator=";",
+            tracked_entity_param="trackedEntityInstance",
         )
     new_names = version >= (2, 41)
     return EventsDialect(
@@ -165,4 +180,5 @@ def events_dialect(version: ServerVersion, *, legacy: bool = False) -> EventsDia
         tracked_entities_key="trackedEntities" if new_names else "instances",
         org_units_param="orgUnits" if new_names else "orgUnit",
         id_list_separator="," if new_names else ";",
+        tracked_entity_param="trackedEntity",
     )

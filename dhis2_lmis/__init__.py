@@ -11,6 +11,7 @@ import logging
 __version__ = "0.1.0"
 
 from dhis2_lmis.auth import BasicAuth, BodyAuth, TokenAuth
+from dhis2_lmis.checks import Finding, PreflightError
 from dhis2_lmis.client import Dhis2Lmis
 from dhis2_lmis.config import Dhis2Config
 from dhis2_lmis.datavalues import DataValueSetBuilder, DuplicateValueError, InvalidValueError
@@ -83,6 +84,7 @@ __all__ = [
     "DuplicateValueError",
     "Event",
     "EventQuery",
+    "Finding",
     "ImportConflict",
     "ImportFailedError",
     "ImportSummary",
@@ -95,6 +97,7 @@ __all__ = [
     "PeriodError",
     "PeriodType",
     "PermissionDeniedError",
+    "PreflightError",
     "RecordProblem",
     "RequestRejectedError",
     "Requisition",

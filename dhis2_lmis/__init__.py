@@ -42,6 +42,8 @@ from dhis2_lmis.models import (
     Requisition,
     RequisitionLine,
     StockLevel,
+    StockReport,
+    StockReportLine,
     StockTransaction,
 )
 from dhis2_lmis.periods import Period, PeriodError, PeriodType, format_period, parse_period
@@ -114,6 +116,8 @@ __all__ = [
     "StockPushReport",
     "StockReceipt",
     "StockReceiptOutcome",
+    "StockReport",
+    "StockReportLine",
     "StockTransaction",
     "Store",
     "SyncRunner",

@@ -70,6 +70,7 @@ EXIT_INTERRUPTED = 130
 _PROG = "dhis2-lmis"
 _DEFAULT_CONFIG = "dhis2-lmis.toml"
 _CONFIG_ENV = "DHIS2_LMIS_CONFIG"
+_STOCK_REPORTS = "fetch_stock_reports"
 # errors about the data, not about being able to run at all
 _DATA_ERRORS = (ImportFailedError, InvalidValueError, PreflightError, UnknownReferenceError)
 
@@ -156,7 +157,7 @@ def _add_format(parser: argparse.ArgumentParser) -> None:
 
 def _pull_kinds() -> tuple[str, ...]:
     kinds: tuple[str, ...] = ("order", "receipt", "str")
-    if hasattr(Dhis2Lmis, "fetch_stock_reports"):
+    if hasattr(Dhis2Lmis, _STOCK_REPORTS):
         kinds += ("stock-reports",)
     return kinds
 
@@ -461,8 +462,9 @@ def _cmd_pull(args: argparse.Namespace) -> int:
 def _pull_stock_reports(lmis: Dhis2Lmis, args: argparse.Namespace) -> int:
     if not args.period:
         raise _UsageError("pull stock-reports needs --period (e.g. --period 202611)")
-    # fetch_stock_reports is written alongside this command; its records are read by name
-    fetch: Callable[..., Iterable[object]] = lmis.fetch_stock_reports  # type: ignore[attr-defined]
+    # fetch_stock_reports (issue 9) is written alongside this command: looked up by name, and
+    # its StockReport records read by attribute, so this module type-checks with or without it
+    fetch: Callable[..., Iterable[object]] = getattr(lmis, _STOCK_REPORTS)
     reports = fetch(args.period, org_unit=args.org_unit, since=args.since)
     return _emit(_progress(reports), _stock_report_rows, args.format)
 
@@ -728,7 +730,10 @@ def _stock_report_rows(report: object) -> Iterator[Row]:
     # read by attribute name: StockReport is being written alongside this command
     head = {
         "org_unit": _text(getattr(report, "org_unit", None)),
+        "customer": _text(getattr(getattr(report, "customer", None), "code", None)),
+        "store": _text(getattr(getattr(report, "store", None), "code", None)),
         "period": _text(getattr(report, "period", None)),
+        "complete_date": _text(getattr(report, "complete_date", None)),
     }
     problems = _problems(getattr(report, "problems", ()))
     for line in getattr(report, "lines", ()) or (None,):
@@ -739,6 +744,7 @@ def _stock_report_rows(report: object) -> Iterator[Row]:
             "category_option_combo": _text(getattr(line, "category_option_combo", None)),
             "item_code": _text(getattr(item, "code", None)),
             "value": _text(getattr(line, "value", None)),
+            "updated_at": _text(getattr(line, "updated_at", None)),
             "problems": problems,
         }
 

@@ -47,6 +47,7 @@ from dhis2_lmis.models import (
     RecordProblem,
     Requisition,
     StockLevel,
+    StockReport,
     StockTransaction,
 )
 from dhis2_lmis.periods import PeriodError
@@ -70,7 +71,6 @@ EXIT_INTERRUPTED = 130
 _PROG = "dhis2-lmis"
 _DEFAULT_CONFIG = "dhis2-lmis.toml"
 _CONFIG_ENV = "DHIS2_LMIS_CONFIG"
-_STOCK_REPORTS = "fetch_stock_reports"
 # errors about the data, not about being able to run at all
 _DATA_ERRORS = (ImportFailedError, InvalidValueError, PreflightError, UnknownReferenceError)
 
@@ -155,13 +155,6 @@ def _add_format(parser: argparse.ArgumentParser) -> None:
     )
 
 
-def _pull_kinds() -> tuple[str, ...]:
-    kinds: tuple[str, ...] = ("order", "receipt", "str")
-    if hasattr(Dhis2Lmis, _STOCK_REPORTS):
-        kinds += ("stock-reports",)
-    return kinds
-
-
 def build_parser() -> argparse.ArgumentParser:
     """The whole ``dhis2-lmis`` parser (exposed for documentation tools and tests)."""
     fmt = argparse.RawDescriptionHelpFormatter
@@ -220,21 +213,32 @@ def build_parser() -> argparse.ArgumentParser:
     pull = add(
         "pull",
         "Read one program: requisitions (order), consignment receipts (receipt), stock "
-        "transactions (str).",
+        "transactions (str); or the data set's stock-on-hand reports (stock-reports).",
         f"{_PROG} pull order --since 2026-11-01",
         f"{_PROG} pull receipt --org-unit DiszpKrYNg8 --format csv > receipts.csv",
         f"{_PROG} pull str --raw --format jsonl",
+        f"{_PROG} pull stock-reports --period 202611 --org-unit DiszpKrYNg8",
     )
-    pull.add_argument("what", choices=_pull_kinds(), help="which program to read")
+    pull.add_argument(
+        "what",
+        choices=("order", "receipt", "str", "stock-reports"),
+        help="which program to read, or stock-reports: the [lmis] data_set's values",
+    )
     pull.add_argument(
         "--since", type=_since, metavar="ISO", help="only events updated after this time"
     )
     pull.add_argument("--org-unit", metavar="UID", help="only this org unit")
     pull.add_argument("--raw", action="store_true", help="print the raw events, not records")
-    if "stock-reports" in _pull_kinds():
-        pull.add_argument(
-            "--period", metavar="P", help="stock-reports: the period id (e.g. 202611)"
-        )
+    pull.add_argument(
+        "--period",
+        metavar="P",
+        help="stock-reports: the period id (202611) or a date in it (2026-11-30)",
+    )
+    pull.add_argument(
+        "--children",
+        action="store_true",
+        help="stock-reports: include the org units below --org-unit",
+    )
     _add_format(pull)
     soh = add(
         "stock-on-hand",
@@ -462,11 +466,16 @@ def _cmd_pull(args: argparse.Namespace) -> int:
 def _pull_stock_reports(lmis: Dhis2Lmis, args: argparse.Namespace) -> int:
     if not args.period:
         raise _UsageError("pull stock-reports needs --period (e.g. --period 202611)")
-    # fetch_stock_reports (issue 9) is written alongside this command: looked up by name, and
-    # its StockReport records read by attribute, so this module type-checks with or without it
-    fetch: Callable[..., Iterable[object]] = getattr(lmis, _STOCK_REPORTS)
-    reports = fetch(args.period, org_unit=args.org_unit, since=args.since)
-    return _emit(_progress(reports), _stock_report_rows, args.format)
+    try:
+        reports = lmis.fetch_stock_reports(
+            _period_arg(args.period),
+            args.org_unit,
+            children=args.children,
+            since=args.since,
+        )
+        return _emit(_progress(reports), _stock_report_rows, args.format)
+    except PeriodError as exc:
+        raise _UsageError(f"period {args.period!r}: {exc}") from exc
 
 
 def _cmd_stock_on_hand(args: argparse.Namespace) -> int:
@@ -726,25 +735,25 @@ def _event_rows(e: Event) -> Iterator[Row]:
     }
 
 
-def _stock_report_rows(report: object) -> Iterator[Row]:
-    # read by attribute name: StockReport is being written alongside this command
+def _stock_report_rows(report: StockReport) -> Iterator[Row]:
     head = {
-        "org_unit": _text(getattr(report, "org_unit", None)),
-        "customer": _text(getattr(getattr(report, "customer", None), "code", None)),
-        "store": _text(getattr(getattr(report, "store", None), "code", None)),
-        "period": _text(getattr(report, "period", None)),
-        "complete_date": _text(getattr(report, "complete_date", None)),
+        "org_unit": report.org_unit,
+        "customer": report.customer.code if report.customer else "",
+        "store": report.store.code if report.store else "",
+        "period": report.period,
+        "complete_date": _text(report.complete_date),
     }
-    problems = _problems(getattr(report, "problems", ()))
-    for line in getattr(report, "lines", ()) or (None,):
-        item = getattr(line, "item", None)
+    problems = _problems(report.problems)
+    for line in report.lines or (None,):
         yield {
             **head,
-            "data_element": _text(getattr(line, "data_element", None)),
-            "category_option_combo": _text(getattr(line, "category_option_combo", None)),
-            "item_code": _text(getattr(item, "code", None)),
-            "value": _text(getattr(line, "value", None)),
-            "updated_at": _text(getattr(line, "updated_at", None)),
+            "data_element": line.data_element if line else "",
+            "category_option_combo": _text(line.category_option_combo) if line else "",
+            "item_code": line.item.code if line and line.item else "",
+            "item_name": line.item.name if line and line.item else "",
+            "value": _text(line.value) if line else "",
+            "raw_value": _text(line.raw_value) if line else "",
+            "updated_at": _text(line.updated_at) if line else "",
             "problems": problems,
         }
 

@@ -348,6 +348,40 @@ def test_verbose_logs_go_to_stderr_and_stdout_stays_parseable(
     assert len([json.loads(line) for line in captured.out.splitlines()]) == 3
 
 
+def test_pull_stock_reports_prints_one_row_per_reported_value(
+    config: Path, tmp_path: Path, demo_server: FakeDhis2, capsys: pytest.CaptureFixture[str]
+) -> None:
+    for code, value in ((DEMO.soh_data_elements[0], 150), (DEMO.soh_data_elements[1], 0)):
+        demo_server.add_data_value(code, "202611", DEMO.facilities[0], value)
+    items = tmp_path / "soh-items.csv"
+    items.write_text(
+        "code,name,universal_code\n"
+        + "".join(
+            f"{code},{name},{de}\n"
+            for code, name, de in zip(
+                DEMO.item_codes, DEMO.item_names, DEMO.soh_data_element_codes, strict=True
+            )
+        ),
+        encoding="utf-8",
+    )
+    argv = ["--config", str(config), "--items", str(items), "pull", "stock-reports"]
+    argv += ["--period", "202611", "--org-unit", DEMO.facilities[0], "--format", "jsonl"]
+    assert main(argv) == 0
+    rows = [json.loads(line) for line in capsys.readouterr().out.splitlines()]
+    assert {(row["item_code"], row["value"]) for row in rows} == {
+        ("AMOX250", "150"),
+        ("PARA500", "0"),
+    }
+    assert {row["period"] for row in rows} == {"202611"}
+
+
+def test_pull_stock_reports_without_period_is_a_usage_error(
+    config: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    assert main(["--config", str(config), "pull", "stock-reports"]) == 2
+    assert "--period" in capsys.readouterr().err
+
+
 # -- stock-on-hand -------------------------------------------------------------------------------
 
 

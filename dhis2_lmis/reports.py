@@ -54,7 +54,7 @@ from dhis2_lmis.periods import (
     period_type_of_format,
 )
 from dhis2_lmis.programs import ItemLookup, OrgUnitLookup, parse_quantity
-from dhis2_lmis.references import MAX_URL_LENGTH, Customer, Item, Store
+from dhis2_lmis.references import MAX_URL_LENGTH, Customer, Item, OrgUnitResolver, Store
 from dhis2_lmis.session import Dhis2Session, ParamValue
 
 __all__ = [
@@ -76,6 +76,7 @@ DEFAULT_BATCH_SIZE = 50
 
 _PATH = "dataValueSets"
 _UID_LENGTH = 11
+_CODES_PER_LOOKUP = 50
 
 
 class StockReportReader:
@@ -151,7 +152,7 @@ class StockReportReader:
     def read(
         self,
         period: PeriodSpec,
-        org_unit: str | None = None,
+        org_unit: str | Sequence[str] | None = None,
         *,
         children: bool = False,
         since: datetime | None = None,
@@ -167,8 +168,9 @@ class StockReportReader:
                 ``period_format``'s type from the one holding ``start`` to the one holding
                 ``end``, one period per request. (``startDate``/``endDate`` are not used: they
                 would also match periods of other types and make one unbounded request.)
-            org_unit: a UID, or a code when ``org_unit_id_scheme`` is CODE; None reads every
-                org unit the data set is assigned to below the user's data capture roots.
+            org_unit: a UID, or a code when ``org_unit_id_scheme`` is CODE, or several; None
+                reads every org unit the data set is assigned to below the user's data
+                capture roots.
             children: with ``org_unit``, read the data set's org units below it too.
             since: only values updated at or after this time (``lastUpdated``), for
                 incremental reads.
@@ -176,11 +178,23 @@ class StockReportReader:
         Raises:
             PeriodError: ``period`` is not a valid period id, or the range is reversed
                 (raised at once, before any request).
-            UnknownReferenceError: ``org_unit`` is a code no org unit has.
+            UnknownReferenceError: ``org_unit`` holds a code no org unit has.
             Dhis2Error: a request failed (see :meth:`Dhis2Session.request`).
         """
         periods = self.periods(period)
-        return self._read(periods, org_unit, children=children, since=since)
+        refs = None
+        if org_unit is not None:
+            refs = (org_unit,) if isinstance(org_unit, str) else tuple(org_unit)
+        return self._read(periods, refs, children=children, since=since)
+
+    def reports_of(self, body: JsonValue, period: str | None = None) -> Iterator[StockReport]:
+        """The reports in one ``GET /api/dataValueSets`` answer fetched some other way.
+
+        For answers read from a file or sent with a query of one's own (``startDate`` and
+        ``endDate``, say); ``period`` is used for values that name none.
+        """
+        zone = self.session.time_zone if self.time_zone == "server" else self.time_zone
+        return _Resolution(self, timestamp_parser(zone)).reports(body, period or "")
 
     def periods(self, period: PeriodSpec) -> tuple[str, ...]:
         """The period ids ``period`` stands for (see :meth:`read`).
@@ -210,15 +224,15 @@ class StockReportReader:
     def _read(
         self,
         periods: Sequence[str],
-        org_unit: str | None,
+        org_units: Sequence[str] | None,
         *,
         children: bool,
         since: datetime | None,
     ) -> Iterator[StockReport]:
-        if org_unit is not None and not children:
-            units: Sequence[str] = (self._org_unit_uid(org_unit),)
+        if org_units is not None and not children:
+            units: Sequence[str] = self._org_unit_uids(org_units)
         else:
-            units = self._assigned_below(org_unit)
+            units = self._assigned_below(org_units)
         if not units:
             log.warning("no org unit to read: data set %s has none in scope", self.data_set)
             return
@@ -278,28 +292,43 @@ class StockReportReader:
             out.append(tuple(current))
         return tuple(out)
 
-    def _org_unit_uid(self, org_unit: str) -> str:
-        """The UID of ``org_unit`` given in ``org_unit_id_scheme`` (requests always name UIDs,
-        because ``orgUnitIdScheme`` governs only the answer on most versions)."""
-        ref = org_unit.strip()
-        if self.org_unit_id_scheme == "UID":
-            return ref
-        body = self.session.get_json(
-            "organisationUnits", {"filter": f"code:eq:{ref}", "fields": "id,code"}
-        )
-        for uid, code, _ in org_unit_refs(body):
-            if code == ref:
-                return uid
-        raise UnknownReferenceError(
-            f"no org unit has code {ref!r}: check the code, or pass a UID with "
-            "org_unit_id_scheme UID"
-        )
+    def _org_unit_uids(self, refs: Sequence[str]) -> tuple[str, ...]:
+        """The UIDs of org units given in ``org_unit_id_scheme``, in the given order.
 
-    def _assigned_below(self, org_unit: str | None) -> tuple[str, ...]:
-        """The data set's org units at or below ``org_unit`` (or the user's roots), in the
+        Requests always name UIDs: ``orgUnitIdScheme`` governs the answer, and the input
+        scheme parameter differs between versions.
+
+        Raises:
+            UnknownReferenceError: a code no org unit has.
+        """
+        wanted = tuple(dict.fromkeys(ref.strip() for ref in refs))
+        if self.org_unit_id_scheme == "UID":
+            return wanted
+        found: dict[str, str] = {}
+        for start in range(0, len(wanted), _CODES_PER_LOOKUP):
+            chunk = wanted[start : start + _CODES_PER_LOOKUP]
+            body = self.session.get_json(
+                "organisationUnits",
+                {
+                    "filter": f"code:in:[{','.join(chunk)}]",
+                    "fields": "id,code",
+                    "pageSize": len(chunk),
+                },
+            )
+            found.update((code, uid) for uid, code, _ in org_unit_refs(body) if code)
+        missing = [ref for ref in wanted if ref not in found]
+        if missing:
+            raise UnknownReferenceError(
+                f"no org unit has code {', '.join(map(repr, missing))}: check the code, or "
+                "pass a UID with org_unit_id_scheme UID"
+            )
+        return tuple(found[ref] for ref in wanted)
+
+    def _assigned_below(self, org_units: Sequence[str] | None) -> tuple[str, ...]:
+        """The data set's org units at or below ``org_units`` (or the user's roots), in the
         order DHIS2 lists them."""
-        if org_unit is not None:
-            roots = {self._org_unit_uid(org_unit)}
+        if org_units is not None:
+            roots = set(self._org_unit_uids(org_units))
         else:
             me = self.session.get_json("me", {"fields": "organisationUnits[id]"})
             roots = {uid for uid, _, _ in org_unit_refs(me)}
@@ -340,6 +369,7 @@ class _Resolution:
         self.items: dict[str, Item | None] = {}
         self.places: dict[str, tuple[Store | None, Customer | None]] = {}
         self.can_translate = True
+        self._configured_org_units: set[str] | None = None
 
     def reports(self, body: JsonValue, period_id: str) -> Iterator[StockReport]:
         groups: dict[tuple[str, str], list[DataValueRow]] = {}
@@ -352,6 +382,7 @@ class _Resolution:
         if not groups:
             return
         self._translate({row[2] for rows in groups.values() for row in rows if row[2]})
+        self._translate_org_units([org_unit for org_unit, _ in groups])
         head_period, head_org_unit, head_complete = data_value_set_header(body)
         for (org_unit, period), rows in groups.items():
             complete = head_complete if (head_org_unit, head_period) == (org_unit, period) else None
@@ -431,6 +462,30 @@ class _Resolution:
                 RecordProblem("unknown_org_unit", lookup.describe_lookup(org_unit), org_unit)
             )
         return place
+
+    def _translate_org_units(self, org_units: list[str]) -> None:
+        """Translate, in one batched look-up, the org units no store or customer names
+        directly, so that the per-report look-ups hit the resolver's cache instead of sending
+        one request per unmapped facility."""
+        lookup = self.reader.org_units
+        if not isinstance(lookup, OrgUnitResolver) or lookup.session is None:
+            return
+        if self._configured_org_units is None:
+            places: tuple[Store | Customer, ...] = (*lookup.stores, *lookup.customers)
+            self._configured_org_units = {
+                ref for ref in map(lookup.org_unit_for, places) if ref is not None
+            }
+        pending = [
+            ou
+            for ou in org_units
+            if ou and ou not in self.places and ou not in self._configured_org_units
+        ]
+        if not pending:
+            return
+        if lookup.id_scheme == "CODE":  # the refs may be UIDs: learn their codes
+            lookup.resolve_codes(pending)
+        else:  # the refs may be codes: learn their UIDs
+            lookup.resolve_uids(pending)
 
     def _item(self, element: str) -> Item | None:
         if element in self.items:

@@ -38,6 +38,7 @@ from dhis2_lmis.models import (
 )
 from dhis2_lmis.periods import format_period, parse_period
 from dhis2_lmis.programs import ProgramKey, ProgramReader
+from dhis2_lmis.progress import with_progress
 from dhis2_lmis.references import Customer, Item, ItemResolver, OrgUnitResolver, Store
 from dhis2_lmis.reports import PeriodSpec, StockReportReader
 from dhis2_lmis.retry import RetryPolicy
@@ -170,29 +171,48 @@ class Dhis2Lmis:
     # -- orders and receipts in --------------------------------------------------------------------
 
     def fetch_completed_requisitions(
-        self, since: datetime | None = None, org_unit: str | None = None
+        self,
+        since: datetime | None = None,
+        org_unit: str | None = None,
+        *,
+        progress: bool = False,
     ) -> Iterator[Requisition]:
         """Completed Order-program events as requisitions, lazily, oldest update first.
 
         ``since`` filters on ``updatedAt``, so a re-opened and re-completed event comes back.
+        ``progress`` counts them on a tqdm bar when tqdm is installed (the ``notebook`` extra).
         """
-        return self.reader.completed_requisitions(since=since, org_unit=org_unit)
+        records = self.reader.completed_requisitions(since=since, org_unit=org_unit)
+        return with_progress(records, desc="requisitions", enabled=progress)
 
     def fetch_completed_receipts(
-        self, since: datetime | None = None, org_unit: str | None = None
+        self,
+        since: datetime | None = None,
+        org_unit: str | None = None,
+        *,
+        progress: bool = False,
     ) -> Iterator[ConsignmentReceipt]:
         """Completed Receipt-program events (consignment acknowledgements)."""
-        return self.reader.completed_receipts(since=since, org_unit=org_unit)
+        records = self.reader.completed_receipts(since=since, org_unit=org_unit)
+        return with_progress(records, desc="receipts", enabled=progress)
 
     def fetch_stock_transactions(
-        self, since: datetime | None = None, org_unit: str | None = None
+        self,
+        since: datetime | None = None,
+        org_unit: str | None = None,
+        *,
+        progress: bool = False,
     ) -> Iterator[StockTransaction]:
         """STR (Real-Time Stock) events with their item codes and quantities."""
-        return self.reader.stock_transactions(since=since, org_unit=org_unit)
+        records = self.reader.stock_transactions(since=since, org_unit=org_unit)
+        return with_progress(records, desc="stock transactions", enabled=progress)
 
-    def fetch_stock_on_hand(self, org_unit: str | None = None) -> Iterator[StockLevel]:
+    def fetch_stock_on_hand(
+        self, org_unit: str | None = None, *, progress: bool = False
+    ) -> Iterator[StockLevel]:
         """ "RTS SOH raw data": the latest stock on hand per (org unit, item)."""
-        return self.reader.stock_on_hand_levels(org_unit=org_unit)
+        records = self.reader.stock_on_hand_levels(org_unit=org_unit)
+        return with_progress(records, desc="stock levels", enabled=progress)
 
     def fetch_stock_reports(
         self,
@@ -201,6 +221,7 @@ class Dhis2Lmis:
         *,
         children: bool = False,
         since: datetime | None = None,
+        progress: bool = False,
     ) -> Iterator[StockReport]:
         """Stock-on-hand reports of the ``[lmis] data_set``, one per facility and period, lazily.
 
@@ -209,6 +230,7 @@ class Dhis2Lmis:
         every org unit of the data set below the user's roots; ``since`` reads only values
         updated since then. Large reads are split by org unit batch and period. Unknown items
         or org units and non-numeric values are problems on the report, never exceptions.
+        ``progress`` counts reports on a tqdm bar when tqdm is installed.
         The work is done by :class:`~dhis2_lmis.reports.StockReportReader`.
 
         Raises:
@@ -227,18 +249,22 @@ class Dhis2Lmis:
             items=self.items,
             org_units=self.org_units,
         )
-        return reader.read(period, org_unit, children=children, since=since)
+        reports = reader.read(period, org_unit, children=children, since=since)
+        return with_progress(reports, desc="stock reports", enabled=progress)
 
     def pull(
         self,
         program: ProgramKey,
         since: datetime | None = None,
         org_unit: str | None = None,
+        *,
+        progress: bool = False,
     ) -> Iterator[Event]:
         """The manual pull of one program ("order", "receipt" or "str"): raw events."""
         if program not in ("order", "receipt", "str"):
             raise ConfigError(f"unknown program {program!r}: use order, receipt or str")
-        return self.reader.pull(program, since=since, org_unit=org_unit)
+        events = self.reader.pull(program, since=since, org_unit=org_unit)
+        return with_progress(events, desc=f"{program} events", enabled=progress)
 
     # -- stock out ---------------------------------------------------------------------------------
 

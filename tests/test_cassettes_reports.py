@@ -185,7 +185,7 @@ def test_reads_date_range_answers_fetched_with_the_recorded_query(name: str) -> 
             params: dict[str, list[str]] = {}
             for key, value in query:
                 params.setdefault(key, []).append(value)
-            body = stock.session.get_json("dataValueSets", params)  # type: ignore[arg-type]
+            body = stock.session.get_json("dataValueSets", params)
             reports.extend(stock.reports_of(body))
         assert cassette.all_played
 

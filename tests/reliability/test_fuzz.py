@@ -1,0 +1,341 @@
+"""Fuzzing every DHIS2 response parser and the configuration loader with hypothesis.
+
+Bodies are random JSON, and real recorded DHIS2 bodies (the cassettes and import fixtures
+copied into tests/cassettes/, with their sources and licences there) mutated at random: a
+value replaced by another JSON type, a key dropped, a list emptied or truncated, a string
+cut. Whatever a server or proxy sends, a parser either answers or raises a ``Dhis2Error``
+subclass (``ResponseFormatError`` in practice); the ones documented as "never raises" are
+held to that. Random configuration dicts either load or raise one ``ConfigError`` listing
+what is wrong.
+
+Example counts come from the profile in conftest.py (``HYPOTHESIS_PROFILE=thorough`` for
+thousands); the default profile keeps this module to a few seconds.
+"""
+
+from __future__ import annotations
+
+import copy
+import json
+import os
+from collections.abc import Callable, Iterator
+from datetime import timezone
+from pathlib import Path
+from typing import Any
+
+import pytest
+import yaml
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from dhis2_lmis import convert, imports
+from dhis2_lmis.config import Dhis2Config
+from dhis2_lmis.errors import ConfigError, Dhis2Error
+
+PROFILE = settings.get_profile(os.environ.get("HYPOTHESIS_PROFILE", "reliability"))
+CASSETTES = Path(__file__).resolve().parents[1] / "cassettes"
+
+# --- the corpus: real bodies -------------------------------------------------------------------
+
+
+def _cassette_bodies(path: Path) -> Iterator[object]:
+    data = yaml.safe_load(path.read_text(encoding="utf-8"))
+    for interaction in data.get("interactions", ()):
+        text = interaction["response"]["body"].get("string")
+        if isinstance(text, bytes):
+            text = text.decode("utf-8", "replace")
+        try:
+            yield json.loads(text)
+        except (TypeError, ValueError):
+            continue  # HTML pages and static resources are not JSON bodies
+
+
+def load_corpus() -> list[object]:
+    bodies: list[object] = []
+    for path in sorted(CASSETTES.rglob("*.yaml")):
+        bodies.extend(_cassette_bodies(path))
+    for path in sorted(CASSETTES.rglob("*.json")):
+        bodies.append(json.loads(path.read_text(encoding="utf-8")))
+    # single events and single summaries too, so mutations reach their fields directly
+    for body in list(bodies):
+        if isinstance(body, dict):
+            for key in ("events", "instances", "importSummaries", "trackedEntities"):
+                items = body.get(key)
+                if isinstance(items, list):
+                    bodies.extend(items[:3])
+            response = body.get("response")
+            if isinstance(response, dict):
+                bodies.append(response)
+    return bodies
+
+
+CORPUS = load_corpus()
+
+
+def test_corpus_holds_real_bodies_of_every_kind() -> None:
+    text = json.dumps(CORPUS)
+    assert len(CORPUS) >= 30
+    for key in ("importCount", "dataValues", "events", "instances", "version", "conflicts"):
+        assert f'"{key}"' in text, key
+
+
+# --- strategies --------------------------------------------------------------------------------
+
+SCALARS = (
+    st.none()
+    | st.booleans()
+    | st.integers(min_value=-(2**63), max_value=2**63)
+    | st.floats(allow_nan=True, allow_infinity=True)
+    | st.text(max_size=20)
+    | st.sampled_from(["", "OK", "SUCCESS", "ERROR", "WARNING", "2.41.0", "2024-07-26T18:01"])
+)
+JSON = st.recursive(
+    SCALARS,
+    lambda children: (
+        st.lists(children, max_size=4)
+        | st.dictionaries(
+            st.sampled_from(
+                [
+                    "status",
+                    "response",
+                    "importCount",
+                    "conflicts",
+                    "events",
+                    "instances",
+                    "stats",
+                    "bundleReport",
+                    "typeReportMap",
+                    "objectReports",
+                    "errorReports",
+                    "message",
+                    "username",
+                    "userCredentials",
+                    "attributes",
+                    "dataValues",
+                    "id",
+                    "location",
+                    "jobType",
+                    "pager",
+                    "event",
+                    "occurredAt",
+                    "updatedAt",
+                    "importSummaries",
+                    "trackedEntity",
+                    "enrollments",
+                    "value",
+                    "dataElement",
+                    "period",
+                    "orgUnit",
+                ]
+            )
+            | st.text(max_size=8),
+            children,
+            max_size=5,
+        )
+    ),
+    max_leaves=20,
+)
+
+
+def _paths(value: Any, prefix: tuple[Any, ...] = ()) -> Iterator[tuple[Any, ...]]:
+    yield prefix
+    if isinstance(value, dict):
+        for key, child in value.items():
+            yield from _paths(child, (*prefix, key))
+    elif isinstance(value, list):
+        for index, child in enumerate(value[:5]):
+            yield from _paths(child, (*prefix, index))
+
+
+def _mutate(body: Any, path: tuple[Any, ...], how: str, replacement: Any) -> Any:
+    if not path:
+        return replacement if how == "replace" else body
+    parent = body
+    for step in path[:-1]:
+        parent = parent[step]
+    last = path[-1]
+    current = parent[last]
+    if how == "replace":
+        parent[last] = replacement
+    elif how == "delete":
+        del parent[last]
+    elif how == "truncate" and isinstance(current, (list, str)):
+        parent[last] = current[: len(current) // 2]
+    elif how == "empty" and isinstance(current, (list, dict, str)):
+        parent[last] = type(current)()
+    elif how == "stringify":
+        parent[last] = json.dumps(current)[:12]
+    return body
+
+
+@st.composite
+def mutated_bodies(draw: st.DrawFn) -> Any:
+    body = copy.deepcopy(draw(st.sampled_from(CORPUS)))
+    for _ in range(draw(st.integers(min_value=1, max_value=4))):
+        paths = list(_paths(body))
+        path = draw(st.sampled_from(paths))
+        how = draw(st.sampled_from(["replace", "delete", "truncate", "empty", "stringify"]))
+        body = _mutate(body, path, how, draw(JSON) if how == "replace" else None)
+    return body
+
+
+BODIES = JSON | mutated_bodies() | st.sampled_from(CORPUS)
+
+# --- the parsers -------------------------------------------------------------------------------
+
+
+def _items(body: Any) -> list[Any]:
+    return body if isinstance(body, list) else [body]
+
+
+def _reader(name: str) -> Callable[[Any], object] | None:
+    """A convert.py reader drained to a list, or None when this version of convert lacks it."""
+    function = getattr(convert, name, None)
+    if function is None:
+        return None
+    return lambda body: _drain(function(body))
+
+
+def _drain(result: object) -> object:
+    return list(result) if isinstance(result, Iterator) else result
+
+
+def _present(
+    table: dict[str, Callable[[Any], object] | None],
+) -> dict[str, Callable[[Any], object]]:
+    return {name: parse for name, parse in table.items() if parse is not None}
+
+
+# Parsers documented "never raises": any exception is a bug. Readers that convert.py may gain
+# or lose (the dataValueSets and tracked-entity readers) are looked up by name.
+NEVER_RAISE = _present(
+    {
+        "structure_event": convert.structure_event,
+        "structure_event(tz)": lambda b: convert.structure_event(b, timezone.utc),
+        "tracked_entity_refs": lambda b: list(convert.tracked_entity_refs(_items(b))),
+        "job_location": imports.job_location,
+        "data_value_rows": _reader("data_value_rows"),
+        "org_unit_refs": _reader("org_unit_refs"),
+    }
+)
+# Parsers that may refuse a body, but only with a Dhis2Error.
+DHIS2_ERRORS_ONLY = _present(
+    {
+        "tracked_entity_attributes": _reader("tracked_entity_attributes"),
+        "current_username": convert.current_username,
+        "job_completed": convert.job_completed,
+        "data_value_set_header": _reader("data_value_set_header"),
+        "parse_import_summary": imports.parse_import_summary,
+        "parse_import_summary(dry_run)": lambda b: imports.parse_import_summary(
+            b, payload_values=({"dataElement": "a", "value": "1"},), dry_run=True
+        ),
+        "parse_tracker_report": imports.parse_tracker_report,
+        "parse_legacy_event_summaries": imports.parse_legacy_event_summaries,
+    }
+)
+
+
+def _check(name: str, parse: Callable[[Any], object], body: Any, *, may_raise: bool) -> None:
+    try:
+        parse(copy.deepcopy(body))
+    except Dhis2Error:
+        if not may_raise:
+            raise
+    except Exception as exc:  # the property under test: nothing but a Dhis2Error escapes
+        raise AssertionError(f"{name} raised {type(exc).__name__}: {exc}") from exc
+
+
+@PROFILE
+@given(body=BODIES)
+def test_never_raising_parsers_never_raise(body: Any) -> None:
+    for name, parse in NEVER_RAISE.items():
+        _check(name, parse, body, may_raise=False)
+
+
+@PROFILE
+@given(body=BODIES)
+def test_other_parsers_raise_only_dhis2_errors(body: Any) -> None:
+    for name, parse in DHIS2_ERRORS_ONLY.items():
+        _check(name, parse, body, may_raise=True)
+
+
+@pytest.mark.parametrize("name", sorted(NEVER_RAISE | DHIS2_ERRORS_ONLY))
+def test_every_parser_reads_every_real_body(name: str) -> None:
+    parse = (NEVER_RAISE | DHIS2_ERRORS_ONLY)[name]
+    for body in CORPUS:
+        _check(name, parse, body, may_raise=name in DHIS2_ERRORS_ONLY)
+
+
+# --- configuration ---------------------------------------------------------------------------
+
+VALID: dict[str, Any] = {
+    "dhis2": {"url": "https://dhis2.example.org/dhis", "username": "lmis", "password": "pw-1"},
+    "lmis": {"data_set": "DataSetSoh1", "data_element_id_scheme": "CODE", "round_off": True,
+             "error_emails": ["ops@example.org"]},
+    "programs": {"order": "OrderProg01", "receipt": "ReceiptPrg1", "str": "StrProgram1"},
+    "data_elements": {"stock_on_hand": {"data_element": "DeSoh000001",
+                                        "program_stage": "StrStage001",
+                                        "attribute": "TeaItemCode"}},
+    "receipt": {"consignment_data_element": "DeConsign01"},
+    "smtp": {"host": "smtp.example.org", "port": 587, "starttls": True,
+             "sender": "lmis@example.org"},
+    "sync": {"page_size": 200, "interval": "12h", "overlap_minutes": 5},
+}  # fmt: skip
+KEYS = {
+    "dhis2": ["enabled", "url", "auth", "username", "password", "password_env", "client_id",
+              "client_secret", "client_auth", "token", "token_env", "timeout",
+              "connect_timeout", "verify_tls", "tracker_api", "max_attempts"],
+    "lmis": ["error_emails", "data_set", "period_format", "item_field",
+             "data_element_id_scheme", "org_unit_id_scheme", "round_off", "name_field",
+             "store_field"],
+    "programs": ["order", "receipt", "str"],
+    "order": ["item_data_element", "quantity_data_element"],
+    "receipt": ["consignment_data_element"],
+    "smtp": ["host", "port", "starttls", "ssl", "username", "password", "password_env",
+             "sender", "timeout"],
+    "sync": ["state", "overlap_minutes", "interval", "page_size"],
+    "data_elements": ["stock_on_hand", "received_quantity"],
+}  # fmt: skip
+CONFIG_VALUES = JSON | st.sampled_from(
+    ["basic", "body", "token", "header", "legacy", "tracker", "auto", "UID", "CODE", "YYYYMM",
+     "1d", "90s", "-1", "0", "nan", "https://x.example/api", "not a url", "HOME"]
+)  # fmt: skip
+
+
+@st.composite
+def config_dicts(draw: st.DrawFn) -> Any:
+    data = copy.deepcopy(VALID) if draw(st.booleans()) else {}
+    for _ in range(draw(st.integers(min_value=0, max_value=6))):
+        section = draw(st.sampled_from([*KEYS, "unknown_section"]))
+        key = draw(st.sampled_from([*KEYS.get(section, []), "typo_key"]))
+        table = data.get(section)
+        if not isinstance(table, dict) or draw(st.integers(0, 9)) == 0:
+            table = draw(CONFIG_VALUES) if draw(st.integers(0, 4)) == 0 else {}
+            data[section] = table
+        if isinstance(table, dict):
+            if draw(st.integers(0, 3)) == 0:
+                table.pop(key, None)
+            else:
+                table[key] = draw(CONFIG_VALUES)
+    return data
+
+
+@PROFILE
+@given(data=config_dicts())
+def test_config_loads_or_raises_one_config_error(data: Any) -> None:
+    refused: ConfigError | None = None
+    try:
+        config = Dhis2Config.from_dict(data, environ={})
+    except ConfigError as exc:
+        refused = exc
+    except Exception as exc:  # the property: exactly one ConfigError, nothing else
+        raise AssertionError(f"from_dict raised {type(exc).__name__}: {exc!r}") from exc
+    if refused is None:
+        assert isinstance(config, Dhis2Config)
+        return
+    assert refused.problems, "a ConfigError lists what is wrong"
+    assert str(refused).startswith("invalid configuration")
+    assert not isinstance(refused.__cause__, ConfigError)  # one error, not one per problem
+
+
+def test_valid_base_config_loads() -> None:
+    assert Dhis2Config.from_dict(VALID, environ={}).programs.order == "OrderProg01"

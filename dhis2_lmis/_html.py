@@ -1,4 +1,4 @@
-"""Tiny HTML builders for the ``_repr_html_`` methods Jupyter calls.
+"""Tiny HTML builders for the ``_repr_html_`` methods Jupyter calls, and the text bits reprs share.
 
 Every value passes through :func:`html.escape` here, once, so a DHIS2 message such as
 ``<bad> & worse`` cannot break the notebook's markup, and no ``_repr_html_`` needs to remember
@@ -10,8 +10,28 @@ from __future__ import annotations
 
 import html
 from collections.abc import Iterable, Sequence
+from datetime import date, datetime
+from decimal import Decimal
+from typing import Protocol
 
-__all__ = ["cell", "key_value_table", "ordered_list", "paragraph", "table"]
+__all__ = [
+    "cell",
+    "key_value_table",
+    "number",
+    "ordered_list",
+    "paragraph",
+    "place",
+    "table",
+    "when",
+]
+
+
+class _Named(Protocol):
+    @property
+    def code(self) -> str: ...
+
+    @property
+    def name(self) -> str: ...
 
 
 def cell(value: object) -> str:
@@ -43,3 +63,25 @@ def ordered_list(items: Iterable[object]) -> str:
     """An ``<ol>`` of the items, or nothing when there are none."""
     entries = "".join(f"<li>{cell(item)}</li>" for item in items)
     return f"<ol>{entries}</ol>" if entries else ""
+
+
+def when(value: datetime | date | None) -> str:
+    """A timestamp to the second with its offset (``2026-11-02 09:00:00+03:00``), or ``-``."""
+    if value is None:
+        return "-"
+    if isinstance(value, datetime):
+        return value.isoformat(sep=" ", timespec="seconds")
+    return value.isoformat()
+
+
+def number(value: Decimal | None) -> str:
+    """A quantity in plain notation (``100``, ``2.5``), or ``?`` when unknown."""
+    return "?" if value is None else format(value, "f")
+
+
+def place(org_unit: str | None, *parties: _Named | None) -> str:
+    """The first resolved customer or store as ``name (code)``, else the org unit, else ``?``."""
+    for party in parties:
+        if party is not None:
+            return f"{party.name} ({party.code})"
+    return org_unit or "?"

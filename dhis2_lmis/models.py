@@ -15,6 +15,8 @@ from typing import TYPE_CHECKING, Literal
 
 import attrs
 
+from dhis2_lmis import _html
+
 if TYPE_CHECKING:  # pragma: no cover - annotations only; references sits above models
     from dhis2_lmis.references import Customer, Item, Store
 
@@ -129,6 +131,33 @@ class Event:
         orders a stock card. Both timestamps come from one server, so offsets are dropped."""
         return _naive(self.occurred_at), _naive(self.created_at)
 
+    def __repr__(self) -> str:
+        extra = " deleted" if self.deleted else ""
+        extra += f" problems={len(self.problems)}" if self.problems else ""
+        return (
+            f"<Event {self.uid} {self.status or '?'} org_unit={self.org_unit or '?'} "
+            f"updated_at={_html.when(self.updated_at)} values={len(self.data_values)}{extra}>"
+        )
+
+    def _repr_html_(self) -> str:
+        head = _html.key_value_table(
+            (
+                ("event", self.uid),
+                ("program", self.program),
+                ("program stage", self.program_stage),
+                ("org unit", self.org_unit),
+                ("status", self.status),
+                ("occurred at", _html.when(self.occurred_at)),
+                ("updated at", _html.when(self.updated_at)),
+                ("completed at", _html.when(self.completed_at)),
+                ("deleted", "yes" if self.deleted else "no"),
+            )
+        )
+        values = _html.table(
+            ("data element", "value"), ((dv.data_element, dv.value) for dv in self.data_values)
+        )
+        return head + values + _html.ordered_list(self.problems)
+
 
 def _naive(value: datetime | None) -> datetime:
     if value is None:
@@ -163,6 +192,38 @@ class Requisition:
     problems: tuple[RecordProblem, ...]
     source: str
 
+    def __repr__(self) -> str:
+        return (
+            f"<Requisition {self.event.uid} {_html.place(self.org_unit, self.customer, self.store)}"
+            f" completed_at={_html.when(self.completed_at)} lines={len(self.lines)}"
+            f" problems={len(self.problems)}>"
+        )
+
+    def _repr_html_(self) -> str:
+        head = _html.key_value_table(
+            (
+                ("requisition", self.event.uid),
+                ("facility", _html.place(self.org_unit, self.customer, self.store)),
+                ("org unit", self.org_unit),
+                ("completed at", _html.when(self.completed_at)),
+                ("lines", len(self.lines)),
+                ("problems", len(self.problems)),
+            )
+        )
+        lines = _html.table(
+            ("data element", "item", "name", "quantity"),
+            (
+                (
+                    line.data_element,
+                    line.item.code if line.item else None,
+                    line.item.name if line.item else None,
+                    line.raw_value if line.quantity is None else _html.number(line.quantity),
+                )
+                for line in self.lines
+            ),
+        )
+        return head + lines + _html.ordered_list(self.problems)
+
 
 @attrs.frozen
 class ConsignmentReceipt:
@@ -178,6 +239,25 @@ class ConsignmentReceipt:
     values: Mapping[str, str | None]
     problems: tuple[RecordProblem, ...]
     source: str
+
+    def __repr__(self) -> str:
+        return (
+            f"<ConsignmentReceipt {self.consignment_number or '?'}"
+            f" {_html.place(self.org_unit, self.customer, self.store)}"
+            f" completed_at={_html.when(self.completed_at)} problems={len(self.problems)}>"
+        )
+
+    def _repr_html_(self) -> str:
+        head = _html.key_value_table(
+            (
+                ("consignment", self.consignment_number),
+                ("facility", _html.place(self.org_unit, self.customer, self.store)),
+                ("event", self.event.uid),
+                ("completed at", _html.when(self.completed_at)),
+                ("problems", len(self.problems)),
+            )
+        )
+        return head + _html.ordered_list(self.problems)
 
 
 @attrs.frozen
@@ -196,6 +276,31 @@ class StockTransaction:
     problems: tuple[RecordProblem, ...]
     source: str
 
+    def __repr__(self) -> str:
+        received = ""
+        if self.received_quantity is not None:
+            received = f" received={_html.number(self.received_quantity)}"
+        return (
+            f"<StockTransaction {self.event.uid} {self.item_code or '?'}"
+            f" at {self.org_unit or '?'} occurred_at={_html.when(self.occurred_at)}"
+            f" stock_on_hand={_html.number(self.stock_on_hand)}{received}"
+            f" problems={len(self.problems)}>"
+        )
+
+    def _repr_html_(self) -> str:
+        head = _html.key_value_table(
+            (
+                ("event", self.event.uid),
+                ("item", self.item_code),
+                ("org unit", self.org_unit),
+                ("occurred at", _html.when(self.occurred_at)),
+                ("stock on hand", _html.number(self.stock_on_hand)),
+                ("received", _html.number(self.received_quantity)),
+                ("problems", len(self.problems)),
+            )
+        )
+        return head + _html.ordered_list(self.problems)
+
 
 @attrs.frozen
 class StockLevel:
@@ -206,6 +311,23 @@ class StockLevel:
     stock_on_hand: Decimal | None
     as_of: datetime | None
     event: Event
+
+    def __repr__(self) -> str:
+        return (
+            f"<StockLevel {self.item_code or '?'} at {self.org_unit}:"
+            f" {_html.number(self.stock_on_hand)} as_of={_html.when(self.as_of)}>"
+        )
+
+    def _repr_html_(self) -> str:
+        return _html.key_value_table(
+            (
+                ("org unit", self.org_unit),
+                ("item", self.item_code),
+                ("stock on hand", _html.number(self.stock_on_hand)),
+                ("as of", _html.when(self.as_of)),
+                ("event", self.event.uid),
+            )
+        )
 
 
 @attrs.frozen
@@ -229,6 +351,21 @@ class ConnectionCheck:
 
     def __str__(self) -> str:
         return self.message
+
+    def __repr__(self) -> str:
+        state = "ok" if self.ok else "failed"
+        return f"<ConnectionCheck {state}: {self.message} checked_at={_html.when(self.checked_at)}>"
+
+    def _repr_html_(self) -> str:
+        return _html.key_value_table(
+            (
+                ("connection", "ok" if self.ok else "failed"),
+                ("message", self.message),
+                ("DHIS2 version", self.server_version),
+                ("user", self.user),
+                ("checked at", _html.when(self.checked_at)),
+            )
+        )
 
 
 @attrs.frozen
@@ -275,3 +412,34 @@ class StockReport:
     complete_date: date | None
     lines: tuple[StockReportLine, ...]
     problems: tuple[RecordProblem, ...] = ()
+
+    def __repr__(self) -> str:
+        return (
+            f"<StockReport {self.period} {_html.place(self.org_unit, self.customer, self.store)}"
+            f" lines={len(self.lines)} problems={len(self.problems)}>"
+        )
+
+    def _repr_html_(self) -> str:
+        head = _html.key_value_table(
+            (
+                ("period", self.period),
+                ("facility", _html.place(self.org_unit, self.customer, self.store)),
+                ("org unit", self.org_unit),
+                ("complete date", _html.when(self.complete_date)),
+                ("lines", len(self.lines)),
+                ("problems", len(self.problems)),
+            )
+        )
+        lines = _html.table(
+            ("data element", "category option combo", "item", "value"),
+            (
+                (
+                    line.data_element,
+                    line.category_option_combo,
+                    line.item.code if line.item else None,
+                    line.raw_value if line.value is None else _html.number(line.value),
+                )
+                for line in self.lines
+            ),
+        )
+        return head + lines + _html.ordered_list(self.problems)

@@ -446,6 +446,22 @@ def snapshot(fake: FakeDhis2) -> tuple[object, ...]:
     return events, values
 
 
+def without_balances(state: tuple[object, ...]) -> tuple[object, ...]:
+    events, values = state
+    stripped = tuple(
+        (*e[:4], tuple(kv for kv in e[4] if kv[0] != SOH), *e[5:])  # type: ignore[index]
+        for e in events  # type: ignore[attr-defined]
+    )
+    return stripped, values
+
+
+def final_balance(fake: FakeDhis2) -> int:
+    """The stock on hand of the AMOX card's newest event, as the stock app reads it."""
+    card = [e for e in fake.events.values() if e.tracked_entity == TE_AMOX and SOH in e.data_values]
+    newest = max(card, key=lambda e: (e.occurred_at or T0, e.created_at, e.seq))
+    return int(newest.data_values[SOH])
+
+
 def assert_nothing_doubled(fake: FakeDhis2) -> None:
     keys = [
         (v.data_element, v.period, v.org_unit, v.category_option_combo, v.attribute_option_combo)
@@ -775,3 +791,32 @@ def test_stock_on_hand_has_one_level_per_item(version: str) -> None:
     finally:
         fake.stop()
     assert levels == {("AMOX250", Decimal(90)), ("PARA500", Decimal(50))}
+
+
+@pytest.mark.parametrize("fault", ["truncated_json", "500 WebMessage", "html_login"])
+@pytest.mark.parametrize("version", ["2.37", "2.42"])
+def test_sync_stock_push_failure_is_handed_over_again_and_written_once(
+    worlds: Worlds, version: str, fault: str
+) -> None:
+    """At least once, exactly once: a receipt whose stock push broke is handed over again
+    next run, and its stock event exists once, whether or not the broken push had landed."""
+    _, base_state = worlds.baseline(version, "SyncRunner.run_once")
+    fake = worlds.fresh(version)
+    cell = Cell(fake, build_lmis(fake, version, [], NORMAL_TIMEOUT), worlds.tmp())
+    inject(fake, Operation(op_run_once, "POST", "/api/tracker", True), fault)
+    first = op_run_once(cell)
+    assert first[3] == 1 and first[4] == 2, first  # type: ignore[index]  # 1 failed, 2 pushed
+    assert_nothing_doubled(fake)
+    rerun = Cell(fake, build_lmis(fake, version, [], NORMAL_TIMEOUT), cell.tmp)
+    rerun.handed_over = cell.handed_over
+    second = op_run_once(rerun)
+    assert second[3] == 0 and not second[5], second  # type: ignore[index]
+    # the same events and received quantities as the clean run; the balances in between differ
+    # (the failed receipt landed last), the final stock on hand is the same
+    assert without_balances(snapshot(fake)) == without_balances(base_state)
+    assert final_balance(fake) == 90 + 31 + 32 + 33
+    assert_nothing_doubled(fake)
+    receipts = [uid for uid, _ in cell.handed_over if uid.startswith("Rcpt")]
+    assert sorted(set(receipts)) == ["RcptEvent00", "RcptEvent01", "RcptEvent02"]
+    assert len(receipts) == 4  # the failed one twice (at least once), the others once
+    assert second[4] == (0 if fault == "truncated_json" else 1)  # type: ignore[index]

@@ -14,7 +14,6 @@ from __future__ import annotations
 import os
 import threading
 import time
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -149,8 +148,8 @@ class Worker:
 
 
 @pytest.fixture
-def fds_before() -> Iterator[dict[str, str]]:
-    yield open_fds()
+def fds_before() -> dict[str, str]:
+    return open_fds()
 
 
 def test_fifty_threads_share_one_client_without_errors_leaks_or_refresh_storms(

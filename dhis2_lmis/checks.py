@@ -21,7 +21,6 @@ private ``_parse_*`` helpers below; they belong with the other DHIS2 key knowled
 from __future__ import annotations
 
 import logging
-import re
 from collections.abc import Iterable, Mapping, Sequence
 from decimal import Decimal, InvalidOperation
 from typing import Literal
@@ -34,6 +33,7 @@ from dhis2_lmis.errors import Dhis2Error, NotFoundError, ResponseFormatError
 from dhis2_lmis.periods import PeriodError, parse_period, period_type_of_format
 from dhis2_lmis.references import Customer, ItemResolver, OrgUnitResolver, Store
 from dhis2_lmis.session import Dhis2Session
+from dhis2_lmis.uids import is_uid
 
 __all__ = ["Finding", "Preflight", "PreflightError", "Severity", "validate_setup"]
 
@@ -41,7 +41,6 @@ log = logging.getLogger(__name__)
 
 Severity = Literal["error", "warning", "info"]
 _RANK: Mapping[str, int] = {"error": 0, "warning": 1, "info": 2}
-_UID_RE = re.compile(r"[A-Za-z][A-Za-z0-9]{10}")
 _MAX_ROWS_SHOWN = 10
 _ZERO_FIX = (
     "tick 'Store zero data values' (zeroIsSignificant) on the data element in DHIS2 "
@@ -265,7 +264,7 @@ def _fetch_program(session: Dhis2Session, uid: str) -> _Program | None:
 
 def _fetch_data_set(session: Dhis2Session, ref: str) -> _DataSet | None:
     """The data set by UID (or, when ``ref`` is not UID-shaped, by code); None when absent."""
-    if _UID_RE.fullmatch(ref):
+    if is_uid(ref):
         path = f"dataSets/{ref}"
         try:
             body = session.get_json(path, {"fields": _DATA_SET_FIELDS})

@@ -39,6 +39,7 @@ from cattrs.gen import make_dict_structure_fn, override
 
 from dhis2_lmis._json import JsonObject
 from dhis2_lmis.errors import ConfigError, ConfigProblem
+from dhis2_lmis.uids import is_uid
 
 if sys.version_info >= (3, 11):
     import tomllib
@@ -104,7 +105,6 @@ PERIOD_TYPE_NAMES: tuple[str, ...] = (
     "FinancialNov",
 )
 
-_UID_RE = re.compile(r"^[A-Za-z][A-Za-z0-9]{10}$")
 _EMAIL_RE = re.compile(r'^[^@\s;,<>"]+@(localhost|[^@\s;,<>".]+(\.[^@\s;,<>".]+)+)$')
 _PERIOD_TOKENS_RE = re.compile(r"^(YYYY|MM|DD)([-/._ ]?(YYYY|MM|DD))*$")
 _INTERVAL_RE = re.compile(r"^(?:(\d+)d)?(?:(\d+)h)?(?:(\d+)m)?(?:(\d+)s)?$")
@@ -644,7 +644,7 @@ def _check_programs(s: ProgramSettings) -> list[ConfigProblem]:
     return [
         _problem(f"programs.{name}", uid, _UID_REASON)
         for name, uid in (("order", s.order), ("receipt", s.receipt), ("str", s.str))
-        if uid is not None and not _UID_RE.match(uid)
+        if uid is not None and not is_uid(uid)
     ]
 
 

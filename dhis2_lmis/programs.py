@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import itertools
 import logging
-import re
 from collections.abc import Iterable, Iterator, Mapping
 from datetime import datetime
 from decimal import Decimal, InvalidOperation
@@ -33,6 +32,7 @@ from dhis2_lmis.models import (
 )
 from dhis2_lmis.references import Customer, Item, Store
 from dhis2_lmis.session import Dhis2Session, ParamValue
+from dhis2_lmis.uids import is_uid
 from dhis2_lmis.versions import events_dialect
 
 __all__ = [
@@ -45,7 +45,6 @@ __all__ = [
 log = logging.getLogger(__name__)
 
 ProgramKey = Literal["order", "receipt", "str"]
-_UID_RE = re.compile(r"^[A-Za-z][A-Za-z0-9]{10}$")
 # Tracked entities per look-up request: keeps the URL far below proxy limits.
 _TE_BATCH = 100
 
@@ -253,11 +252,7 @@ class ProgramReader:
         return item
 
     def _needs_translation(self, element: str) -> bool:
-        return (
-            self.data_element_id_scheme == "CODE"
-            and self._can_translate
-            and _UID_RE.match(element) is not None
-        )
+        return self.data_element_id_scheme == "CODE" and self._can_translate and is_uid(element)
 
     def _translate_uids(self, events: list[Event]) -> None:
         """Look up, in one batch, the codes of UIDs a server sent instead of codes."""

@@ -34,6 +34,7 @@ from dhis2_lmis._json import JsonObject, JsonValue
 from dhis2_lmis.config import IdScheme, ItemField
 from dhis2_lmis.errors import ConfigError, ConfigProblem, ResponseFormatError
 from dhis2_lmis.session import Dhis2Session
+from dhis2_lmis.uids import is_uid
 
 __all__ = [
     "ITEM_FIELDS",
@@ -53,6 +54,7 @@ __all__ = [
 ]
 
 log = logging.getLogger(__name__)
+
 
 ITEM_FIELDS: tuple[str, ...] = get_args(ItemField)
 """Every accepted ``item_field``: mSupply offers exactly these as the item field reference."""
@@ -957,11 +959,15 @@ class OrgUnitResolver:
         direct = index.get(ref)
         if direct is not None or not index or self._cache is None:
             return direct
-        # Not a configured reference: it may be the same org unit in the other scheme (events
-        # always carry org unit UIDs unless orgUnitIdScheme was honoured).
+        # Not a configured reference: it may be the same org unit in the other scheme. Events
+        # carry org unit UIDs unless orgUnitIdScheme was honoured, so with codes configured a
+        # UID is translated; with UIDs configured only a ref that cannot be a UID (a code) is
+        # worth a look-up; an unknown UID is simply unknown.
         if self.id_scheme == "CODE":
             info = self._cache.lookup("id", (ref,)).get(ref)
             translated = info.code if info else None
+        elif is_uid(ref):
+            return None
         else:
             info = self._cache.lookup("code", (ref,)).get(ref)
             translated = info.uid if info else None

@@ -18,7 +18,12 @@ from dhis2_lmis import checks
 from dhis2_lmis.auth import BasicAuth, BodyAuth, Dhis2Auth, TokenAuth
 from dhis2_lmis.config import Dhis2Config
 from dhis2_lmis.convert import current_username
-from dhis2_lmis.datavalues import DataValueSetBuilder, ImportStrategy, push_data_value_set
+from dhis2_lmis.datavalues import (
+    DataValueSetBuilder,
+    ImportStrategy,
+    ItemValueSetBuilder,
+    push_data_value_set,
+)
 from dhis2_lmis.errors import (
     AuthenticationError,
     ConfigError,
@@ -275,8 +280,12 @@ class Dhis2Lmis:
         *,
         store: Store | Customer | None = None,
         complete_date: date | str | None = None,
-    ) -> DataValueSetBuilder:
+    ) -> ItemValueSetBuilder:
         """A builder preset with the configured data set, period format and rounding.
+
+        Add values by data element (``add``) or by mSupply item (``add_item``: the data
+        element comes from the item's reference; items not included in the DHIS2 push are
+        skipped and listed in ``skipped``).
 
         Args:
             period: a date (formatted with ``period_format``) or a DHIS2 period id.
@@ -293,11 +302,16 @@ class Dhis2Lmis:
             period_id = parse_period(period).id
         if org_unit is None and store is not None:
             org_unit = self._org_unit_of(store)
-        return DataValueSetBuilder(
-            self.config.lmis.data_set,
+        lmis = self.config.lmis
+        items = self.items or ItemResolver(
+            (), item_field=lmis.item_field, id_scheme=lmis.data_element_id_scheme
+        )
+        return ItemValueSetBuilder(
+            lmis.data_set,
             period_id,
             org_unit,
-            round_off=self.config.lmis.round_off,
+            items=items,
+            round_off=lmis.round_off,
             complete_date=complete_date,
         )
 
@@ -369,7 +383,11 @@ class Dhis2Lmis:
         )
 
     def _org_unit_of(self, place: Store | Customer) -> str:
-        org_unit = self.org_units.org_unit_for(place) if self.org_units else None
+        lmis = self.config.lmis
+        places = self.org_units or OrgUnitResolver(
+            store_field=lmis.store_field, name_field=lmis.name_field
+        )
+        org_unit = places.org_unit_for(place)
         if org_unit is None:
             field = (
                 self.config.lmis.store_field

@@ -18,11 +18,16 @@ import re
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from datetime import date
 from decimal import ROUND_HALF_UP, Decimal
-from typing import Literal, Protocol, TypeAlias, overload
+from typing import TYPE_CHECKING, Literal, Protocol, TypeAlias, overload
+
+import attrs
 
 from dhis2_lmis._json import JsonObject, JsonValue
 from dhis2_lmis.errors import ConfigError, Dhis2Error, ImportFailedError
 from dhis2_lmis.imports import ImportSummary, merge_summaries, parse_import_summary
+
+if TYPE_CHECKING:  # pragma: no cover - annotations only
+    from dhis2_lmis.references import Item
 
 __all__ = [
     "DataValueSetBuilder",
@@ -30,9 +35,12 @@ __all__ = [
     "ImportStrategy",
     "ImportSummary",
     "InvalidValueError",
+    "ItemReferences",
+    "ItemValueSetBuilder",
     "JsonResponseLike",
     "NumberLike",
     "Preflight",
+    "SkippedItem",
     "SupportsPostJson",
     "format_value",
     "push_data_value_set",
@@ -276,6 +284,88 @@ class DataValueSetBuilder:
         """
         _check_chunk_size(size)
         return _chunks(self._header(), list(self._rows.values()), size)
+
+
+class ItemReferences(Protocol):
+    """What an item builder needs of an :class:`~dhis2_lmis.references.ItemResolver`."""
+
+    @property
+    def item_field(self) -> str:
+        """Where items keep their data element reference."""
+
+    def dhis2_ref(self, item: Item) -> str | None:
+        """The item's data element code or UID; None when its field is empty."""
+
+
+@attrs.frozen
+class SkippedItem:
+    """An item :meth:`ItemValueSetBuilder.add_item` left out, and why."""
+
+    item: Item
+    reason: str
+
+    def __str__(self) -> str:
+        return f"item {self.item.code} ({self.item.name}) skipped: {self.reason}"
+
+
+class ItemValueSetBuilder(DataValueSetBuilder):
+    """A data value set builder that names data elements by mSupply item.
+
+    The data element comes from the item's reference (``item_field``, in the configured id
+    scheme). Items not "included in DHIS2 data push", and items whose reference field is
+    empty, are skipped and listed in :attr:`skipped` instead of failing the whole push.
+
+    Args:
+        items: resolves an item to its data element reference.
+
+    The other arguments are those of :class:`DataValueSetBuilder`.
+    """
+
+    def __init__(
+        self,
+        data_set: str | None,
+        period: str,
+        org_unit: str | None,
+        *,
+        items: ItemReferences,
+        attribute_option_combo: str | None = None,
+        round_off: bool = False,
+        complete_date: date | str | None = None,
+    ) -> None:
+        super().__init__(
+            data_set,
+            period,
+            org_unit,
+            attribute_option_combo=attribute_option_combo,
+            round_off=round_off,
+            complete_date=complete_date,
+        )
+        self.items = items
+        self.skipped: list[SkippedItem] = []
+
+    def add_item(
+        self,
+        item: Item,
+        value: NumberLike,
+        *,
+        category_option_combo: str | None = None,
+        comment: str | None = None,
+    ) -> bool:
+        """Add the value of one item; False (and an entry in :attr:`skipped`) when left out.
+
+        Raises:
+            InvalidValueError: the value is not a finite number.
+            DuplicateValueError: the item's data element was already added.
+        """
+        if not item.include_in_dhis2_push:
+            self.skipped.append(SkippedItem(item, "not included in DHIS2 data push"))
+            return False
+        ref = self.items.dhis2_ref(item)
+        if ref is None:
+            self.skipped.append(SkippedItem(item, f"its {self.items.item_field} is empty"))
+            return False
+        self.add(ref, value, category_option_combo=category_option_combo, comment=comment)
+        return True
 
 
 def _check_chunk_size(size: int) -> None:

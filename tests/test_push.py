@@ -12,6 +12,7 @@ from dhis2_lmis import (
     Dhis2Lmis,
     ImportFailedError,
     InvalidValueError,
+    Item,
     Store,
     UnknownReferenceError,
 )
@@ -165,3 +166,31 @@ def test_bad_values_are_refused_naming_the_data_element(bad: object) -> None:
         builder = lmis_for(fake).data_value_set(period="202611", org_unit=FACILITY)
         with pytest.raises(InvalidValueError, match=AMOX):
             builder.add(AMOX, bad)  # type: ignore[arg-type]
+
+
+def test_add_item_names_the_data_element_by_item_reference_and_skips_the_excluded() -> None:
+    items = (
+        Item("I-AMOX", "Amoxicillin", universal_code="SOH_AMOX250"),
+        Item("I-PARA", "Paracetamol", universal_code="SOH_PARA500", include_in_dhis2_push=False),
+        Item("I-NONE", "No code"),
+    )
+    with FakeDhis2(version="2.41") as fake:
+        seed(fake)
+        config = Dhis2Config.from_dict(
+            {
+                "dhis2": {"url": fake.url, "username": "admin", "password": "district"},
+                "lmis": {"data_set": DATA_SET, "data_element_id_scheme": "CODE"},
+            }
+        )
+        lmis = Dhis2Lmis(config, items=items)
+        stock = lmis.data_value_set(
+            period="202611", store=Store("S1", "Store 1", custom_fields={"Dhis2Code": FACILITY})
+        )
+        added = [stock.add_item(item, value=340) for item in items]
+        summary = lmis.push_data_values(stock)
+        stored = [(v.data_element, v.value) for v in fake.data_values]
+    assert added == [True, False, False]
+    assert [s.item.code for s in stock.skipped] == ["I-PARA", "I-NONE"]
+    assert "not included in DHIS2 data push" in str(stock.skipped[0])
+    assert summary.imported == 1
+    assert stored == [(AMOX, "340")]

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import itertools
 import logging
-from collections.abc import Iterable, Iterator, Mapping
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from datetime import datetime
 from decimal import Decimal, InvalidOperation
 from typing import Literal, Protocol
@@ -138,6 +138,7 @@ class ProgramReader:
     legacy: bool = False
     _item_codes: dict[str, str | None] = attrs.field(factory=dict, init=False, repr=False)
     _can_translate: bool = attrs.field(default=True, init=False, repr=False)
+    _enrollment_owners: dict[str, str | None] = attrs.field(factory=dict, init=False, repr=False)
 
     # -- raw events ------------------------------------------------------------------------------
 
@@ -363,7 +364,8 @@ class ProgramReader:
         source = self.source()
         events = self.pull("str", since=since, org_unit=org_unit)
         while batch := list(itertools.islice(events, self.page_size)):
-            self._load_item_codes(e.tracked_entity for e in batch)
+            self._load_enrollment_owners(batch)
+            self._load_item_codes(self._tracked_entity_of(e) for e in batch)
             for event in batch:
                 yield self.stock_transaction(event, source)
 
@@ -371,26 +373,27 @@ class ProgramReader:
         """Map one STR event; item codes come from the cache filled per batch."""
         problems = list(event.problems)
         item_code = None
+        tracked_entity = self._tracked_entity_of(event)
         if self.item_code_attribute:
-            if event.tracked_entity is None:
+            if tracked_entity is None:
                 problems.append(
                     RecordProblem("missing_tracked_entity", "the event has no tracked entity")
                 )
             else:
-                item_code = self._item_codes.get(event.tracked_entity)
+                item_code = self._item_codes.get(tracked_entity)
                 if item_code is None:
                     problems.append(
                         RecordProblem(
                             "missing_value",
-                            f"tracked entity {event.tracked_entity} has no item code attribute "
+                            f"tracked entity {tracked_entity} has no item code attribute "
                             f"{self.item_code_attribute}",
-                            event.tracked_entity,
+                            tracked_entity,
                         )
                     )
         return StockTransaction(
             event=event,
             org_unit=event.org_unit,
-            tracked_entity=event.tracked_entity,
+            tracked_entity=tracked_entity,
             enrollment=event.enrollment,
             item_code=item_code,
             occurred_at=event.occurred_at,
@@ -413,7 +416,11 @@ class ProgramReader:
                 continue
             key = (
                 transaction.org_unit or "",
-                transaction.item_code or transaction.tracked_entity or "",
+                # never one shared empty key: that would merge every item of a facility
+                transaction.item_code
+                or transaction.tracked_entity
+                or transaction.enrollment
+                or transaction.event.uid,
             )
             current = latest.get(key)
             if current is None or transaction.event.recency() > current.event.recency():
@@ -445,6 +452,55 @@ class ProgramReader:
             problems.append(problem)
         return quantity
 
+    def _tracked_entity_of(self, event: Event) -> str | None:
+        """The event's tracked entity; DHIS2 2.37 leaves it out, so via its enrollment."""
+        if event.tracked_entity or not event.enrollment:
+            return event.tracked_entity
+        return self._enrollment_owners.get(event.enrollment)
+
+    def _load_enrollment_owners(self, events: Sequence[Event]) -> None:
+        """Learn whose enrollments the events without a tracked entity belong to.
+
+        DHIS2 2.37 sends tracker events without ``trackedEntity``. The STR program's tracked
+        entities at each such event's org unit are read once (with their enrollments and item
+        codes), which fills both caches in one request per org unit.
+        """
+        org_units = {
+            e.org_unit
+            for e in events
+            if not e.tracked_entity
+            and e.enrollment
+            and e.org_unit
+            and e.enrollment not in self._enrollment_owners
+        }
+        if not org_units:
+            return
+        dialect = events_dialect(self.session.version)
+        attribute = self.item_code_attribute
+        for unit in sorted(org_units):
+            params: dict[str, ParamValue] = {
+                "program": self.program_uid("str"),
+                dialect.org_units_param: unit,
+                dialect.org_unit_mode_param: "SELECTED",
+                "fields": "trackedEntity,attributes[attribute,value],enrollments[enrollment]",
+            }
+            pages = self.session.iter_pages(
+                "tracker/trackedEntities",
+                params,
+                items_key=dialect.tracked_entities_key,
+                page_size=self.page_size,
+                link_paging=dialect.next_page_link,
+            )
+            for page in pages:
+                for entity in tracked_entity_refs(page.items):
+                    if attribute:
+                        self._item_codes[entity.uid] = entity.attributes.get(attribute)
+                    for enrollment in entity.enrollments:
+                        self._enrollment_owners[enrollment.uid] = entity.uid
+        for event in events:
+            if event.enrollment:
+                self._enrollment_owners.setdefault(event.enrollment, None)
+
     def _load_item_codes(self, tracked_entities: Iterable[str | None]) -> None:
         attribute = self.item_code_attribute
         if not attribute:
@@ -467,7 +523,7 @@ class ProgramReader:
                 "tracker/trackedEntities",
                 params,
                 items_key=dialect.tracked_entities_key,
-                page_size=len(chunk),
+                page_size=len(chunk) + 1,  # a short page: no second request to learn the end
                 link_paging=dialect.next_page_link,
             )
             for page in pages:

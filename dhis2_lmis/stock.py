@@ -494,13 +494,12 @@ class StockPusher:
                 dialect.org_unit_mode_param: "ACCESSIBLE",
                 "includeDeleted": True,
                 "fields": fields,
-                "pageSize": len(chunk),
             }
             for page in self.session.iter_pages(
                 dialect.path,
                 params,
                 items_key=dialect.items_key,
-                page_size=len(chunk),
+                page_size=len(chunk) + 1,  # a short page: no second request to learn the end
                 link_paging=dialect.next_page_link,
             ):
                 for raw in page.items:

@@ -334,21 +334,19 @@ def to_dataframe(
     The record type of the first item decides the layout, so the fetchers' iterators can be
     passed as they are (they are read once, lazily, page by page):
 
-    ========================= ===================================================================
-    records                   rows
-    ========================= ===================================================================
-    :class:`Event`            one per data value, with the event's columns (``value`` as DHIS2
-                              sent it, ``numeric_value`` when it is a number); ``wide=True``:
-                              one per event, a column per data element
-    :class:`Requisition`      one per line: item code and name, customer or store code and name
-                              when resolved, ``quantity``, ``problems`` joined as text
-    :class:`ConsignmentReceipt` one per receipt
-    :class:`StockTransaction` one per STR event: ``stock_on_hand``, ``received_quantity``
-    :class:`StockLevel`       one per (org unit, item): the latest stock on hand
-    :class:`StockReport`      one per line (data element and category option combo)
-    :class:`ImportSummary` or one per conflicting row (``index`` into the pushed values), with
-    :class:`ImportConflict`   the pushed row's fields in snake case (``data_element``, ...)
-    ========================= ===================================================================
+    * :class:`Event`: one row per data value, with the event's columns (``value`` as DHIS2
+      sent it, ``numeric_value`` when it is a number); with ``wide=True`` one row per event
+      and a column per data element;
+    * :class:`Requisition`: one row per line, with item code and name and the customer or
+      store code and name when resolved, ``quantity``, and ``problems`` joined as text;
+    * :class:`ConsignmentReceipt`: one row per receipt;
+    * :class:`StockTransaction`: one row per STR event (``stock_on_hand``,
+      ``received_quantity``);
+    * :class:`StockLevel`: one row per (org unit, item), the latest stock on hand;
+    * :class:`StockReport`: one row per line (data element and category option combo);
+    * :class:`ImportSummary` or :class:`ImportConflict`: one row per refused pushed row
+      (``index`` into the pushed values), with that row's fields in snake case
+      (``data_element``, ``period``, ...).
 
     Args:
         records: the records, all of one type, or an :class:`ImportSummary`.

@@ -444,7 +444,8 @@ def _check_str_rows(
                     "add the data element to the stage in DHIS2, or fix the setting",
                     f"{prefix}.data_element",
                 )
-            elif element.zero_is_significant is False:
+            elif element.zero_is_significant is False and row_name == "stock_on_hand":
+                # only a zero stock on hand is news (a stock-out); nobody receives zero
                 found.add(
                     "warning",
                     f"data element {element.label} ({prefix}.data_element) has zeroIsSignificant "

@@ -36,6 +36,7 @@ def seed(
     receipt_type: str = "WITHOUT_REGISTRATION",
     period_type: str = "Monthly",
     soh_zero: bool = True,
+    received_zero: bool = True,
     amox_zero: bool = True,
     str_attributes: Sequence[str] = (ITEM_CODE,),
     data_set_org_units: Sequence[str] = (FACILITY, WAREHOUSE),
@@ -54,7 +55,7 @@ def seed(
     fake.add_data_element(COMMENT, "COMMENT", "Comment", value_type="TEXT")
     fake.add_data_element(CONSIGNMENT, "CONSIGNMENT_NO", "Consignment", value_type="TEXT")
     fake.add_data_element(SOH, "SOH", "Stock on hand", zero_is_significant=soh_zero)
-    fake.add_data_element(RECEIVED, "RECEIVED", "Stock received", zero_is_significant=True)
+    fake.add_data_element(RECEIVED, "RECEIVED", "Stock received", zero_is_significant=received_zero)
     fake.add_tracked_entity_attribute(ITEM_CODE, "ITEM_CODE", "Item code")
     fake.add_tracked_entity_attribute("TeaOther001", "OTHER", "Other attribute")
     fake.add_program(ORDER, "Order", stages={ORDER_STAGE: (AMOX, PARA, COMMENT)})
@@ -289,6 +290,12 @@ def test_str_stock_data_element_without_zero_significance_is_a_warning(fake: Fak
     finding = only(lmis_for(fake).validate_setup(), "data_elements.stock_on_hand.data_element")
     assert finding.severity == "warning"
     assert "stock-outs (zero) would be silently dropped" in finding.what
+
+
+def test_received_quantity_may_drop_zeros_without_a_warning(fake: FakeDhis2) -> None:
+    seed(fake, received_zero=False)
+    subjects = {f.subject for f in lmis_for(fake).validate_setup()}
+    assert "data_elements.received_quantity.data_element" not in subjects
 
 
 def test_item_data_element_without_zero_significance_is_a_warning(fake: FakeDhis2) -> None:

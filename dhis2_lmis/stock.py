@@ -521,12 +521,22 @@ class StockPusher:
         after = _decimal(event.value(self.stock_on_hand)) if self.stock_on_hand else None
         received = _decimal(event.value(self.received_quantity)) if self.received_quantity else None
         before = after - received if after is not None and received is not None else None
+        note = None
+        if received is not None and received != receipt.quantity:
+            # Same reference, other quantity: a correction would never land silently.
+            note = (
+                f"DHIS2 already holds this receipt with quantity {_number(received)}, not "
+                f"{_number(receipt.quantity)}; correct it in DHIS2 or push the difference "
+                "under a new reference"
+            )
+            log.warning("stock receipt %s: %s", receipt.reference, note)
         return StockReceiptOutcome(
             receipt,
             "already_pushed",
             event.uid,
             stock_on_hand_before=before,
             stock_on_hand_after=after,
+            message=note,
         )
 
     def _find_cards(

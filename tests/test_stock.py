@@ -220,6 +220,18 @@ def test_pushing_the_same_receipts_twice_writes_each_event_once(fake: FakeDhis2)
     assert len(requests_to(fake, "POST", "/api/tracker")) == 1
 
 
+def test_a_changed_quantity_under_the_same_reference_is_reported_not_lost(
+    fake: FakeDhis2,
+) -> None:
+    pusher_for(fake).push([receipt("AMOX250", 50)])
+
+    again = pusher_for(fake).push([receipt("AMOX250", 60)]).outcomes[0]
+
+    assert again.status == "already_pushed"
+    assert again.message is not None and "quantity 50, not 60" in again.message
+    assert len(requests_to(fake, "POST", "/api/tracker")) == 1
+
+
 def test_a_receipt_repeated_within_one_push_is_skipped(fake: FakeDhis2) -> None:
     report = pusher_for(fake).push([receipt("AMOX250", 50), receipt("AMOX250", 50)])
 

@@ -24,6 +24,7 @@ from dhis2_lmis.errors import (
     Dhis2Error,
     Dhis2TimeoutError,
     ImportFailedError,
+    MissingExtraError,
     NotFoundError,
     PermissionDeniedError,
     RequestRejectedError,
@@ -32,6 +33,7 @@ from dhis2_lmis.errors import (
     UnknownReferenceError,
 )
 from dhis2_lmis.events import EventQuery, iter_events
+from dhis2_lmis.frames import to_dataframe
 from dhis2_lmis.imports import ImportConflict, ImportSummary
 from dhis2_lmis.models import (
     ConnectionCheck,
@@ -93,6 +95,7 @@ __all__ = [
     "InvalidValueError",
     "Item",
     "ItemResolver",
+    "MissingExtraError",
     "NotFoundError",
     "OrgUnitResolver",
     "Period",
@@ -130,4 +133,5 @@ __all__ = [
     "load_items",
     "load_stores",
     "parse_period",
+    "to_dataframe",
 ]

@@ -29,7 +29,7 @@ import attrs
 
 from dhis2_lmis._json import JsonObject, JsonValue
 from dhis2_lmis.config import DataElementMapping, Dhis2Config, IdScheme
-from dhis2_lmis.errors import Dhis2Error, NotFoundError, ResponseFormatError
+from dhis2_lmis.errors import NotFoundError, PreflightError, ResponseFormatError
 from dhis2_lmis.periods import PeriodError, parse_period, period_type_of_format
 from dhis2_lmis.references import Customer, ItemResolver, OrgUnitResolver, Store
 from dhis2_lmis.session import Dhis2Session
@@ -69,22 +69,6 @@ class Finding:
     def __str__(self) -> str:
         about = f" [{self.subject}]" if self.subject else ""
         return f"{self.severity}{about}: {self.what}; fix: {self.how_to_fix}"
-
-
-class PreflightError(Dhis2Error, ValueError):
-    """A data value set would lose or have rejected some values; nothing was sent.
-
-    ``findings`` lists every problem found in the chunk (zeros DHIS2 would drop, org units not
-    assigned to the data set, periods of the wrong type), each naming the rows concerned (0-based
-    positions in the chunk). Fix the data or the DHIS2 metadata, then push again.
-    """
-
-    def __init__(self, findings: Sequence[Finding]) -> None:
-        self.findings: tuple[Finding, ...] = tuple(findings)
-        lines = "\n  ".join(str(f) for f in self.findings)
-        super().__init__(
-            f"preflight found {len(self.findings)} problem(s); nothing was sent:\n  {lines}"
-        )
 
 
 # -- what the checks learn from DHIS2 -------------------------------------------------------------

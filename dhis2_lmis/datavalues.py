@@ -23,7 +23,12 @@ from typing import TYPE_CHECKING, Literal, Protocol, TypeAlias, overload
 import attrs
 
 from dhis2_lmis._json import JsonObject, JsonValue
-from dhis2_lmis.errors import ConfigError, Dhis2Error, ImportFailedError
+from dhis2_lmis.errors import (
+    ConfigError,
+    DuplicateValueError,
+    ImportFailedError,
+    InvalidValueError,
+)
 from dhis2_lmis.imports import ImportSummary, merge_summaries, parse_import_summary
 
 if TYPE_CHECKING:  # pragma: no cover - annotations only
@@ -55,30 +60,6 @@ NumberLike: TypeAlias = "int | float | Decimal | str"
 _NUMERIC_RE = re.compile(r"[+-]?(?:[0-9]+(?:\.[0-9]*)?|\.[0-9]+)(?:[eE][+-]?[0-9]+)?")
 # Top-level payload keys a row inherits when it leaves them out.
 _INHERITED = ("period", "orgUnit", "attributeOptionCombo")
-
-
-class InvalidValueError(Dhis2Error, ValueError):
-    """A data value cannot be sent as given (not a finite number, or missing its org unit).
-
-    Raised while building, before anything is sent: fix the source data.
-    ``data_element`` and ``value`` (its ``repr``) say which.
-    """
-
-    def __init__(self, message: str, *, data_element: str, value: str) -> None:
-        self.data_element = data_element
-        self.value = value
-        super().__init__(message)
-
-
-class DuplicateValueError(InvalidValueError):
-    """The same (data element, category option combo, org unit, period) was added twice.
-
-    DHIS2 would silently keep only the last one; ``key`` names the repeated combination.
-    """
-
-    def __init__(self, message: str, *, key: tuple[str, str | None, str, str], value: str) -> None:
-        self.key = key
-        super().__init__(message, data_element=key[0], value=value)
 
 
 def format_value(value: NumberLike, *, data_element: str, round_off: bool = False) -> str:

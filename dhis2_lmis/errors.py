@@ -14,7 +14,14 @@
     ├── ServerError              5xx after retries: the server or its proxy is unwell
     ├── ResponseFormatError      the body is not the JSON DHIS2 should send
     ├── ImportFailedError        an import was aborted; carries the normalised summary
-    └── UnknownReferenceError    an item, store or org unit has no counterpart
+    ├── UnknownReferenceError    an item, store or org unit has no counterpart
+    ├── PeriodError (ValueError) a period id, type or format DHIS2 does not know
+    ├── InvalidValueError (ValueError)  a data value that cannot be sent as given
+    │   └── DuplicateValueError  the same data value key added twice
+    ├── PreflightError (ValueError)     a push would lose values; nothing was sent
+    ├── StateError               the sync's state file cannot be used (left untouched)
+    ├── StateLockedError         another sync runner holds the state file
+    └── MissingExtraError (ImportError) an optional extra (pandas) is not installed
 
 Every error keeps ``method``, ``path`` (query string removed, so no value from it can leak),
 ``status`` and the DHIS2 ``message`` when there was a response. No error text ever contains a
@@ -23,12 +30,14 @@ password, token or client secret: messages are built from these fields only.
 
 from __future__ import annotations
 
+import os
 from collections.abc import Sequence
 from typing import TYPE_CHECKING
 
 import attrs
 
 if TYPE_CHECKING:  # pragma: no cover - import for type checkers only
+    from dhis2_lmis.checks import Finding
     from dhis2_lmis.imports import ImportSummary
 
 __all__ = [
@@ -39,12 +48,19 @@ __all__ = [
     "Dhis2DisabledError",
     "Dhis2Error",
     "Dhis2TimeoutError",
+    "DuplicateValueError",
     "ImportFailedError",
+    "InvalidValueError",
+    "MissingExtraError",
     "NotFoundError",
+    "PeriodError",
     "PermissionDeniedError",
+    "PreflightError",
     "RequestRejectedError",
     "ResponseFormatError",
     "ServerError",
+    "StateError",
+    "StateLockedError",
     "UnknownReferenceError",
     "redact_path",
 ]
@@ -193,3 +209,111 @@ class ImportFailedError(Dhis2Error):
 
 class UnknownReferenceError(Dhis2Error):
     """An mSupply item, store or customer has no DHIS2 counterpart, or the reverse."""
+
+
+class PeriodError(Dhis2Error, ValueError):
+    """A period id, period type or date format is not one DHIS2 understands.
+
+    Raised before anything is sent, so the fix is in the caller's configuration or data.
+    ``value`` holds the offending string.
+    """
+
+    def __init__(self, message: str, *, value: str) -> None:
+        self.value = value
+        super().__init__(message)
+
+
+class InvalidValueError(Dhis2Error, ValueError):
+    """A data value cannot be sent as given (not a finite number, or missing its org unit).
+
+    Raised while building, before anything is sent: fix the source data.
+    ``data_element`` and ``value`` (its ``repr``) say which.
+    """
+
+    def __init__(self, message: str, *, data_element: str, value: str) -> None:
+        self.data_element = data_element
+        self.value = value
+        super().__init__(message)
+
+
+class DuplicateValueError(InvalidValueError):
+    """The same (data element, category option combo, org unit, period) was added twice.
+
+    DHIS2 would silently keep only the last one; ``key`` names the repeated combination.
+    """
+
+    def __init__(self, message: str, *, key: tuple[str, str | None, str, str], value: str) -> None:
+        self.key = key
+        super().__init__(message, data_element=key[0], value=value)
+
+
+class StateError(Dhis2Error):
+    """The state file cannot be used: not a dhis2-lmis database, unreadable, or not writable.
+
+    The file is left exactly as it was. Fix the permission, restore it from a backup, or point
+    ``[sync] state`` at a new path (a new file starts from scratch: every event is fetched again
+    and handed over again unless its handler recognises it).
+
+    Attributes:
+        state_path: the file concerned.
+    """
+
+    def __init__(self, message: str, *, state_path: str | os.PathLike[str]) -> None:
+        self.state_path = str(state_path)
+        super().__init__(message)
+
+
+class StateLockedError(Dhis2Error):
+    """Another runner holds the lock: only one sync may work on a state file at a time.
+
+    Wait for the other run to finish, or stop that process. The lock is an OS file lock, so it
+    disappears with the process that held it: there is never a stale lock to delete by hand.
+
+    Attributes:
+        lock_path: the lock file.
+        holder_pid: process id written by the holder, when readable.
+        holder_owner: the holder's ``owner`` label, when readable.
+    """
+
+    def __init__(
+        self,
+        message: str,
+        *,
+        lock_path: str,
+        holder_pid: int | None = None,
+        holder_owner: str | None = None,
+    ) -> None:
+        self.lock_path = lock_path
+        self.holder_pid = holder_pid
+        self.holder_owner = holder_owner
+        super().__init__(message)
+
+
+class PreflightError(Dhis2Error, ValueError):
+    """A data value set would lose or have rejected some values; nothing was sent.
+
+    ``findings`` lists every problem found in the chunk (zeros DHIS2 would drop, org units not
+    assigned to the data set, periods of the wrong type), each naming the rows concerned (0-based
+    positions in the chunk). Fix the data or the DHIS2 metadata, then push again.
+    """
+
+    def __init__(self, findings: Sequence[Finding]) -> None:
+        self.findings: tuple[Finding, ...] = tuple(findings)
+        lines = "\n  ".join(str(f) for f in self.findings)
+        super().__init__(
+            f"preflight found {len(self.findings)} problem(s); nothing was sent:\n  {lines}"
+        )
+
+
+class MissingExtraError(Dhis2Error, ImportError):
+    """An optional dependency is not installed; the message gives the ``pip install`` line.
+
+    It is an :class:`ImportError` too, so code that already guards optional imports with
+    ``except ImportError`` keeps working.
+    """
+
+    def __init__(self, module: str, feature: str) -> None:
+        super().__init__(
+            f"{feature} needs {module}, which is not installed: pip install 'dhis2-lmis[notebook]'"
+        )
+        self.name = module

@@ -28,7 +28,7 @@ from datetime import datetime
 from decimal import Decimal, InvalidOperation
 from typing import TYPE_CHECKING, Any, Literal
 
-from dhis2_lmis.errors import Dhis2Error
+from dhis2_lmis.errors import MissingExtraError
 from dhis2_lmis.imports import ImportConflict, ImportSummary
 from dhis2_lmis.models import (
     ConsignmentReceipt,
@@ -75,20 +75,6 @@ ColumnType = Literal["string", "datetime", "date", "number", "int", "bool"]
 
 _Columns = tuple[tuple[str, ColumnType], ...]
 _Row = tuple[object, ...]
-
-_INSTALL_HINT = "pip install 'dhis2-lmis[notebook]'"
-
-
-class MissingExtraError(Dhis2Error, ImportError):
-    """An optional dependency is not installed; the message gives the ``pip install`` line.
-
-    It is an :class:`ImportError` too, so code that already guards optional imports with
-    ``except ImportError`` keeps working.
-    """
-
-    def __init__(self, module: str, feature: str) -> None:
-        super().__init__(f"{feature} needs {module}, which is not installed: {_INSTALL_HINT}")
-        self.name = module
 
 
 # -- columns of each record type ----------------------------------------------------------------

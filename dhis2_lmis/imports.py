@@ -18,13 +18,13 @@ on a body it cannot read, whatever JSON it is given.
 
 from __future__ import annotations
 
-import html
 import logging
 from collections.abc import Iterable, Mapping, Sequence
 from typing import Literal
 
 import attrs
 
+from dhis2_lmis import _html
 from dhis2_lmis._json import JsonObject, JsonValue
 from dhis2_lmis.errors import ResponseFormatError
 
@@ -155,29 +155,29 @@ class ImportSummary:
             text += "".join(f"\n  - {c}" for c in self.conflicts)
         return text
 
-    def _repr_html_(self) -> str:
-        esc = html.escape
-        counts = "".join(
-            f"<td>{getattr(self, k)}</td>" for k in ("imported", "updated", "ignored", "deleted")
+    def __repr__(self) -> str:
+        n = len(self.conflicts)
+        return (
+            f"<ImportSummary {self.status}{' dry run' if self.dry_run else ''} "
+            f"imported={self.imported} updated={self.updated} ignored={self.ignored} "
+            f"deleted={self.deleted} conflicts={n}>"
         )
-        parts = [
-            "<table>",
-            "<tr><th>status</th><th>imported</th><th>updated</th><th>ignored</th>"
-            "<th>deleted</th></tr>",
-            f"<tr><td>{esc(self.status)}{' (dry run)' if self.dry_run else ''}</td>{counts}</tr>",
-            "</table>",
-        ]
+
+    def _repr_html_(self) -> str:
+        status = self.status + (" (dry run)" if self.dry_run else "")
+        counts = (self.imported, self.updated, self.ignored, self.deleted)
+        text = _html.table(
+            ("status", "imported", "updated", "ignored", "deleted"), [(status, *counts)]
+        )
         if self.conflicts:
-            parts.append(
-                "<table><tr><th>error code</th><th>property</th><th>object</th><th>message</th>"
-                "<th>rows</th></tr>"
+            text += _html.table(
+                ("error code", "property", "object", "message", "rows"),
+                (
+                    (c.error_code, c.property, c.object, c.value, ", ".join(map(str, c.indexes)))
+                    for c in self.conflicts
+                ),
             )
-            for c in self.conflicts:
-                rows = ", ".join(str(i) for i in c.indexes)
-                cells = (c.error_code or "", c.property or "", c.object or "", c.value, rows)
-                parts.append("<tr>" + "".join(f"<td>{esc(x)}</td>" for x in cells) + "</tr>")
-            parts.append("</table>")
-        return "".join(parts)
+        return text
 
 
 def merge_summaries(summaries_with_offsets: Iterable[tuple[ImportSummary, int]]) -> ImportSummary:

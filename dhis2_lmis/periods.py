@@ -27,7 +27,7 @@ from datetime import date, datetime, timedelta
 
 import attrs
 
-from dhis2_lmis.errors import Dhis2Error
+from dhis2_lmis.errors import PeriodError
 
 __all__ = [
     "Period",
@@ -40,18 +40,6 @@ __all__ = [
 ]
 
 log = logging.getLogger(__name__)
-
-
-class PeriodError(Dhis2Error, ValueError):
-    """A period id, period type or date format is not one DHIS2 understands.
-
-    Raised before anything is sent, so the fix is in the caller's configuration or data.
-    ``value`` holds the offending string.
-    """
-
-    def __init__(self, message: str, *, value: str) -> None:
-        self.value = value
-        super().__init__(message)
 
 
 class PeriodType(str, enum.Enum):

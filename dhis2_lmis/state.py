@@ -40,7 +40,7 @@ from typing import Literal, Protocol, get_args
 
 import attrs
 
-from dhis2_lmis.errors import Dhis2Error
+from dhis2_lmis.errors import StateError, StateLockedError
 
 if sys.platform == "win32":  # pragma: no cover - exercised on Windows only
     import msvcrt
@@ -79,48 +79,6 @@ _EFFECTIVE_IDS = os.access in os.supports_effective_ids
 
 def _utc_now() -> datetime:
     return datetime.now(timezone.utc)
-
-
-class StateError(Dhis2Error):
-    """The state file cannot be used: not a dhis2-lmis database, unreadable, or not writable.
-
-    The file is left exactly as it was. Fix the permission, restore it from a backup, or point
-    ``[sync] state`` at a new path (a new file starts from scratch: every event is fetched again
-    and handed over again unless its handler recognises it).
-
-    Attributes:
-        state_path: the file concerned.
-    """
-
-    def __init__(self, message: str, *, state_path: str | os.PathLike[str]) -> None:
-        self.state_path = str(state_path)
-        super().__init__(message)
-
-
-class StateLockedError(Dhis2Error):
-    """Another runner holds the lock: only one sync may work on a state file at a time.
-
-    Wait for the other run to finish, or stop that process. The lock is an OS file lock, so it
-    disappears with the process that held it: there is never a stale lock to delete by hand.
-
-    Attributes:
-        lock_path: the lock file.
-        holder_pid: process id written by the holder, when readable.
-        holder_owner: the holder's ``owner`` label, when readable.
-    """
-
-    def __init__(
-        self,
-        message: str,
-        *,
-        lock_path: str,
-        holder_pid: int | None = None,
-        holder_owner: str | None = None,
-    ) -> None:
-        self.lock_path = lock_path
-        self.holder_pid = holder_pid
-        self.holder_owner = holder_owner
-        super().__init__(message)
 
 
 @attrs.frozen

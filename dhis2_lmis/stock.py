@@ -22,7 +22,6 @@ request per chunk of derived event UIDs, and one small events read per stock car
 from __future__ import annotations
 
 import hashlib
-import html
 import logging
 import string
 import time
@@ -35,6 +34,7 @@ from typing import Literal
 
 import attrs
 
+from dhis2_lmis import _html
 from dhis2_lmis._json import JsonObject, JsonValue
 from dhis2_lmis.convert import (
     TrackedEntityRef,
@@ -258,31 +258,40 @@ class StockPushReport:
         problems = [o for o in self.outcomes if o.status == "failed" or o.message]
         return text + "".join(f"\n  - {o}" for o in problems)
 
+    def __repr__(self) -> str:
+        return f"<StockPushReport {str(self).splitlines()[0]}>"
+
     def _repr_html_(self) -> str:
-        esc = html.escape
-        rows = [
-            "<table><tr><th>status</th><th>reference</th><th>item</th><th>org unit</th>"
-            "<th>quantity</th><th>stock on hand</th><th>event</th><th>message</th></tr>"
-        ]
-        for o in self.outcomes:
-            r = o.receipt
-            soh = ""
-            if o.stock_on_hand_after is not None:
-                soh = f"{_number(o.stock_on_hand_before)} → {_number(o.stock_on_hand_after)}"
-            message = " ".join(p for p in (o.error_code, o.message) if p)
-            cells = (
-                o.status,
-                r.reference,
-                r.item_code,
-                r.org_unit,
-                _number(r.quantity),
-                soh,
-                o.event_uid or "",
-                message,
-            )
-            rows.append("<tr>" + "".join(f"<td>{esc(c)}</td>" for c in cells) + "</tr>")
-        rows.append("</table>")
-        return "".join(rows)
+        def stock(o: StockReceiptOutcome) -> str:
+            if o.stock_on_hand_after is None:
+                return ""
+            return f"{_number(o.stock_on_hand_before)} → {_number(o.stock_on_hand_after)}"
+
+        return _html.table(
+            (
+                "status",
+                "reference",
+                "item",
+                "org unit",
+                "quantity",
+                "stock on hand",
+                "event",
+                "message",
+            ),
+            (
+                (
+                    o.status,
+                    o.receipt.reference,
+                    o.receipt.item_code,
+                    o.receipt.org_unit,
+                    _number(o.receipt.quantity),
+                    stock(o),
+                    o.event_uid,
+                    " ".join(p for p in (o.error_code, o.message) if p),
+                )
+                for o in self.outcomes
+            ),
+        )
 
 
 def _number(value: Decimal | None) -> str:

@@ -30,7 +30,6 @@ mailed once after the run.
 
 from __future__ import annotations
 
-import html
 import logging
 import random
 import signal
@@ -42,6 +41,7 @@ from typing import TYPE_CHECKING, Literal, Protocol, TypeVar
 
 import attrs
 
+from dhis2_lmis import _html
 from dhis2_lmis.config import parse_interval
 from dhis2_lmis.errors import ConfigError, Dhis2Error
 from dhis2_lmis.models import ConsignmentReceipt, Requisition
@@ -148,8 +148,14 @@ class RunReport:
         )
         return head + "".join(f"\n  - {error}" for error in self.errors)
 
+    def __repr__(self) -> str:
+        return f"<RunReport {', '.join(self.programs) or 'no programs'}: {self.summary()}>"
+
     def _repr_html_(self) -> str:
-        esc = html.escape
+        head = (
+            f"sync run of {', '.join(self.programs) or 'no programs'} at "
+            f"{_html.when(self.started_at)} ({self.duration.total_seconds():.1f} s)"
+        )
         counts = (
             ("fetched", self.fetched),
             ("handled", self.handled),
@@ -158,18 +164,9 @@ class RunReport:
             ("stock receipts pushed", self.pushed),
             ("errors", len(self.errors)),
         )
-        parts = [
-            f"<p>sync run of {esc(', '.join(self.programs) or 'no programs')} at "
-            f"{esc(self.started_at.isoformat(timespec='seconds'))} "
-            f"({self.duration.total_seconds():.1f} s)</p><table>",
-            *(f"<tr><th>{esc(name)}</th><td>{value}</td></tr>" for name, value in counts),
-            "</table>",
-        ]
-        if self.errors:
-            parts.append("<ol>")
-            parts.extend(f"<li>{esc(error)}</li>" for error in self.errors)
-            parts.append("</ol>")
-        return "".join(parts)
+        return (
+            _html.paragraph(head) + _html.key_value_table(counts) + _html.ordered_list(self.errors)
+        )
 
 
 @attrs.define

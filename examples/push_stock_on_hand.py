@@ -13,7 +13,7 @@ from __future__ import annotations
 import sys
 from datetime import date
 
-from dhis2_lmis import DataValueSetBuilder, Dhis2Config, Dhis2Lmis, Item, ItemResolver, Store
+from dhis2_lmis import Dhis2Config, Dhis2Lmis, Item, Store
 from dhis2_lmis.testing import DEMO, FakeDhis2
 
 # The data set's data elements are coded SOH_<item>; each item keeps that code in user field 1.
@@ -54,32 +54,19 @@ def config_for(url: str) -> Dhis2Config:
     )
 
 
-def add_stock(builder: DataValueSetBuilder, items: ItemResolver) -> list[str]:
-    """Add one value per pushable item; return the codes that were skipped, and why."""
-    skipped = []
-    pushable = {item.code for item in items.push_items()}
-    for item in items.items:
-        ref = items.dhis2_ref(item)
-        if item.code not in pushable:
-            skipped.append(f"{item.code}: not included in DHIS2 data push")
-        elif ref is None:
-            skipped.append(f"{item.code}: no DHIS2 reference in {items.item_field}")
-        elif item.code in STOCK_ON_HAND:
-            builder.add(ref, STOCK_ON_HAND[item.code])
-    return skipped
-
-
 def main() -> int:
     with (
         FakeDhis2.demo() as fake,
         Dhis2Lmis(config_for(fake.url), items=ITEMS, stores=[STORE]) as lmis,
     ):
-        assert lmis.items is not None  # set because items were given
         # The period comes from a date and [lmis] period_format; the org unit from the store.
         # lmis.data_value_set(period=..., org_unit="LmFacility1") works the same way.
         builder = lmis.data_value_set(period=date(2026, 11, 30), store=STORE)
-        for reason in add_stock(builder, lmis.items):
-            print(f"skipped {reason}")
+        for item in ITEMS:
+            if item.code in STOCK_ON_HAND:  # the data element comes from the item's reference
+                builder.add_item(item, STOCK_ON_HAND[item.code])
+        for skipped in builder.skipped:  # not included in the DHIS2 push, or no reference
+            print(skipped)
         print(f"period {builder.period}, org unit {builder.org_unit}, {len(builder)} values")
 
         check = lmis.push_data_values(builder, dry_run=True)

@@ -29,7 +29,19 @@ import attrs
 
 from dhis2_lmis._json import JsonObject, JsonValue
 from dhis2_lmis.config import DataElementMapping, Dhis2Config, IdScheme
-from dhis2_lmis.errors import NotFoundError, PreflightError, ResponseFormatError
+from dhis2_lmis.errors import NotFoundError, PreflightError
+from dhis2_lmis.metadata import (
+    DATA_SET_FIELDS,
+    PROGRAM_FIELDS,
+    DataElementInfo,
+    DataSetInfo,
+    ProgramInfo,
+    json_object,
+    json_objects,
+    json_text,
+    parse_data_set,
+    parse_program,
+)
 from dhis2_lmis.periods import PeriodError, parse_period, period_type_of_format
 from dhis2_lmis.references import Customer, ItemResolver, OrgUnitResolver, Store
 from dhis2_lmis.session import Dhis2Session
@@ -71,194 +83,32 @@ class Finding:
         return f"{self.severity}{about}: {self.what}; fix: {self.how_to_fix}"
 
 
-# -- what the checks learn from DHIS2 -------------------------------------------------------------
-
-
-@attrs.frozen
-class _Ref:
-    """An identifiable object (attribute, org unit, stage) as nested in a metadata answer."""
-
-    uid: str
-    code: str | None
-    name: str
-
-    @property
-    def label(self) -> str:
-        return f"{self.name} ({self.code or self.uid})" if self.name else self.uid
-
-    def known_as(self, ref: str | None) -> bool:
-        return bool(ref) and ref in (self.uid, self.code)
-
-
-@attrs.frozen
-class _Element:
-    """A data element with the one property the checks care about."""
-
-    uid: str
-    code: str | None
-    name: str
-    zero_is_significant: bool | None  # None: the server did not say
-
-    @property
-    def label(self) -> str:
-        return f"{self.name} ({self.code or self.uid})" if self.name else self.uid
-
-    def known_as(self, ref: str | None) -> bool:
-        return bool(ref) and ref in (self.uid, self.code)
-
-    def ref_in(self, scheme: IdScheme) -> str | None:
-        return self.code if scheme == "CODE" else self.uid
-
-
-@attrs.frozen
-class _Stage:
-    ref: _Ref
-    elements: tuple[_Element, ...]
-
-
-@attrs.frozen
-class _Program:
-    ref: _Ref
-    program_type: str
-    stages: tuple[_Stage, ...]
-    attributes: tuple[_Ref, ...]
-
-    def element(self, ref: str) -> _Element | None:
-        return next((e for s in self.stages for e in s.elements if e.known_as(ref)), None)
-
-
-@attrs.frozen
-class _DataSet:
-    ref: _Ref
-    period_type: str
-    elements: tuple[_Element, ...]
-    org_units: tuple[_Ref, ...]
-
-    def assigned(self, org_unit: str, scheme: IdScheme | None = None) -> bool:
-        if scheme is None:
-            return any(o.known_as(org_unit) for o in self.org_units)
-        return any((o.code if scheme == "CODE" else o.uid) == org_unit for o in self.org_units)
-
-
-_ELEMENT_FIELDS = "id,code,name,valueType,zeroIsSignificant"
-_PROGRAM_FIELDS = (
-    "id,code,name,programType,"
-    f"programStages[id,code,name,programStageDataElements[dataElement[{_ELEMENT_FIELDS}]]],"
-    "programTrackedEntityAttributes[trackedEntityAttribute[id,code,name]]"
-)
-_DATA_SET_FIELDS = (
-    f"id,code,name,periodType,dataSetElements[dataElement[{_ELEMENT_FIELDS}]],"
-    "organisationUnits[id,code,name]"
-)
-
-
-# -- parsing (JSON keys; to move into convert.py) -------------------------------------------------
-
-
-def _bad(path: str, why: str) -> ResponseFormatError:
-    return ResponseFormatError(why, method="GET", path=path)
-
-
-def _json_object(raw: JsonValue, path: str, what: str) -> JsonObject:
-    if not isinstance(raw, dict):
-        raise _bad(path, f"{what} is not a JSON object")
-    return raw
-
-
-def _json_objects(obj: JsonObject, key: str, path: str) -> list[JsonObject]:
-    """The objects in list ``key``; a missing list is empty (DHIS2 omits empty collections)."""
-    value = obj.get(key)
-    if value is None:
-        return []
-    if not isinstance(value, list):
-        raise _bad(path, f"{key!r} is not a list")
-    return [_json_object(v, path, f"an entry of {key!r}") for v in value]
-
-
-def _text(obj: JsonObject, key: str) -> str | None:
-    value = obj.get(key)
-    return value if isinstance(value, str) and value else None
-
-
-def _parse_ref(obj: JsonObject, path: str) -> _Ref:
-    uid = _text(obj, "id")
-    if uid is None:
-        raise _bad(path, "a metadata object has no 'id'")
-    return _Ref(uid, _text(obj, "code"), _text(obj, "name") or "")
-
-
-def _parse_element(obj: JsonObject, path: str) -> _Element:
-    ref = _parse_ref(obj, path)
-    zero = obj.get("zeroIsSignificant")
-    return _Element(ref.uid, ref.code, ref.name, zero if isinstance(zero, bool) else None)
-
-
-def _nested(rows: list[JsonObject], key: str, path: str) -> list[JsonObject]:
-    """``row[key]`` of each row that has one (``dataElement`` inside ``dataSetElements``)."""
-    return [_json_object(r[key], path, key) for r in rows if r.get(key) is not None]
-
-
-def _parse_program(raw: JsonValue, path: str) -> _Program:
-    obj = _json_object(raw, path, "the program")
-    stages = tuple(
-        _Stage(
-            _parse_ref(stage, path),
-            tuple(
-                _parse_element(de, path)
-                for de in _nested(
-                    _json_objects(stage, "programStageDataElements", path), "dataElement", path
-                )
-            ),
-        )
-        for stage in _json_objects(obj, "programStages", path)
-    )
-    attributes = tuple(
-        _parse_ref(tea, path)
-        for tea in _nested(
-            _json_objects(obj, "programTrackedEntityAttributes", path),
-            "trackedEntityAttribute",
-            path,
-        )
-    )
-    return _Program(_parse_ref(obj, path), _text(obj, "programType") or "", stages, attributes)
-
-
-def _parse_data_set(raw: JsonValue, path: str) -> _DataSet:
-    obj = _json_object(raw, path, "the data set")
-    elements = tuple(
-        _parse_element(de, path)
-        for de in _nested(_json_objects(obj, "dataSetElements", path), "dataElement", path)
-    )
-    org_units = tuple(_parse_ref(o, path) for o in _json_objects(obj, "organisationUnits", path))
-    return _DataSet(_parse_ref(obj, path), _text(obj, "periodType") or "", elements, org_units)
-
-
 # -- fetching -----------------------------------------------------------------------------------
 
 
-def _fetch_program(session: Dhis2Session, uid: str) -> _Program | None:
+def _fetch_program(session: Dhis2Session, uid: str) -> ProgramInfo | None:
     """The program with its stages, their data elements and its attributes; None on 404."""
     path = f"programs/{uid}"
     try:
-        body = session.get_json(path, {"fields": _PROGRAM_FIELDS})
+        body = session.get_json(path, {"fields": PROGRAM_FIELDS})
     except NotFoundError:
         return None
-    return _parse_program(body, f"/api/{path}")
+    return parse_program(body, f"/api/{path}")
 
 
-def _fetch_data_set(session: Dhis2Session, ref: str) -> _DataSet | None:
+def _fetch_data_set(session: Dhis2Session, ref: str) -> DataSetInfo | None:
     """The data set by UID (or, when ``ref`` is not UID-shaped, by code); None when absent."""
     if is_uid(ref):
         path = f"dataSets/{ref}"
         try:
-            body = session.get_json(path, {"fields": _DATA_SET_FIELDS})
+            body = session.get_json(path, {"fields": DATA_SET_FIELDS})
         except NotFoundError:
             return None
-        return _parse_data_set(body, f"/api/{path}")
-    params = {"filter": f"code:eq:{ref}", "fields": _DATA_SET_FIELDS, "paging": "false"}
-    listing = _json_object(session.get_json("dataSets", params), "/api/dataSets", "the answer")
-    found = _json_objects(listing, "dataSets", "/api/dataSets")
-    return _parse_data_set(found[0], "/api/dataSets") if found else None
+        return parse_data_set(body, f"/api/{path}")
+    params = {"filter": f"code:eq:{ref}", "fields": DATA_SET_FIELDS, "paging": "false"}
+    listing = json_object(session.get_json("dataSets", params), "/api/dataSets", "the answer")
+    found = json_objects(listing, "dataSets", "/api/dataSets")
+    return parse_data_set(found[0], "/api/dataSets") if found else None
 
 
 def _rows_text(rows: Sequence[int]) -> str:
@@ -347,9 +197,9 @@ def validate_setup(
 
 def _check_programs(
     session: Dhis2Session, config: Dhis2Config, found: _Findings
-) -> dict[_ProgramKey, _Program]:
-    fetched: dict[str, _Program | None] = {}
-    programs: dict[_ProgramKey, _Program] = {}
+) -> dict[_ProgramKey, ProgramInfo]:
+    fetched: dict[str, ProgramInfo | None] = {}
+    programs: dict[_ProgramKey, ProgramInfo] = {}
     for key, expected, kind, purpose in _PROGRAM_ROLES:
         setting = f"programs.{key}"
         uid: str | None = getattr(config.programs, key)
@@ -386,12 +236,12 @@ def _check_programs(
     return programs
 
 
-def _stage_names(program: _Program) -> str:
+def _stage_names(program: ProgramInfo) -> str:
     return ", ".join(s.ref.label for s in program.stages) or "none"
 
 
 def _check_str_rows(
-    config: Dhis2Config, programs: Mapping[_ProgramKey, _Program], found: _Findings
+    config: Dhis2Config, programs: Mapping[_ProgramKey, ProgramInfo], found: _Findings
 ) -> None:
     str_program = programs.get("str")
     for row_name in ("stock_on_hand", "received_quantity"):
@@ -450,7 +300,7 @@ def _check_str_rows(
 
 
 def _check_program_elements(
-    config: Dhis2Config, programs: Mapping[_ProgramKey, _Program], found: _Findings
+    config: Dhis2Config, programs: Mapping[_ProgramKey, ProgramInfo], found: _Findings
 ) -> None:
     wanted: tuple[tuple[_ProgramKey, str, str | None], ...] = (
         ("receipt", "receipt.consignment_data_element", config.receipt.consignment_data_element),
@@ -473,7 +323,7 @@ def _check_program_elements(
 
 def _check_data_set(
     session: Dhis2Session, config: Dhis2Config, found: _Findings
-) -> _DataSet | None:
+) -> DataSetInfo | None:
     ref = config.lmis.data_set
     if not ref:
         found.add(
@@ -514,11 +364,11 @@ def _check_data_set(
 
 
 def _check_items(
-    session: Dhis2Session, items: ItemResolver, data_set: _DataSet | None, found: _Findings
+    session: Dhis2Session, items: ItemResolver, data_set: DataSetInfo | None, found: _Findings
 ) -> None:
     scheme = items.id_scheme
     by_ref = {ref: item for item in items.items if (ref := items.dhis2_ref(item)) is not None}
-    in_data_set: dict[str, _Element] = {}
+    in_data_set: dict[str, DataElementInfo] = {}
     if data_set is not None:
         for element in data_set.elements:
             key = element.ref_in(scheme)
@@ -558,7 +408,7 @@ def _field_label(items: ItemResolver) -> str:
 def _check_org_units(
     session: Dhis2Session,
     org_units: OrgUnitResolver,
-    data_set: _DataSet | None,
+    data_set: DataSetInfo | None,
     found: _Findings,
 ) -> None:
     places: list[tuple[Store | Customer, str, str]] = []  # (place, kind, field)
@@ -637,7 +487,7 @@ class Preflight:
         self.session = session
         self.config = config
         self.scheme: IdScheme = config.lmis.data_element_id_scheme
-        self._data_sets: dict[str, _DataSet | None] = {}
+        self._data_sets: dict[str, DataSetInfo | None] = {}
         if items is not None and items.session is not None:
             self._elements = items
         else:
@@ -659,7 +509,7 @@ class Preflight:
         """
         rows = _rows(chunk)
         findings: list[Finding] = []
-        data_set_ref = _text(chunk, "dataSet") or self.config.lmis.data_set
+        data_set_ref = json_text(chunk, "dataSet") or self.config.lmis.data_set
         data_set = self._data_set(data_set_ref) if data_set_ref else None
         if data_set_ref and data_set is None:
             findings.append(
@@ -677,20 +527,20 @@ class Preflight:
             findings += _wrong_periods(rows, data_set)
         return findings
 
-    def _data_set(self, ref: str) -> _DataSet | None:
+    def _data_set(self, ref: str) -> DataSetInfo | None:
         if ref not in self._data_sets:
             self._data_sets[ref] = _fetch_data_set(self.session, ref)
         return self._data_sets[ref]
 
-    def _zeros(self, rows: Sequence[JsonObject], data_set: _DataSet | None) -> list[Finding]:
+    def _zeros(self, rows: Sequence[JsonObject], data_set: DataSetInfo | None) -> list[Finding]:
         zero_rows: dict[str, list[int]] = {}
         for index, row in enumerate(rows):
-            ref = _text(row, "dataElement")
+            ref = json_text(row, "dataElement")
             if ref is not None and _is_zero(row.get("value")):
                 zero_rows.setdefault(ref, []).append(index)
         if not zero_rows:
             return []
-        elements: dict[str, _Element] = {}
+        elements: dict[str, DataElementInfo] = {}
         if data_set is not None:
             for element in data_set.elements:
                 key = element.ref_in(self.scheme)
@@ -701,10 +551,9 @@ class Preflight:
             lookup = (
                 self._elements.resolve_uids
                 if self.scheme == "CODE"
-                else (self._elements.resolve_codes)
+                else self._elements.resolve_codes
             )
-            for ref, info in lookup(rest).items():
-                elements[ref] = _Element(info.uid, info.code, info.name, info.zero_is_significant)
+            elements.update(lookup(rest))
         return [
             Finding(
                 "error",
@@ -743,13 +592,13 @@ def _is_zero(value: JsonValue) -> bool:
 def _group(rows: Iterable[JsonObject], key: str) -> dict[str, list[int]]:
     groups: dict[str, list[int]] = {}
     for index, row in enumerate(rows):
-        value = _text(row, key)
+        value = json_text(row, key)
         if value is not None:
             groups.setdefault(value, []).append(index)
     return groups
 
 
-def _unassigned(rows: Sequence[JsonObject], data_set: _DataSet) -> list[Finding]:
+def _unassigned(rows: Sequence[JsonObject], data_set: DataSetInfo) -> list[Finding]:
     return [
         Finding(
             "error",
@@ -764,7 +613,7 @@ def _unassigned(rows: Sequence[JsonObject], data_set: _DataSet) -> list[Finding]
     ]
 
 
-def _wrong_periods(rows: Sequence[JsonObject], data_set: _DataSet) -> list[Finding]:
+def _wrong_periods(rows: Sequence[JsonObject], data_set: DataSetInfo) -> list[Finding]:
     findings: list[Finding] = []
     for period, indexes in _group(rows, "period").items():
         try:

@@ -33,6 +33,14 @@ import attrs
 from dhis2_lmis._json import JsonObject, JsonValue
 from dhis2_lmis.config import IdScheme, ItemField
 from dhis2_lmis.errors import ConfigError, ConfigProblem, ResponseFormatError
+from dhis2_lmis.metadata import (
+    DATA_ELEMENT_FIELDS,
+    ORG_UNIT_FIELDS,
+    DataElementInfo,
+    OrgUnitInfo,
+    parse_data_element,
+    parse_org_unit,
+)
 from dhis2_lmis.session import Dhis2Session
 from dhis2_lmis.uids import is_uid
 
@@ -155,28 +163,6 @@ class Customer:
     code: str
     name: str
     custom_fields: Mapping[str, str] = attrs.field(default=_NO_FIELDS, converter=_freeze_fields)
-
-
-@attrs.frozen
-class DataElementInfo:
-    """What a look-up learns about a DHIS2 data element."""
-
-    uid: str
-    code: str | None
-    name: str
-    value_type: str
-    zero_is_significant: bool
-
-
-@attrs.frozen
-class OrgUnitInfo:
-    """What a look-up learns about a DHIS2 organisation unit."""
-
-    uid: str
-    code: str | None
-    name: str
-    path: str
-    level: int | None
 
 
 # -- loaders ------------------------------------------------------------------------------------
@@ -609,47 +595,6 @@ class _MetadataCache(Generic[_T]):
             params = {**params, "page": page}
 
 
-def _str_field(row: JsonObject, key: str, collection: str, *, required: bool) -> str | None:
-    value = row.get(key)
-    if isinstance(value, str) and value:
-        return value
-    if value is None and not required:
-        return None
-    raise ResponseFormatError(
-        f"{collection} entry has no text {key!r}", method="GET", path=f"/api/{collection}"
-    )
-
-
-def _parse_data_element(row: JsonObject) -> DataElementInfo:
-    uid = _str_field(row, "id", "dataElements", required=True)
-    assert uid is not None
-    zero = row.get("zeroIsSignificant")
-    return DataElementInfo(
-        uid=uid,
-        code=_str_field(row, "code", "dataElements", required=False),
-        name=str(row.get("name") or ""),
-        value_type=str(row.get("valueType") or ""),
-        zero_is_significant=zero is True,
-    )
-
-
-def _parse_org_unit(row: JsonObject) -> OrgUnitInfo:
-    uid = _str_field(row, "id", "organisationUnits", required=True)
-    assert uid is not None
-    level = row.get("level")
-    return OrgUnitInfo(
-        uid=uid,
-        code=_str_field(row, "code", "organisationUnits", required=False),
-        name=str(row.get("name") or ""),
-        path=str(row.get("path") or ""),
-        level=level if isinstance(level, int) and not isinstance(level, bool) else None,
-    )
-
-
-_DATA_ELEMENT_FIELDS = "id,code,name,valueType,zeroIsSignificant"
-_ORG_UNIT_FIELDS = "id,code,name,path,level"
-
-
 def _check_scheme(id_scheme: str) -> None:
     if id_scheme not in _ID_SCHEMES:
         raise ConfigError(
@@ -731,8 +676,8 @@ class ItemResolver:
             self._cache = _MetadataCache(
                 session,
                 collection="dataElements",
-                fields=_DATA_ELEMENT_FIELDS,
-                parse=_parse_data_element,
+                fields=DATA_ELEMENT_FIELDS,
+                parse=parse_data_element,
                 ttl_s=ttl_s,
                 clock=clock,
             )
@@ -882,8 +827,8 @@ class OrgUnitResolver:
             self._cache = _MetadataCache(
                 session,
                 collection="organisationUnits",
-                fields=_ORG_UNIT_FIELDS,
-                parse=_parse_org_unit,
+                fields=ORG_UNIT_FIELDS,
+                parse=parse_org_unit,
                 ttl_s=ttl_s,
                 clock=clock,
             )

@@ -1,0 +1,249 @@
+"""DHIS2 metadata objects as the library reads them, and the one reader of their JSON.
+
+The resolvers (data element and org unit look-ups) and the setup checks (programs with their
+stages, data sets with their elements and org units) ask for the same objects; this module
+holds their records, the ``fields`` each request asks for, and the functions that turn the
+answers into records, so one data element is read the same way wherever it comes from.
+A metadata answer without the properties asked for raises :class:`ResponseFormatError`.
+"""
+
+from __future__ import annotations
+
+from typing import Literal
+
+import attrs
+
+from dhis2_lmis._json import JsonObject, JsonValue
+from dhis2_lmis.errors import ResponseFormatError
+
+__all__ = [
+    "DATA_ELEMENT_FIELDS",
+    "DATA_SET_FIELDS",
+    "ORG_UNIT_FIELDS",
+    "PROGRAM_FIELDS",
+    "DataElementInfo",
+    "DataSetInfo",
+    "MetadataRef",
+    "OrgUnitInfo",
+    "ProgramInfo",
+    "ProgramStageInfo",
+    "json_object",
+    "json_objects",
+    "json_text",
+    "parse_data_element",
+    "parse_data_set",
+    "parse_org_unit",
+    "parse_program",
+]
+
+DATA_ELEMENT_FIELDS = "id,code,name,valueType,zeroIsSignificant"
+ORG_UNIT_FIELDS = "id,code,name,path,level"
+PROGRAM_FIELDS = (
+    "id,code,name,programType,"
+    f"programStages[id,code,name,programStageDataElements[dataElement[{DATA_ELEMENT_FIELDS}]]],"
+    "programTrackedEntityAttributes[trackedEntityAttribute[id,code,name]]"
+)
+DATA_SET_FIELDS = (
+    f"id,code,name,periodType,dataSetElements[dataElement[{DATA_ELEMENT_FIELDS}]],"
+    "organisationUnits[id,code,name]"
+)
+
+
+def _label(uid: str, code: str | None, name: str) -> str:
+    return f"{name} ({code or uid})" if name else uid
+
+
+@attrs.frozen
+class MetadataRef:
+    """An identifiable object (attribute, org unit, stage, program) named by UID and code."""
+
+    uid: str
+    code: str | None
+    name: str
+
+    @property
+    def label(self) -> str:
+        """``name (code)`` for messages."""
+        return _label(self.uid, self.code, self.name)
+
+    def known_as(self, ref: str | None) -> bool:
+        """Whether ``ref`` is this object's UID or code."""
+        return bool(ref) and ref in (self.uid, self.code)
+
+
+@attrs.frozen
+class DataElementInfo:
+    """A data element: its identifiers, value type and whether zeros are stored.
+
+    ``zero_is_significant`` is None when the server did not say.
+    """
+
+    uid: str
+    code: str | None
+    name: str
+    value_type: str = ""
+    zero_is_significant: bool | None = None
+
+    @property
+    def label(self) -> str:
+        """``name (code)`` for messages."""
+        return _label(self.uid, self.code, self.name)
+
+    def known_as(self, ref: str | None) -> bool:
+        """Whether ``ref`` is this data element's UID or code."""
+        return bool(ref) and ref in (self.uid, self.code)
+
+    def ref_in(self, scheme: Literal["CODE", "UID"]) -> str | None:
+        """The identifier in ``scheme`` (None when it has no code)."""
+        return self.code if scheme == "CODE" else self.uid
+
+
+@attrs.frozen
+class OrgUnitInfo:
+    """An organisation unit with its place in the hierarchy."""
+
+    uid: str
+    code: str | None
+    name: str
+    path: str
+    level: int | None
+
+
+@attrs.frozen
+class ProgramStageInfo:
+    """A program stage and its data elements."""
+
+    ref: MetadataRef
+    elements: tuple[DataElementInfo, ...]
+
+
+@attrs.frozen
+class ProgramInfo:
+    """A program: its type, stages and tracked entity attributes."""
+
+    ref: MetadataRef
+    program_type: str
+    stages: tuple[ProgramStageInfo, ...]
+    attributes: tuple[MetadataRef, ...]
+
+    def element(self, ref: str) -> DataElementInfo | None:
+        """The data element of any stage known as ``ref``."""
+        return next((e for s in self.stages for e in s.elements if e.known_as(ref)), None)
+
+
+@attrs.frozen
+class DataSetInfo:
+    """A data set: its period type, data elements and assigned org units."""
+
+    ref: MetadataRef
+    period_type: str
+    elements: tuple[DataElementInfo, ...]
+    org_units: tuple[MetadataRef, ...]
+
+    def assigned(self, org_unit: str, scheme: Literal["CODE", "UID"] | None = None) -> bool:
+        """Whether ``org_unit`` (in ``scheme``, or either when None) is assigned."""
+        if scheme is None:
+            return any(o.known_as(org_unit) for o in self.org_units)
+        return any((o.code if scheme == "CODE" else o.uid) == org_unit for o in self.org_units)
+
+
+def _bad(path: str, why: str) -> ResponseFormatError:
+    return ResponseFormatError(why, method="GET", path=path)
+
+
+def json_object(raw: JsonValue, path: str, what: str) -> JsonObject:
+    """``raw`` as a JSON object, or :class:`ResponseFormatError` naming ``what``."""
+    if not isinstance(raw, dict):
+        raise _bad(path, f"{what} is not a JSON object")
+    return raw
+
+
+def json_objects(obj: JsonObject, key: str, path: str) -> list[JsonObject]:
+    """The objects in list ``key``; a missing list is empty (DHIS2 omits empty collections)."""
+    value = obj.get(key)
+    if value is None:
+        return []
+    if not isinstance(value, list):
+        raise _bad(path, f"{key!r} is not a list")
+    return [json_object(v, path, f"an entry of {key!r}") for v in value]
+
+
+def json_text(obj: JsonObject, key: str) -> str | None:
+    """``obj[key]`` when it is a non-empty string, else None."""
+    value = obj.get(key)
+    return value if isinstance(value, str) and value else None
+
+
+def _ref(obj: JsonObject, path: str) -> MetadataRef:
+    uid = json_text(obj, "id")
+    if uid is None:
+        raise _bad(path, "a metadata object has no 'id'")
+    return MetadataRef(uid, json_text(obj, "code"), json_text(obj, "name") or "")
+
+
+def parse_data_element(obj: JsonObject, path: str = "/api/dataElements") -> DataElementInfo:
+    """A data element object (fields :data:`DATA_ELEMENT_FIELDS`)."""
+    ref = _ref(obj, path)
+    zero = obj.get("zeroIsSignificant")
+    return DataElementInfo(
+        ref.uid,
+        ref.code,
+        ref.name,
+        json_text(obj, "valueType") or "",
+        zero if isinstance(zero, bool) else None,
+    )
+
+
+def parse_org_unit(obj: JsonObject, path: str = "/api/organisationUnits") -> OrgUnitInfo:
+    """An organisation unit object (fields :data:`ORG_UNIT_FIELDS`)."""
+    ref = _ref(obj, path)
+    level = obj.get("level")
+    return OrgUnitInfo(
+        ref.uid,
+        ref.code,
+        ref.name,
+        json_text(obj, "path") or "",
+        level if isinstance(level, int) and not isinstance(level, bool) else None,
+    )
+
+
+def _nested(rows: list[JsonObject], key: str, path: str) -> list[JsonObject]:
+    """``row[key]`` of each row that has one (``dataElement`` inside ``dataSetElements``)."""
+    return [json_object(r[key], path, key) for r in rows if r.get(key) is not None]
+
+
+def parse_program(raw: JsonValue, path: str) -> ProgramInfo:
+    """A program answer (fields :data:`PROGRAM_FIELDS`)."""
+    obj = json_object(raw, path, "the program")
+    stages = tuple(
+        ProgramStageInfo(
+            _ref(stage, path),
+            tuple(
+                parse_data_element(de, path)
+                for de in _nested(
+                    json_objects(stage, "programStageDataElements", path), "dataElement", path
+                )
+            ),
+        )
+        for stage in json_objects(obj, "programStages", path)
+    )
+    attributes = tuple(
+        _ref(tea, path)
+        for tea in _nested(
+            json_objects(obj, "programTrackedEntityAttributes", path),
+            "trackedEntityAttribute",
+            path,
+        )
+    )
+    return ProgramInfo(_ref(obj, path), json_text(obj, "programType") or "", stages, attributes)
+
+
+def parse_data_set(raw: JsonValue, path: str) -> DataSetInfo:
+    """A data set answer (fields :data:`DATA_SET_FIELDS`)."""
+    obj = json_object(raw, path, "the data set")
+    elements = tuple(
+        parse_data_element(de, path)
+        for de in _nested(json_objects(obj, "dataSetElements", path), "dataElement", path)
+    )
+    org_units = tuple(_ref(o, path) for o in json_objects(obj, "organisationUnits", path))
+    return DataSetInfo(_ref(obj, path), json_text(obj, "periodType") or "", elements, org_units)

@@ -31,15 +31,21 @@ from dhis2_lmis.models import DataValue, Event, Note, RecordProblem
 
 __all__ = [
     "DataValueRow",
+    "EnrollmentRef",
+    "TrackedEntityRef",
     "current_username",
     "data_value_rows",
     "data_value_set_header",
     "event_converter",
+    "event_payload",
+    "events_payload",
     "format_timestamp",
+    "job_completed",
     "org_unit_refs",
     "parse_timestamp",
     "structure_event",
     "timestamp_parser",
+    "tracked_entity_refs",
 ]
 
 
@@ -315,7 +321,7 @@ def tracked_entity_refs(items: Iterable[JsonValue]) -> Iterator[TrackedEntityRef
         yield TrackedEntityRef(uid, _text(entity, "orgUnit"), values, tuple(enrollments))
 
 
-def tracker_event_payload(
+def event_payload(
     *,
     event: str,
     program: str,
@@ -326,8 +332,11 @@ def tracker_event_payload(
     occurred_at: str,
     data_values: Mapping[str, str],
     status: str = "COMPLETED",
+    legacy: bool = False,
 ) -> JsonObject:
-    """One event for ``POST /api/tracker`` (new names: ``occurredAt``, ``trackedEntity``).
+    """One event to write: new tracker names for ``POST /api/tracker`` (``occurredAt``,
+    ``trackedEntity``), or with ``legacy`` the old names ``POST /api/events`` reads
+    (``eventDate``, ``trackedEntityInstance``; WEB_API.md §4.5, §5.5).
 
     ``occurred_at`` is already formatted (server-local, no offset); values are strings, as DHIS2
     stores them.
@@ -338,36 +347,9 @@ def tracker_event_payload(
         "programStage": program_stage,
         "orgUnit": org_unit,
         "enrollment": enrollment,
-        "trackedEntity": tracked_entity,
+        "trackedEntityInstance" if legacy else "trackedEntity": tracked_entity,
         "status": status,
-        "occurredAt": occurred_at,
-        "dataValues": [{"dataElement": de, "value": v} for de, v in data_values.items()],
-    }
-
-
-def legacy_event_payload(
-    *,
-    event: str,
-    program: str,
-    program_stage: str,
-    org_unit: str,
-    enrollment: str,
-    tracked_entity: str,
-    occurred_at: str,
-    data_values: Mapping[str, str],
-    status: str = "COMPLETED",
-) -> JsonObject:
-    """The same event for the legacy ``POST /api/events`` (``eventDate``,
-    ``trackedEntityInstance``; WEB_API.md §4.5, §5.5)."""
-    return {
-        "event": event,
-        "program": program,
-        "programStage": program_stage,
-        "orgUnit": org_unit,
-        "enrollment": enrollment,
-        "trackedEntityInstance": tracked_entity,
-        "status": status,
-        "eventDate": occurred_at,
+        "eventDate" if legacy else "occurredAt": occurred_at,
         "dataValues": [{"dataElement": de, "value": v} for de, v in data_values.items()],
     }
 

@@ -38,13 +38,12 @@ from dhis2_lmis import _html
 from dhis2_lmis._json import JsonObject, JsonValue
 from dhis2_lmis.convert import (
     TrackedEntityRef,
+    event_payload,
     events_payload,
     format_timestamp,
     job_completed,
-    legacy_event_payload,
     structure_event,
     tracked_entity_refs,
-    tracker_event_payload,
 )
 from dhis2_lmis.datavalues import InvalidValueError, format_value
 from dhis2_lmis.errors import ConfigError, Dhis2TimeoutError, NotFoundError
@@ -739,9 +738,8 @@ class StockPusher:
             return []
         # Later rounds are dated a millisecond on, so their order never rests on createdAt.
         occurred = format_timestamp(now + timedelta(milliseconds=step))
-        build = legacy_event_payload if legacy else tracker_event_payload
         payload = events_payload(
-            build(
+            event_payload(
                 event=plan.receipt.event_uid,
                 program=self.program,
                 program_stage=self.program_stage,
@@ -750,6 +748,7 @@ class StockPusher:
                 tracked_entity=plan.card.tracked_entity,
                 occurred_at=occurred,
                 data_values=self._data_values(plan),
+                legacy=legacy,
             )
             for plan in plans
         )

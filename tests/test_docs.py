@@ -42,9 +42,8 @@ def test_relative_links_point_at_existing_files_and_headings(page: Path) -> None
             continue
         path, _, anchor = target.partition("#")
         linked = (page.parent / path).resolve() if path else page
-        if not linked.exists():
-            broken.append(target)
-        elif anchor and linked.suffix == ".md" and anchor not in anchors(linked):
+        missing_anchor = bool(anchor) and linked.suffix == ".md" and anchor not in anchors(linked)
+        if not linked.exists() or missing_anchor:
             broken.append(target)
     assert broken == []
 

@@ -60,9 +60,12 @@ def parse_fetch(out: str) -> list[Row]:
     ratio = _number(r"^ratio library / bare\s+([\d.]+)", out)
     growth = _number(r"^growth\s+(-?[\d.]+) MB", out)
     peak = _number(r"^peak memory at\s+[\d,]+\s+([\d.]+) MB\s*$", out)
+    stand_in = _number(r"^stand-in ratio library / bare\s+([\d.]+)", out)
     return [
         Row("fetch", "iter_events time / bare requests loop", _fmt(ratio, "x"), "<= 1.3x",
             _at_most(ratio, 1.3)),
+        Row("fetch", "same, against FakeDhis2 (offset cost)", _fmt(stand_in, "x"), "<= 1.5x",
+            _at_most(stand_in, 1.5)),
         Row("fetch", "peak memory growth, 10k events -> all", _fmt(growth, " MB"), "<= 10 MB",
             _at_most(growth, 10.0)),
         Row("fetch", "peak memory, first 10k events", _fmt(peak, " MB"), "-", "info"),

@@ -2,16 +2,9 @@
 
 from __future__ import annotations
 
-import base64
-import email
-import email.policy
 import logging
 import socket
-import socketserver
-import threading
-from collections.abc import Iterator
 from datetime import datetime, timezone
-from email.message import EmailMessage
 
 import attrs
 import pytest
@@ -25,6 +18,7 @@ from dhis2_lmis.notify import (
     scrub,
     send_error_report,
 )
+from dhis2_lmis.testing import LocalSmtpServer
 
 AT = datetime(2026, 11, 4, 6, 0, tzinfo=timezone.utc)
 PASSWORD = "dhis2-Pa55word!"
@@ -32,149 +26,6 @@ TOKEN = "d2pat_5xVA12xyUbWNedQxy4ohH77WlxRGVY1234567890"
 CLIENT_SECRET = "0a1b2c3d-client-secret-4e5f"
 SMTP_PASSWORD = "smtp-S3cret"
 RECIPIENTS = "stock@example.org; pharmacist@example.org ;  it@example.org"
-
-
-# --- a tiny SMTP server ------------------------------------------------------------------------
-
-
-@attrs.frozen
-class Received:
-    mail_from: str
-    rcpt_tos: tuple[str, ...]
-    data: bytes
-    auth_user: str | None
-
-    def parsed(self) -> EmailMessage:
-        message = email.message_from_bytes(self.data, policy=email.policy.default)
-        assert isinstance(message, EmailMessage)
-        return message
-
-
-class SmtpServer(socketserver.ThreadingTCPServer):
-    """Just enough ESMTP for smtplib: EHLO/HELO, AUTH PLAIN/LOGIN, MAIL, RCPT, DATA, QUIT.
-
-    STARTTLS is advertised but always refused with 454, like a server whose TLS is broken.
-    """
-
-    daemon_threads = True
-    allow_reuse_address = True
-
-    def __init__(self, *, auth_mechanisms: str = "PLAIN LOGIN") -> None:
-        super().__init__(("127.0.0.1", 0), SmtpHandler)
-        self.auth_mechanisms = auth_mechanisms
-        self.credentials: tuple[str, str] | None = None
-        self.messages: list[Received] = []
-        self.connections = 0
-        self.lock = threading.Lock()
-
-    @property
-    def port(self) -> int:
-        return int(self.server_address[1])
-
-
-class SmtpHandler(socketserver.StreamRequestHandler):
-    timeout = 5
-    server: SmtpServer
-
-    def reply(self, line: str) -> None:
-        self.wfile.write(line.encode() + b"\r\n")
-
-    def read_line(self) -> str:
-        raw = self.rfile.readline()
-        if not raw.endswith(b"\n"):
-            raise EOFError  # the client went away mid-line (or sent TLS to a plain server)
-        return raw.decode("utf-8", "replace").rstrip("\r\n")
-
-    def handle(self) -> None:
-        with self.server.lock:
-            self.server.connections += 1
-        try:
-            self.converse()
-        except (EOFError, OSError):
-            return
-
-    def converse(self) -> None:
-        mail_from = ""
-        rcpt: list[str] = []
-        user: str | None = None
-        self.reply("220 127.0.0.1 test ESMTP")
-        while True:
-            line = self.read_line()
-            verb, _, arg = line.partition(" ")
-            verb = verb.upper()
-            if verb == "EHLO":
-                self.reply("250-127.0.0.1")
-                self.reply(f"250-AUTH {self.server.auth_mechanisms}")
-                self.reply("250-STARTTLS")
-                self.reply("250 HELP")
-            elif verb == "HELO":
-                self.reply("250 127.0.0.1")
-            elif verb == "STARTTLS":
-                self.reply("454 4.7.0 TLS not available")
-            elif verb == "AUTH":
-                user = self.authenticate(arg)
-                if user is None:
-                    self.reply("535 5.7.8 authentication failed")
-                else:
-                    self.reply("235 2.7.0 authenticated")
-            elif verb == "MAIL":
-                mail_from = arg.partition(":")[2].split()[0].strip("<>")
-                rcpt = []
-                self.reply("250 OK")
-            elif verb == "RCPT":
-                rcpt.append(arg.partition(":")[2].strip().strip("<>"))
-                self.reply("250 OK")
-            elif verb == "DATA":
-                self.reply("354 end with <CRLF>.<CRLF>")
-                data = self.read_data()
-                with self.server.lock:
-                    self.server.messages.append(Received(mail_from, tuple(rcpt), data, user))
-                self.reply("250 queued")
-            elif verb in ("RSET", "NOOP"):
-                self.reply("250 OK")
-            elif verb == "QUIT":
-                self.reply("221 bye")
-                return
-            else:
-                self.reply("500 unknown command")
-
-    def read_data(self) -> bytes:
-        lines: list[bytes] = []
-        while True:
-            raw = self.rfile.readline()
-            if raw in (b".\r\n", b".\n", b""):
-                return b"".join(lines)
-            lines.append(raw[1:] if raw.startswith(b"..") else raw)
-
-    def authenticate(self, arg: str) -> str | None:
-        mechanism, _, initial = arg.partition(" ")
-        if mechanism.upper() == "PLAIN":
-            if not initial:
-                self.reply("334 ")
-                initial = self.read_line()
-            _, user, password = base64.b64decode(initial).decode().split("\0")
-        elif mechanism.upper() == "LOGIN":
-            if not initial:
-                self.reply("334 " + base64.b64encode(b"Username:").decode())
-                initial = self.read_line()
-            user = base64.b64decode(initial).decode()
-            self.reply("334 " + base64.b64encode(b"Password:").decode())
-            password = base64.b64decode(self.read_line()).decode()
-        else:
-            return None
-        expected = self.server.credentials
-        return user if expected is None or expected == (user, password) else None
-
-
-@pytest.fixture
-def smtp_server() -> Iterator[SmtpServer]:
-    server = SmtpServer()
-    thread = threading.Thread(target=server.serve_forever, args=(0.01,), daemon=True)
-    thread.start()
-    yield server
-    server.shutdown()
-    server.server_close()
-    thread.join()
 
 
 @attrs.frozen
@@ -190,7 +41,7 @@ class Smtp:
 
 
 def settings_for(
-    server: SmtpServer,
+    server: LocalSmtpServer,
     *,
     starttls: bool = False,
     ssl: bool = False,
@@ -282,16 +133,16 @@ def test_parse_recipients_splits_semicolons_and_drops_blanks_and_duplicates() ->
 # --- sending -------------------------------------------------------------------------------
 
 
-def test_one_message_goes_to_all_recipients(smtp_server: SmtpServer) -> None:
+def test_one_message_goes_to_all_recipients(fake_smtp: LocalSmtpServer) -> None:
     sent = send_error_report(
         sample_report(),
         recipients=RECIPIENTS,
-        smtp=settings_for(smtp_server),
+        smtp=settings_for(fake_smtp),
         now=lambda: AT,
     )
     assert sent is True
-    assert len(smtp_server.messages) == 1
-    received = smtp_server.messages[0]
+    assert len(fake_smtp.messages) == 1
+    received = fake_smtp.messages[0]
     assert received.rcpt_tos == ("stock@example.org", "pharmacist@example.org", "it@example.org")
     assert received.mail_from == "dhis2-lmis@example.org"
     message = received.parsed()
@@ -299,29 +150,29 @@ def test_one_message_goes_to_all_recipients(smtp_server: SmtpServer) -> None:
     assert message["To"] == "stock@example.org, pharmacist@example.org, it@example.org"
 
 
-def test_message_body_lists_each_error_and_record(smtp_server: SmtpServer) -> None:
-    send_error_report(sample_report(), recipients=RECIPIENTS, smtp=settings_for(smtp_server))
-    body = smtp_server.messages[0].parsed().get_content()
+def test_message_body_lists_each_error_and_record(fake_smtp: LocalSmtpServer) -> None:
+    send_error_report(sample_report(), recipients=RECIPIENTS, smtp=settings_for(fake_smtp))
+    body = fake_smtp.messages[0].parsed().get_content()
     assert "event AbC123def45" in body
     assert "no mSupply item for data element DE_AMOX500" in body
     assert "event QrS987tuv65" in body
     assert "stock push rejected: org unit not assigned" in body
 
 
-def test_no_secret_reaches_the_message(smtp_server: SmtpServer) -> None:
+def test_no_secret_reaches_the_message(fake_smtp: LocalSmtpServer) -> None:
     report = ErrorReport(now=lambda: AT)
     report.add("order", f"event with token {TOKEN}", f"login as admin:{PASSWORD} failed")
     report.add("receipt", "event Z", f"client_secret={CLIENT_SECRET}; smtp {SMTP_PASSWORD}")
-    smtp_server.credentials = ("mailer", SMTP_PASSWORD)
+    fake_smtp.credentials = ("mailer", SMTP_PASSWORD)
     sent = send_error_report(
         report,
         recipients=RECIPIENTS,
-        smtp=settings_for(smtp_server, username="mailer", password=SMTP_PASSWORD),
+        smtp=settings_for(fake_smtp, username="mailer", password=SMTP_PASSWORD),
         secrets=[PASSWORD, TOKEN, CLIENT_SECRET],
         run_summary=f"token {TOKEN}",
     )
     assert sent is True
-    received = smtp_server.messages[0]
+    received = fake_smtp.messages[0]
     message = received.parsed()
     visible = received.data.decode("utf-8", "replace") + message.get_content()
     for secret in (PASSWORD, TOKEN, CLIENT_SECRET, SMTP_PASSWORD):
@@ -332,30 +183,30 @@ def test_no_secret_reaches_the_message(smtp_server: SmtpServer) -> None:
 
 
 @pytest.mark.parametrize("mechanism", ["PLAIN", "LOGIN"])
-def test_logs_in_when_username_is_set(smtp_server: SmtpServer, mechanism: str) -> None:
-    smtp_server.auth_mechanisms = mechanism
-    smtp_server.credentials = ("mailer", SMTP_PASSWORD)
+def test_logs_in_when_username_is_set(fake_smtp: LocalSmtpServer, mechanism: str) -> None:
+    fake_smtp.auth_mechanisms = mechanism
+    fake_smtp.credentials = ("mailer", SMTP_PASSWORD)
     sent = send_error_report(
         sample_report(),
         recipients=RECIPIENTS,
-        smtp=settings_for(smtp_server, username="mailer", password=SMTP_PASSWORD),
+        smtp=settings_for(fake_smtp, username="mailer", password=SMTP_PASSWORD),
     )
     assert sent is True
-    assert smtp_server.messages[0].auth_user == "mailer"
+    assert fake_smtp.messages[0].auth_user == "mailer"
 
 
 def test_refused_login_returns_false_and_logs_warning_without_password(
-    smtp_server: SmtpServer, caplog: pytest.LogCaptureFixture
+    fake_smtp: LocalSmtpServer, caplog: pytest.LogCaptureFixture
 ) -> None:
     caplog.set_level(logging.WARNING, logger="dhis2_lmis.notify")
-    smtp_server.credentials = ("mailer", "the-right-one")
+    fake_smtp.credentials = ("mailer", "the-right-one")
     sent = send_error_report(
         sample_report(),
         recipients=RECIPIENTS,
-        smtp=settings_for(smtp_server, username="mailer", password=SMTP_PASSWORD),
+        smtp=settings_for(fake_smtp, username="mailer", password=SMTP_PASSWORD),
     )
     assert sent is False
-    assert smtp_server.messages == []
+    assert fake_smtp.messages == []
     assert any(r.levelno == logging.WARNING for r in caplog.records)
     assert SMTP_PASSWORD not in caplog.text
 
@@ -372,38 +223,38 @@ def test_dead_smtp_port_returns_false_and_logs_warning(caplog: pytest.LogCapture
 
 
 def test_refused_starttls_returns_false_and_logs_warning(
-    smtp_server: SmtpServer, caplog: pytest.LogCaptureFixture
+    fake_smtp: LocalSmtpServer, caplog: pytest.LogCaptureFixture
 ) -> None:
     caplog.set_level(logging.WARNING, logger="dhis2_lmis.notify")
     sent = send_error_report(
-        sample_report(), recipients=RECIPIENTS, smtp=settings_for(smtp_server, starttls=True)
+        sample_report(), recipients=RECIPIENTS, smtp=settings_for(fake_smtp, starttls=True)
     )
     assert sent is False
-    assert smtp_server.messages == []
+    assert fake_smtp.messages == []
     assert "could not e-mail the error report" in caplog.text
 
 
 def test_ssl_against_plain_server_returns_false(
-    smtp_server: SmtpServer, caplog: pytest.LogCaptureFixture
+    fake_smtp: LocalSmtpServer, caplog: pytest.LogCaptureFixture
 ) -> None:
     caplog.set_level(logging.WARNING, logger="dhis2_lmis.notify")
     sent = send_error_report(
-        sample_report(), recipients=RECIPIENTS, smtp=settings_for(smtp_server, ssl=True)
+        sample_report(), recipients=RECIPIENTS, smtp=settings_for(fake_smtp, ssl=True)
     )
     assert sent is False
     assert "could not e-mail the error report" in caplog.text
 
 
-def test_empty_report_sends_nothing(smtp_server: SmtpServer) -> None:
-    sent = send_error_report(ErrorReport(), recipients=RECIPIENTS, smtp=settings_for(smtp_server))
+def test_empty_report_sends_nothing(fake_smtp: LocalSmtpServer) -> None:
+    sent = send_error_report(ErrorReport(), recipients=RECIPIENTS, smtp=settings_for(fake_smtp))
     assert sent is False
-    assert smtp_server.connections == 0
+    assert fake_smtp.connections == 0
 
 
-def test_no_recipients_sends_nothing(smtp_server: SmtpServer) -> None:
-    sent = send_error_report(sample_report(), recipients=" ; ", smtp=settings_for(smtp_server))
+def test_no_recipients_sends_nothing(fake_smtp: LocalSmtpServer) -> None:
+    sent = send_error_report(sample_report(), recipients=" ; ", smtp=settings_for(fake_smtp))
     assert sent is False
-    assert smtp_server.connections == 0
+    assert fake_smtp.connections == 0
 
 
 def test_frozen_settings_class_satisfies_protocol() -> None:

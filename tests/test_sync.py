@@ -2,18 +2,12 @@
 
 from __future__ import annotations
 
-import base64
 import datetime as dt
-import email
-import email.policy
 import logging
 import signal
 import socket
-import socketserver
 import sqlite3
-import threading
 from collections.abc import Iterable, Iterator
-from email.message import EmailMessage
 from pathlib import Path
 
 import attrs
@@ -26,7 +20,7 @@ from dhis2_lmis.references import Customer, Item
 from dhis2_lmis.state import SqliteStateStore, StateError, StateLockedError
 from dhis2_lmis.stock import StockReceipt
 from dhis2_lmis.sync import RunReport, SyncRunner
-from dhis2_lmis.testing import FakeDhis2
+from dhis2_lmis.testing import FakeDhis2, LocalSmtpServer
 
 # --- a small LMIS world (the same shape as tests/test_programs.py) -----------------------------
 
@@ -484,105 +478,6 @@ def test_failed_stock_push_fails_the_receipt_event_until_it_succeeds(
 # --- the error e-mail (a tiny SMTP server, as in tests/test_notify.py) ---------------------------
 
 
-@attrs.frozen
-class Received:
-    rcpt_tos: tuple[str, ...]
-    data: bytes
-
-    def parsed(self) -> EmailMessage:
-        message = email.message_from_bytes(self.data, policy=email.policy.default)
-        assert isinstance(message, EmailMessage)
-        return message
-
-
-class SmtpServer(socketserver.ThreadingTCPServer):
-    """Just enough ESMTP for smtplib: EHLO, AUTH PLAIN/LOGIN (any credentials), MAIL, RCPT, DATA."""
-
-    daemon_threads = True
-    allow_reuse_address = True
-
-    def __init__(self) -> None:
-        super().__init__(("127.0.0.1", 0), SmtpHandler)
-        self.messages: list[Received] = []
-        self.lock = threading.Lock()
-
-    @property
-    def port(self) -> int:
-        return int(self.server_address[1])
-
-
-class SmtpHandler(socketserver.StreamRequestHandler):
-    timeout = 5
-    server: SmtpServer
-
-    def reply(self, line: str) -> None:
-        self.wfile.write(line.encode() + b"\r\n")
-
-    def read_line(self) -> str:
-        raw = self.rfile.readline()
-        if not raw.endswith(b"\n"):
-            raise EOFError
-        return raw.decode("utf-8", "replace").rstrip("\r\n")
-
-    def handle(self) -> None:
-        try:
-            self.converse()
-        except (EOFError, OSError):
-            return
-
-    def converse(self) -> None:
-        rcpt: list[str] = []
-        self.reply("220 127.0.0.1 test ESMTP")
-        while True:
-            verb, _, arg = self.read_line().partition(" ")
-            verb = verb.upper()
-            if verb == "EHLO":
-                self.reply("250-127.0.0.1")
-                self.reply("250 AUTH PLAIN LOGIN")
-            elif verb == "AUTH":
-                mechanism, _, initial = arg.partition(" ")
-                if mechanism.upper() == "PLAIN" and not initial:
-                    self.reply("334 ")
-                    self.read_line()
-                elif mechanism.upper() == "LOGIN":
-                    if not initial:
-                        self.reply("334 " + base64.b64encode(b"Username:").decode())
-                        self.read_line()
-                    self.reply("334 " + base64.b64encode(b"Password:").decode())
-                    self.read_line()
-                self.reply("235 2.7.0 authenticated")
-            elif verb == "MAIL":
-                rcpt = []
-                self.reply("250 OK")
-            elif verb == "RCPT":
-                rcpt.append(arg.partition(":")[2].strip().strip("<>"))
-                self.reply("250 OK")
-            elif verb == "DATA":
-                self.reply("354 end with <CRLF>.<CRLF>")
-                lines: list[bytes] = []
-                while (raw := self.rfile.readline()) not in (b".\r\n", b".\n", b""):
-                    lines.append(raw[1:] if raw.startswith(b"..") else raw)
-                with self.server.lock:
-                    self.server.messages.append(Received(tuple(rcpt), b"".join(lines)))
-                self.reply("250 queued")
-            elif verb == "QUIT":
-                self.reply("221 bye")
-                return
-            else:
-                self.reply("250 OK")
-
-
-@pytest.fixture
-def smtp_server() -> Iterator[SmtpServer]:
-    server = SmtpServer()
-    thread = threading.Thread(target=server.serve_forever, args=(0.01,), daemon=True)
-    thread.start()
-    yield server
-    server.shutdown()
-    server.server_close()
-    thread.join()
-
-
 def mailing_lmis(fake: FakeDhis2, port: int) -> Dhis2Lmis:
     return lmis_for(
         fake,
@@ -599,7 +494,7 @@ def mailing_lmis(fake: FakeDhis2, port: int) -> Dhis2Lmis:
 
 
 def test_errors_of_a_run_go_out_in_one_mail_without_secrets(
-    fake: FakeDhis2, state: SqliteStateStore, smtp_server: SmtpServer
+    fake: FakeDhis2, state: SqliteStateStore, fake_smtp: LocalSmtpServer
 ) -> None:
     for n in range(3):
         order(fake, f"Order00000{n}", T0 + n * HOUR)
@@ -607,10 +502,10 @@ def test_errors_of_a_run_go_out_in_one_mail_without_secrets(
     def leaky(requisition: Requisition, /, *, is_update: bool) -> None:
         raise RuntimeError(f"login {PASSWORD} / smtp {SMTP_PASSWORD} rejected")
 
-    runner = SyncRunner(mailing_lmis(fake, smtp_server.port), state, on_requisition=leaky)
+    runner = SyncRunner(mailing_lmis(fake, fake_smtp.port), state, on_requisition=leaky)
     report = runner.run_once()
     assert report.failed == 3
-    (mail,) = smtp_server.messages
+    (mail,) = fake_smtp.messages
     assert set(mail.rcpt_tos) == {"stock@example.org", "it@example.org"}
     body = mail.parsed().get_content()
     assert "Order000000" in body and "Order000002" in body
@@ -621,13 +516,13 @@ def test_errors_of_a_run_go_out_in_one_mail_without_secrets(
 
 
 def test_clean_run_sends_no_mail(
-    fake: FakeDhis2, state: SqliteStateStore, smtp_server: SmtpServer
+    fake: FakeDhis2, state: SqliteStateStore, fake_smtp: LocalSmtpServer
 ) -> None:
     order(fake, "Order000001")
     SyncRunner(
-        mailing_lmis(fake, smtp_server.port), state, on_requisition=Recorder().requisition
+        mailing_lmis(fake, fake_smtp.port), state, on_requisition=Recorder().requisition
     ).run_once()
-    assert smtp_server.messages == []
+    assert fake_smtp.messages == []
 
 
 def test_unreachable_smtp_server_only_logs(

@@ -22,6 +22,7 @@ from dhis2_lmis.testing._world import (
     TrackedEntityAttribute,
     User,
 )
+from dhis2_lmis.testing.smtp import LocalSmtpServer, ReceivedMail
 
 __all__ = [
     "DEMO",
@@ -33,9 +34,11 @@ __all__ = [
     "Event",
     "FakeDhis2",
     "FaultKind",
+    "LocalSmtpServer",
     "OrgUnit",
     "Program",
     "ProgramStage",
+    "ReceivedMail",
     "RecordedRequest",
     "TrackedEntity",
     "TrackedEntityAttribute",

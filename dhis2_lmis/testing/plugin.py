@@ -12,9 +12,15 @@ from typing import TYPE_CHECKING
 import pytest
 
 if TYPE_CHECKING:  # pragma: no cover - import for type checkers only
-    from dhis2_lmis.testing import FakeDhis2
+    from dhis2_lmis.testing import FakeDhis2, LocalSmtpServer
 
-__all__ = ["dhis2_version", "fake_dhis2", "fake_dhis2_factory", "pytest_configure"]
+__all__ = [
+    "dhis2_version",
+    "fake_dhis2",
+    "fake_dhis2_factory",
+    "fake_smtp",
+    "pytest_configure",
+]
 
 DEFAULT_VERSION = "2.41"
 
@@ -77,3 +83,12 @@ def fake_dhis2(dhis2_version: str) -> Iterator[FakeDhis2]:
     finally:
         fake.stop()
     _check(fake)
+
+
+@pytest.fixture
+def fake_smtp() -> Iterator[LocalSmtpServer]:
+    """A real SMTP server on 127.0.0.1 (``.port``, ``.messages``), for error e-mail tests."""
+    from dhis2_lmis.testing import LocalSmtpServer  # noqa: PLC0415 - keep plugin import cheap
+
+    with LocalSmtpServer() as server:
+        yield server

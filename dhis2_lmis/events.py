@@ -12,20 +12,25 @@ identical timestamps longer than a page.
 from __future__ import annotations
 
 import logging
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from datetime import datetime, timedelta, tzinfo
 from typing import Literal
 
 import attrs
 
 from dhis2_lmis._json import JsonObject, JsonValue
-from dhis2_lmis.convert import event_converter, format_timestamp
+from dhis2_lmis.convert import (
+    TrackedEntityRef,
+    event_converter,
+    format_timestamp,
+    tracked_entity_refs,
+)
 from dhis2_lmis.errors import ResponseFormatError
 from dhis2_lmis.models import Event
 from dhis2_lmis.session import Dhis2Session, ParamValue, is_last_page
 from dhis2_lmis.versions import EventsDialect, events_dialect
 
-__all__ = ["EventQuery", "OrgUnitMode", "iter_events"]
+__all__ = ["EventQuery", "OrgUnitMode", "iter_events", "iter_tracked_entities"]
 
 log = logging.getLogger(__name__)
 
@@ -198,3 +203,26 @@ def _page_items(body: JsonObject, dialect: EventsDialect) -> list[JsonValue]:
             f"page has no list {dialect.items_key!r}", method="GET", path=dialect.path
         )
     return items
+
+
+def iter_tracked_entities(
+    session: Dhis2Session,
+    params: Mapping[str, ParamValue],
+    *,
+    dialect: EventsDialect,
+    page_size: int,
+) -> Iterator[TrackedEntityRef]:
+    """Tracked entities (with attributes and enrollments) matching ``params``, page by page.
+
+    ``/api/tracker/trackedEntities`` on 2.36+, the legacy ``/api/trackedEntityInstances``
+    before; the dialect names the envelope. Used by the STR readers and the stock pusher.
+    """
+    path = "trackedEntityInstances" if dialect.legacy else "tracker/trackedEntities"
+    for page in session.iter_pages(
+        path,
+        params,
+        items_key=dialect.tracked_entities_key,
+        page_size=page_size,
+        link_paging=dialect.next_page_link,
+    ):
+        yield from tracked_entity_refs(page.items)

@@ -18,9 +18,8 @@ from typing import Literal, Protocol
 
 import attrs
 
-from dhis2_lmis.convert import tracked_entity_refs
 from dhis2_lmis.errors import ConfigError
-from dhis2_lmis.events import EventQuery, IdScheme, iter_events
+from dhis2_lmis.events import EventQuery, IdScheme, iter_events, iter_tracked_entities
 from dhis2_lmis.models import (
     ConsignmentReceipt,
     Event,
@@ -484,19 +483,14 @@ class ProgramReader:
                 dialect.org_unit_mode_param: "SELECTED",
                 "fields": "trackedEntity,attributes[attribute,value],enrollments[enrollment]",
             }
-            pages = self.session.iter_pages(
-                "tracker/trackedEntities",
-                params,
-                items_key=dialect.tracked_entities_key,
-                page_size=self.page_size,
-                link_paging=dialect.next_page_link,
+            entities = iter_tracked_entities(
+                self.session, params, dialect=dialect, page_size=self.page_size
             )
-            for page in pages:
-                for entity in tracked_entity_refs(page.items):
-                    if attribute:
-                        self._item_codes[entity.uid] = entity.attributes.get(attribute)
-                    for enrollment in entity.enrollments:
-                        self._enrollment_owners[enrollment.uid] = entity.uid
+            for entity in entities:
+                if attribute:
+                    self._item_codes[entity.uid] = entity.attributes.get(attribute)
+                for enrollment in entity.enrollments:
+                    self._enrollment_owners[enrollment.uid] = entity.uid
         for event in events:
             if event.enrollment:
                 self._enrollment_owners.setdefault(event.enrollment, None)
@@ -519,15 +513,11 @@ class ProgramReader:
                 dialect.org_unit_mode_param: "ACCESSIBLE",
                 "fields": "trackedEntity,attributes[attribute,value]",
             }
-            pages = self.session.iter_pages(
-                "tracker/trackedEntities",
-                params,
-                items_key=dialect.tracked_entities_key,
-                page_size=len(chunk) + 1,  # a short page: no second request to learn the end
-                link_paging=dialect.next_page_link,
+            # a page one larger than the chunk is never full: no second request to learn the end
+            entities = iter_tracked_entities(
+                self.session, params, dialect=dialect, page_size=len(chunk) + 1
             )
-            for page in pages:
-                for entity in tracked_entity_refs(page.items):
-                    self._item_codes[entity.uid] = entity.attributes.get(attribute)
+            for entity in entities:
+                self._item_codes[entity.uid] = entity.attributes.get(attribute)
             for te in chunk:
                 self._item_codes.setdefault(te, None)

@@ -43,10 +43,10 @@ from dhis2_lmis.convert import (
     format_timestamp,
     job_completed,
     structure_event,
-    tracked_entity_refs,
 )
 from dhis2_lmis.datavalues import InvalidValueError, format_value
 from dhis2_lmis.errors import ConfigError, Dhis2TimeoutError, NotFoundError
+from dhis2_lmis.events import iter_tracked_entities
 from dhis2_lmis.imports import (
     TrackerImportError,
     TrackerImportReport,
@@ -623,19 +623,12 @@ class StockPusher:
     def _tracked_entities(
         self, org_unit: str, codes: Sequence[str], dialect: EventsDialect
     ) -> Iterator[TrackedEntityRef]:
-        path = "trackedEntityInstances" if dialect.legacy else "tracker/trackedEntities"
         params = self._lookup_params(org_unit, dialect)
         params["filter"] = self._filter(codes, dialect)
         # A code is unique per org unit, so a page this large is never full: one request.
-        page_size = max(50, 2 * len(codes))
-        for page in self.session.iter_pages(
-            path,
-            params,
-            items_key=dialect.tracked_entities_key,
-            page_size=page_size,
-            link_paging=dialect.next_page_link,
-        ):
-            yield from tracked_entity_refs(page.items)
+        return iter_tracked_entities(
+            self.session, params, dialect=dialect, page_size=max(50, 2 * len(codes))
+        )
 
     def _latest_balance(self, card: _Card, dialect: EventsDialect) -> _Balance | str:
         """The stock on hand of the card's newest event that has one (0 when none has)."""

@@ -48,6 +48,8 @@ from dhis2_lmis.versions import ServerVersion
 __all__ = ["Dhis2Session", "JsonResponse", "Page", "ParamValue", "Params", "is_last_page"]
 
 log = logging.getLogger(__name__)
+# One DEBUG line per HTTP attempt (method, path, status, ms, bytes); never a credential.
+http_log = logging.getLogger("dhis2_lmis.http")
 
 _Scalar: TypeAlias = Union[str, int, float, bool]  # noqa: UP007 - a runtime alias on 3.10
 ParamValue: TypeAlias = Union[_Scalar, Sequence[_Scalar], None]  # noqa: UP007
@@ -351,13 +353,13 @@ class Dhis2Session:
                 )
             except requests.RequestException as exc:
                 kind, error = self._map_exception(exc, method, api_path)
-                log.debug("%s %s -> %s, attempt %d", method, api_path, kind.value, attempt + 1)
+                http_log.debug("%s %s -> %s, attempt %d", method, api_path, kind.value, attempt + 1)
                 if self._may_retry(attempt, started, kind, idempotent=idempotent):
                     self._wait(attempt, None, method, api_path, kind.value)
                     attempt += 1
                     continue
                 raise error from exc
-            log.debug(
+            http_log.debug(
                 "%s %s -> %d in %.0f ms, %d bytes, attempt %d",
                 method,
                 api_path,

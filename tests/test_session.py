@@ -238,6 +238,6 @@ def test_debug_log_names_method_path_and_status_but_no_secret(
 ) -> None:
     caplog.set_level(logging.DEBUG, logger="dhis2_lmis")
     make_session(fake, sleep).get_json("me")
-    lines = [r.getMessage() for r in caplog.records if r.name == "dhis2_lmis.session"]
+    lines = [r.getMessage() for r in caplog.records if r.name == "dhis2_lmis.http"]
     assert any(line.startswith("GET /api/me -> 200") for line in lines)
     assert all(PASSWORD not in line for line in lines)

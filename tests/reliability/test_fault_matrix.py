@@ -499,7 +499,7 @@ class AttemptLog(logging.Handler):
 
 @pytest.fixture
 def attempt_log() -> Iterator[AttemptLog]:
-    logger = logging.getLogger("dhis2_lmis.session")
+    logger = logging.getLogger("dhis2_lmis.http")
     handler = AttemptLog()
     old_level = logger.level
     logger.setLevel(logging.DEBUG)

@@ -11,6 +11,7 @@ makes them from dates.
 
 from __future__ import annotations
 
+import itertools
 import logging
 import math
 import numbers
@@ -53,6 +54,7 @@ __all__ = [
 
 log = logging.getLogger(__name__)
 
+_Key: TypeAlias = "tuple[str, str | None, str, str]"
 ImportStrategy = Literal["CREATE_AND_UPDATE", "CREATE", "UPDATE", "DELETE"]
 Preflight = Callable[[JsonObject], None]
 NumberLike: TypeAlias = "int | float | Decimal | str"
@@ -180,9 +182,12 @@ class DataValueSetBuilder:
         self.complete_date = (
             complete_date.isoformat() if isinstance(complete_date, date) else complete_date
         )
-        # Keyed by (data element, option combo, org unit, period): one dict both keeps the
-        # insertion order and refuses duplicates, without a second index of every key.
-        self._rows: dict[tuple[str, str | None, str, str], JsonObject] = {}
+        # (data element, option combo, org unit, period) -> value text. One dict keeps the
+        # insertion order and refuses duplicates; rows become JSON objects only a chunk at a
+        # time, so a large push holds a key and a string per value, not a dict. The rare
+        # comments sit beside it.
+        self._values: dict[_Key, str] = {}
+        self._comments: dict[_Key, str] = {}
 
     def add(
         self,
@@ -207,7 +212,7 @@ class DataValueSetBuilder:
             raise _invalid(value, data_element, "no org unit (none given here or to the builder)")
         row_period = period or self.period
         key = (data_element, category_option_combo, row_org_unit, row_period)
-        if key in self._rows:
+        if key in self._values:
             raise DuplicateValueError(
                 f"data element {data_element}, category option combo "
                 f"{category_option_combo or '(default)'}, org unit {row_org_unit}, period "
@@ -215,25 +220,33 @@ class DataValueSetBuilder:
                 key=key,
                 value=repr(value),
             )
+        self._values[key] = text
+        if comment is not None:
+            self._comments[key] = comment
+
+    def _row(self, key: _Key, text: str) -> JsonObject:
+        """The JSON object of one value; org unit and period only when they differ."""
+        data_element, combo, org_unit, period = key
+        comment = self._comments.get(key)
         row: JsonObject = {"dataElement": data_element}
-        if category_option_combo is not None:
-            row["categoryOptionCombo"] = category_option_combo
-        if row_org_unit != self.org_unit:
-            row["orgUnit"] = row_org_unit
-        if row_period != self.period:
-            row["period"] = row_period
+        if combo is not None:
+            row["categoryOptionCombo"] = combo
+        if org_unit != self.org_unit:
+            row["orgUnit"] = org_unit
+        if period != self.period:
+            row["period"] = period
         row["value"] = text
         if comment is not None:
             row["comment"] = comment
-        self._rows[key] = row
+        return row
 
     def __len__(self) -> int:
-        return len(self._rows)
+        return len(self._values)
 
     @property
     def rows(self) -> tuple[JsonObject, ...]:
-        """Copies of the row dicts, in the order they were added."""
-        return tuple(dict(r) for r in self._rows.values())
+        """The rows as JSON objects, in the order they were added (fresh each time)."""
+        return tuple(self._row(k, v) for k, v in self._values.items())
 
     def _header(self) -> JsonObject:
         head: JsonObject = {}
@@ -251,20 +264,26 @@ class DataValueSetBuilder:
     def build(self) -> JsonObject:
         """Return the whole payload; a fresh dict each time, safe to change."""
         payload = self._header()
-        payload["dataValues"] = [dict(r) for r in self._rows.values()]
+        payload["dataValues"] = list(self.rows)
         return payload
 
     def iter_chunks(self, size: int) -> Iterator[JsonObject]:
         """Yield payloads of at most ``size`` values, each with the full top-level fields.
 
-        Chunks share their row dicts with the builder (no copy of a large push is made):
-        treat them as read-only. Yields nothing when no value was added.
+        Rows are built a chunk at a time, so memory follows the chunk size, not the push.
+        Yields nothing when no value was added.
 
         Raises:
             ConfigError: ``size`` is less than 1.
         """
         _check_chunk_size(size)
-        return _chunks(self._header(), list(self._rows.values()), size)
+        return self._chunks(size)
+
+    def _chunks(self, size: int) -> Iterator[JsonObject]:
+        head = self._header()
+        values = iter(self._values.items())
+        while batch := list(itertools.islice(values, size)):
+            yield {**head, "dataValues": [self._row(k, v) for k, v in batch]}
 
 
 class ItemReferences(Protocol):

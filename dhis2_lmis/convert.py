@@ -82,12 +82,16 @@ def current_username(me: JsonValue) -> str | None:
     return username
 
 
-def _text(raw: JsonObject, *keys: str) -> str | None:
-    for key in keys:
-        value = raw.get(key)
-        if value is not None:
-            return value if isinstance(value, str) else str(value)
-    return None
+def _text(raw: JsonObject, key: str, *fallbacks: str) -> str | None:
+    value = raw.get(key)
+    if value is None:
+        for other in fallbacks:
+            value = raw.get(other)
+            if value is not None:
+                break
+        else:
+            return None
+    return value if type(value) is str else str(value)
 
 
 def _user(raw: JsonObject, key: str) -> str | None:
@@ -139,6 +143,10 @@ class _EventReader:
             text = source.get(legacy_key)
             if text is None:
                 return None
+        if type(text) is str:
+            known = self.timestamps.cache.get(text)
+            if known is not None:
+                return known
         try:
             return self.timestamps.parse(text)  # type: ignore[arg-type]  # checked below
         except (ValueError, OverflowError, TypeError):

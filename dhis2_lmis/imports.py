@@ -466,16 +466,9 @@ class TrackerImportReport:
 
 
 def _tracker_status(obj: Mapping[str, JsonValue], where: str) -> TrackerStatus:
-    raw = obj.get("status")
-    if raw in ("OK", "SUCCESS"):
-        return "OK"
-    if raw == "WARNING":
-        return "WARNING"
-    if raw == "ERROR":
-        return "ERROR"
-    if raw is None:
-        raise _fail(f"{where} has no status")
-    raise _fail(f"{where}.status should be OK, WARNING or ERROR, got {raw!r}")
+    """The same status words as :func:`_status`, spelled as tracker reports spell success."""
+    status = _status(obj, where)
+    return "OK" if status == "SUCCESS" else status
 
 
 def _tracker_error(raw: JsonValue, where: str) -> TrackerImportError:

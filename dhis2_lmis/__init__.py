@@ -8,14 +8,14 @@ from __future__ import annotations
 
 import logging
 
-__version__ = "0.1.0"
-
+from dhis2_lmis._version import __version__
 from dhis2_lmis.client import Dhis2Lmis
 from dhis2_lmis.config import Dhis2Config
 from dhis2_lmis.dhis2.auth import BasicAuth, BodyAuth, TokenAuth
 from dhis2_lmis.dhis2.events import EventQuery, iter_events
-from dhis2_lmis.dhis2.imports import ImportConflict, ImportSummary
+from dhis2_lmis.dhis2.imports import ImportConflict, ImportFailedError, ImportSummary
 from dhis2_lmis.dhis2.periods import Period, PeriodError, PeriodType, format_period, parse_period
+from dhis2_lmis.dhis2.records import ConnectionCheck, DataValue, Event, RecordProblem
 from dhis2_lmis.dhis2.retry import RetryPolicy
 from dhis2_lmis.dhis2.session import Dhis2Session
 from dhis2_lmis.errors import (
@@ -26,7 +26,6 @@ from dhis2_lmis.errors import (
     Dhis2DisabledError,
     Dhis2Error,
     Dhis2TimeoutError,
-    ImportFailedError,
     MissingExtraError,
     NotFoundError,
     PermissionDeniedError,
@@ -38,24 +37,20 @@ from dhis2_lmis.errors import (
 from dhis2_lmis.lmis.checks import Finding, PreflightError
 from dhis2_lmis.lmis.datavalues import DataValueSetBuilder, DuplicateValueError, InvalidValueError
 from dhis2_lmis.lmis.models import (
-    ConnectionCheck,
     ConsignmentReceipt,
-    DataValue,
-    Event,
-    RecordProblem,
+    Customer,
+    Item,
     Requisition,
     RequisitionLine,
     StockLevel,
     StockReport,
     StockReportLine,
     StockTransaction,
+    Store,
 )
 from dhis2_lmis.lmis.references import (
-    Customer,
-    Item,
     ItemResolver,
     OrgUnitResolver,
-    Store,
     load_customers,
     load_items,
     load_stores,

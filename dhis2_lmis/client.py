@@ -19,6 +19,7 @@ from dhis2_lmis.dhis2.auth import BasicAuth, BodyAuth, Dhis2Auth, TokenAuth
 from dhis2_lmis.dhis2.convert import current_username
 from dhis2_lmis.dhis2.imports import ImportSummary
 from dhis2_lmis.dhis2.periods import format_period, parse_period
+from dhis2_lmis.dhis2.records import ConnectionCheck, Event
 from dhis2_lmis.dhis2.retry import RetryPolicy
 from dhis2_lmis.dhis2.session import Dhis2Session
 from dhis2_lmis.errors import (
@@ -37,16 +38,17 @@ from dhis2_lmis.lmis.datavalues import (
     push_data_value_set,
 )
 from dhis2_lmis.lmis.models import (
-    ConnectionCheck,
     ConsignmentReceipt,
-    Event,
+    Customer,
+    Item,
     Requisition,
     StockLevel,
     StockReport,
     StockTransaction,
+    Store,
 )
 from dhis2_lmis.lmis.programs import ProgramKey, ProgramReader
-from dhis2_lmis.lmis.references import Customer, Item, ItemResolver, OrgUnitResolver, Store
+from dhis2_lmis.lmis.references import ItemResolver, OrgUnitResolver
 from dhis2_lmis.lmis.reports import PeriodSpec, StockReportReader
 from dhis2_lmis.lmis.stock import StockPusher, StockPushReport, StockReceipt
 

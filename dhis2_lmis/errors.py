@@ -13,12 +13,12 @@
     ├── RequestRejectedError     400/409/422 the server explained: fix the request or data
     ├── ServerError              5xx after retries: the server or its proxy is unwell
     ├── ResponseFormatError      the body is not the JSON DHIS2 should send
-    ├── ImportFailedError        an import was aborted; carries the normalised summary
+    ├── ImportFailedError        an import was aborted; carries the summary (in dhis2.imports)
     ├── UnknownReferenceError    an item, store or org unit has no counterpart
     ├── PeriodError (ValueError) a period id, type or format DHIS2 does not know
     ├── InvalidValueError (ValueError)  a data value that cannot be sent as given
     │   └── DuplicateValueError  the same data value key added twice
-    ├── PreflightError (ValueError)     a push would lose values; nothing was sent
+    ├── PreflightError (ValueError)     a push would lose values (in lmis.checks)
     ├── StateError               the sync's state file cannot be used (left untouched)
     ├── StateLockedError         another sync runner holds the state file
     └── MissingExtraError (ImportError) an optional extra (pandas) is not installed
@@ -37,8 +37,7 @@ from typing import TYPE_CHECKING
 import attrs
 
 if TYPE_CHECKING:  # pragma: no cover - import for type checkers only
-    from dhis2_lmis.dhis2.imports import ImportSummary
-    from dhis2_lmis.lmis.checks import Finding
+    pass
 
 __all__ = [
     "AuthenticationError",
@@ -49,13 +48,11 @@ __all__ = [
     "Dhis2Error",
     "Dhis2TimeoutError",
     "DuplicateValueError",
-    "ImportFailedError",
     "InvalidValueError",
     "MissingExtraError",
     "NotFoundError",
     "PeriodError",
     "PermissionDeniedError",
-    "PreflightError",
     "RequestRejectedError",
     "ResponseFormatError",
     "ServerError",
@@ -191,22 +188,6 @@ class ResponseFormatError(Dhis2Error):
     """The response body is not the JSON DHIS2 should send (malformed, truncated, wrong shape)."""
 
 
-class ImportFailedError(Dhis2Error):
-    """An import was aborted by DHIS2 (status ERROR); ``summary`` holds the normalised result."""
-
-    def __init__(
-        self,
-        message: str,
-        *,
-        summary: ImportSummary,
-        method: str | None = None,
-        path: str | None = None,
-        status: int | None = None,
-    ) -> None:
-        self.summary = summary
-        super().__init__(message, method=method, path=path, status=status)
-
-
 class UnknownReferenceError(Dhis2Error):
     """An mSupply item, store or customer has no DHIS2 counterpart, or the reverse."""
 
@@ -287,22 +268,6 @@ class StateLockedError(Dhis2Error):
         self.holder_pid = holder_pid
         self.holder_owner = holder_owner
         super().__init__(message)
-
-
-class PreflightError(Dhis2Error, ValueError):
-    """A data value set would lose or have rejected some values; nothing was sent.
-
-    ``findings`` lists every problem found in the chunk (zeros DHIS2 would drop, org units not
-    assigned to the data set, periods of the wrong type), each naming the rows concerned (0-based
-    positions in the chunk). Fix the data or the DHIS2 metadata, then push again.
-    """
-
-    def __init__(self, findings: Sequence[Finding]) -> None:
-        self.findings: tuple[Finding, ...] = tuple(findings)
-        lines = "\n  ".join(str(f) for f in self.findings)
-        super().__init__(
-            f"preflight found {len(self.findings)} problem(s); nothing was sent:\n  {lines}"
-        )
 
 
 class MissingExtraError(Dhis2Error, ImportError):

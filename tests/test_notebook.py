@@ -22,9 +22,9 @@ from dhis2_lmis import (
     StockReport,
     StockReportLine,
 )
+from dhis2_lmis.dhis2.records import DataValue, RecordProblem
 from dhis2_lmis.lmis._progress import with_progress
-from dhis2_lmis.lmis.models import DataValue, RecordProblem
-from dhis2_lmis.lmis.references import Customer, Item
+from dhis2_lmis.lmis.models import Customer, Item
 from dhis2_lmis.run.demo import demo_config, demo_customers, demo_items, demo_stores
 from dhis2_lmis.testing import DEMO, FakeDhis2
 

@@ -14,15 +14,13 @@ import pytest
 from dhis2_lmis.dhis2.auth import BasicAuth
 from dhis2_lmis.dhis2.session import Dhis2Session
 from dhis2_lmis.errors import ConfigError
+from dhis2_lmis.lmis.models import Customer, Item, Store
 from dhis2_lmis.lmis.references import (
     ITEM_FIELDS,
     MAX_URL_LENGTH,
-    Customer,
     DataElementInfo,
-    Item,
     ItemResolver,
     OrgUnitResolver,
-    Store,
     load_customers,
     load_items,
     load_stores,

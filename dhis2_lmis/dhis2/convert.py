@@ -27,7 +27,7 @@ import cattrs
 from dateutil import parser as date_parser
 
 from dhis2_lmis.dhis2._json import JsonObject, JsonValue
-from dhis2_lmis.lmis.models import DataValue, Event, Note, RecordProblem
+from dhis2_lmis.dhis2.records import DataValue, Event, Note, RecordProblem
 
 __all__ = [
     "DataValueRow",

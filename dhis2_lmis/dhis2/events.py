@@ -25,10 +25,10 @@ from dhis2_lmis.dhis2.convert import (
     format_timestamp,
     tracked_entity_refs,
 )
+from dhis2_lmis.dhis2.records import Event
 from dhis2_lmis.dhis2.session import Dhis2Session, ParamValue, is_last_page
 from dhis2_lmis.dhis2.versions import EventsDialect, events_dialect
 from dhis2_lmis.errors import ResponseFormatError
-from dhis2_lmis.lmis.models import Event
 
 __all__ = ["EventQuery", "OrgUnitMode", "iter_events", "iter_tracked_entities"]
 

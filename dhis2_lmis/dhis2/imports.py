@@ -26,7 +26,7 @@ import attrs
 
 from dhis2_lmis.dhis2 import _html
 from dhis2_lmis.dhis2._json import JsonObject, JsonValue
-from dhis2_lmis.errors import ResponseFormatError
+from dhis2_lmis.errors import Dhis2Error, ResponseFormatError
 
 __all__ = [
     "ImportConflict",
@@ -43,6 +43,23 @@ __all__ = [
 ]
 
 log = logging.getLogger(__name__)
+
+
+class ImportFailedError(Dhis2Error):
+    """An import was aborted by DHIS2 (status ERROR); ``summary`` holds the normalised result."""
+
+    def __init__(
+        self,
+        message: str,
+        *,
+        summary: ImportSummary,
+        method: str | None = None,
+        path: str | None = None,
+        status: int | None = None,
+    ) -> None:
+        self.summary = summary
+        super().__init__(message, method=method, path=path, status=status)
+
 
 ImportStatus = Literal["SUCCESS", "WARNING", "ERROR"]
 TrackerStatus = Literal["OK", "WARNING", "ERROR"]

@@ -26,7 +26,7 @@ import requests
 from dateutil import tz
 from requests.adapters import HTTPAdapter
 
-from dhis2_lmis import __version__
+from dhis2_lmis._version import __version__
 from dhis2_lmis.dhis2._json import JsonObject, JsonValue
 from dhis2_lmis.dhis2.auth import Dhis2Auth
 from dhis2_lmis.dhis2.retry import FailureKind, RetryPolicy, parse_retry_after

@@ -44,8 +44,9 @@ from dhis2_lmis.dhis2.metadata import (
 )
 from dhis2_lmis.dhis2.periods import PeriodError, parse_period, period_type_of_format
 from dhis2_lmis.dhis2.session import Dhis2Session
-from dhis2_lmis.errors import NotFoundError, PreflightError
-from dhis2_lmis.lmis.references import Customer, ItemResolver, OrgUnitResolver, Store
+from dhis2_lmis.errors import Dhis2Error, NotFoundError
+from dhis2_lmis.lmis.models import Customer, Store
+from dhis2_lmis.lmis.references import ItemResolver, OrgUnitResolver
 
 __all__ = ["Finding", "Preflight", "PreflightError", "Severity", "validate_setup"]
 
@@ -84,6 +85,22 @@ class Finding:
 
 
 # -- fetching -----------------------------------------------------------------------------------
+
+
+class PreflightError(Dhis2Error, ValueError):
+    """A data value set would lose or have rejected some values; nothing was sent.
+
+    ``findings`` lists every problem found in the chunk (zeros DHIS2 would drop, org units not
+    assigned to the data set, periods of the wrong type), each naming the rows concerned (0-based
+    positions in the chunk). Fix the data or the DHIS2 metadata, then push again.
+    """
+
+    def __init__(self, findings: Sequence[Finding]) -> None:
+        self.findings: tuple[Finding, ...] = tuple(findings)
+        lines = "\n  ".join(str(f) for f in self.findings)
+        super().__init__(
+            f"preflight found {len(self.findings)} problem(s); nothing was sent:\n  {lines}"
+        )
 
 
 def _fetch_program(session: Dhis2Session, uid: str) -> ProgramInfo | None:

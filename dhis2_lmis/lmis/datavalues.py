@@ -24,16 +24,20 @@ from typing import TYPE_CHECKING, Literal, Protocol, TypeAlias, overload
 import attrs
 
 from dhis2_lmis.dhis2._json import JsonObject, JsonValue
-from dhis2_lmis.dhis2.imports import ImportSummary, merge_summaries, parse_import_summary
+from dhis2_lmis.dhis2.imports import (
+    ImportFailedError,
+    ImportSummary,
+    merge_summaries,
+    parse_import_summary,
+)
 from dhis2_lmis.errors import (
     ConfigError,
     DuplicateValueError,
-    ImportFailedError,
     InvalidValueError,
 )
 
 if TYPE_CHECKING:  # pragma: no cover - annotations only
-    from dhis2_lmis.lmis.references import Item
+    from dhis2_lmis.lmis.models import Item
 
 __all__ = [
     "DataValueSetBuilder",

@@ -20,19 +20,20 @@ import attrs
 
 from dhis2_lmis.dhis2._uids import is_uid
 from dhis2_lmis.dhis2.events import EventQuery, IdScheme, iter_events, iter_tracked_entities
+from dhis2_lmis.dhis2.records import Event, RecordProblem
 from dhis2_lmis.dhis2.session import Dhis2Session, ParamValue
 from dhis2_lmis.dhis2.versions import events_dialect
 from dhis2_lmis.errors import ConfigError
 from dhis2_lmis.lmis.models import (
     ConsignmentReceipt,
-    Event,
-    RecordProblem,
+    Customer,
+    Item,
     Requisition,
     RequisitionLine,
     StockLevel,
     StockTransaction,
+    Store,
 )
-from dhis2_lmis.lmis.references import Customer, Item, Store
 
 __all__ = [
     "ItemLookup",

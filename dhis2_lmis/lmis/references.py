@@ -28,8 +28,6 @@ from pathlib import Path
 from typing import IO, Generic, Literal, Protocol, TypeAlias, TypeVar, Union, get_args
 from urllib.parse import quote_plus, urlencode
 
-import attrs
-
 from dhis2_lmis.config import IdScheme, ItemField
 from dhis2_lmis.dhis2._json import JsonObject, JsonValue
 from dhis2_lmis.dhis2._uids import is_uid
@@ -43,19 +41,17 @@ from dhis2_lmis.dhis2.metadata import (
 )
 from dhis2_lmis.dhis2.session import Dhis2Session
 from dhis2_lmis.errors import ConfigError, ConfigProblem, ResponseFormatError
+from dhis2_lmis.lmis.models import Customer, Item, Store
 
 __all__ = [
     "ITEM_FIELDS",
     "MAX_URL_LENGTH",
-    "Customer",
     "DataElementInfo",
     "IdScheme",
-    "Item",
     "ItemField",
     "ItemResolver",
     "OrgUnitInfo",
     "OrgUnitResolver",
-    "Store",
     "load_customers",
     "load_items",
     "load_stores",
@@ -75,95 +71,6 @@ MAX_URL_LENGTH = 6 * 1024
 Tomcat and the usual reverse proxies in front of DHIS2 reject request lines of 8 KB and more
 with 400 or 414; 6 KB leaves room for the other headers within the same buffer.
 """
-
-# -- records ------------------------------------------------------------------------------------
-
-
-class _FrozenFields(Mapping[str, str]):
-    """An immutable, hashable mapping backed by a tuple of pairs, for custom fields.
-
-    Records are frozen and hashable (they serve as dict keys and set members); a plain dict
-    field would make them neither.
-    """
-
-    __slots__ = ("_index", "_pairs")
-
-    def __init__(self, pairs: Iterable[tuple[str, str]] = ()) -> None:
-        index = dict(pairs)
-        self._index = index
-        self._pairs = tuple(sorted(index.items()))
-
-    def __getitem__(self, key: str) -> str:
-        return self._index[key]
-
-    def __iter__(self) -> Iterator[str]:
-        return (k for k, _ in self._pairs)
-
-    def __len__(self) -> int:
-        return len(self._pairs)
-
-    def __hash__(self) -> int:
-        return hash(self._pairs)
-
-    def __eq__(self, other: object) -> bool:
-        if isinstance(other, _FrozenFields):
-            return self._pairs == other._pairs
-        if isinstance(other, Mapping):
-            return dict(self._pairs) == dict(other)
-        return NotImplemented
-
-    def __repr__(self) -> str:
-        return repr(dict(self._pairs))
-
-
-def _freeze_fields(value: Mapping[str, str] | Iterable[tuple[str, str]]) -> Mapping[str, str]:
-    if isinstance(value, _FrozenFields):
-        return value
-    if isinstance(value, Mapping):
-        return _FrozenFields(value.items())
-    return _FrozenFields(value)
-
-
-_NO_FIELDS: Mapping[str, str] = _FrozenFields()
-
-
-@attrs.frozen
-class Item:
-    """An mSupply item.
-
-    Attributes:
-        code: the mSupply item code.
-        name: the item name.
-        universal_code: mSupply's universal code, one place the DHIS2 reference may live.
-        custom_fields: user fields (``user_field_1`` .. ``user_field_6``) and any other custom
-            field, by name; frozen, so items stay hashable.
-        include_in_dhis2_push: False keeps the item out of pushes to DHIS2.
-    """
-
-    code: str
-    name: str
-    universal_code: str | None = None
-    custom_fields: Mapping[str, str] = attrs.field(default=_NO_FIELDS, converter=_freeze_fields)
-    include_in_dhis2_push: bool = True
-
-
-@attrs.frozen
-class Store:
-    """An mSupply store (a supplying store); its org unit lives in a custom field."""
-
-    code: str
-    name: str
-    custom_fields: Mapping[str, str] = attrs.field(default=_NO_FIELDS, converter=_freeze_fields)
-
-
-@attrs.frozen
-class Customer:
-    """An mSupply customer ("name"), the requesting facility; its org unit is in a name field."""
-
-    code: str
-    name: str
-    custom_fields: Mapping[str, str] = attrs.field(default=_NO_FIELDS, converter=_freeze_fields)
-
 
 # -- loaders ------------------------------------------------------------------------------------
 

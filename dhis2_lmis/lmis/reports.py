@@ -51,11 +51,12 @@ from dhis2_lmis.dhis2.periods import (
     period_for,
     period_type_of_format,
 )
+from dhis2_lmis.dhis2.records import RecordProblem
 from dhis2_lmis.dhis2.session import Dhis2Session, ParamValue
 from dhis2_lmis.errors import ConfigError, UnknownReferenceError
-from dhis2_lmis.lmis.models import RecordProblem, StockReport, StockReportLine
+from dhis2_lmis.lmis.models import Customer, Item, StockReport, StockReportLine, Store
 from dhis2_lmis.lmis.programs import ItemLookup, OrgUnitLookup, parse_quantity
-from dhis2_lmis.lmis.references import MAX_URL_LENGTH, Customer, Item, OrgUnitResolver, Store
+from dhis2_lmis.lmis.references import MAX_URL_LENGTH, OrgUnitResolver
 
 __all__ = [
     "DEFAULT_BATCH_SIZE",

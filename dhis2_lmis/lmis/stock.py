@@ -52,11 +52,11 @@ from dhis2_lmis.dhis2.imports import (
     parse_legacy_event_summaries,
     parse_tracker_report,
 )
+from dhis2_lmis.dhis2.records import Event
 from dhis2_lmis.dhis2.session import Dhis2Session, ParamValue
 from dhis2_lmis.dhis2.versions import EventsDialect, events_dialect
 from dhis2_lmis.errors import ConfigError, Dhis2TimeoutError, NotFoundError
 from dhis2_lmis.lmis.datavalues import InvalidValueError, format_value
-from dhis2_lmis.lmis.models import Event
 
 __all__ = [
     "OutcomeStatus",

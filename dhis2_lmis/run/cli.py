@@ -30,22 +30,21 @@ from decimal import Decimal
 from pathlib import Path
 from typing import IO, TYPE_CHECKING, Literal, TypeVar
 
-from dhis2_lmis import __version__
+from dhis2_lmis._version import __version__
 from dhis2_lmis.client import Dhis2Lmis
 from dhis2_lmis.config import Dhis2Config
+from dhis2_lmis.dhis2.imports import ImportFailedError
 from dhis2_lmis.dhis2.periods import PeriodError
+from dhis2_lmis.dhis2.records import Event, RecordProblem
 from dhis2_lmis.errors import (
     ConfigError,
     Dhis2Error,
-    ImportFailedError,
     UnknownReferenceError,
 )
 from dhis2_lmis.lmis.checks import PreflightError
 from dhis2_lmis.lmis.datavalues import DataValueSetBuilder, InvalidValueError
 from dhis2_lmis.lmis.models import (
     ConsignmentReceipt,
-    Event,
-    RecordProblem,
     Requisition,
     StockLevel,
     StockReport,

@@ -26,8 +26,15 @@ import attrs
 from dhis2_lmis.client import Dhis2Lmis
 from dhis2_lmis.config import Dhis2Config
 from dhis2_lmis.dhis2.imports import ImportSummary
-from dhis2_lmis.lmis.models import ConnectionCheck, ConsignmentReceipt, Requisition, StockLevel
-from dhis2_lmis.lmis.references import Customer, Item, Store
+from dhis2_lmis.dhis2.records import ConnectionCheck
+from dhis2_lmis.lmis.models import (
+    ConsignmentReceipt,
+    Customer,
+    Item,
+    Requisition,
+    StockLevel,
+    Store,
+)
 from dhis2_lmis.lmis.stock import StockPushReport, StockReceipt
 from dhis2_lmis.testing import DEMO, FakeDhis2
 

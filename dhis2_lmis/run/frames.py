@@ -29,11 +29,10 @@ from decimal import Decimal, InvalidOperation
 from typing import TYPE_CHECKING, Any, Literal
 
 from dhis2_lmis.dhis2.imports import ImportConflict, ImportSummary
+from dhis2_lmis.dhis2.records import Event, RecordProblem
 from dhis2_lmis.errors import MissingExtraError
 from dhis2_lmis.lmis.models import (
     ConsignmentReceipt,
-    Event,
-    RecordProblem,
     Requisition,
     StockLevel,
     StockReport,
@@ -43,7 +42,7 @@ from dhis2_lmis.lmis.models import (
 if TYPE_CHECKING:  # pragma: no cover - pandas is an optional extra
     import pandas as pd
 
-    from dhis2_lmis.lmis.references import Customer, Item, Store
+    from dhis2_lmis.lmis.models import Customer, Item, Store
 
 __all__ = ["ColumnType", "MissingExtraError", "Record", "RecordKind", "to_dataframe"]
 

@@ -18,9 +18,10 @@ import json
 import re
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from dhis2_lmis.testing._fields import FieldSpec, apply_fields, parse_fields
+from dhis2_lmis.testing._host import Host
 from dhis2_lmis.testing._metadata import fmt_time
 from dhis2_lmis.testing._server import Request, Response, json_response, web_message
 from dhis2_lmis.testing._world import (
@@ -33,9 +34,6 @@ from dhis2_lmis.testing._world import (
     User,
     new_uid,
 )
-
-if TYPE_CHECKING:  # pragma: no cover - import for type checkers only
-    from dhis2_lmis.testing._fake import FakeDhis2
 
 __all__ = [
     "BadRequest",
@@ -94,9 +92,9 @@ class BadRequest(Exception):
 
 
 def _guard(
-    fn: Callable[[FakeDhis2, Request, re.Match[str], User | None], Response],
-) -> Callable[[FakeDhis2, Request, re.Match[str], User | None], Response]:
-    def wrapped(fake: FakeDhis2, req: Request, m: re.Match[str], user: User | None) -> Response:
+    fn: Callable[[Host, Request, re.Match[str], User | None], Response],
+) -> Callable[[Host, Request, re.Match[str], User | None], Response]:
+    def wrapped(fake: Host, req: Request, m: re.Match[str], user: User | None) -> Response:
         try:
             return fn(fake, req, m, user)
         except BadRequest as exc:
@@ -138,7 +136,7 @@ def numeric_problem(value_type: str, value: str) -> str | None:
     return None
 
 
-def parse_when(fake: FakeDhis2, text: str, *, end_of_day: bool = False) -> dt.datetime:
+def parse_when(fake: Host, text: str, *, end_of_day: bool = False) -> dt.datetime:
     """Parse a DHIS2 date or date-time into a naive server-local datetime.
 
     Raises:
@@ -171,7 +169,7 @@ def _split(values: Sequence[str], sep: str) -> list[str]:
 
 
 def scope_org_units(
-    fake: FakeDhis2, user: User | None, org_units: Sequence[str], mode: str | None
+    fake: Host, user: User | None, org_units: Sequence[str], mode: str | None
 ) -> set[str] | None:
     """The org units a tracker query covers; None means every org unit (mode ALL).
 
@@ -210,7 +208,7 @@ def scope_org_units(
         return out
 
 
-def _mode(fake: FakeDhis2, req: Request) -> str | None:
+def _mode(fake: Host, req: Request) -> str | None:
     minor = fake.server_version.minor
     ou_mode, org_unit_mode = req.param("ouMode"), req.param("orgUnitMode")
     if minor <= 40:
@@ -233,7 +231,7 @@ class _Paging:
     totals: bool
 
 
-def _paging(fake: FakeDhis2, req: Request, *, legacy: bool = False) -> _Paging:
+def _paging(fake: Host, req: Request, *, legacy: bool = False) -> _Paging:
     minor = fake.server_version.minor
     try:
         page = int(req.param("page") or 1)
@@ -267,9 +265,7 @@ def _paging(fake: FakeDhis2, req: Request, *, legacy: bool = False) -> _Paging:
     return _Paging(not skip, max(page, 1), max(size, 1), totals)
 
 
-def _envelope(
-    fake: FakeDhis2, req: Request, key_new: str, items: list[Json], paging: _Paging
-) -> Json:
+def _envelope(fake: Host, req: Request, key_new: str, items: list[Json], paging: _Paging) -> Json:
     """Page ``items`` and wrap them in the version's envelope."""
     minor = fake.server_version.minor
     key = "instances" if minor <= 40 else key_new
@@ -318,7 +314,7 @@ class _Schemes:
         )
 
 
-def _user_ref(fake: FakeDhis2, username: str) -> Json | str:
+def _user_ref(fake: Host, username: str) -> Json | str:
     user = fake.world.users.get(username)
     if fake.server_version.minor <= 37:
         return username
@@ -332,7 +328,7 @@ def _user_ref(fake: FakeDhis2, username: str) -> Json | str:
     return out
 
 
-def event_json(fake: FakeDhis2, req: Request, e: Event, schemes: _Schemes) -> Json:
+def event_json(fake: Host, req: Request, e: Event, schemes: _Schemes) -> Json:
     """An event in the new tracker shape of the fake's version."""
     world = fake.world
     minor = fake.server_version.minor
@@ -393,7 +389,7 @@ def event_json(fake: FakeDhis2, req: Request, e: Event, schemes: _Schemes) -> Js
     return out
 
 
-def _event_filters(fake: FakeDhis2, req: Request) -> list[Callable[[Event], bool]]:
+def _event_filters(fake: Host, req: Request) -> list[Callable[[Event], bool]]:
     """Data element filters ``filter=<de>:<op>:<value>[:<op>:<value>]``."""
     checks: list[Callable[[Event], bool]] = []
     for expr in req.params("filter"):
@@ -460,7 +456,7 @@ def _value_check(de: str, op: str, operand: str) -> Callable[[Event], bool]:
     return check
 
 
-def _sort_events(fake: FakeDhis2, req: Request, events: list[Event], *, legacy: bool) -> None:
+def _sort_events(fake: Host, req: Request, events: list[Event], *, legacy: bool) -> None:
     minor = fake.server_version.minor
     if legacy or minor == 36:
         names = dict(_LEGACY_ORDER)
@@ -484,9 +480,7 @@ def _sort_events(fake: FakeDhis2, req: Request, events: list[Event], *, legacy: 
         events.sort(key=key, reverse=direction.lower() == "desc")
 
 
-def _select_events(
-    fake: FakeDhis2, req: Request, user: User | None, *, legacy: bool
-) -> list[Event]:
+def _select_events(fake: Host, req: Request, user: User | None, *, legacy: bool) -> list[Event]:
     world = fake.world
     minor = fake.server_version.minor
     end_of_day = minor >= 39 and not legacy
@@ -565,14 +559,14 @@ def _select_events(
     return out
 
 
-def _fields_spec(fake: FakeDhis2, req: Request, default: str) -> FieldSpec | None:
+def _fields_spec(fake: Host, req: Request, default: str) -> FieldSpec | None:
     if fake.server_version.minor <= 37:
         return None
     return parse_fields(",".join(req.params("fields")) or default)
 
 
 @_guard
-def handle_events(fake: FakeDhis2, req: Request, m: re.Match[str], user: User | None) -> Response:
+def handle_events(fake: Host, req: Request, m: re.Match[str], user: User | None) -> Response:
     """``GET /api/tracker/events``."""
     events = _select_events(fake, req, user, legacy=False)
     paging = _paging(fake, req)
@@ -586,7 +580,7 @@ def handle_events(fake: FakeDhis2, req: Request, m: re.Match[str], user: User | 
 
 
 @_guard
-def handle_event(fake: FakeDhis2, req: Request, m: re.Match[str], user: User | None) -> Response:
+def handle_event(fake: Host, req: Request, m: re.Match[str], user: User | None) -> Response:
     """``GET /api/tracker/events/<uid>``: the bare event."""
     with fake.world.lock:
         event = fake.world.events.get(m.group("uid"))
@@ -611,7 +605,7 @@ _LEGACY_DEFAULT_HIDDEN_36 = {
 _LEGACY_DEFAULT_HIDDEN_40 = {"dueDate", "completedDate", "storedBy"}
 
 
-def legacy_event_json(fake: FakeDhis2, req: Request, e: Event, schemes: _Schemes) -> Json:
+def legacy_event_json(fake: Host, req: Request, e: Event, schemes: _Schemes) -> Json:
     """An event in the legacy ``/api/events`` shape."""
     world = fake.world
     program = world.programs.get(e.program)
@@ -664,7 +658,7 @@ def legacy_event_json(fake: FakeDhis2, req: Request, e: Event, schemes: _Schemes
     return out
 
 
-def _legacy_fields(fake: FakeDhis2, req: Request, items: list[Json]) -> list[Json]:
+def _legacy_fields(fake: Host, req: Request, items: list[Json]) -> list[Json]:
     fields = ",".join(req.params("fields"))
     if fields:
         spec = parse_fields(fields)
@@ -681,9 +675,7 @@ def _legacy_fields(fake: FakeDhis2, req: Request, items: list[Json]) -> list[Jso
 
 
 @_guard
-def handle_legacy_events(
-    fake: FakeDhis2, req: Request, m: re.Match[str], user: User | None
-) -> Response:
+def handle_legacy_events(fake: Host, req: Request, m: re.Match[str], user: User | None) -> Response:
     """Legacy ``GET /api/events`` (2.36-2.41)."""
     events = _select_events(fake, req, user, legacy=True)
     paging = _paging(fake, req, legacy=True)
@@ -716,9 +708,7 @@ def handle_legacy_events(
 
 
 @_guard
-def handle_legacy_event(
-    fake: FakeDhis2, req: Request, m: re.Match[str], user: User | None
-) -> Response:
+def handle_legacy_event(fake: Host, req: Request, m: re.Match[str], user: User | None) -> Response:
     """Legacy ``GET /api/events/<uid>``."""
     with fake.world.lock:
         event = fake.world.events.get(m.group("uid"))
@@ -731,7 +721,7 @@ def handle_legacy_event(
 # --- tracked entities and enrollments --------------------------------------------------------
 
 
-def enrollment_json(fake: FakeDhis2, en: Enrollment) -> Json:
+def enrollment_json(fake: Host, en: Enrollment) -> Json:
     """An enrollment in the new tracker shape."""
     minor = fake.server_version.minor
     out: Json = {
@@ -762,7 +752,7 @@ def enrollment_json(fake: FakeDhis2, en: Enrollment) -> Json:
     return out
 
 
-def tracked_entity_json(fake: FakeDhis2, te: TrackedEntity) -> Json:
+def tracked_entity_json(fake: Host, te: TrackedEntity) -> Json:
     """A tracked entity in the new tracker shape (attributes and enrollments inline)."""
     world = fake.world
     attributes: list[Json] = []
@@ -810,7 +800,7 @@ def tracked_entity_json(fake: FakeDhis2, te: TrackedEntity) -> Json:
     }
 
 
-def _org_unit_params(fake: FakeDhis2, req: Request) -> list[str]:
+def _org_unit_params(fake: Host, req: Request) -> list[str]:
     minor = fake.server_version.minor
     out: list[str] = []
     if minor <= 41:
@@ -855,7 +845,7 @@ def _attribute_checks(req: Request) -> list[Callable[[TrackedEntity], bool]]:
 
 @_guard
 def handle_tracked_entities(
-    fake: FakeDhis2, req: Request, m: re.Match[str], user: User | None
+    fake: Host, req: Request, m: re.Match[str], user: User | None
 ) -> Response:
     """``GET /api/tracker/trackedEntities``."""
     world = fake.world
@@ -900,7 +890,7 @@ def handle_tracked_entities(
 
 @_guard
 def handle_tracked_entity(
-    fake: FakeDhis2, req: Request, m: re.Match[str], user: User | None
+    fake: Host, req: Request, m: re.Match[str], user: User | None
 ) -> Response:
     """``GET /api/tracker/trackedEntities/<uid>``."""
     with fake.world.lock:
@@ -913,9 +903,7 @@ def handle_tracked_entity(
 
 
 @_guard
-def handle_enrollments(
-    fake: FakeDhis2, req: Request, m: re.Match[str], user: User | None
-) -> Response:
+def handle_enrollments(fake: Host, req: Request, m: re.Match[str], user: User | None) -> Response:
     """``GET /api/tracker/enrollments``."""
     world = fake.world
     program = req.param("program")
@@ -962,7 +950,7 @@ def _stats(created: int, updated: int, deleted: int, ignored: int) -> Json:
     }
 
 
-def report_json(fake: FakeDhis2, report: _Report, *, bundle: bool) -> Json:
+def report_json(fake: Host, report: _Report, *, bundle: bool) -> Json:
     """An ImportReport in the version's shape."""
     minor = fake.server_version.minor
     status = "ERROR" if report.errors else "OK"
@@ -1076,7 +1064,7 @@ def _action(
     return ("update" if existing is not None else "create"), None
 
 
-def _validate_event(fake: FakeDhis2, item: _Item, schemes: _Schemes, pending: set[str]) -> None:
+def _validate_event(fake: Host, item: _Item, schemes: _Schemes, pending: set[str]) -> None:
     world = fake.world
     ev, uid = item.data, item.uid
     errors = item.errors
@@ -1197,7 +1185,7 @@ def _validate_event(fake: FakeDhis2, item: _Item, schemes: _Schemes, pending: se
     ev["_resolved"] = {"orgUnit": ou, "program": program, "programStage": stage}
 
 
-def _validate_enrollment(fake: FakeDhis2, item: _Item, pending: set[str]) -> None:
+def _validate_enrollment(fake: Host, item: _Item, pending: set[str]) -> None:
     world = fake.world
     en, uid = item.data, item.uid
     if en.get("program") not in world.programs:
@@ -1230,7 +1218,7 @@ def _validate_enrollment(fake: FakeDhis2, item: _Item, pending: set[str]) -> Non
         )
 
 
-def _validate_tracked_entity(fake: FakeDhis2, item: _Item) -> None:
+def _validate_tracked_entity(fake: Host, item: _Item) -> None:
     world = fake.world
     te, uid = item.data, item.uid
     if te.get("orgUnit") not in world.org_units:
@@ -1255,7 +1243,7 @@ def _validate_tracked_entity(fake: FakeDhis2, item: _Item) -> None:
             )
 
 
-def _apply_event(fake: FakeDhis2, item: _Item, user: User | None, stamp: dt.datetime) -> None:
+def _apply_event(fake: Host, item: _Item, user: User | None, stamp: dt.datetime) -> None:
     world = fake.world
     ev = item.data
     username = user.username if user else "admin"
@@ -1331,7 +1319,7 @@ def _apply_event(fake: FakeDhis2, item: _Item, user: User | None, stamp: dt.date
         event.value_times[de] = (created, stamp)
 
 
-def _apply_enrollment(fake: FakeDhis2, item: _Item, stamp: dt.datetime) -> None:
+def _apply_enrollment(fake: Host, item: _Item, stamp: dt.datetime) -> None:
     world = fake.world
     en = item.data
     if item.action == "delete":
@@ -1362,7 +1350,7 @@ def _apply_enrollment(fake: FakeDhis2, item: _Item, stamp: dt.datetime) -> None:
         record.updated_at = stamp
 
 
-def _apply_tracked_entity(fake: FakeDhis2, item: _Item, stamp: dt.datetime) -> None:
+def _apply_tracked_entity(fake: Host, item: _Item, stamp: dt.datetime) -> None:
     world = fake.world
     data = item.data
     if item.action == "delete":
@@ -1390,7 +1378,7 @@ def _apply_tracked_entity(fake: FakeDhis2, item: _Item, stamp: dt.datetime) -> N
 
 
 def run_import(
-    fake: FakeDhis2,
+    fake: Host,
     body: Json,
     *,
     strategy: str,
@@ -1458,7 +1446,7 @@ def run_import(
     return report_json(fake, report, bundle=do_commit)
 
 
-def _enum(fake: FakeDhis2, req: Request, name: str, allowed: Sequence[str], default: str) -> str:
+def _enum(fake: Host, req: Request, name: str, allowed: Sequence[str], default: str) -> str:
     value = req.param(name)
     if value is None:
         return default
@@ -1473,7 +1461,7 @@ def _enum(fake: FakeDhis2, req: Request, name: str, allowed: Sequence[str], defa
     )
 
 
-def _is_sync(fake: FakeDhis2, req: Request) -> bool:
+def _is_sync(fake: Host, req: Request) -> bool:
     value = req.param("async")
     if fake.server_version.minor <= 41:
         return value == "false"  # Spring's params = {"async=false"}: literal and case-sensitive
@@ -1481,7 +1469,7 @@ def _is_sync(fake: FakeDhis2, req: Request) -> bool:
 
 
 def _notification(
-    fake: FakeDhis2, category: str, message: str, completed: bool, when: dt.datetime
+    fake: Host, category: str, message: str, completed: bool, when: dt.datetime
 ) -> dict[str, object]:
     uid = new_uid()
     return {
@@ -1496,7 +1484,7 @@ def _notification(
 
 
 @_guard
-def handle_import(fake: FakeDhis2, req: Request, m: re.Match[str], user: User | None) -> Response:
+def handle_import(fake: Host, req: Request, m: re.Match[str], user: User | None) -> Response:
     """``POST /api/tracker``: synchronous ImportReport or an async job."""
     strategy = _enum(fake, req, "importStrategy", STRATEGIES, "CREATE_AND_UPDATE")
     atomic = _enum(fake, req, "atomicMode", ("ALL", "OBJECT"), "ALL")
@@ -1543,23 +1531,21 @@ def handle_import(fake: FakeDhis2, req: Request, m: re.Match[str], user: User | 
     )
 
 
-def _job(fake: FakeDhis2, uid: str, job_type: str) -> Job | None:
+def _job(fake: Host, uid: str, job_type: str) -> Job | None:
     with fake.world.lock:
         job = fake.world.jobs.get(uid)
     return job if job is not None and job.job_type == job_type else None
 
 
 @_guard
-def handle_job(fake: FakeDhis2, req: Request, m: re.Match[str], user: User | None) -> Response:
+def handle_job(fake: Host, req: Request, m: re.Match[str], user: User | None) -> Response:
     """``GET /api/tracker/jobs/<uid>``: notifications, newest first."""
     job = _job(fake, m.group("uid"), "TRACKER_IMPORT_JOB")
     return json_response(200, job.notifications if job else [])
 
 
 @_guard
-def handle_job_report(
-    fake: FakeDhis2, req: Request, m: re.Match[str], user: User | None
-) -> Response:
+def handle_job_report(fake: Host, req: Request, m: re.Match[str], user: User | None) -> Response:
     """``GET /api/tracker/jobs/<uid>/report``: the ImportReport of a finished job."""
     job = _job(fake, m.group("uid"), "TRACKER_IMPORT_JOB")
     if job is None:
@@ -1578,9 +1564,7 @@ _LEGACY_TO_NEW = {
 
 
 @_guard
-def handle_legacy_import(
-    fake: FakeDhis2, req: Request, m: re.Match[str], user: User | None
-) -> Response:
+def handle_legacy_import(fake: Host, req: Request, m: re.Match[str], user: User | None) -> Response:
     """Legacy ``POST /api/events`` (2.36-2.41): ``strategy`` param, 409 on any conflict."""
     strategy = (req.param("strategy") or "CREATE_AND_UPDATE").upper()
     if strategy == "NEW_AND_UPDATES":

@@ -47,8 +47,7 @@ from dhis2_lmis.errors import (
     ResponseFormatError,
     ServerError,
 )
-from dhis2_lmis.lmis.models import ConsignmentReceipt, Requisition
-from dhis2_lmis.lmis.references import Customer, Item, Store
+from dhis2_lmis.lmis.models import ConsignmentReceipt, Customer, Item, Requisition, Store
 from dhis2_lmis.lmis.stock import StockReceipt
 from dhis2_lmis.run.state import SqliteStateStore
 from dhis2_lmis.run.sync import SyncRunner

@@ -1,0 +1,133 @@
+"""The layout is the architecture: layers import downwards only, and nothing imports in a circle.
+
+Read from the source with ``ast`` (every import counts: module level, inside functions and
+under ``TYPE_CHECKING``), so a circle that happens to work at run time still fails here.
+"""
+
+from __future__ import annotations
+
+import ast
+from pathlib import Path
+
+import pytest
+
+PACKAGE = Path(__file__).resolve().parents[1] / "dhis2_lmis"
+
+# Which part of the package each layer may import (by module-name prefix); lower layers first.
+ALLOWED: dict[str, tuple[str, ...]] = {
+    "dhis2_lmis.errors": (),
+    "dhis2_lmis._version": (),
+    "dhis2_lmis.dhis2": ("dhis2_lmis.dhis2", "dhis2_lmis.errors", "dhis2_lmis._version"),
+    "dhis2_lmis.config": ("dhis2_lmis.dhis2", "dhis2_lmis.errors"),
+    "dhis2_lmis.lmis": (
+        "dhis2_lmis.lmis",
+        "dhis2_lmis.dhis2",
+        "dhis2_lmis.config",
+        "dhis2_lmis.errors",
+    ),
+    "dhis2_lmis.client": (
+        "dhis2_lmis.lmis",
+        "dhis2_lmis.dhis2",
+        "dhis2_lmis.config",
+        "dhis2_lmis.errors",
+    ),
+    "dhis2_lmis.testing": ("dhis2_lmis.testing",),
+}
+
+
+def _module_name(path: Path) -> str:
+    parts = path.relative_to(PACKAGE.parent).with_suffix("").parts
+    return ".".join(parts[:-1] if parts[-1] == "__init__" else parts)
+
+
+MODULES = {_module_name(p): p for p in sorted(PACKAGE.rglob("*.py"))}
+
+
+def _imports(name: str) -> set[str]:
+    """The package modules ``name`` imports, wherever in the file the import statement sits."""
+    path = MODULES[name]
+    found: set[str] = set()
+    for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
+        if isinstance(node, ast.Import):
+            found.update(alias.name for alias in node.names)
+        elif isinstance(node, ast.ImportFrom):
+            base = node.module or ""
+            if node.level:
+                anchor = name if path.name == "__init__.py" else name.rpartition(".")[0]
+                for _ in range(node.level - 1):
+                    anchor = anchor.rpartition(".")[0]
+                base = f"{anchor}.{base}" if base else anchor
+            for alias in node.names:
+                child = f"{base}.{alias.name}"
+                found.add(child if child in MODULES else base)
+    return {m for m in found if m in MODULES and m != name}
+
+
+GRAPH = {name: _imports(name) for name in MODULES}
+
+
+def _cycles(graph: dict[str, set[str]]) -> list[list[str]]:
+    """Strongly connected components with more than one module (Tarjan)."""
+    index: dict[str, int] = {}
+    low: dict[str, int] = {}
+    stack: list[str] = []
+    on_stack: set[str] = set()
+    found: list[list[str]] = []
+
+    def visit(node: str) -> None:
+        index[node] = low[node] = len(index)
+        stack.append(node)
+        on_stack.add(node)
+        for target in sorted(graph[node]):
+            if target not in index:
+                visit(target)
+                low[node] = min(low[node], low[target])
+            elif target in on_stack:
+                low[node] = min(low[node], index[target])
+        if low[node] == index[node]:
+            component = []
+            while True:
+                member = stack.pop()
+                on_stack.discard(member)
+                component.append(member)
+                if member == node:
+                    break
+            if len(component) > 1:
+                found.append(sorted(component))
+
+    for node in sorted(graph):
+        if node not in index:
+            visit(node)
+    return found
+
+
+def test_the_cycle_finder_sees_a_circle() -> None:
+    assert _cycles({"a": {"b"}, "b": {"c"}, "c": {"a"}, "d": {"a"}}) == [["a", "b", "c"]]
+    assert _cycles({"a": {"b"}, "b": set()}) == []
+
+
+def test_no_module_of_the_package_imports_in_a_circle() -> None:
+    assert _cycles(GRAPH) == []
+
+
+def test_the_layout_has_the_three_layers() -> None:
+    for layer in ("dhis2_lmis.dhis2", "dhis2_lmis.lmis", "dhis2_lmis.run", "dhis2_lmis.testing"):
+        assert any(m.startswith(f"{layer}.") for m in MODULES), layer
+
+
+@pytest.mark.parametrize("name", sorted(MODULES))
+def test_each_module_imports_only_from_its_own_layer_or_below(name: str) -> None:
+    rule = next(
+        (
+            allowed
+            for prefix, allowed in ALLOWED.items()
+            if name == prefix or name.startswith(f"{prefix}.")
+        ),
+        None,
+    )
+    if rule is None:  # the top: the package's __init__, __main__ and run/ may import anything
+        return
+    upward = sorted(
+        m for m in GRAPH[name] if not any(m == p or m.startswith(f"{p}.") for p in rule)
+    )
+    assert upward == [], f"{name} imports from a layer above it"

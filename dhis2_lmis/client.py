@@ -129,7 +129,6 @@ class Dhis2Lmis:
             ),
             item_code_attribute=table.stock_on_hand.attribute or table.received_quantity.attribute,
             page_size=config.sync.page_size,
-            legacy=config.dhis2.tracker_api == "legacy",
         )
 
     def __repr__(self) -> str:
@@ -381,7 +380,6 @@ class Dhis2Lmis:
             stock_on_hand=self.reader.stock_on_hand,
             received_quantity=self.reader.received_quantity,
             item_code_attribute=attribute,
-            legacy=self.reader.legacy,
         )
 
     def _org_unit_of(self, place: Store | Customer) -> str:
@@ -435,4 +433,5 @@ def _session_from(config: Dhis2Config) -> Dhis2Session:
         retry=RetryPolicy(attempts=server.max_attempts),
         verify=server.verify_tls,
         enabled=server.enabled,
+        legacy_events=server.tracker_api == "legacy",
     )

@@ -13,6 +13,7 @@
     ├── RequestRejectedError     400/409/422 the server explained: fix the request or data
     ├── ServerError              5xx after retries: the server or its proxy is unwell
     ├── ResponseFormatError      the body is not the JSON DHIS2 should send
+    ├── UnsupportedVersionError  the server is older than the oldest supported DHIS2
     ├── ImportFailedError        an import was aborted; carries the summary (in dhis2.imports)
     ├── UnknownReferenceError    an item, store or org unit has no counterpart
     ├── PeriodError (ValueError) a period id, type or format DHIS2 does not know
@@ -59,6 +60,7 @@ __all__ = [
     "StateError",
     "StateLockedError",
     "UnknownReferenceError",
+    "UnsupportedVersionError",
     "redact_path",
 ]
 
@@ -186,6 +188,15 @@ class ServerError(Dhis2Error):
 
 class ResponseFormatError(Dhis2Error):
     """The response body is not the JSON DHIS2 should send (malformed, truncated, wrong shape)."""
+
+
+class UnsupportedVersionError(Dhis2Error):
+    """The server runs a DHIS2 older than the oldest this library supports (2.36).
+
+    Nothing was read or written: the names older versions use are not known here, and guessing
+    them could read the wrong events. Upgrade DHIS2, or use a release of this library that
+    supports it.
+    """
 
 
 class UnknownReferenceError(Dhis2Error):

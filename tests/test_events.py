@@ -169,7 +169,10 @@ def test_legacy_events_api_reads_the_same_set(version: str) -> None:
     with FakeDhis2(version=version) as fake:
         expected = seed(fake, 75)
         query = EventQuery(program=PROGRAM, status="COMPLETED", page_size=20)
-        events = list(iter_events(session_for(fake), query, legacy=True))
+        session = Dhis2Session(
+            fake.url, BasicAuth("admin", "district"), sleep=no_sleep, legacy_events=True
+        )
+        events = list(iter_events(session, query))
     assert {e.uid: e.value(QTY) for e in events} == expected
     assert all(r.path == "/api/events" for r in fake.requests if "events" in r.path)
 

@@ -7,6 +7,7 @@ under ``TYPE_CHECKING``), so a circle that happens to work at run time still fai
 from __future__ import annotations
 
 import ast
+import re
 from pathlib import Path
 
 import pytest
@@ -131,3 +132,34 @@ def test_each_module_imports_only_from_its_own_layer_or_below(name: str) -> None
         m for m in GRAPH[name] if not any(m == p or m.startswith(f"{p}.") for p in rule)
     )
     assert upward == [], f"{name} imports from a layer above it"
+
+
+# -- one home for each kind of DHIS2 knowledge ---------------------------------------------------
+
+LIBRARY = {
+    name: path.read_text(encoding="utf-8")
+    for name, path in MODULES.items()
+    if not name.startswith("dhis2_lmis.testing")
+}
+DIALECT_AND_WIRE = {"dhis2_lmis.dhis2.versions", "dhis2_lmis.dhis2.convert"}
+WIRE_NAMES = re.compile(
+    r"\b(occurredAt|eventDate|trackedEntityInstances?|ouMode|orgUnitMode|lastUpdatedStartDate)\b"
+    r"|[\"']instances[\"']"
+)
+VERSION_TEST = re.compile(r"\bversion\s*[<>]=?\s*\(|\.minor\b|\bversion\.parts\b")
+
+
+def test_the_checks_see_what_they_look_for() -> None:
+    assert WIRE_NAMES.search('body.get("instances")') and WIRE_NAMES.search("ouMode")
+    assert not WIRE_NAMES.search("DHIS2 instances on other calendars")
+    assert VERSION_TEST.search("if version >= (2, 42):") and VERSION_TEST.search("v.minor")
+
+
+@pytest.mark.parametrize("name", sorted(set(LIBRARY) - DIALECT_AND_WIRE))
+def test_only_the_dialect_and_the_wire_layer_spell_per_version_names(name: str) -> None:
+    assert WIRE_NAMES.findall(LIBRARY[name]) == []
+
+
+@pytest.mark.parametrize("name", sorted(set(LIBRARY) - {"dhis2_lmis.dhis2.versions"}))
+def test_only_the_dialect_compares_server_versions(name: str) -> None:
+    assert VERSION_TEST.findall(LIBRARY[name]) == []

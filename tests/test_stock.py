@@ -76,16 +76,17 @@ def fake(request: pytest.FixtureRequest) -> Iterator[FakeDhis2]:
     assert not server.errors, server.errors
 
 
-def session_for(fake: FakeDhis2) -> Dhis2Session:
+def session_for(fake: FakeDhis2, *, legacy_events: bool = False) -> Dhis2Session:
     return Dhis2Session(
         fake.url,
         auth=BasicAuth("admin", "district"),
         retry=RetryPolicy(attempts=2),
         sleep=lambda _: None,
+        legacy_events=legacy_events,
     )
 
 
-def pusher_for(fake: FakeDhis2, **options: object) -> StockPusher:
+def pusher_for(fake: FakeDhis2, *, legacy_events: bool = False, **options: object) -> StockPusher:
     settings: dict[str, object] = {
         "program": STR,
         "program_stage": STAGE,
@@ -95,7 +96,7 @@ def pusher_for(fake: FakeDhis2, **options: object) -> StockPusher:
         "now": lambda: NOW,
         **options,
     }
-    return StockPusher(session_for(fake), **settings)  # type: ignore[arg-type]
+    return StockPusher(session_for(fake, legacy_events=legacy_events), **settings)  # type: ignore[arg-type]
 
 
 def receipt(
@@ -421,11 +422,11 @@ def test_legacy_mode_writes_through_api_events_where_it_exists(fake: FakeDhis2) 
     stock_event(fake, TE_AMOX, 40, T0, T0)
     if fake.server_version.minor >= 42:  # /api/events is gone: a clear error, nothing sent
         with pytest.raises(ConfigError, match="api/events"):
-            pusher_for(fake, legacy=True).push([receipt("AMOX250", 2)])
+            pusher_for(fake, legacy_events=True).push([receipt("AMOX250", 2)])
         assert [r for r in fake.requests if r.method == "POST"] == []
         return
 
-    report = pusher_for(fake, legacy=True).push([receipt("AMOX250", 2)])
+    report = pusher_for(fake, legacy_events=True).push([receipt("AMOX250", 2)])
 
     (outcome,) = report.outcomes
     assert outcome.status == "created", outcome

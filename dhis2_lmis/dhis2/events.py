@@ -27,7 +27,7 @@ from dhis2_lmis.dhis2.convert import (
 )
 from dhis2_lmis.dhis2.records import Event
 from dhis2_lmis.dhis2.session import Dhis2Session, ParamValue, is_last_page
-from dhis2_lmis.dhis2.versions import EventsDialect, events_dialect
+from dhis2_lmis.dhis2.versions import Dialect
 from dhis2_lmis.errors import ResponseFormatError
 
 __all__ = ["EventQuery", "OrgUnitMode", "iter_events", "iter_tracked_entities"]
@@ -37,13 +37,6 @@ log = logging.getLogger(__name__)
 OrgUnitMode = Literal["SELECTED", "CHILDREN", "DESCENDANTS", "ACCESSIBLE", "CAPTURE", "ALL"]
 IdScheme = Literal["UID", "CODE"]
 
-# What the library reads of an event: everything but relationships, which can be large.
-_TRACKER_FIELDS = (
-    "event,status,program,programStage,orgUnit,occurredAt,scheduledAt,createdAt,updatedAt,"
-    "completedAt,completedBy,storedBy,attributeOptionCombo,enrollment,trackedEntity,deleted,"
-    "dataValues[dataElement,value,providedElsewhere,storedBy,createdAt,updatedAt],"
-    "notes[value,storedBy,storedAt]"
-)
 _ONE_MS = timedelta(milliseconds=1)
 
 
@@ -59,7 +52,7 @@ class EventQuery:
         status: e.g. ``"COMPLETED"``.
         updated_after / updated_before: the ``updatedAt`` window; naive datetimes are taken as
             server-local time.
-        occurred_after / occurred_before: the ``occurredAt`` window.
+        occurred_after / occurred_before: the event-date window.
         tracked_entity: only events of this tracked entity (tracker programs).
         include_deleted: also return soft-deleted events.
         page_size: events per request.
@@ -86,9 +79,7 @@ class EventQuery:
             raise ValueError(f"page_size must be at least 1, got {value}")
 
 
-def _params(
-    query: EventQuery, dialect: EventsDialect, session: Dhis2Session
-) -> dict[str, ParamValue]:
+def _params(query: EventQuery, dialect: Dialect, session: Dhis2Session) -> dict[str, ParamValue]:
     tz = session.time_zone
     mode = query.org_unit_mode or ("DESCENDANTS" if query.org_unit else "ACCESSIBLE")
     params: dict[str, ParamValue] = {
@@ -104,13 +95,10 @@ def _params(
         "includeDeleted": True if query.include_deleted else None,
         "order": dialect.order_updated,
         "pageSize": query.page_size,
+        "fields": dialect.event_fields or None,
     }
     if query.data_element_id_scheme != "UID":
         params["dataElementIdScheme"] = query.data_element_id_scheme
-    if dialect.legacy:
-        params["fields"] = "*"  # legacy default fields omit completedDate, storedBy, ...
-    elif dialect.sends_fields:
-        params["fields"] = _TRACKER_FIELDS
     return params
 
 
@@ -118,22 +106,20 @@ def _when(value: datetime | None, tz: tzinfo | None) -> str | None:
     return None if value is None else format_timestamp(value, tz)
 
 
-def iter_events(
-    session: Dhis2Session, query: EventQuery, *, legacy: bool = False
-) -> Iterator[Event]:
+def iter_events(session: Dhis2Session, query: EventQuery) -> Iterator[Event]:
     """Yield every event matching ``query`` exactly once, oldest update first.
 
     Memory stays flat apart from the set of UIDs already yielded (about 80 bytes per event).
 
     Args:
         session: the connection.
-        query: what to read.
-        legacy: read the pre-2.36 style ``/api/events`` (DHIS2 2.36-2.41 still have it).
+        query: what to read. The session's dialect picks the endpoint: ``/api/tracker/events``,
+            or ``/api/events`` for a session made with ``legacy_events=True``.
 
     Raises:
         Dhis2Error subclasses from the session; ResponseFormatError for an unreadable page.
     """
-    dialect = events_dialect(session.version, legacy=legacy)
+    dialect = session.dialect
     structure = event_converter(session.time_zone).get_structure_hook(Event)
     base = _params(query, dialect, session)
     tz = session.time_zone
@@ -145,10 +131,10 @@ def iter_events(
         params = dict(base)
         params["page"] = page
         params[dialect.updated_after_param] = _when(cursor - _ONE_MS, tz) if cursor else None
-        body = session.get_json(dialect.path, params)
+        body = session.get_json(dialect.events_path, params)
         if not isinstance(body, dict):
             raise ResponseFormatError(
-                "expected a JSON object page", method="GET", path=dialect.path
+                "expected a JSON object page", method="GET", path=dialect.events_path
             )
         items = _page_items(body, dialect)
         if not items:
@@ -170,7 +156,7 @@ def iter_events(
             raise ResponseFormatError(
                 f"page {page} repeats page {page - 1}: the server ignores paging here",
                 method="GET",
-                path=dialect.path,
+                path=dialect.events_path,
             )
         previous_items = items
         cursor, page = _next_position(cursor, page, first_stamp, last_stamp)
@@ -193,14 +179,11 @@ def _next_position(
     return last_stamp, 1
 
 
-def _page_items(body: JsonObject, dialect: EventsDialect) -> list[JsonValue]:
-    items = body.get(dialect.items_key)
-    if items is None:
-        # 2.41 answers ``events`` where older ones said ``instances``: accept either.
-        items = body.get("events", body.get("instances", []))
+def _page_items(body: JsonObject, dialect: Dialect) -> list[JsonValue]:
+    items = next((body[key] for key in dialect.events_keys if key in body), [])
     if not isinstance(items, list):
         raise ResponseFormatError(
-            f"page has no list {dialect.items_key!r}", method="GET", path=dialect.path
+            f"page has no list {dialect.events_keys[0]!r}", method="GET", path=dialect.events_path
         )
     return items
 
@@ -209,18 +192,18 @@ def iter_tracked_entities(
     session: Dhis2Session,
     params: Mapping[str, ParamValue],
     *,
-    dialect: EventsDialect,
     page_size: int,
 ) -> Iterator[TrackedEntityRef]:
     """Tracked entities (with attributes and enrollments) matching ``params``, page by page.
 
-    ``/api/tracker/trackedEntities`` on 2.36+, the legacy ``/api/trackedEntityInstances``
-    before; the dialect names the envelope. Used by the STR readers and the stock pusher.
+    The session's dialect names the endpoint, the envelope and the ``fields``. Used by the STR
+    readers and the stock pusher.
     """
-    path = "trackedEntityInstances" if dialect.legacy else "tracker/trackedEntities"
+    dialect = session.dialect
+    query = {"fields": dialect.tracked_entity_fields, **params}
     for page in session.iter_pages(
-        path,
-        params,
+        dialect.tracked_entities_path,
+        query,
         items_key=dialect.tracked_entities_key,
         page_size=page_size,
         link_paging=dialect.next_page_link,

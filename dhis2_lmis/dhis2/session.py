@@ -30,7 +30,13 @@ from dhis2_lmis._version import __version__
 from dhis2_lmis.dhis2._json import JsonObject, JsonValue
 from dhis2_lmis.dhis2.auth import Dhis2Auth
 from dhis2_lmis.dhis2.retry import FailureKind, RetryPolicy, parse_retry_after
-from dhis2_lmis.dhis2.versions import ServerVersion
+from dhis2_lmis.dhis2.versions import (
+    NEWEST_KNOWN,
+    Dialect,
+    ServerVersion,
+    dialect_for,
+    newer_than_known,
+)
 from dhis2_lmis.errors import (
     AuthenticationError,
     Dhis2ConnectionError,
@@ -107,6 +113,8 @@ class Dhis2Session:
         http: a ``requests.Session`` to use (proxies, client certificates); owned afterwards.
         enabled: False turns every call into :class:`Dhis2DisabledError` ("Use DHIS2" off).
         pool_maxsize: connections kept per host; size it to the number of sharing threads.
+        legacy_events: read events and write STR events through the legacy ``/api/events``
+            (``tracker_api = "legacy"``; DHIS2 2.36-2.41) instead of ``/api/tracker``.
         sleep, clock, rng: injectable for tests, so retries never really sleep there.
     """
 
@@ -122,6 +130,7 @@ class Dhis2Session:
         http: requests.Session | None = None,
         enabled: bool = True,
         pool_maxsize: int = 10,
+        legacy_events: bool = False,
         sleep: Callable[[float], None] = time.sleep,
         clock: Callable[[], float] = time.monotonic,
         rng: random.Random | None = None,
@@ -149,7 +158,9 @@ class Dhis2Session:
         )
         if auth is not None:
             auth.bind(self._http, self.url, self.timeout)
+        self.legacy_events = legacy_events
         self._info: JsonObject | None = None
+        self._dialect: Dialect | None = None
         self._info_lock = threading.Lock()
 
     def __repr__(self) -> str:
@@ -185,6 +196,27 @@ class Dhis2Session:
     def version(self) -> ServerVersion:
         """The server's version, parsed from the cached system info."""
         return ServerVersion.parse(str(self.server_info["version"]))
+
+    @property
+    def dialect(self) -> Dialect:
+        """How this server wants requests phrased: resolved once, from the cached system info.
+
+        Raises:
+            UnsupportedVersionError: the server is older than DHIS2 2.36.
+            ConfigError: ``legacy_events`` on DHIS2 2.42+, where ``/api/events`` is gone.
+        """
+        version = self.version
+        with self._info_lock:
+            if self._dialect is None:
+                self._dialect = dialect_for(version, legacy_events=self.legacy_events)
+                if newer_than_known(version):
+                    log.warning(
+                        "DHIS2 %s is newer than any version this library knows; speaking to it "
+                        "as to the newest known one (%s)",
+                        version,
+                        ".".join(map(str, NEWEST_KNOWN)),
+                    )
+            return self._dialect
 
     @property
     def time_zone(self) -> tzinfo | None:
@@ -272,7 +304,7 @@ class Dhis2Session:
     ) -> Iterator[Page]:
         """Yield pages of a paged list until the server's last page.
 
-        Reads every DHIS2 envelope: metadata ``pager`` + collection key, tracker ``instances``
+        Reads every DHIS2 envelope: metadata ``pager`` + collection key, the tracker list key
         with flat paging (2.36-2.40), ``events`` with a ``pager`` (2.41), ``pager.nextPage``
         (2.42+, say ``link_paging=True``), and the legacy ``/api/events`` ``isLastPage``.
         Never asks for totals (an extra count query on the server).

@@ -22,7 +22,6 @@ from dhis2_lmis.dhis2._uids import is_uid
 from dhis2_lmis.dhis2.events import EventQuery, IdScheme, iter_events, iter_tracked_entities
 from dhis2_lmis.dhis2.records import Event, RecordProblem
 from dhis2_lmis.dhis2.session import Dhis2Session, ParamValue
-from dhis2_lmis.dhis2.versions import events_dialect
 from dhis2_lmis.errors import ConfigError
 from dhis2_lmis.lmis.models import (
     ConsignmentReceipt,
@@ -120,7 +119,8 @@ class ProgramReader:
         stock_on_hand / received_quantity: STR data elements (None when inactive).
         item_code_attribute: the STR tracked entity attribute holding the item code.
         page_size: events per request.
-        legacy: read the legacy ``/api/events``.
+
+    The session's dialect decides the endpoints (``legacy_events`` for ``/api/events``).
     """
 
     session: Dhis2Session
@@ -135,7 +135,6 @@ class ProgramReader:
     received_quantity: str | None = None
     item_code_attribute: str | None = None
     page_size: int = 500
-    legacy: bool = False
     _item_codes: dict[str, str | None] = attrs.field(factory=dict, init=False, repr=False)
     _can_translate: bool = attrs.field(default=True, init=False, repr=False)
     _enrollment_owners: dict[str, str | None] = attrs.field(factory=dict, init=False, repr=False)
@@ -170,12 +169,11 @@ class ProgramReader:
             page_size=self.page_size,
             data_element_id_scheme=self.data_element_id_scheme if key == "order" else "UID",
         )
-        return iter_events(self.session, query, legacy=self.legacy)
+        return iter_events(self.session, query)
 
     def source(self) -> str:
         """Where records come from, e.g. ``DHIS2 2.41.0 /api/tracker/events``."""
-        dialect = events_dialect(self.session.version, legacy=self.legacy)
-        return f"DHIS2 {self.session.version} /api/{dialect.path}"
+        return self.session.dialect.describe()
 
     # -- orders ----------------------------------------------------------------------------------
 
@@ -407,7 +405,7 @@ class ProgramReader:
     def stock_on_hand_levels(self, *, org_unit: str | None = None) -> Iterator[StockLevel]:
         """The latest stock on hand per (org unit, item): the "RTS SOH raw data".
 
-        The latest event is the newest by ``occurredAt``, then ``createdAt`` (the order the
+        The latest event is the newest by event date, then creation time (the order the
         Android stock app uses), among events that carry a stock-on-hand value.
         """
         latest: dict[tuple[str, str], StockTransaction] = {}
@@ -475,18 +473,15 @@ class ProgramReader:
         }
         if not org_units:
             return
-        dialect = events_dialect(self.session.version)
+        dialect = self.session.dialect
         attribute = self.item_code_attribute
         for unit in sorted(org_units):
             params: dict[str, ParamValue] = {
                 "program": self.program_uid("str"),
                 dialect.org_units_param: unit,
                 dialect.org_unit_mode_param: "SELECTED",
-                "fields": "trackedEntity,attributes[attribute,value],enrollments[enrollment]",
             }
-            entities = iter_tracked_entities(
-                self.session, params, dialect=dialect, page_size=self.page_size
-            )
+            entities = iter_tracked_entities(self.session, params, page_size=self.page_size)
             for entity in entities:
                 if attribute:
                     self._item_codes[entity.uid] = entity.attributes.get(attribute)
@@ -503,7 +498,7 @@ class ProgramReader:
         missing = sorted({te for te in tracked_entities if te and te not in self._item_codes})
         if not missing:
             return
-        dialect = events_dialect(self.session.version)
+        dialect = self.session.dialect
         program = self.program_uid("str")
         for start in range(0, len(missing), _TE_BATCH):
             chunk = missing[start : start + _TE_BATCH]
@@ -512,12 +507,9 @@ class ProgramReader:
                 "program": program,
                 list_param: uid_list,
                 dialect.org_unit_mode_param: "ACCESSIBLE",
-                "fields": "trackedEntity,attributes[attribute,value]",
             }
             # a page one larger than the chunk is never full: no second request to learn the end
-            entities = iter_tracked_entities(
-                self.session, params, dialect=dialect, page_size=len(chunk) + 1
-            )
+            entities = iter_tracked_entities(self.session, params, page_size=len(chunk) + 1)
             for entity in entities:
                 self._item_codes[entity.uid] = entity.attributes.get(attribute)
             for te in chunk:

@@ -751,6 +751,7 @@ def _stock_report_rows(report: StockReport) -> Iterator[Row]:
             "category_option_combo": _text(line.category_option_combo) if line else "",
             "item_code": line.item.code if line and line.item else "",
             "item_name": line.item.name if line and line.item else "",
+            "measure": _text(line.measure) if line else "",
             "value": _text(line.value) if line else "",
             "raw_value": _text(line.raw_value) if line else "",
             "updated_at": _text(line.updated_at) if line else "",

@@ -491,6 +491,7 @@ def _check_template(
     template = layout.layout.measures[measure]
     missing: dict[Item, str] = {}
     outside: list[Item] = []
+    drop_zeros: list[Item] = []
     for item in pushed:
         rendered = layout.rendered(item, measure)
         if rendered is None:
@@ -498,8 +499,20 @@ def _check_template(
         code, element = rendered
         if element is None:
             missing[item] = code
-        elif in_set is not None and element.uid not in in_set:
+            continue
+        if in_set is not None and element.uid not in in_set:
             outside.append(item)
+        if element.zero_is_significant is False:
+            drop_zeros.append(item)
+    if drop_zeros:
+        found.add(
+            "warning",
+            f"measure {measure} = {template!r}: the data elements of items "
+            f"{_items_text(drop_zeros)} have zeroIsSignificant false: zeros (stock-outs) would "
+            "be silently dropped",
+            _ZERO_FIX,
+            setting,
+        )
     if missing:
         found.add(
             "error",
@@ -561,6 +574,14 @@ def _check_element_measure(
             f"measure {measure} is data element {element.label}, which is not in data set "
             f"{data_set.ref.label}",
             f"add it to the data set in DHIS2 Maintenance > Data sets, or fix {setting}",
+            setting,
+        )
+    if element.zero_is_significant is False:
+        found.add(
+            "warning",
+            f"measure {measure} is data element {element.label}, which has zeroIsSignificant "
+            "false: zeros (stock-outs) would be silently dropped",
+            _ZERO_FIX,
             setting,
         )
     if layout.items.id_scheme == "CODE" and not element.code:

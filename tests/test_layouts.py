@@ -542,7 +542,7 @@ def test_check_names_a_measure_data_element_without_code_under_the_code_scheme(
     started: list[FakeDhis2],
 ) -> None:
     fake = start(started, "2.41", "combo", "CODE")
-    fake.add_data_element(RECEIVED_DE, None, "Stock received", category_combo=ITEMS_CC)
+    fake.add_data_element(RECEIVED_DE, None, "Stock received", category_combo=ITEMS_CC, **ZERO)
     with lmis_for(fake, "combo", "CODE") as lmis:
         (finding,) = layout_findings(lmis)
     assert finding.subject == "data_set.measures.received_quantity"
@@ -576,3 +576,18 @@ def test_config_without_data_set_section_keeps_one_data_element_per_item() -> No
         assert builder.add_item(Item("I-A", "A", universal_code="A"), 1)
         assert builder.rows == ({"dataElement": "A", "value": "1"},)
         assert builder.strict_category_option_combos is False
+
+
+@pytest.mark.parametrize("shape", ["combo", "template"])
+def test_check_warns_when_a_measure_data_element_drops_zeros(
+    started: list[FakeDhis2], shape: Shape
+) -> None:
+    fake = start(started, "2.41", shape, "CODE")
+    if shape == "combo":
+        fake.add_data_element(SOH_DE, "SOH", "Stock on hand", category_combo=ITEMS_CC)
+    else:
+        fake.add_data_element("DeSOHAMOX10", "SOH_AMOX250", "SOH Amoxicillin")
+    with lmis_for(fake, shape, "CODE") as lmis:
+        (finding,) = layout_findings(lmis)
+    assert (finding.severity, finding.subject) == ("warning", "data_set.measures.stock_on_hand")
+    assert "zeroIsSignificant false" in finding.what

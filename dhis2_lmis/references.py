@@ -1068,20 +1068,53 @@ class LayoutResolver:
 
     def _resolve(self) -> _Resolved:
         layout = self.layout
-        refs = {item: ref for item in self.items.items if (ref := self.items.dhis2_ref(item))}
-        item_is_element = layout.item_is == "data_element"
         plain = {m: v.strip() for m, v in layout.measures.items() if not layout.is_template(m)}
         measures: dict[str, _Target] = dict(
             _by_uid_code_or_name(self._combos, plain)
-            if item_is_element
+            if layout.item_is == "data_element"
             else _by_uid_code_or_name(self._elements, plain)
         )
-        needs_items = bool(plain) or not item_is_element
-        item_cache: _MetadataCache[DataElementInfo] | _MetadataCache[CategoryOptionComboInfo]
-        item_cache = self._elements if item_is_element else self._combos
-        prop: _Property = "code" if self.items.id_scheme == "CODE" else "id"
-        found = item_cache.lookup(prop, refs.values()) if needs_items else {}
-        item_targets: dict[Item, _Target | None] = {i: found.get(r) for i, r in refs.items()}
+        refs, targets, rendered, templates = self._resolve_items(self.items.items)
+        log.debug(
+            "data set layout: %d of %d measures, %d of %d item references, %d of %d template "
+            "data elements resolved",
+            len(measures),
+            len(plain),
+            sum(v is not None for v in targets.values()),
+            len(targets),
+            sum(v is not None for v in templates.values()),
+            len(templates),
+        )
+        return _Resolved(
+            layout.item_is,
+            refs=refs,
+            measures=measures,
+            items=targets,
+            rendered=rendered,
+            templates=templates,
+        )
+
+    def _resolve_items(
+        self, items: Iterable[Item]
+    ) -> tuple[
+        dict[Item, str],
+        dict[Item, _Target | None],
+        dict[tuple[Item, str], str],
+        dict[tuple[Item, str], DataElementInfo | None],
+    ]:
+        """Items' references, what they name, their template codes and what those name, in
+        one batched look-up per kind."""
+        layout = self.layout
+        refs = {item: ref for item in items if (ref := self.items.dhis2_ref(item))}
+        targets: dict[Item, _Target | None] = {}
+        if layout.item_is == "category_option_combo" or not all(
+            map(layout.is_template, layout.measures)
+        ):
+            cache: _MetadataCache[DataElementInfo] | _MetadataCache[CategoryOptionComboInfo]
+            cache = self._elements if layout.item_is == "data_element" else self._combos
+            prop: _Property = "code" if self.items.id_scheme == "CODE" else "id"
+            found = cache.lookup(prop, refs.values())
+            targets = {item: found.get(ref) for item, ref in refs.items()}
         rendered = {
             (item, m): layout.measures[m].strip().replace(TEMPLATE_FIELD, ref)
             for item, ref in refs.items()
@@ -1090,24 +1123,21 @@ class LayoutResolver:
         }
         codes = self._elements.lookup("code", rendered.values()) if rendered else {}
         templates = {key: codes.get(code) for key, code in rendered.items()}
-        log.debug(
-            "data set layout: %d of %d measures, %d of %d item references, %d of %d template "
-            "data elements resolved",
-            sum(v is not None for v in measures.values()),
-            len(plain),
-            sum(v is not None for v in item_targets.values()),
-            len(item_targets) if needs_items else 0,
-            sum(v is not None for v in templates.values()),
-            len(templates),
-        )
-        return _Resolved(
-            layout.item_is,
-            refs=refs,
-            measures=measures,
-            items=item_targets,
-            rendered=rendered,
-            templates=templates,
-        )
+        return refs, targets, rendered, templates
+
+    def _state_with(self, item: Item) -> _Resolved:
+        """The resolved state, extended by an item the resolver was not given (pushes may
+        name any item; reading back knows only the given ones)."""
+        state = self._state()
+        if item in state.refs or self.items.dhis2_ref(item) is None:
+            return state
+        refs, targets, rendered, templates = self._resolve_items((item,))
+        with self._lock:
+            state.refs.update(refs)
+            state.items.update(targets)
+            state.rendered.update(rendered)
+            state.templates.update(templates)
+        return state
 
     # -- pushing -------------------------------------------------------------------------------
 
@@ -1126,7 +1156,7 @@ class LayoutResolver:
                 f"unknown measure {measure!r}: [data_set.measures] names "
                 f"{', '.join(map(repr, self.layout.measures))}"
             )
-        state = self._state()
+        state = self._state_with(item)
         if item not in state.refs:
             raise UnknownReferenceError(f"its {self.items.item_field} is empty")
         if self.layout.is_template(measure):

@@ -103,10 +103,10 @@ class StockReportReader:
             (default: the data element scheme, so a code deployment sees measure codes; NAME
             gives "Stock on hand").
         items: resolves data elements to mSupply items (None: lines keep ``item = None``).
+        org_units: resolves org units to stores and customers (None: both stay None).
         layout: the ``[data_set]`` layout; each line's item and measure then come from its
             data element and category option combo (docs/layouts.md), and a value that
             matches no item or no measure is a problem on its report.
-        org_units: resolves org units to stores and customers (None: both stay None).
         batch_size: at most this many org units per request.
         max_url_length: no request URL is longer than this.
         time_zone: the zone of DHIS2's offset-less timestamps: ``"server"`` asks the server
@@ -490,12 +490,11 @@ class _Resolution:
             ref = (combo or "") if by_combo else element
             if ref not in seen:
                 seen.add(ref)
-                kind = "category option combo" if by_combo else "data element"
                 problems.append(
                     RecordProblem(
                         "unknown_item",
-                        f"{where}: no item has the {kind} {ref or '(default)'} in its "
-                        f"{layout.items.item_field} (data set layout)",
+                        f"{where} belongs to no item under the data set layout (no item's "
+                        f"{layout.items.item_field} leads to it)",
                         ref,
                     )
                 )

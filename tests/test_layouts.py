@@ -591,3 +591,20 @@ def test_check_warns_when_a_measure_data_element_drops_zeros(
         (finding,) = layout_findings(lmis)
     assert (finding.severity, finding.subject) == ("warning", "data_set.measures.stock_on_hand")
     assert "zeroIsSignificant false" in finding.what
+
+
+def test_item_not_given_to_the_client_is_still_placed_by_its_reference(
+    started: list[FakeDhis2],
+) -> None:
+    fake = start(started, "2.41", "combo", "CODE")
+    items = make_items("CODE", "combo")
+    with Dhis2Lmis(
+        config_for(fake, "combo", "CODE"), items=[items["AMOX"]], stores=[STORE]
+    ) as lmis:
+        builder = lmis.data_value_set(PERIOD, store=STORE)
+        assert builder.add_item(items["PARA"], 5, measure="received_quantity")
+        assert not builder.add_item(Item("I-NONE", "No reference"), 5, measure="stock_on_hand")
+    assert builder.rows == (
+        {"dataElement": "RECEIVED", "categoryOptionCombo": PARA_COC, "value": "5"},
+    )
+    assert [s.reason for s in builder.skipped] == ["its universal_code is empty"]

@@ -26,11 +26,12 @@ from dhis2_lmis.checks import Finding
 from dhis2_lmis.cli import main
 from dhis2_lmis.client import Dhis2Lmis
 from dhis2_lmis.config import Dhis2Config, IdScheme
+from dhis2_lmis.demo import DEMO_LAYOUTS, DemoLayout, run_demo
 from dhis2_lmis.errors import ConfigError
 from dhis2_lmis.frames import to_dataframe
 from dhis2_lmis.models import StockReport
 from dhis2_lmis.references import Item, Store
-from dhis2_lmis.testing import FakeDhis2
+from dhis2_lmis.testing import DEMO, FakeDhis2
 
 VERSIONS = ["2.36", "2.40", "2.41", "2.42", "2.43"]
 Shape = Literal["element", "combo", "template"]
@@ -608,3 +609,38 @@ def test_item_not_given_to_the_client_is_still_placed_by_its_reference(
         {"dataElement": "RECEIVED", "categoryOptionCombo": PARA_COC, "value": "5"},
     )
     assert [s.reason for s in builder.skipped] == ["its universal_code is empty"]
+
+
+# -- the demo -------------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("layout", DEMO_LAYOUTS)
+def test_demo_pushes_stock_by_measure_and_reads_the_same_back(
+    version: str, layout: DemoLayout
+) -> None:
+    summary = run_demo(version=version, layout=layout, today=dt.date(2026, 11, 30))
+    assert summary.ok and summary.period == PERIOD
+    read = {
+        (r.org_unit, line.item.code, line.measure): line.value
+        for r in summary.stock_reports
+        for line in r.lines
+        if line.item is not None and line.measure is not None
+    }
+    expected_soh = {
+        (lv.org_unit, lv.item_code, "stock_on_hand"): lv.stock_on_hand
+        for lv in summary.stock_after
+        if lv.org_unit in DEMO.facilities
+    }
+    received = {
+        (o.receipt.org_unit, o.receipt.item_code, "received_quantity"): Decimal(o.receipt.quantity)
+        for o in summary.stock_push
+    }
+    assert read == {**expected_soh, **received}
+    assert summary.data_push.imported == len(read)
+
+
+def test_demo_command_takes_a_layout(capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["demo", "--layout", "category_option_combo"]) == 0
+    out = capsys.readouterr().out
+    assert "(layout category_option_combo)" in out
+    assert "received_quantity" in out and "stock_on_hand" in out

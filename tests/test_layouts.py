@@ -644,3 +644,15 @@ def test_demo_command_takes_a_layout(capsys: pytest.CaptureFixture[str]) -> None
     out = capsys.readouterr().out
     assert "(layout category_option_combo)" in out
     assert "received_quantity" in out and "stock_on_hand" in out
+
+
+def test_environment_overrides_reach_the_layout() -> None:
+    config = Dhis2Config.from_env(
+        {
+            "DHIS2_ENABLED": "false",
+            "DHIS2_LMIS_DATA_SET__ITEM_IS": "category_option_combo",
+            "DHIS2_LMIS_DATA_SET__MEASURES__STOCK_ON_HAND": "LMIS_SOH",
+        }
+    )
+    assert config.data_set.item_is == "category_option_combo"
+    assert config.data_set.measures == {"stock_on_hand": "LMIS_SOH"}

@@ -22,15 +22,15 @@ from typing import Literal
 
 import pytest
 
-from dhis2_lmis.checks import Finding
-from dhis2_lmis.cli import main
 from dhis2_lmis.client import Dhis2Lmis
 from dhis2_lmis.config import Dhis2Config, IdScheme
-from dhis2_lmis.demo import DEMO_LAYOUTS, DemoLayout, run_demo
 from dhis2_lmis.errors import ConfigError
-from dhis2_lmis.frames import to_dataframe
-from dhis2_lmis.models import StockReport
-from dhis2_lmis.references import Item, Store
+from dhis2_lmis.lmis.checks import Finding
+from dhis2_lmis.lmis.models import StockReport
+from dhis2_lmis.lmis.references import Item, Store
+from dhis2_lmis.run.cli import main
+from dhis2_lmis.run.demo import DEMO_LAYOUTS, DemoLayout, run_demo
+from dhis2_lmis.run.frames import to_dataframe
 from dhis2_lmis.testing import DEMO, FakeDhis2
 
 VERSIONS = ["2.36", "2.40", "2.41", "2.42", "2.43"]

@@ -50,6 +50,7 @@ from dhis2_lmis.lmis.models import (
 )
 from dhis2_lmis.lmis.references import (
     ItemResolver,
+    LayoutResolver,
     OrgUnitResolver,
     load_customers,
     load_items,
@@ -90,6 +91,7 @@ __all__ = [
     "InvalidValueError",
     "Item",
     "ItemResolver",
+    "LayoutResolver",
     "MissingExtraError",
     "NotFoundError",
     "OrgUnitResolver",

@@ -34,6 +34,7 @@ ProblemKind = Literal[
     "negative",
     "missing_value",
     "missing_tracked_entity",
+    "unknown_measure",
 ]
 
 

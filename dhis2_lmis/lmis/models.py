@@ -299,6 +299,8 @@ class StockReportLine:
         value: the quantity; None when the value is missing or not a number.
         raw_value: the text DHIS2 sent.
         updated_at: when the value was last updated on the server.
+        measure: under a ``[data_set]`` layout, the configured measure name
+            (``stock_on_hand``); None without a layout or when the value matches no measure.
     """
 
     data_element: str
@@ -307,6 +309,7 @@ class StockReportLine:
     value: Decimal | None
     raw_value: str | None
     updated_at: datetime | None = None
+    measure: str | None = None
 
 
 @attrs.frozen

@@ -10,11 +10,12 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Callable, Iterable, Iterator, Mapping
-from datetime import date, datetime, timezone
+from datetime import date, datetime
 from types import TracebackType
 from typing import Literal
 
 from dhis2_lmis.config import Dhis2Config
+from dhis2_lmis.dhis2._clock import Clock, utc_now
 from dhis2_lmis.dhis2.auth import BasicAuth, BodyAuth, Dhis2Auth, TokenAuth
 from dhis2_lmis.dhis2.convert import current_username
 from dhis2_lmis.dhis2.imports import ImportSummary
@@ -67,8 +68,10 @@ class Dhis2Lmis:
         stores: supplying stores; their ``store_field`` custom field holds the org unit.
         customers: requesting facilities (mSupply names); ``name_field`` holds the org unit.
         session: an existing session to use instead of one built from ``config.dhis2``.
-        on_connection: called with the time of each successful :meth:`test_connection`
-            (the sync's state store records it).
+        on_connection: called as ``on_connection(checked_at, server_version)`` after each
+            successful :meth:`test_connection`: the aware UTC time of the check and the
+            version string DHIS2 reported (the sync's state store records both).
+        now: the clock the connection check is stamped by.
 
     Example:
         >>> lmis = Dhis2Lmis(Dhis2Config.from_file("dhis2-lmis.toml"))  # doctest: +SKIP
@@ -85,10 +88,12 @@ class Dhis2Lmis:
         customers: Iterable[Customer] = (),
         session: Dhis2Session | None = None,
         on_connection: Callable[[datetime, str], None] | None = None,
+        now: Clock = utc_now,
     ) -> None:
         self.config = config
         self.session = session or _session_from(config)
         self.on_connection = on_connection
+        self._now = now
         self.last_successful_connection: datetime | None = None
         items, stores, customers = tuple(items), tuple(stores), tuple(customers)
         lmis = config.lmis
@@ -160,7 +165,7 @@ class Dhis2Lmis:
 
     def test_connection(self) -> ConnectionCheck:
         """Check URL and credentials; never raises for network or authentication trouble."""
-        checked_at = datetime.now(timezone.utc)
+        checked_at = self._now()
         if not self.config.enabled:
             return ConnectionCheck(False, "DHIS2 integration is disabled", None, checked_at)
         try:

@@ -163,3 +163,10 @@ def test_only_the_dialect_and_the_wire_layer_spell_per_version_names(name: str) 
 @pytest.mark.parametrize("name", sorted(set(LIBRARY) - {"dhis2_lmis.dhis2.versions"}))
 def test_only_the_dialect_compares_server_versions(name: str) -> None:
     assert VERSION_TEST.findall(LIBRARY[name]) == []
+
+
+def test_one_clock_reads_the_wall_time() -> None:
+    readers = sorted(
+        n for n, text in LIBRARY.items() if re.search(r"datetime\.now\(|\.utcnow\(", text)
+    )
+    assert readers == ["dhis2_lmis.dhis2._clock"]

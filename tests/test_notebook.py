@@ -292,6 +292,18 @@ def test_connection_check_repr_says_ok_and_version(lmis: Dhis2Lmis) -> None:
     assert "<td>2.41.0</td>" in check._repr_html_()
 
 
+def test_connection_check_uses_the_injected_clock_and_reports_time_and_version(
+    fake: FakeDhis2,
+) -> None:
+    when = dt.datetime(2026, 12, 4, 9, 30, tzinfo=dt.timezone.utc)
+    seen: list[tuple[dt.datetime, str]] = []
+    config = demo_config(fake.url)
+    with Dhis2Lmis(config, now=lambda: when, on_connection=lambda t, v: seen.append((t, v))) as c:
+        check = c.test_connection()
+    assert check.checked_at == when
+    assert seen == [(when, "2.41.0")]
+
+
 def test_connection_check_never_shows_the_password(fake: FakeDhis2) -> None:
     config = Dhis2Config.from_dict(
         {"dhis2": {"url": fake.url, "username": DEMO.username, "password": WRONG_PASSWORD}},

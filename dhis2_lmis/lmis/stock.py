@@ -28,13 +28,14 @@ import time
 import urllib.parse
 from collections import defaultdict
 from collections.abc import Callable, Iterable, Iterator, Sequence
-from datetime import datetime, timedelta, timezone, tzinfo
+from datetime import datetime, timedelta, tzinfo
 from decimal import Decimal, InvalidOperation
 from typing import Literal
 
 import attrs
 
 from dhis2_lmis.dhis2 import _html
+from dhis2_lmis.dhis2._clock import utc_now
 from dhis2_lmis.dhis2._json import JsonObject, JsonValue
 from dhis2_lmis.dhis2.convert import (
     TrackedEntityRef,
@@ -293,10 +294,6 @@ def _number(value: Decimal | None) -> str:
     return "?" if value is None else format_value(value, data_element="stock")
 
 
-def _utc_now() -> datetime:
-    return datetime.now(timezone.utc)
-
-
 def _naive(value: datetime | None) -> datetime:
     if value is None:
         return datetime.min
@@ -363,7 +360,7 @@ class StockPusher:
     stock_on_hand: str | None = attrs.field(kw_only=True)
     received_quantity: str | None = attrs.field(kw_only=True)
     item_code_attribute: str = attrs.field(kw_only=True)
-    now: Callable[[], datetime] = attrs.field(kw_only=True, default=_utc_now)
+    now: Callable[[], datetime] = attrs.field(kw_only=True, default=utc_now)
     sleep: Callable[[float], None] = attrs.field(kw_only=True, default=time.sleep, repr=False)
     poll_attempts: int = attrs.field(kw_only=True, default=60)
     poll_interval_s: float = attrs.field(kw_only=True, default=1.0)

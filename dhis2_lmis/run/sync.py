@@ -43,6 +43,7 @@ import attrs
 
 from dhis2_lmis.config import parse_interval
 from dhis2_lmis.dhis2 import _html
+from dhis2_lmis.dhis2._clock import utc_now
 from dhis2_lmis.errors import ConfigError, Dhis2Error
 from dhis2_lmis.lmis.models import ConsignmentReceipt, Requisition
 from dhis2_lmis.lmis.stock import StockReceipt
@@ -89,10 +90,6 @@ class ReceiptHandler(Protocol):
     def __call__(
         self, receipt: ConsignmentReceipt, /, *, is_update: bool
     ) -> Iterable[StockReceipt] | None: ...
-
-
-def _utc_now() -> datetime:
-    return datetime.now(timezone.utc)
 
 
 @attrs.frozen
@@ -228,7 +225,7 @@ class SyncRunner:
         on_requisition: RequisitionHandler | None = None,
         on_receipt: ReceiptHandler | None = None,
         overlap: timedelta | None = None,
-        now: Callable[[], datetime] = _utc_now,
+        now: Callable[[], datetime] = utc_now,
         sleep: Callable[[float], None] | None = None,
         rng: random.Random | None = None,
         notify: bool = True,

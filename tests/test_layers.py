@@ -170,3 +170,10 @@ def test_one_clock_reads_the_wall_time() -> None:
         n for n, text in LIBRARY.items() if re.search(r"datetime\.now\(|\.utcnow\(", text)
     )
     assert readers == ["dhis2_lmis.dhis2._clock"]
+
+
+def test_one_url_length_budget() -> None:
+    owners = sorted(n for n, text in LIBRARY.items() if re.search(r"^MAX_URL\w* = ", text, re.M))
+    assert owners == ["dhis2_lmis.dhis2.session"]
+    encoders = sorted(n for n, text in LIBRARY.items() if "urlencode(" in text)
+    assert encoders == ["dhis2_lmis.dhis2.session"]

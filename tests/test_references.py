@@ -12,12 +12,11 @@ import attrs
 import pytest
 
 from dhis2_lmis.dhis2.auth import BasicAuth
-from dhis2_lmis.dhis2.session import Dhis2Session
+from dhis2_lmis.dhis2.session import MAX_URL_LENGTH, Dhis2Session
 from dhis2_lmis.errors import ConfigError
 from dhis2_lmis.lmis.models import Customer, Item, Store
 from dhis2_lmis.lmis.references import (
     ITEM_FIELDS,
-    MAX_URL_LENGTH,
     DataElementInfo,
     ItemResolver,
     OrgUnitResolver,
@@ -344,7 +343,7 @@ def test_resolve_uids_returns_data_element_info(fake: FakeDhis2, session: Dhis2S
     }
     (request,) = _lookups(fake, "dataElements")
     assert request.query["filter"] == ["code:in:[UC_AMX,UNKNOWN]"]
-    assert request.query["paging"] == ["false"]
+    assert request.query["pageSize"] == ["3"]  # one more than the keys: a single short page
     assert request.query["fields"] == ["id,code,name,valueType,zeroIsSignificant"]
 
 
@@ -416,7 +415,9 @@ def test_resolving_5000_codes_uses_the_fewest_requests_under_6kb(
     lengths = [_sent_url_length(fake, r) for r in requests]
     assert max(lengths) <= MAX_URL_LENGTH
     # Every code costs its length plus an encoded comma (3 bytes), less one comma per request.
-    empty = {"filter": "code:in:[]", "fields": requests[0].query["fields"][0], "paging": "false"}
+    first = requests[0].query
+    empty = {"filter": "code:in:[]", "fields": first["fields"][0], "page": "1"}
+    empty["pageSize"] = first["pageSize"][0]
     fixed = len(f"{fake.url}/api/dataElements?{urlencode(empty)}")
     capacity = MAX_URL_LENGTH - fixed + 3
     minimum = -(-sum(len(c) + 3 for c in codes) // capacity)

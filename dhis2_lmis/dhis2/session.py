@@ -20,6 +20,7 @@ import time
 from collections.abc import Callable, Collection, Iterator, Mapping, Sequence
 from datetime import tzinfo
 from typing import TypeAlias, Union
+from urllib.parse import urlencode
 
 import attrs
 import requests
@@ -51,7 +52,22 @@ from dhis2_lmis.errors import (
     redact_path,
 )
 
-__all__ = ["Dhis2Session", "JsonResponse", "Page", "ParamValue", "Params", "is_last_page"]
+__all__ = [
+    "MAX_URL_LENGTH",
+    "Dhis2Session",
+    "JsonResponse",
+    "Page",
+    "ParamValue",
+    "Params",
+    "is_last_page",
+]
+
+MAX_URL_LENGTH = 6 * 1024
+"""Longest request URL (base URL, path and encoded query) a batched look-up may send.
+
+Tomcat and the usual reverse proxies in front of DHIS2 reject request lines of 8 KB and more
+with 400 or 414; 6 KB leaves room for the other headers within the same buffer.
+"""
 
 log = logging.getLogger(__name__)
 # One DEBUG line per HTTP attempt (method, path, status, ms, bytes); never a credential.
@@ -344,6 +360,58 @@ class Dhis2Session:
                 return
             previous = items
             number += 1
+
+    # -- URL budget ----------------------------------------------------------------------------
+
+    def url_length(self, path: str, params: Params | None = None) -> int:
+        """The length of the URL a GET of ``path`` with ``params`` sends, encoded as sent."""
+        query = urlencode(_encode_params(params))
+        return len(self.url) + len(self._api_path(path)) + (1 + len(query) if query else 0)
+
+    def batches(
+        self,
+        path: str,
+        params: Params,
+        values: Sequence[str],
+        select: Callable[[Sequence[str]], Params],
+        *,
+        max_count: int | None = None,
+        max_url_length: int = MAX_URL_LENGTH,
+    ) -> list[list[str]]:
+        """Split ``values`` into consecutive groups, each one request within the URL budget.
+
+        ``select(group)`` names a group in the query (a filter with the values joined, or a
+        repeated parameter); with ``params`` its URL stays within ``max_url_length``, and a group
+        holds at most ``max_count`` values. The one batching rule for every UID or code list;
+        a value too long to fit even alone is sent alone (and logged).
+        """
+
+        def query_length(group: Sequence[str]) -> int:
+            return len(urlencode(_encode_params(select(group))))
+
+        fixed = self.url_length(path, params) + 1  # "&" or "?" before the group's part
+        groups: list[list[str]] = []
+        current: list[str] = []
+        used = 0
+        for value in values:
+            alone = query_length([value])
+            more = query_length([value, value]) - alone  # a separator and the value again
+            full = max_count is not None and len(current) >= max_count
+            if current and (full or fixed + used + more > max_url_length):
+                groups.append(current)
+                current, used = [], 0
+            if not current and fixed + alone > max_url_length:
+                log.warning(
+                    "%s: %.40r alone exceeds the %d-byte URL limit; sending it anyway",
+                    self._api_path(path),
+                    value,
+                    max_url_length,
+                )
+            used += more if current else alone
+            current.append(value)
+        if current:
+            groups.append(current)
+        return groups
 
     # -- the choke point -----------------------------------------------------------------------
 

@@ -37,7 +37,6 @@ from dhis2_lmis.dhis2.metadata import (
     DataElementInfo,
     DataSetInfo,
     ProgramInfo,
-    json_object,
     json_objects,
     json_text,
     parse_data_set,
@@ -123,10 +122,11 @@ def _fetch_data_set(session: Dhis2Session, ref: str) -> DataSetInfo | None:
         except NotFoundError:
             return None
         return parse_data_set(body, f"/api/{path}")
-    params = {"filter": f"code:eq:{ref}", "fields": DATA_SET_FIELDS, "paging": "false"}
-    listing = json_object(session.get_json("dataSets", params), "/api/dataSets", "the answer")
-    found = json_objects(listing, "dataSets", "/api/dataSets")
-    return parse_data_set(found[0], "/api/dataSets") if found else None
+    params = {"filter": f"code:eq:{ref}", "fields": DATA_SET_FIELDS}
+    for page in session.iter_pages("dataSets", params, items_key="dataSets", page_size=2):
+        found = json_objects(page.body, "dataSets", "/api/dataSets")
+        return parse_data_set(found[0], "/api/dataSets")  # codes are unique: the first page
+    return None
 
 
 def _rows_text(rows: Sequence[int]) -> str:

@@ -500,14 +500,20 @@ class ProgramReader:
             return
         dialect = self.session.dialect
         program = self.program_uid("str")
-        for start in range(0, len(missing), _TE_BATCH):
-            chunk = missing[start : start + _TE_BATCH]
-            list_param, uid_list = dialect.tracked_entity_uids(chunk)
-            params: dict[str, ParamValue] = {
-                "program": program,
-                list_param: uid_list,
-                dialect.org_unit_mode_param: "ACCESSIBLE",
-            }
+        fixed: dict[str, ParamValue] = {
+            "program": program,
+            dialect.org_unit_mode_param: "ACCESSIBLE",
+            "fields": dialect.tracked_entity_fields,
+        }
+        chunks = self.session.batches(
+            dialect.tracked_entities_path,
+            {**fixed, "page": 1, "pageSize": _TE_BATCH + 1},
+            missing,
+            lambda group: dict([dialect.tracked_entity_uids(group)]),
+            max_count=_TE_BATCH,
+        )
+        for chunk in chunks:
+            params = {**fixed, **dict([dialect.tracked_entity_uids(chunk)])}
             # a page one larger than the chunk is never full: no second request to learn the end
             entities = iter_tracked_entities(self.session, params, page_size=len(chunk) + 1)
             for entity in entities:

@@ -10,8 +10,9 @@ Events read back from DHIS2 normally carry data elements in the configured schem
 readers ask for ``dataElementIdScheme``; some servers ignore that parameter, and org units always
 come back as UIDs. The resolvers therefore translate between codes and UIDs through batched
 metadata look-ups (``/api/dataElements``, ``/api/organisationUnits`` with ``filter=...:in:[...]``),
-packed so that no request URL exceeds :data:`MAX_URL_LENGTH` and cached with a TTL. The batching,
-packing and caching live once, in :class:`_MetadataCache`.
+batched by the session's one rule (:meth:`Dhis2Session.batches`: no request URL exceeds
+``MAX_URL_LENGTH``) and cached with a TTL. The look-ups and the caching live once, in
+:class:`_MetadataCache`.
 """
 
 from __future__ import annotations
@@ -26,7 +27,6 @@ import time
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from pathlib import Path
 from typing import IO, Generic, Literal, Protocol, TypeAlias, TypeVar, Union, get_args
-from urllib.parse import quote_plus, urlencode
 
 import attrs
 
@@ -51,7 +51,6 @@ from dhis2_lmis.lmis.models import Customer, Item, Store
 
 __all__ = [
     "ITEM_FIELDS",
-    "MAX_URL_LENGTH",
     "DataElementInfo",
     "IdScheme",
     "ItemField",
@@ -73,12 +72,6 @@ ITEM_FIELDS: tuple[str, ...] = get_args(ItemField)
 
 _ID_SCHEMES: tuple[str, ...] = get_args(IdScheme)
 
-MAX_URL_LENGTH = 6 * 1024
-"""Longest request URL (base URL, path and encoded query) a look-up may send.
-
-Tomcat and the usual reverse proxies in front of DHIS2 reject request lines of 8 KB and more
-with 400 or 414; 6 KB leaves room for the other headers within the same buffer.
-"""
 
 # -- loaders ------------------------------------------------------------------------------------
 
@@ -361,12 +354,11 @@ _Property = Literal["id", "code", "name"]
 class _MetadataCache(Generic[_T]):
     """Batched, URL-length-packed, TTL-cached look-ups of one metadata collection by id or code.
 
-    One request per chunk: ``filter=<property>:in:[k1,k2,...]`` with as many keys as fit under
-    ``max_url_length`` once encoded exactly as the session sends them (``[``, ``]``, ``:`` and
-    ``,`` are percent-encoded, so each costs three bytes). Keys are packed first-fit-decreasing,
-    which needs the fewest requests whenever key lengths are similar. ``paging=false`` is safe
-    here because a chunk's answer is bounded by its key count; should a server page anyway, the
-    remaining pages are fetched.
+    One request per chunk: ``filter=<property>:in:[k1,k2,...]`` with as many keys as fit in the
+    session's URL budget once encoded exactly as sent (``[``, ``]``, ``:`` and ``,`` are
+    percent-encoded, so each costs three bytes), in the callers' order. The page size is one
+    more than the chunk's key count, so an answer by id or code is one short page; names are
+    not unique, and the session's page loop reads on when a page is full.
 
     Every answer is cached under its UID and its code (and, when looked up by name, its name),
     and a key the server does not know is cached as missing, so asking again within ``ttl_s``
@@ -382,13 +374,11 @@ class _MetadataCache(Generic[_T]):
         parse: Callable[[JsonObject], _T],
         ttl_s: float,
         clock: Callable[[], float],
-        max_url_length: int = MAX_URL_LENGTH,
     ) -> None:
         self.session = session
         self.collection = collection
         self.fields = fields
         self.ttl_s = ttl_s
-        self.max_url_length = max_url_length
         self._parse = parse
         self._clock = clock
         self._entries: dict[tuple[_Property, str], tuple[_T | None, float]] = {}
@@ -433,87 +423,44 @@ class _MetadataCache(Generic[_T]):
                         found[key] = hit
             return found
 
-    # -- packing ---------------------------------------------------------------------------
-
-    def _params(self, filter_value: str) -> dict[str, str]:
-        return {"filter": filter_value, "fields": self.fields, "paging": "false"}
-
-    def _url_length(self, filter_value: str) -> int:
-        """The length of the URL the session sends, as requests encodes it (``urlencode``)."""
-        query = urlencode(list(self._params(filter_value).items()))
-        return len(f"{self.session.url}/api/{self.collection}?{query}")
-
-    def chunks(self, prop: _Property, keys: Sequence[str]) -> list[list[str]]:
-        """Pack ``keys`` into as few ``in`` filters as fit under the URL limit.
-
-        First-fit-decreasing by encoded size; each chunk keeps the callers' order of its keys.
-        """
-        comma = len(quote_plus(","))
-        capacity = self.max_url_length - self._url_length(f"{prop}:in:[]") + comma
-        by_size = sorted(
-            ((len(quote_plus(k)) + comma, pos) for pos, k in enumerate(keys)), key=lambda s: -s[0]
-        )
-        bins: list[list[int]] = []
-        room: list[int] = []
-        for size, pos in by_size:
-            for i, free in enumerate(room):
-                if size <= free:
-                    bins[i].append(pos)
-                    room[i] -= size
-                    break
-            else:
-                if size > capacity:
-                    log.warning(
-                        "%s %s %.40r alone exceeds the %d-byte URL limit; sending it anyway",
-                        self.collection,
-                        prop,
-                        keys[pos],
-                        self.max_url_length,
-                    )
-                bins.append([pos])
-                room.append(capacity - size)
-        return [[keys[pos] for pos in sorted(chunk)] for chunk in bins]
-
     # -- fetching --------------------------------------------------------------------------
 
     def _fetch(self, prop: _Property, keys: Sequence[str]) -> list[_T]:
         # DHIS2 splits an ``in`` list on commas and has no escape, so such keys go alone.
         listable = [k for k in keys if "," not in k]
-        filters = [f"{prop}:in:[{','.join(chunk)}]" for chunk in self.chunks(prop, listable)]
-        filters += [f"{prop}:eq:{k}" for k in keys if "," in k]
+        # More than any chunk's key count: an answer by id or code is one short page.
+        page_size = len(keys) + 1
+        chunks = self.session.batches(
+            self.collection,
+            {"fields": self.fields, "page": 1, "pageSize": page_size},
+            listable,
+            lambda chunk: {"filter": f"{prop}:in:[{','.join(chunk)}]"},
+        )
+        lists = [f"{prop}:in:[{','.join(chunk)}]" for chunk in chunks]
+        lists += [f"{prop}:eq:{k}" for k in keys if "," in k]
         log.debug(
-            "looking up %d %s by %s in %d requests", len(keys), self.collection, prop, len(filters)
+            "looking up %d %s by %s in %d requests", len(keys), self.collection, prop, len(lists)
         )
         records: list[_T] = []
-        for filter_value in filters:
-            records.extend(self._fetch_one(filter_value))
+        for filter_value in lists:
+            # Names are not unique: the session's page loop reads on when a page is full.
+            for page in self.session.iter_pages(
+                self.collection,
+                {"filter": filter_value, "fields": self.fields},
+                items_key=self.collection,
+                page_size=page_size,
+            ):
+                records.extend(self._row(row) for row in page.items)
         return records
 
-    def _fetch_one(self, filter_value: str) -> Iterator[_T]:
-        params: dict[str, str | int] = dict(self._params(filter_value))
-        page = 1
-        while True:
-            body = self.session.get_json(self.collection, params)
-            path = f"/api/{self.collection}"
-            if not isinstance(body, dict) or not isinstance(body.get(self.collection), list):
-                raise ResponseFormatError(
-                    f"expected an object with a list {self.collection!r}", method="GET", path=path
-                )
-            rows = body[self.collection]
-            assert isinstance(rows, list)
-            for row in rows:
-                if not isinstance(row, dict):
-                    raise ResponseFormatError(
-                        f"{self.collection} entry is not an object", method="GET", path=path
-                    )
-                yield self._parse(row)
-            pager = body.get("pager")
-            page_count = pager.get("pageCount") if isinstance(pager, dict) else None
-            if not rows or not isinstance(page_count, int) or page >= page_count:
-                return
-            log.warning("%s ignored paging=false; reading page %d", path, page + 1)
-            page += 1
-            params = {**params, "page": page}
+    def _row(self, row: JsonValue) -> _T:
+        if not isinstance(row, dict):
+            raise ResponseFormatError(
+                f"{self.collection} entry is not an object",
+                method="GET",
+                path=f"/api/{self.collection}",
+            )
+        return self._parse(row)
 
 
 def _check_scheme(id_scheme: str) -> None:

@@ -9,7 +9,7 @@ mSupply "receives the stock on hand reports" of facilities from the aggregate da
   response of hundreds of thousands of values, slow on the server and held whole in memory on
   both sides. The reader lists the facilities the data set is assigned to under the chosen
   roots and asks for them in batches (repeatable ``orgUnit``, each URL below
-  :data:`~dhis2_lmis.lmis.references.MAX_URL_LENGTH`), one request per batch and period, and turns
+  :data:`~dhis2_lmis.dhis2.session.MAX_URL_LENGTH`), one request per batch and period, and turns
   each answer into reports before sending the next;
 * it answers in **UIDs** unless told otherwise: the reader asks for ``dataElementIdScheme``,
   ``orgUnitIdScheme`` and ``categoryOptionComboIdScheme``, so a deployment that works in codes
@@ -31,7 +31,6 @@ import logging
 from collections.abc import Callable, Iterator, Sequence
 from datetime import date, datetime, tzinfo
 from typing import Literal, TypeAlias, Union
-from urllib.parse import urlencode
 
 from dhis2_lmis.config import IdScheme
 from dhis2_lmis.dhis2._json import JsonValue
@@ -52,11 +51,11 @@ from dhis2_lmis.dhis2.periods import (
     period_type_of_format,
 )
 from dhis2_lmis.dhis2.records import RecordProblem
-from dhis2_lmis.dhis2.session import Dhis2Session, ParamValue
+from dhis2_lmis.dhis2.session import MAX_URL_LENGTH, Dhis2Session, ParamValue
 from dhis2_lmis.errors import ConfigError, UnknownReferenceError
 from dhis2_lmis.lmis.models import Customer, Item, StockReport, StockReportLine, Store
 from dhis2_lmis.lmis.programs import ItemLookup, OrgUnitLookup, parse_quantity
-from dhis2_lmis.lmis.references import MAX_URL_LENGTH, LayoutResolver, OrgUnitResolver
+from dhis2_lmis.lmis.references import LayoutResolver, OrgUnitResolver
 
 __all__ = [
     "DEFAULT_BATCH_SIZE",
@@ -283,20 +282,15 @@ class StockReportReader:
         """Split org unit UIDs into request batches: at most ``batch_size`` each, and short
         enough that the URL with ``params`` (and the repeated ``orgUnit``) fits
         ``max_url_length``. An org unit that fits nowhere still gets a request of its own."""
-        base = len(self.session.url) + len(f"/api/{_PATH}?") + len(_query(params))
-        out: list[tuple[str, ...]] = []
-        current: list[str] = []
-        length = base
-        for uid in org_units:
-            cost = len(_query({"orgUnit": uid})) + 1  # "&orgUnit=<uid>"
-            if current and (len(current) >= self.batch_size or length + cost > self.max_url_length):
-                out.append(tuple(current))
-                current, length = [], base
-            current.append(uid)
-            length += cost
-        if current:
-            out.append(tuple(current))
-        return tuple(out)
+        groups = self.session.batches(
+            _PATH,
+            params,
+            org_units,
+            lambda group: {"orgUnit": list(group)},
+            max_count=self.batch_size,
+            max_url_length=self.max_url_length,
+        )
+        return tuple(tuple(group) for group in groups)
 
     def _org_unit_uids(self, refs: Sequence[str]) -> tuple[str, ...]:
         """The UIDs of org units given in ``org_unit_id_scheme``, in the given order.
@@ -351,19 +345,6 @@ class StockReportReader:
                 seen.setdefault(uid, None)
         log.debug("data set %s: %d org units in scope", self.data_set, len(seen))
         return tuple(seen)
-
-
-def _query(params: dict[str, ParamValue]) -> str:
-    """The query string as the session encodes it (bools as ``true``/``false``)."""
-    pairs: list[tuple[str, str]] = []
-    for key, value in params.items():
-        if value is None:
-            continue
-        values = value if isinstance(value, (list, tuple)) else (value,)
-        for item in values:
-            text = ("true" if item else "false") if isinstance(item, bool) else str(item)
-            pairs.append((key, text))
-    return urlencode(pairs)
 
 
 class _Resolution:

@@ -25,7 +25,6 @@ import hashlib
 import logging
 import string
 import time
-import urllib.parse
 from collections import defaultdict
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from datetime import datetime, timedelta, tzinfo
@@ -75,8 +74,6 @@ OutcomeStatus = Literal["created", "already_pushed", "failed", "skipped"]
 _UID_FIRST = string.ascii_letters
 _UID_REST = string.ascii_letters + string.digits
 _UID_NAMESPACE = b"dhis2-lmis/stock-receipt/v1"
-# Proxies and servlet containers commonly cap request lines at 8 KB; stay well below.
-_MAX_URL = 6000
 _UIDS_PER_REQUEST = 100
 _SOH_PAGE_SIZE = 5
 
@@ -474,19 +471,23 @@ class StockPusher:
         """Events that already carry one of the derived UIDs (deleted ones included)."""
         found: dict[str, Event] = {}
         time_zone = self.session.time_zone
-        for start in range(0, len(uids), _UIDS_PER_REQUEST):
-            chunk = uids[start : start + _UIDS_PER_REQUEST]
-            list_param, uid_list = dialect.event_uids(chunk)
-            params: dict[str, ParamValue] = {
-                "program": self.program,
-                list_param: uid_list,
-                dialect.org_unit_mode_param: "ACCESSIBLE",
-                "includeDeleted": True,
-                "fields": dialect.event_value_fields,
-            }
+        fixed: dict[str, ParamValue] = {
+            "program": self.program,
+            dialect.org_unit_mode_param: "ACCESSIBLE",
+            "includeDeleted": True,
+            "fields": dialect.event_value_fields,
+        }
+        chunks = self.session.batches(
+            dialect.events_path,
+            {**fixed, "page": 1, "pageSize": _UIDS_PER_REQUEST + 1},
+            uids,
+            lambda group: dict([dialect.event_uids(group)]),
+            max_count=_UIDS_PER_REQUEST,
+        )
+        for chunk in chunks:
             for page in self.session.iter_pages(
                 dialect.events_path,
-                params,
+                {**fixed, **dict([dialect.event_uids(chunk)])},
                 items_key=dialect.events_keys[0],
                 page_size=len(chunk) + 1,  # a short page: no second request to learn the end
                 link_paging=dialect.next_page_link,
@@ -578,24 +579,16 @@ class StockPusher:
 
     def _code_chunks(
         self, org_unit: str, codes: Sequence[str], dialect: Dialect
-    ) -> Iterator[list[str]]:
-        """Item codes in groups whose look-up URL stays below ``_MAX_URL`` characters."""
+    ) -> list[list[str]]:
+        """Item codes in groups whose look-up URL stays within the session's URL budget."""
         fixed = self._lookup_params(org_unit, [], dialect)
-        fixed.update({"page": 1, "pageSize": 99999})
-        base = len(f"{self.session.url}/api/{dialect.tracked_entities_path}?") + len(
-            urllib.parse.urlencode({k: str(v) for k, v in fixed.items()})
+        fixed.update({"page": 1, "pageSize": max(50, 2 * len(codes))})
+        return self.session.batches(
+            dialect.tracked_entities_path,
+            fixed,
+            codes,
+            lambda group: dict([dialect.attribute_in(self.item_code_attribute, group)]),
         )
-        chunk: list[str] = []
-        size = base
-        for code in codes:
-            cost = len(urllib.parse.quote_plus(code)) + 3  # "%3B" separator
-            if chunk and size + cost > _MAX_URL:
-                yield chunk
-                chunk, size = [], base
-            chunk.append(code)
-            size += cost
-        if chunk:
-            yield chunk
 
     def _tracked_entities(
         self, org_unit: str, codes: Sequence[str], dialect: Dialect

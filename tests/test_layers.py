@@ -177,3 +177,17 @@ def test_one_url_length_budget() -> None:
     assert owners == ["dhis2_lmis.dhis2.session"]
     encoders = sorted(n for n, text in LIBRARY.items() if "urlencode(" in text)
     assert encoders == ["dhis2_lmis.dhis2.session"]
+
+
+def test_one_id_scheme_translation_owned_by_the_resolvers() -> None:
+    translators = sorted(
+        n for n, text in LIBRARY.items() if re.search(r"\.lookup\(\"(id|code)\"", text)
+    )
+    assert translators == ["dhis2_lmis.lmis.references"]
+    uid_tests = sorted(n for n, text in LIBRARY.items() if re.search(r"\bis_uid\(|isalnum\(", text))
+    assert set(uid_tests) <= {
+        "dhis2_lmis.dhis2._uids",
+        "dhis2_lmis.config",
+        "dhis2_lmis.lmis.references",
+        "dhis2_lmis.lmis.checks",
+    }

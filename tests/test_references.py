@@ -519,3 +519,32 @@ def test_org_unit_lookups_are_batched_and_cached(fake: FakeDhis2, session: Dhis2
     resolver.refresh()
     resolver.resolve_codes([f"Ou{n:09d}" for n in range(20)])
     assert len(_lookups(fake, "organisationUnits")) == 2
+
+
+# -- the one id-scheme translation: prefetch a page, then look up in either scheme -------------
+
+
+def test_prefetch_translates_a_page_of_uids_in_one_request(
+    fake: FakeDhis2, session: Dhis2Session
+) -> None:
+    codes = _seed_data_elements(fake, 30)
+    items = [Item(f"I{n}", f"Item {n}", universal_code=code) for n, code in enumerate(codes)]
+    resolver = ItemResolver(items, id_scheme="CODE", session=session)
+    page = [_uid(n) for n in range(30)] + [codes[0], "deUnknown01"]
+
+    resolver.prefetch(page)
+    assert len(_lookups(fake, "dataElements")) == 1
+    fake.clear_requests()
+
+    found = [resolver.item_for_ref(ref) for ref in page]
+    assert found[:30] == items  # UIDs sent where codes were asked for
+    assert found[30] is items[0]  # a code in the configured scheme
+    assert found[31] is None
+    assert _lookups(fake, "dataElements") == []
+
+
+def test_without_a_session_refs_in_the_other_scheme_have_no_item_and_nothing_raises() -> None:
+    resolver = ItemResolver([AMX], id_scheme="CODE")
+    resolver.prefetch(["deAmx000001"])
+    assert resolver.item_for_ref("deAmx000001") is None
+    assert resolver.item_for_ref("UC_AMX") is AMX

@@ -18,7 +18,6 @@ from typing import Literal, Protocol
 
 import attrs
 
-from dhis2_lmis.dhis2._uids import is_uid
 from dhis2_lmis.dhis2.events import EventQuery, IdScheme, iter_events, iter_tracked_entities
 from dhis2_lmis.dhis2.records import Event, RecordProblem
 from dhis2_lmis.dhis2.session import Dhis2Session, ParamValue
@@ -51,17 +50,17 @@ _TE_BATCH = 100
 class ItemLookup(Protocol):
     """What the fetchers need of an :class:`~dhis2_lmis.lmis.references.ItemResolver`."""
 
-    def item_for_data_element(self, data_element_ref: str, scheme_of_ref: IdScheme) -> Item | None:
-        """The item a data element (in either id scheme) stands for."""
+    def prefetch(self, refs: Iterable[str]) -> None:
+        """Translate, in one batch, the refs an answer carried in the other id scheme."""
+
+    def item_for_ref(self, ref: str) -> Item | None:
+        """The item a data element ref (configured scheme, or a UID instead) stands for."""
 
     def item_for(self, ref: str) -> Item | None:
         """The item whose configured reference is ``ref``."""
 
     def describe_lookup(self, ref: str) -> str:
         """A sentence saying where ``ref`` was looked for."""
-
-    def resolve_codes(self, uids: Iterable[str]) -> Mapping[str, object]:
-        """Translate data element UIDs to codes in as few requests as the URL limit allows."""
 
 
 class OrgUnitLookup(Protocol):
@@ -136,7 +135,6 @@ class ProgramReader:
     item_code_attribute: str | None = None
     page_size: int = 500
     _item_codes: dict[str, str | None] = attrs.field(factory=dict, init=False, repr=False)
-    _can_translate: bool = attrs.field(default=True, init=False, repr=False)
     _enrollment_owners: dict[str, str | None] = attrs.field(factory=dict, init=False, repr=False)
 
     # -- raw events ------------------------------------------------------------------------------
@@ -220,7 +218,7 @@ class ProgramReader:
             element, raw = data_value.data_element, data_value.value
             item = None
             if self.items is not None:
-                item = self._item_of(element)
+                item = self.items.item_for_ref(element)
                 if item is None:
                     if not _is_number(raw):
                         other[element] = raw  # a comment or a date, not an order line
@@ -237,39 +235,10 @@ class ProgramReader:
             lines.append(RequisitionLine(element, item, quantity, raw))
         return lines, other
 
-    def _item_of(self, element: str) -> Item | None:
-        """The item of a data element, whichever id scheme the server answered in.
-
-        Events are read with ``dataElementIdScheme`` set to the configured scheme; a server
-        that ignores it sends UIDs, which are translated (in batches, see
-        :meth:`_translate_uids`).
-        """
-        assert self.items is not None  # callers check
-        item = self.items.item_for_data_element(element, self.data_element_id_scheme)
-        if item is None and self._needs_translation(element):
-            item = self.items.item_for_data_element(element, "UID")
-        return item
-
-    def _needs_translation(self, element: str) -> bool:
-        return self.data_element_id_scheme == "CODE" and self._can_translate and is_uid(element)
-
     def _translate_uids(self, events: list[Event]) -> None:
-        """Look up, in one batch, the codes of UIDs a server sent instead of codes."""
-        if self.items is None or self.data_element_id_scheme != "CODE":
-            return
-        unknown = {
-            dv.data_element
-            for event in events
-            for dv in event.data_values
-            if self.items.item_for(dv.data_element) is None
-            and self._needs_translation(dv.data_element)
-        }
-        if not unknown:
-            return
-        try:
-            self.items.resolve_codes(unknown)
-        except ConfigError:  # a resolver without a session cannot translate: report, not raise
-            self._can_translate = False
+        """Let the item resolver translate, in one batch, a page's refs sent in the wrong scheme."""
+        if self.items is not None:
+            self.items.prefetch(dv.data_element for event in events for dv in event.data_values)
 
     def _line_per_event(
         self, event: Event, problems: list[RecordProblem]

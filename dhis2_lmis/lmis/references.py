@@ -606,6 +606,32 @@ class ItemResolver:
         info = self.resolve_codes((uid,)).get(uid)
         return info.code if info else None
 
+    def prefetch(self, refs: Iterable[str]) -> None:
+        """Translate, in one batched look-up, the refs an answer carried in the wrong scheme.
+
+        Readers ask DHIS2 for data elements in the configured scheme, but some servers ignore
+        ``dataElementIdScheme`` and a data element without a code always comes back as its UID.
+        Call this with a page's refs, then :meth:`item_for_ref` each: the look-ups hit the
+        cache. With UIDs configured, or without a session, there is nothing to translate.
+        """
+        if self.id_scheme != "CODE" or self._cache is None:
+            return
+        pending = {r for r in (ref.strip() for ref in refs) if is_uid(r) and r not in self._by_ref}
+        if pending:
+            self._cache.lookup("id", pending)
+
+    def item_for_ref(self, ref: str) -> Item | None:
+        """The item of a data element ref as an answer carried it: configured scheme or UID.
+
+        The one id-scheme translation of the readers (see :meth:`prefetch`); never raises for a
+        missing session: an untranslatable ref simply has no item.
+        """
+        item = self.item_for(ref)
+        translatable = self.id_scheme == "CODE" and self._cache is not None
+        if item is None and translatable and is_uid(ref.strip()):
+            item = self.item_for_data_element(ref, "UID")
+        return item
+
     def item_for_data_element(self, data_element_ref: str, scheme_of_ref: IdScheme) -> Item | None:
         """The item of a data element id as an event carried it, in either scheme.
 
@@ -743,6 +769,25 @@ class OrgUnitResolver:
         return text + f" and no customer has {self.name_field} = {org_unit}"
 
     # -- translation ---------------------------------------------------------------------------
+
+    def prefetch(self, org_units: Iterable[str]) -> None:
+        """Translate, in one batched look-up, the org units no store or customer names directly.
+
+        Answers carry org unit UIDs (or codes) that may be in the other scheme than the one
+        configured; afterwards :meth:`store_for` and :meth:`customer_for` hit the cache instead
+        of sending one request per unmapped facility. Without a session it does nothing.
+        """
+        if self._cache is None:
+            return
+        pending = {
+            ref
+            for ref in (ou.strip() for ou in org_units)
+            if ref and ref not in self._stores and ref not in self._customers
+        }
+        if self.id_scheme == "CODE":  # the refs may be UIDs: learn their codes
+            self._cache.lookup("id", pending)
+        else:  # the refs may be codes: learn their UIDs (an unknown UID is simply unknown)
+            self._cache.lookup("code", {ref for ref in pending if not is_uid(ref)})
 
     def resolve_uids(self, codes: Iterable[str]) -> dict[str, OrgUnitInfo]:
         """Org units by code, for the codes the server knows (batched and cached).

@@ -75,8 +75,6 @@ DEFAULT_BATCH_SIZE = 50
 10,000-40,000 values, a response of a few megabytes that DHIS2 answers in seconds."""
 
 _PATH = "dataValueSets"
-_UID_LENGTH = 11
-_CODES_PER_LOOKUP = 50
 
 
 class StockReportReader:
@@ -304,18 +302,10 @@ class StockReportReader:
         wanted = tuple(dict.fromkeys(ref.strip() for ref in refs))
         if self.org_unit_id_scheme == "UID":
             return wanted
-        found: dict[str, str] = {}
-        for start in range(0, len(wanted), _CODES_PER_LOOKUP):
-            chunk = wanted[start : start + _CODES_PER_LOOKUP]
-            body = self.session.get_json(
-                "organisationUnits",
-                {
-                    "filter": f"code:in:[{','.join(chunk)}]",
-                    "fields": "id,code",
-                    "pageSize": len(chunk),
-                },
-            )
-            found.update((code, uid) for uid, code, _ in org_unit_refs(body) if code)
+        places = self.org_units
+        if not isinstance(places, OrgUnitResolver) or places.session is None:
+            places = OrgUnitResolver(id_scheme="CODE", session=self.session)
+        found = {code: info.uid for code, info in places.resolve_uids(wanted).items()}
         missing = [ref for ref in wanted if ref not in found]
         if missing:
             raise UnknownReferenceError(
@@ -355,8 +345,6 @@ class _Resolution:
         self.parse = parse
         self.items: dict[str, Item | None] = {}
         self.places: dict[str, tuple[Store | None, Customer | None]] = {}
-        self.can_translate = True
-        self._configured_org_units: set[str] | None = None
 
     def reports(self, body: JsonValue, period_id: str) -> Iterator[StockReport]:
         groups: dict[tuple[str, str], list[DataValueRow]] = {}
@@ -503,28 +491,9 @@ class _Resolution:
         return place
 
     def _translate_org_units(self, org_units: list[str]) -> None:
-        """Translate, in one batched look-up, the org units no store or customer names
-        directly, so that the per-report look-ups hit the resolver's cache instead of sending
-        one request per unmapped facility."""
         lookup = self.reader.org_units
-        if not isinstance(lookup, OrgUnitResolver) or lookup.session is None:
-            return
-        if self._configured_org_units is None:
-            places: tuple[Store | Customer, ...] = (*lookup.stores, *lookup.customers)
-            self._configured_org_units = {
-                ref for ref in map(lookup.org_unit_for, places) if ref is not None
-            }
-        pending = [
-            ou
-            for ou in org_units
-            if ou and ou not in self.places and ou not in self._configured_org_units
-        ]
-        if not pending:
-            return
-        if lookup.id_scheme == "CODE":  # the refs may be UIDs: learn their codes
-            lookup.resolve_codes(pending)
-        else:  # the refs may be codes: learn their UIDs
-            lookup.resolve_uids(pending)
+        if isinstance(lookup, OrgUnitResolver):
+            lookup.prefetch(ou for ou in org_units if ou not in self.places)
 
     def _item(self, element: str) -> Item | None:
         if element in self.items:
@@ -535,36 +504,10 @@ class _Resolution:
     def _lookup(self, element: str) -> Item | None:
         items = self.reader.items
         assert items is not None  # callers check
-        scheme = self.reader.data_element_id_scheme
-        item = items.item_for_data_element(element, scheme)
-        if item is None and self._maybe_uid(element):
-            # Asked for codes, but a data element without a code comes back as its UID.
-            item = items.item_for_data_element(element, "UID")
-        return item
-
-    def _maybe_uid(self, element: str) -> bool:
-        return (
-            self.reader.data_element_id_scheme == "CODE"
-            and self.can_translate
-            and len(element) == _UID_LENGTH
-            and element[0].isalpha()
-            and element.isalnum()
-        )
+        return items.item_for_ref(element)
 
     def _translate(self, elements: set[str]) -> None:
-        """Look up, in one batched request, the codes of UIDs a server sent instead of codes,
-        so that the per-line look-ups hit the resolver's cache."""
+        """Let the item resolver translate, in one batch, the refs sent in the wrong scheme."""
         items = self.reader.items
-        if items is None or self.reader.data_element_id_scheme != "CODE" or self.reader.layout:
-            return  # a layout matches UIDs and codes alike
-        pending = {
-            e
-            for e in elements
-            if e not in self.items and items.item_for(e) is None and self._maybe_uid(e)
-        }
-        if not pending:
-            return
-        try:
-            items.resolve_codes(pending)
-        except ConfigError:  # a resolver without a session cannot translate: report, not raise
-            self.can_translate = False
+        if items is not None and not self.reader.layout:  # a layout matches UIDs and codes
+            items.prefetch(e for e in elements if e not in self.items)

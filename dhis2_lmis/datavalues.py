@@ -4,6 +4,13 @@ The builder turns LMIS numbers into the strings DHIS2 stores, refuses what DHIS2
 wrongly (``NaN``, ``1e+3``, ``True``), catches the same value given twice before the server does,
 and splits big pushes into chunks. :func:`push_data_value_set` sends the chunks and folds their
 import summaries into one, with every conflict pointing back at the caller's rows.
+:func:`value_problem` is DHIS2's value-type rule, which the push preflight applies to every row.
+
+One rule for bad rows, the same for the CLI and for Python (docs/flows.md, "Bad rows"):
+:meth:`DataValueSetBuilder.add_rows` checks every row and keeps the ones it refuses in
+:attr:`~DataValueSetBuilder.rejected`, named the way the caller sees them (``values.csv:7``,
+``row 3``); a push sends the good rows and reports the rest, and a push with a preflight sends
+nothing at all while any row, refused or checked, would be lost.
 
 Period arguments here are already-formatted period ids; :func:`dhis2_lmis.periods.format_period`
 makes them from dates.
@@ -16,7 +23,7 @@ import logging
 import math
 import numbers
 import re
-from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Collection, Iterable, Iterator, Mapping, Sequence
 from datetime import date
 from decimal import ROUND_HALF_UP, Decimal
 from typing import TYPE_CHECKING, Literal, Protocol, TypeAlias, overload
@@ -44,20 +51,25 @@ __all__ = [
     "ItemReferences",
     "ItemValueSetBuilder",
     "JsonResponseLike",
+    "NamedChunk",
     "NumberLike",
     "Preflight",
+    "RejectedRow",
     "SkippedItem",
     "SupportsPostJson",
     "format_value",
     "push_data_value_set",
+    "value_problem",
 ]
 
 log = logging.getLogger(__name__)
 
-_Key: TypeAlias = "tuple[str, str | None, str, str]"
+# (data element, category option combo, attribute option combo, org unit, period)
+_Key: TypeAlias = "tuple[str, str | None, str | None, str, str]"
 ImportStrategy = Literal["CREATE_AND_UPDATE", "CREATE", "UPDATE", "DELETE"]
-Preflight = Callable[[JsonObject], None]
 NumberLike: TypeAlias = "int | float | Decimal | str"
+NamedChunk: TypeAlias = "tuple[JsonObject, Sequence[str]]"
+"""A chunk payload and the names of its rows, as the caller sees them (``values.csv:7``)."""
 
 _NUMERIC_RE = re.compile(r"[+-]?(?:[0-9]+(?:\.[0-9]*)?|\.[0-9]+)(?:[eE][+-]?[0-9]+)?")
 # Top-level payload keys a row inherits when it leaves them out.
@@ -117,6 +129,108 @@ def _invalid(value: object, data_element: str, reason: str) -> InvalidValueError
     )
 
 
+# -- DHIS2's value types --------------------------------------------------------------------------
+# What DHIS2 accepts per value type (dhis2-core ValidationUtils.valueIsValid and MathUtils, read
+# for 2.36-2.43): numbers in plain notation without a plus sign or leading zeros, integers that
+# fit 32 bits, percentages that are whole numbers 0-100, booleans in a few spellings.
+
+_MAX_VALUE_LENGTH = 50_000
+_MAX_NUMBER_LENGTH = 250
+_INT_RANGE = (-(2**31), 2**31 - 1)
+_NUMBER = re.compile(r"-?(?:0|[1-9][0-9]*)(?:\.[0-9]+)?")
+_INTEGER = re.compile(r"0|-?[1-9][0-9]*")
+_POSITIVE = re.compile(r"[1-9][0-9]*")
+_ZERO_OR_POSITIVE = re.compile(r"0|[1-9][0-9]*")
+_NEGATIVE = re.compile(r"-[1-9][0-9]*")
+# Spellings every version from 2.36 turns into true/false before checking (2.43 adds y/yes/n/no).
+_TRUE = frozenset({"true", "True", "TRUE", "t", "T", "1"})
+_FALSE = frozenset({"false", "False", "FALSE", "f", "F", "0"})
+
+VALUE_PROBLEMS: Mapping[str, str] = {
+    "value_length_greater_than_max_length": f"longer than {_MAX_VALUE_LENGTH} characters",
+    "value_not_numeric": "not a number in plain notation (like 12 or 12.5)",
+    "value_not_unit_interval": "not a number from 0 to 1",
+    "value_not_percentage": "not a whole number from 0 to 100",
+    "value_not_integer": "not a whole number",
+    "value_not_positive_integer": "not a whole number above 0",
+    "value_not_zero_or_positive_integer": "not a whole number of 0 or more",
+    "value_not_negative_integer": "not a whole number below 0",
+    "value_not_bool": "not true or false",
+    "value_not_true_only": "not true (the only value this data element takes)",
+    "value_not_valid_option": "not one of the option codes of the data element's option set",
+}
+"""What each of DHIS2's value problem keys means, for messages."""
+
+
+def _whole(text: str, pattern: re.Pattern[str]) -> bool:
+    return bool(pattern.fullmatch(text)) and _INT_RANGE[0] <= int(text) <= _INT_RANGE[1]
+
+
+def value_problem(
+    value: str, value_type: str, options: Collection[str] | None = None
+) -> str | None:
+    """DHIS2's reason key (``"value_not_integer"``...) when it would refuse ``value``; else None.
+
+    The one value check of the library: the push preflight applies it to every row, so a value
+    DHIS2 would answer with an ``E7619`` conflict (or silently ignore) is caught before sending.
+    Values are checked as sent, without trimming, as DHIS2 does. An empty value is not judged
+    here (it means "delete"). Types outside NUMBER, INTEGER*, PERCENTAGE, UNIT_INTERVAL,
+    BOOLEAN, TRUE_ONLY, TEXT and LONG_TEXT are only length-checked. With ``options`` (the codes
+    of the data element's option set) the value must also be one of them. :data:`VALUE_PROBLEMS`
+    words each key for people.
+
+    Example:
+        >>> value_problem("12.6", "INTEGER")
+        'value_not_integer'
+        >>> value_problem("12", "INTEGER") is None
+        True
+    """
+    if not value:
+        return None
+    if len(value) > _MAX_VALUE_LENGTH:
+        return "value_length_greater_than_max_length"
+    problem = _type_problem(value, value_type)
+    if problem is None and options is not None and value not in options:
+        return "value_not_valid_option"
+    return problem
+
+
+def _type_problem(value: str, value_type: str) -> str | None:
+    if value_type in ("NUMBER", "UNIT_INTERVAL"):
+        if len(value) >= _MAX_NUMBER_LENGTH or not _NUMBER.fullmatch(value):
+            return "value_not_numeric"
+        if value_type == "UNIT_INTERVAL" and not 0 <= Decimal(value) <= 1:
+            return "value_not_unit_interval"
+        return None
+    wholes = {
+        "INTEGER": (_INTEGER, "value_not_integer"),
+        "PERCENTAGE": (_INTEGER, "value_not_percentage"),
+        "INTEGER_POSITIVE": (_POSITIVE, "value_not_positive_integer"),
+        "INTEGER_ZERO_OR_POSITIVE": (_ZERO_OR_POSITIVE, "value_not_zero_or_positive_integer"),
+        "INTEGER_NEGATIVE": (_NEGATIVE, "value_not_negative_integer"),
+    }
+    if value_type in wholes:
+        pattern, key = wholes[value_type]
+        if not _whole(value, pattern):
+            return key
+        if value_type == "PERCENTAGE" and not 0 <= int(value) <= 100:
+            return key
+        return None
+    if (
+        value_type == "BOOLEAN"
+        and value not in _TRUE | _FALSE
+        and value.lower()
+        not in (
+            "true",
+            "false",
+        )
+    ):
+        return "value_not_bool"
+    if value_type == "TRUE_ONLY" and value not in _TRUE and value.lower() != "true":
+        return "value_not_true_only"
+    return None
+
+
 def _to_decimal(value: object, data_element: str) -> Decimal:
     if value is None:
         raise _invalid(value, data_element, "no value (None)")
@@ -143,17 +257,46 @@ def _to_decimal(value: object, data_element: str) -> Decimal:
     return number
 
 
+@attrs.frozen
+class RejectedRow:
+    """A row :meth:`DataValueSetBuilder.add_rows` left out, named the way the caller sees it.
+
+    Attributes:
+        row: ``values.csv:7`` for a file, ``row 3`` (0-based index) for a Python list.
+        error: why: not a number, no data element, no org unit, or a repeat of another row.
+    """
+
+    row: str
+    error: InvalidValueError
+
+    def __str__(self) -> str:
+        return f"{self.row}: {self.error}"
+
+
+ROW_COLUMNS = (
+    "data_element",
+    "value",
+    "category_option_combo",
+    "attribute_option_combo",
+    "org_unit",
+    "period",
+    "comment",
+)
+"""The keys :meth:`DataValueSetBuilder.add_rows` reads (the CLI's ``push-values`` CSV columns)."""
+
+
 class DataValueSetBuilder:
     """Collects data values into a ``/api/dataValueSets`` payload.
 
     Top-level ``period``, ``orgUnit`` and ``attributeOptionCombo`` apply to every row; a row
-    repeats ``orgUnit`` or ``period`` only when it differs, which keeps payloads small.
+    repeats one only when it differs, which keeps payloads small.
 
     Args:
         data_set: data set UID (or code); None for bulk pushes across data sets.
         period: the default period id (already formatted, e.g. ``"202404"``).
         org_unit: the default org unit; None when every row names its own.
-        attribute_option_combo: applies to the whole set; None means the default combo.
+        attribute_option_combo: the default attribute option combo (a funding source, say);
+            None means DHIS2's default combo, as DHIS2 does when a value names none.
         round_off: round every value to a whole number (see :func:`format_value`).
         complete_date: mark the data set complete on this date (needs ``data_set``).
 
@@ -182,12 +325,16 @@ class DataValueSetBuilder:
         self.complete_date = (
             complete_date.isoformat() if isinstance(complete_date, date) else complete_date
         )
-        # (data element, option combo, org unit, period) -> value text. One dict keeps the
-        # insertion order and refuses duplicates; rows become JSON objects only a chunk at a
-        # time, so a large push holds a key and a string per value, not a dict. The rare
-        # comments sit beside it.
+        # key -> value text. One dict keeps the insertion order and refuses duplicates; rows
+        # become JSON objects only a chunk at a time, so a large push holds a key and a string
+        # per value, not a dict. The rare comments, and the row names that differ from
+        # "row <position>", sit beside it.
         self._values: dict[_Key, str] = {}
         self._comments: dict[_Key, str] = {}
+        self._names: dict[_Key, str] = {}
+        self.rejected: list[RejectedRow] = []
+        """Rows :meth:`add_rows` refused, in order; a push with a preflight sends nothing while
+        this is not empty."""
 
     def add(
         self,
@@ -195,15 +342,21 @@ class DataValueSetBuilder:
         value: NumberLike,
         *,
         category_option_combo: str | None = None,
+        attribute_option_combo: str | None = None,
         comment: str | None = None,
         org_unit: str | None = None,
         period: str | None = None,
+        row: str | None = None,
     ) -> None:
         """Add one value.
 
+        Args:
+            row: how messages name this value (``values.csv:7``); default ``row <n>``, its
+                0-based position in the push.
+
         Raises:
             InvalidValueError: the value is not a finite number, or no org unit is known for it.
-            DuplicateValueError: this data element, option combo, org unit and period were
+            DuplicateValueError: this data element, option combos, org unit and period were
                 already added.
         """
         text = format_value(value, data_element=data_element, round_off=self.round_off)
@@ -211,26 +364,84 @@ class DataValueSetBuilder:
         if row_org_unit is None:
             raise _invalid(value, data_element, "no org unit (none given here or to the builder)")
         row_period = period or self.period
-        key = (data_element, category_option_combo, row_org_unit, row_period)
+        aoc = attribute_option_combo or self.attribute_option_combo
+        key = (data_element, category_option_combo, aoc, row_org_unit, row_period)
         if key in self._values:
             raise DuplicateValueError(
                 f"data element {data_element}, category option combo "
-                f"{category_option_combo or '(default)'}, org unit {row_org_unit}, period "
-                f"{row_period} was already added; DHIS2 would keep only one of them",
+                f"{category_option_combo or '(default)'}, attribute option combo "
+                f"{aoc or '(default)'}, org unit {row_org_unit}, period {row_period} was "
+                f"already added{self._named(key)}; DHIS2 would keep only one of them",
                 key=key,
                 value=repr(value),
             )
+        if row is not None and row != f"row {len(self._values)}":
+            self._names[key] = row
         self._values[key] = text
         if comment is not None:
             self._comments[key] = comment
 
+    def _named(self, key: _Key) -> str:
+        name = self._names.get(key)
+        return f" ({name})" if name is not None else ""
+
+    def add_rows(
+        self,
+        rows: Iterable[Mapping[str, object]],
+        *,
+        names: Callable[[int], str] | None = None,
+    ) -> int:
+        """Add many values; bad rows are kept in :attr:`rejected`, never raised.
+
+        The batch form of :meth:`add`, and what ``dhis2-lmis push-values`` runs on its CSV:
+        every row is checked, each refused one lands in :attr:`rejected` with its name and
+        reason, and the others are added. Keys are :data:`ROW_COLUMNS` (``data_element`` and
+        ``value`` required; empty strings count as absent).
+
+        Args:
+            rows: mappings such as ``{"data_element": "AMOX250", "value": 12}``.
+            names: names row ``i`` (0-based) in messages; default ``row <i>``.
+
+        Returns:
+            How many rows were added.
+        """
+        name_of = names or (lambda i: f"row {i}")
+        added = 0
+        for index, raw in enumerate(rows):
+            name = name_of(index)
+            fields = {k: v for k in ROW_COLUMNS if (v := raw.get(k)) is not None and v != ""}
+            element, value = fields.get("data_element"), fields.get("value")
+            try:
+                if not isinstance(element, str) or value is None:
+                    missing = " and ".join(
+                        n for n, v in (("data_element", element), ("value", value)) if v is None
+                    )
+                    raise _invalid(value, str(element or "?"), f"no {missing or 'data_element'}")
+                self.add(
+                    element,
+                    value,  # type: ignore[arg-type]  # format_value refuses the wrong types
+                    category_option_combo=_text_or_none(fields, "category_option_combo"),
+                    attribute_option_combo=_text_or_none(fields, "attribute_option_combo"),
+                    comment=_text_or_none(fields, "comment"),
+                    org_unit=_text_or_none(fields, "org_unit"),
+                    period=_text_or_none(fields, "period"),
+                    row=name,
+                )
+            except InvalidValueError as exc:
+                self.rejected.append(RejectedRow(name, exc))
+                continue
+            added += 1
+        return added
+
     def _row(self, key: _Key, text: str) -> JsonObject:
-        """The JSON object of one value; org unit and period only when they differ."""
-        data_element, combo, org_unit, period = key
+        """The JSON object of one value; org unit, period and combo only when they differ."""
+        data_element, combo, aoc, org_unit, period = key
         comment = self._comments.get(key)
         row: JsonObject = {"dataElement": data_element}
         if combo is not None:
             row["categoryOptionCombo"] = combo
+        if aoc != self.attribute_option_combo:
+            row["attributeOptionCombo"] = aoc
         if org_unit != self.org_unit:
             row["orgUnit"] = org_unit
         if period != self.period:
@@ -247,6 +458,11 @@ class DataValueSetBuilder:
     def rows(self) -> tuple[JsonObject, ...]:
         """The rows as JSON objects, in the order they were added (fresh each time)."""
         return tuple(self._row(k, v) for k, v in self._values.items())
+
+    @property
+    def row_names(self) -> tuple[str, ...]:
+        """How messages name each row, in the order of :attr:`rows`."""
+        return tuple(self._names.get(k, f"row {i}") for i, k in enumerate(self._values))
 
     def _header(self) -> JsonObject:
         head: JsonObject = {}
@@ -277,13 +493,30 @@ class DataValueSetBuilder:
             ConfigError: ``size`` is less than 1.
         """
         _check_chunk_size(size)
+        return (chunk for chunk, _ in self._chunks(size))
+
+    def iter_named_chunks(self, size: int) -> Iterator[NamedChunk]:
+        """:meth:`iter_chunks` with the names of each chunk's rows (see :meth:`add`).
+
+        Raises:
+            ConfigError: ``size`` is less than 1.
+        """
+        _check_chunk_size(size)
         return self._chunks(size)
 
-    def _chunks(self, size: int) -> Iterator[JsonObject]:
+    def _chunks(self, size: int) -> Iterator[NamedChunk]:
         head = self._header()
         values = iter(self._values.items())
+        offset = 0
         while batch := list(itertools.islice(values, size)):
-            yield {**head, "dataValues": [self._row(k, v) for k, v in batch]}
+            names = [self._names.get(k, f"row {offset + i}") for i, (k, _) in enumerate(batch)]
+            yield {**head, "dataValues": [self._row(k, v) for k, v in batch]}, names
+            offset += len(batch)
+
+
+def _text_or_none(fields: Mapping[str, object], key: str) -> str | None:
+    value = fields.get(key)
+    return None if value is None else str(value)
 
 
 class ItemReferences(Protocol):
@@ -349,6 +582,7 @@ class ItemValueSetBuilder(DataValueSetBuilder):
         value: NumberLike,
         *,
         category_option_combo: str | None = None,
+        attribute_option_combo: str | None = None,
         comment: str | None = None,
     ) -> bool:
         """Add the value of one item; False (and an entry in :attr:`skipped`) when left out.
@@ -364,7 +598,13 @@ class ItemValueSetBuilder(DataValueSetBuilder):
         if ref is None:
             self.skipped.append(SkippedItem(item, f"its {self.items.item_field} is empty"))
             return False
-        self.add(ref, value, category_option_combo=category_option_combo, comment=comment)
+        self.add(
+            ref,
+            value,
+            category_option_combo=category_option_combo,
+            attribute_option_combo=attribute_option_combo,
+            comment=comment,
+        )
         return True
 
 
@@ -373,8 +613,11 @@ def _check_chunk_size(size: int) -> None:
         raise ConfigError(f"chunk size must be a whole number of at least 1, got {size!r}")
 
 
-def _chunks(head: JsonObject, rows: Sequence[JsonValue], size: int) -> Iterator[JsonObject]:
-    return ({**head, "dataValues": list(rows[i : i + size])} for i in range(0, len(rows), size))
+def _chunks(head: JsonObject, rows: Sequence[JsonValue], size: int) -> Iterator[NamedChunk]:
+    """Chunks of a ready payload; its rows are named by their index in ``dataValues``."""
+    for start in range(0, len(rows), size):
+        part = rows[start : start + size]
+        yield {**head, "dataValues": list(part)}, [f"row {start + i}" for i in range(len(part))]
 
 
 def _payload_rows(payload: Mapping[str, JsonValue]) -> list[JsonValue]:
@@ -409,6 +652,18 @@ class _EffectiveRows(Sequence[JsonObject]):
             if key not in full and key in self._chunk:
                 full[key] = self._chunk[key]
         return full
+
+
+class Preflight(Protocol):
+    """A check run on a whole push before its first chunk is sent; it raises to send nothing.
+
+    :class:`dhis2_lmis.checks.Preflight` is the library's; :func:`push_data_value_set` calls
+    it once, with every chunk and the names of its rows, and with the rows the builder refused
+    (:attr:`DataValueSetBuilder.rejected`), so one error can list every problem of the push.
+    """
+
+    def __call__(self, chunks: Sequence[NamedChunk], refused: Sequence[RejectedRow]) -> None:
+        """Raise (e.g. :class:`~dhis2_lmis.errors.PreflightError`) if anything would be lost."""
 
 
 class JsonResponseLike(Protocol):
@@ -460,8 +715,9 @@ def push_data_value_set(
         import_strategy: DHIS2's ``importStrategy``.
         id_scheme: how data elements are identified (``dataElementIdScheme``).
         chunk_size: most values per request.
-        preflight: called with every chunk before the first is sent; raise to abort with
-            nothing sent (e.g. to check period types or data set membership).
+        preflight: called once with every chunk (and the builder's refused rows) before the
+            first is sent; it raises to abort with nothing sent. Without one, the rows a
+            builder refused stay in its ``rejected`` list and the others are sent.
 
     Returns:
         The merged summary; an empty SUCCESS summary when there was nothing to send.
@@ -474,19 +730,21 @@ def push_data_value_set(
         Dhis2Error: any error of ``session.post_json`` (connection, authentication, ...).
     """
     _check_chunk_size(chunk_size)
+    refused: Sequence[RejectedRow] = ()
     if isinstance(payload_or_builder, DataValueSetBuilder):
         total = len(payload_or_builder)
-        chunks: Iterable[JsonObject] = payload_or_builder.iter_chunks(chunk_size)
+        named: Iterable[NamedChunk] = payload_or_builder.iter_named_chunks(chunk_size)
+        refused = payload_or_builder.rejected
     else:
         rows = _payload_rows(payload_or_builder)
         head = {k: v for k, v in payload_or_builder.items() if k != "dataValues"}
         total = len(rows)
-        chunks = _chunks(head, rows, chunk_size)
+        named = _chunks(head, rows, chunk_size)
     chunk_count = -(-total // chunk_size)
     if preflight is not None:
-        chunks = list(chunks)  # every chunk is checked before the first is sent
-        for chunk in chunks:
-            preflight(chunk)
+        named = list(named)  # every chunk is checked before the first is sent
+        preflight(named, refused)
+    chunks = (chunk for chunk, _ in named)
     params = {
         "dryRun": "true" if dry_run else "false",
         "importStrategy": import_strategy,

@@ -208,9 +208,9 @@ def test_same_key_twice_raises_duplicate_value_error_naming_the_key() -> None:
     builder.add("StockOnHnd1", 1, category_option_combo="Coc00000001")
     with pytest.raises(DuplicateValueError) as info:
         builder.add("StockOnHnd1", 2, category_option_combo="Coc00000001", period="202404")
-    assert info.value.key == ("StockOnHnd1", "Coc00000001", "DiszpKrYNg8", "202404")
+    assert info.value.key == ("StockOnHnd1", "Coc00000001", None, "DiszpKrYNg8", "202404")
     for part in info.value.key:
-        assert str(part) in str(info.value)
+        assert str(part or "(default)") in str(info.value)
     assert isinstance(info.value, InvalidValueError)
 
 

@@ -326,8 +326,10 @@ class Dhis2Lmis:
     ) -> ImportSummary:
         """Push data values; one normalised :class:`ImportSummary` for every DHIS2 version.
 
-        With ``preflight``, every chunk is checked first (:class:`~dhis2_lmis.checks.Preflight`)
-        and nothing is sent if any would lose or have rejected values.
+        Without ``preflight`` the builder's rows are sent and the rows it refused stay in its
+        ``rejected`` list. With ``preflight`` every row is checked first against the data set
+        (:class:`~dhis2_lmis.checks.Preflight`) and nothing is sent if any row, refused or
+        checked, would be lost (docs/flows.md, "Bad rows").
 
         Raises:
             ImportFailedError: DHIS2 aborted the import; the error carries the summary.

@@ -380,6 +380,10 @@ class StockReportLine:
         value: the quantity; None when the value is missing or not a number.
         raw_value: the text DHIS2 sent.
         updated_at: when the value was last updated on the server.
+        attribute_option_combo: the attribute option combo (a funding source, say) as DHIS2
+            sent it, a UID; two values that differ only by it are two lines. DHIS2 names its
+            default combo too (``HllvX50cXC0`` on most servers); None when the answer named
+            none, which DHIS2 reads as the default.
     """
 
     data_element: str
@@ -388,6 +392,7 @@ class StockReportLine:
     value: Decimal | None
     raw_value: str | None
     updated_at: datetime | None = None
+    attribute_option_combo: str | None = None
 
 
 @attrs.frozen
@@ -431,11 +436,12 @@ class StockReport:
             )
         )
         lines = _html.table(
-            ("data element", "category option combo", "item", "value"),
+            ("data element", "category option combo", "attribute option combo", "item", "value"),
             (
                 (
                     line.data_element,
                     line.category_option_combo,
+                    line.attribute_option_combo,
                     line.item.code if line.item else None,
                     line.raw_value if line.value is None else _html.number(line.value),
                 )

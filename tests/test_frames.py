@@ -214,8 +214,9 @@ def test_stock_levels_frame_pivots_to_facility_by_item(lmis: Dhis2Lmis) -> None:
 def test_stock_reports_frame_has_one_row_per_line(lmis: Dhis2Lmis) -> None:
     reports = list(lmis.fetch_stock_reports(PERIOD))
     frame = to_dataframe(reports)
-    assert frame.shape == (15, 15)
+    assert frame.shape == (15, 16)
     assert set(frame["period"]) == {PERIOD}
+    assert set(frame["attribute_option_combo"]) == {"HllvX50cXC0"}  # DHIS2's default combo
     assert frame["value"].dtype == pd.Float64Dtype()
     assert frame["value"].sum() == sum(10 * f + i for f in range(3) for i in range(5))
     assert is_aware(frame["updated_at"])

@@ -500,15 +500,14 @@ class Preflight:
 
     Metadata is read once per instance (make one per push): the data set with its elements,
     option sets, option combos and org units; a batched look-up for data elements of a push
-    without a data set; the user's authorities only when a period has expired.
+    without a data set; the user's authorities only when a period has expired. Periods are
+    judged open at the current time in the server's time zone (``serverTimeZoneId``).
 
     Args:
         session: the session to read metadata with.
         config: supplies the data set (when a chunk names none) and the data element id scheme
             the push uses.
         items: an item resolver whose data element cache may be reused.
-        now: the time periods are judged open at, in the server's time (default: now, on this
-            machine).
 
     Raises:
         PreflightError: from ``__call__``, listing every problem of the push.
@@ -521,12 +520,10 @@ class Preflight:
         config: Dhis2Config,
         *,
         items: ItemResolver | None = None,
-        now: datetime | None = None,
     ) -> None:
         self.session = session
         self.config = config
         self.scheme: IdScheme = config.lmis.data_element_id_scheme
-        self.now = now
         self._data_sets: dict[str, DataSetInfo | None] = {}
         self._may_edit_expired: bool | None = None
         if items is not None and items.session is not None:
@@ -644,7 +641,8 @@ class Preflight:
     def _periods(self, rows: Sequence[_Row], data_set: DataSetInfo) -> list[Finding]:
         """Period ids that are not DHIS2's, of the wrong type, or closed for entry now."""
         findings: list[Finding] = []
-        now = self.now or datetime.now()
+        # DHIS2 judges with its own clock, in its time zone; its timestamps carry no offset
+        now = datetime.now(self.session.time_zone).replace(tzinfo=None)
         for period_id, names in _group(rows, "period").items():
             try:
                 period = parse_period(period_id)

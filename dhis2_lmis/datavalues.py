@@ -690,6 +690,17 @@ class SupportsPostJson(Protocol):
     ) -> JsonResponseLike: ...
 
 
+def _named(summary: ImportSummary, names: Sequence[str]) -> ImportSummary:
+    """The chunk's summary with each conflict's rows named as the caller knows them."""
+    if not summary.conflicts:
+        return summary
+    conflicts = tuple(
+        attrs.evolve(c, rows=tuple(names[i] for i in c.indexes if 0 <= i < len(names)))
+        for c in summary.conflicts
+    )
+    return attrs.evolve(summary, conflicts=conflicts)
+
+
 def push_data_value_set(
     session: SupportsPostJson,
     payload_or_builder: DataValueSetBuilder | Mapping[str, JsonValue],
@@ -744,7 +755,6 @@ def push_data_value_set(
     if preflight is not None:
         named = list(named)  # every chunk is checked before the first is sent
         preflight(named, refused)
-    chunks = (chunk for chunk, _ in named)
     params = {
         "dryRun": "true" if dry_run else "false",
         "importStrategy": import_strategy,
@@ -753,12 +763,14 @@ def push_data_value_set(
     }
     parts: list[tuple[ImportSummary, int]] = []
     offset = 0
-    for number, chunk in enumerate(chunks, start=1):
+    for number, (chunk, names) in enumerate(named, start=1):
         sent = _EffectiveRows(chunk)
         response = session.post_json(
             "dataValueSets", chunk, params=params, idempotent=True, accept_status=(409,)
         )
-        summary = parse_import_summary(response.body, payload_values=sent, dry_run=dry_run)
+        summary = _named(
+            parse_import_summary(response.body, payload_values=sent, dry_run=dry_run), names
+        )
         parts.append((summary, offset))
         log.info(
             "data value set chunk %d/%d (%d values): %s, %d imported, %d updated, %d ignored",

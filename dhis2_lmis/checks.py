@@ -609,10 +609,7 @@ class Preflight:
                 continue
             problem = value_problem(value, element.value_type, element.options)
             if problem is not None:
-                refused.setdefault((element.ref_in(self.scheme) or element.uid, problem), [])
-                refused[(element.ref_in(self.scheme) or element.uid, problem)].append(
-                    f"{row.name} ({value!r})"
-                )
+                refused.setdefault((ref or "", problem), []).append(f"{row.name} ({value!r})")
             elif element.zero_is_significant is False and _is_zero(value):
                 zeros.setdefault(ref or "", []).append(row.name)
         findings = [

@@ -280,17 +280,20 @@ class Dhis2Lmis:
         *,
         store: Store | Customer | None = None,
         complete_date: date | str | None = None,
+        attribute_option_combo: str | None = None,
     ) -> ItemValueSetBuilder:
         """A builder preset with the configured data set, period format and rounding.
 
-        Add values by data element (``add``) or by mSupply item (``add_item``: the data
-        element comes from the item's reference; items not included in the DHIS2 push are
-        skipped and listed in ``skipped``).
+        Add values by data element (``add``, or ``add_rows`` for many), or by mSupply item
+        (``add_item``: the data element comes from the item's reference; items not included in
+        the DHIS2 push are skipped and listed in ``skipped``).
 
         Args:
             period: a date (formatted with ``period_format``) or a DHIS2 period id.
             org_unit: the org unit; or give ``store`` to use its ``Dhis2Code`` field.
             store: a store or customer whose configured field holds the org unit.
+            attribute_option_combo: the attribute option combo (UID) of every value unless a
+                value names its own; None is DHIS2's default combo.
 
         Raises:
             UnknownReferenceError: the store's org-unit field is empty.
@@ -311,6 +314,7 @@ class Dhis2Lmis:
             period_id,
             org_unit,
             items=items,
+            attribute_option_combo=attribute_option_combo,
             round_off=lmis.round_off,
             complete_date=complete_date,
         )

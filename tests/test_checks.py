@@ -388,14 +388,36 @@ def test_preflight_reports_zero_on_non_significant_data_element(fake: FakeDhis2)
     assert posts(fake) == []
 
 
-def test_preflight_checks_zeros_outside_the_data_set_by_look_up(fake: FakeDhis2) -> None:
+def test_preflight_without_a_data_set_looks_the_data_elements_up(fake: FakeDhis2) -> None:
+    seed(fake, data_set=False)
+    fake.add_data_element("DeExtra0001", "EXTRA", "Extra", zero_is_significant=False)
+    data = settings(fake)
+    del data["lmis"]["data_set"]
+    lmis = lmis_for(fake, data)
+    builder = lmis.data_value_set(period="202611", org_unit=FACILITY)
+    builder.add("EXTRA", "0.0")
+    builder.add("AMOX250", "2.5")
+    with pytest.raises(PreflightError) as caught:
+        lmis.push_data_values(builder, preflight=True)
+    found = {f.subject: f.what for f in caught.value.findings}
+    assert set(found) == {"data element EXTRA", "data element AMOX250"}
+    assert found["data element EXTRA"].startswith("row 0: zero for data element Extra")
+    assert found["data element AMOX250"].startswith("row 1 ('2.5'): not a whole number")
+    assert metadata_gets(fake).count("/api/dataElements") == 1  # one batched look-up
+    assert posts(fake) == []
+
+
+def test_preflight_refuses_a_data_element_outside_the_data_set(fake: FakeDhis2) -> None:
     seed(fake)
     fake.add_data_element("DeExtra0001", "EXTRA", "Extra", zero_is_significant=False)
     lmis = lmis_for(fake)
     builder = lmis.data_value_set(period="202611", org_unit=FACILITY)
-    builder.add("EXTRA", "0.0")
-    with pytest.raises(PreflightError, match="EXTRA"):
+    builder.add("EXTRA", 3)
+    with pytest.raises(PreflightError) as caught:
         lmis.push_data_values(builder, preflight=True)
+    (finding,) = caught.value.findings
+    assert finding.subject == "data element EXTRA"
+    assert "is not in data set Stock on hand (LMIS_SOH)" in finding.what
     assert posts(fake) == []
 
 

@@ -8,6 +8,7 @@ from decimal import Decimal
 
 import pytest
 
+from dhis2_lmis.dhis2 import valuetypes
 from dhis2_lmis.errors import ConfigError, Dhis2Error
 from dhis2_lmis.lmis import datavalues
 from dhis2_lmis.lmis.datavalues import (
@@ -306,23 +307,23 @@ def test_module_docstring_examples_run() -> None:
 def test_value_problem_answers_with_dhis2s_reason_key(
     value: str, value_type: str, expected: str | None
 ) -> None:
-    assert datavalues.value_problem(value, value_type) == expected
+    assert valuetypes.value_problem(value, value_type) == expected
     if expected is not None:
-        assert expected in datavalues.VALUE_PROBLEMS
+        assert expected in valuetypes.VALUE_PROBLEMS
 
 
 def test_value_problem_checks_option_codes_after_the_value_type() -> None:
     codes = {"1", "2"}
-    assert datavalues.value_problem("2", "INTEGER", codes) is None
-    assert datavalues.value_problem("3", "INTEGER", codes) == "value_not_valid_option"
-    assert datavalues.value_problem("2.5", "INTEGER", codes) == "value_not_integer"
+    assert valuetypes.value_problem("2", "INTEGER", codes) is None
+    assert valuetypes.value_problem("3", "INTEGER", codes) == "value_not_valid_option"
+    assert valuetypes.value_problem("2.5", "INTEGER", codes) == "value_not_integer"
 
 
 def test_every_formatted_number_is_a_dhis2_number() -> None:
     """What the builder sends for NUMBER data elements is what value_problem accepts."""
     for value in (0, -0.0, 12.5, Decimal("1E+3"), "007", 1e-7, Decimal("-2.50")):
         text = format_value(value, data_element="X")
-        assert datavalues.value_problem(text, "NUMBER") is None, text
+        assert valuetypes.value_problem(text, "NUMBER") is None, text
 
 
 # --- add_rows and row names --------------------------------------------------------------------

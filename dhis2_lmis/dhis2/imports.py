@@ -66,7 +66,7 @@ class ImportConflict:
             are inferred by matching ``object`` against the rows' identifiers.
         data_values: the caller's rows at ``indexes``, so the conflict maps back to the input.
         rows: the caller's names for those rows (``values.csv:7``, ``row 3``), as
-            :func:`~dhis2_lmis.datavalues.push_data_value_set` knows them; messages use them.
+            :func:`~dhis2_lmis.lmis.datavalues.push_data_value_set` knows them; messages use them.
     """
 
     object: str | None

@@ -53,8 +53,9 @@ from dhis2_lmis.dhis2.periods import (
     period_type_of_format,
 )
 from dhis2_lmis.dhis2.session import Dhis2Session
+from dhis2_lmis.dhis2.valuetypes import VALUE_PROBLEMS, value_problem
 from dhis2_lmis.errors import NotFoundError, PreflightError
-from dhis2_lmis.lmis.datavalues import VALUE_PROBLEMS, NamedChunk, RejectedRow, value_problem
+from dhis2_lmis.lmis.datavalues import NamedChunk, RejectedRow
 from dhis2_lmis.lmis.references import (
     Customer,
     Item,
@@ -712,7 +713,7 @@ class Preflight:
 
     * rows the builder refused (not a number, no data element);
     * the value against the data element's value type and option set
-      (:func:`~dhis2_lmis.lmis.datavalues.value_problem`, DHIS2's ``E7619``/``E7621``);
+      (:func:`~dhis2_lmis.dhis2.valuetypes.value_problem`, DHIS2's ``E7619``/``E7621``);
     * zeros on data elements whose ``zeroIsSignificant`` is false (dropped silently);
     * data elements not in the data set, category option combos not of the data element's
       category combo, attribute option combos not of the data set's (2.43 refuses them; earlier

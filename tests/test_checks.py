@@ -777,7 +777,7 @@ def test_one_rule_for_bad_rows_good_ones_sent_without_preflight_none_with_it(
     with pytest.raises(PreflightError) as caught:
         lmis.push_data_values(builder, preflight=True)
     assert [f.subject for f in caught.value.findings] == ["row 1", "data element T_POSITIVE"]
-    assert "row 1: value 'lots' for data element T_INTEGER" in str(caught.value)
+    assert "[row 1]: value 'lots' for data element T_INTEGER" in str(caught.value)
     assert "row 2 ('0')" in str(caught.value)
     assert posts(fake) == []
 
@@ -795,6 +795,6 @@ def test_a_push_whose_every_row_was_refused_still_reports_them_with_preflight(
     lmis = typed_lmis(fake)
     builder = lmis.data_value_set(period="202611", org_unit=FACILITY)
     builder.add_rows([{"data_element": "T_INTEGER", "value": "n/a"}])
-    with pytest.raises(PreflightError, match="row 0: value 'n/a'"):
+    with pytest.raises(PreflightError, match=r"\[row 0\]: value 'n/a'"):
         lmis.push_data_values(builder, preflight=True)
     assert posts(fake) == []

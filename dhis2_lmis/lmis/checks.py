@@ -773,7 +773,7 @@ class Preflight:
             Dhis2Error: the metadata could not be read.
         """
         findings = [
-            Finding("error", str(r), "fix the row, or leave it out knowingly", r.row)
+            Finding("error", str(r.error), "fix the row, or leave it out knowingly", r.row)
             for r in refused
         ]
         rows = _rows(chunks, self.config.lmis.data_set)
@@ -996,9 +996,12 @@ def _value_fix(element: DataElementInfo, problem: str) -> str:
     if problem == "value_not_valid_option":
         codes = ", ".join(sorted(element.options or ())[:_MAX_ROWS_SHOWN])
         return f"use one of the option codes ({codes})"
-    if problem == "value_not_integer" and element.value_type.startswith("INTEGER"):
-        return "send whole numbers: round them (lmis.round_off = true) or fix the source data"
-    return f"send values a {element.value_type} data element takes, or change its value type"
+    if element.value_type.startswith("INTEGER") or element.value_type == "PERCENTAGE":
+        return (
+            "send whole numbers in range: round them (lmis.round_off = true) or fix the source "
+            f"data, or change the data element's value type ({element.value_type}) in DHIS2"
+        )
+    return f"fix the source data, or change the data element's value type ({element.value_type})"
 
 
 def _group(rows: Iterable[_Row], key: str) -> dict[str, list[str]]:

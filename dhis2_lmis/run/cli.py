@@ -516,6 +516,11 @@ def _cmd_push_values(args: argparse.Namespace) -> int:
                 return EXIT_PROBLEMS
         try:
             summary = lmis.push_data_values(builder, dry_run=args.dry_run, preflight=args.preflight)
+        except PreflightError as exc:  # one problem a line: there may be many
+            print(f"{_PROG}: {args.file}: nothing was sent; the preflight found:", file=sys.stderr)
+            for finding in exc.findings:
+                print(f"  - {finding}", file=sys.stderr)
+            return EXIT_PROBLEMS
         except ImportFailedError as exc:
             print(exc.summary)
             print(f"{_PROG}: {_one_line(exc)}", file=sys.stderr)

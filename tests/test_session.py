@@ -141,8 +141,11 @@ def test_slow_reply_past_the_read_timeout_is_a_timeout_error(
 ) -> None:
     fake.inject("GET", "/api/me", fault="delay", seconds=1.0, times=5)
     session = make_session(fake, sleep, timeout=0.2, retry=RetryPolicy(attempts=2))
-    with pytest.raises(Dhis2TimeoutError):
+    with pytest.raises(Dhis2TimeoutError) as raised:
         session.get_json("me")
+    address = fake.url.removeprefix("http://")
+    assert f"no answer within 0.2 s from {address}" in str(raised.value)
+    assert raised.value.address == address
 
 
 def test_html_login_page_is_an_authentication_error(fake: FakeDhis2, sleep: SleepRecorder) -> None:
@@ -192,13 +195,49 @@ def test_409_without_accept_status_is_rejected(fake: FakeDhis2, sleep: SleepReco
         make_session(fake, sleep).post_json("dataValueSets", {"dataValues": []})
 
 
-def test_refused_connection_is_a_connection_error(sleep: SleepRecorder) -> None:
+def test_refused_connection_names_the_address_and_the_cause(sleep: SleepRecorder) -> None:
     server = FakeDhis2()
     url = server.url
     server.stop()  # the port is released: nothing listens there now
+    address = url.removeprefix("http://")
     session = Dhis2Session(url, BasicAuth("admin", PASSWORD), sleep=sleep)
-    with pytest.raises(Dhis2ConnectionError, match="could not connect"):
+
+    with pytest.raises(Dhis2ConnectionError) as raised:
         session.get_json("me")
+
+    assert (raised.value.address, raised.value.cause) == (address, "connection refused")
+    assert f"cannot reach {address} (connection refused)" in str(raised.value)
+    assert "is DHIS2 running there" in str(raised.value)
+    assert len(sleep.calls) == RetryPolicy().attempts - 1  # nothing was sent: retried
+
+
+def test_unknown_host_names_the_address_and_the_cause(sleep: SleepRecorder) -> None:
+    # .invalid never resolves (RFC 6761), so this fails the same way with or without a network
+    session = Dhis2Session("https://dhis2.example.invalid/dhis", sleep=sleep)
+
+    with pytest.raises(Dhis2ConnectionError) as raised:
+        session.get_json("me")
+
+    assert raised.value.address == "dhis2.example.invalid:443"
+    assert raised.value.cause == "host name not resolved"
+    assert "cannot reach dhis2.example.invalid:443 (host name not resolved)" in str(raised.value)
+    assert "check the host name in [dhis2] url" in str(raised.value)
+
+
+def test_https_to_a_plain_http_server_is_a_tls_failure(
+    fake: FakeDhis2, sleep: SleepRecorder
+) -> None:
+    url = fake.url.replace("http://", "https://")
+    session = Dhis2Session(url, BasicAuth("admin", PASSWORD), sleep=sleep)
+
+    with pytest.raises(Dhis2ConnectionError) as raised:
+        session.get_json("me")
+
+    assert raised.value.address == url.removeprefix("https://")
+    assert raised.value.cause is not None
+    assert raised.value.cause.startswith("TLS handshake failed")
+    assert "check verify_tls" in str(raised.value)
+    assert "speaks https on this port" in str(raised.value)
 
 
 def test_disabled_session_sends_nothing(fake: FakeDhis2, sleep: SleepRecorder) -> None:

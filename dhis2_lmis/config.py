@@ -80,13 +80,15 @@ ItemField = Literal[
 ]
 OrderLayout = Literal["data_element_per_item", "event_per_line"]
 
-#: DHIS2 period type names accepted as ``period_format``. Kept here (not imported from
-#: ``periods.py``) so that loading a configuration never depends on the period arithmetic.
+#: DHIS2 period type names accepted as ``period_format`` (DHIS2 2.36-2.43). Kept here (not
+#: imported from ``periods.py``) so that loading a configuration never depends on the period
+#: arithmetic; a test keeps the two lists equal.
 PERIOD_TYPE_NAMES: tuple[str, ...] = (
     "Daily",
     "Weekly",
     "WeeklyWednesday",
     "WeeklyThursday",
+    "WeeklyFriday",
     "WeeklySaturday",
     "WeeklySunday",
     "BiWeekly",
@@ -98,8 +100,10 @@ PERIOD_TYPE_NAMES: tuple[str, ...] = (
     "SixMonthlyApril",
     "SixMonthlyNov",
     "Yearly",
+    "FinancialFeb",
     "FinancialApril",
     "FinancialJuly",
+    "FinancialAug",
     "FinancialSep",
     "FinancialOct",
     "FinancialNov",

@@ -1035,7 +1035,7 @@ def _read_toml(path: str | os.PathLike[str]) -> dict[str, object]:
     where = os.fspath(path)
     file = Path(where)
     if file.is_dir():
-        raise _file_problem(f"{where} is a directory, not a configuration file")
+        raise _file_problem(f"{where} is a folder, not a configuration file")
     try:
         raw = file.read_bytes()
     except FileNotFoundError as exc:
@@ -1046,8 +1046,8 @@ def _read_toml(path: str | os.PathLike[str]) -> dict[str, object]:
     text = _decode_utf8(raw, where)
     if not text.strip():
         raise _file_problem(
-            f"configuration file {where} is empty: at least [dhis2] url and credentials are "
-            "needed (see docs/configuration.md)"
+            f"configuration file {where} is empty: it needs at least dhis2.url and the "
+            "credentials (see docs/configuration.md)"
         )
     try:
         data: dict[str, object] = tomllib.loads(text)

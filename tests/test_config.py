@@ -543,7 +543,7 @@ def test_missing_file_is_a_config_error_naming_it(tmp_path: Path) -> None:
 
 
 def test_directory_is_a_config_error_naming_it(tmp_path: Path) -> None:
-    with pytest.raises(ConfigError, match=f"{re.escape(str(tmp_path))} is a directory"):
+    with pytest.raises(ConfigError, match=f"{re.escape(str(tmp_path))} is a folder"):
         Dhis2Config.from_file(tmp_path)
 
 
@@ -552,7 +552,7 @@ def test_empty_file_is_a_config_error_naming_it(tmp_path: Path, content: str) ->
     path = tmp_path / "empty.toml"
     path.write_text(content, encoding="utf-8")
 
-    with pytest.raises(ConfigError, match=f"{re.escape(str(path))} is empty"):
+    with pytest.raises(ConfigError, match=f"{re.escape(str(path))} is empty: it needs .*dhis2.url"):
         Dhis2Config.from_file(path)
 
 

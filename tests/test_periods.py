@@ -18,6 +18,8 @@ from dhis2_lmis.periods import (
     period_type_named,
     period_type_of_format,
 )
+from dhis2_lmis.testing._periods import period_range
+from dhis2_lmis.testing._version import parse_version
 from dhis2_lmis.versions import ServerVersion
 
 # --- every example printed in WEB_API.md §7 -------------------------------------------------
@@ -286,6 +288,21 @@ def test_period_for_contains_the_day_and_round_trips_through_its_id(ptype: Perio
         period = period_for(day, ptype)
         assert period.contains(day), (day, period)
         assert parse_period(period.id) == period
+
+
+@pytest.mark.parametrize("ptype", list(PeriodType))
+def test_offline_dhis2_reads_every_period_id_to_the_same_dates(ptype: PeriodType) -> None:
+    # FakeDhis2 works the dates out its own way; the two agreeing is the cross-check
+    newest = parse_version("2.43")
+    for day in DAYS:
+        period = period_for(day, ptype)
+        assert period_range(period.id, newest) == (ptype.value, period.start, period.end)
+
+
+@pytest.mark.parametrize("period_id", ["2027FriW1", "2027Feb", "2027Aug"])
+def test_offline_dhis2_accepts_243_periods_only_from_243(period_id: str) -> None:
+    assert period_range(period_id, parse_version("2.43.0")) is not None
+    assert period_range(period_id, parse_version("2.42.2")) is None
 
 
 @pytest.mark.parametrize("ptype", [t for t in PeriodType if t is not PeriodType.BI_WEEKLY])

@@ -7,8 +7,7 @@ from datetime import date, datetime, timedelta
 import pytest
 
 from dhis2_lmis.config import PERIOD_TYPE_NAMES
-from dhis2_lmis.errors import Dhis2Error
-from dhis2_lmis.periods import (
+from dhis2_lmis.dhis2.periods import (
     Period,
     PeriodError,
     PeriodType,
@@ -18,9 +17,10 @@ from dhis2_lmis.periods import (
     period_type_named,
     period_type_of_format,
 )
+from dhis2_lmis.dhis2.versions import ServerVersion
+from dhis2_lmis.errors import Dhis2Error
 from dhis2_lmis.testing._periods import period_range
 from dhis2_lmis.testing._version import parse_version
-from dhis2_lmis.versions import ServerVersion
 
 # --- every example printed in WEB_API.md §7 -------------------------------------------------
 

@@ -32,8 +32,8 @@ from datetime import date, datetime, timedelta
 
 import attrs
 
+from dhis2_lmis.dhis2.versions import ServerVersion
 from dhis2_lmis.errors import PeriodError
-from dhis2_lmis.versions import ServerVersion
 
 __all__ = [
     "Period",

@@ -25,10 +25,10 @@ import attrs
 
 from dhis2_lmis.client import Dhis2Lmis
 from dhis2_lmis.config import Dhis2Config
-from dhis2_lmis.imports import ImportSummary
-from dhis2_lmis.models import ConnectionCheck, ConsignmentReceipt, Requisition, StockLevel
-from dhis2_lmis.references import Customer, Item, Store
-from dhis2_lmis.stock import StockPushReport, StockReceipt
+from dhis2_lmis.dhis2.imports import ImportSummary
+from dhis2_lmis.lmis.models import ConnectionCheck, ConsignmentReceipt, Requisition, StockLevel
+from dhis2_lmis.lmis.references import Customer, Item, Store
+from dhis2_lmis.lmis.stock import StockPushReport, StockReceipt
 from dhis2_lmis.testing import DEMO, FakeDhis2
 
 __all__ = [

@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import random
+import socket
 
 import pytest
 
@@ -222,6 +224,30 @@ def test_unknown_host_names_the_address_and_the_cause(sleep: SleepRecorder) -> N
     assert raised.value.cause == "host name not resolved"
     assert "cannot reach dhis2.example.invalid:443 (host name not resolved)" in str(raised.value)
     assert "check the host name in [dhis2] url" in str(raised.value)
+
+
+def test_connect_timeout_names_the_address_and_the_wait(sleep: SleepRecorder) -> None:
+    # A listener that never accepts: once its queue is full, the kernel leaves new connection
+    # attempts unanswered, as a firewall that drops packets does.
+    with socket.socket() as listener, contextlib.ExitStack() as stack:
+        listener.bind(("127.0.0.1", 0))
+        listener.listen(0)
+        address = f"127.0.0.1:{listener.getsockname()[1]}"
+        for _ in range(64):  # fill the queue until a connection attempt goes unanswered
+            probe = stack.enter_context(socket.socket())
+            probe.settimeout(0.3)
+            try:
+                probe.connect(listener.getsockname())
+            except TimeoutError:
+                break
+        session = Dhis2Session(f"http://{address}", connect_timeout=0.3, sleep=sleep)
+
+        with pytest.raises(Dhis2TimeoutError) as raised:
+            session.get_json("me")
+
+    assert (raised.value.address, raised.value.cause) == (address, "timed out after 0.3 s")
+    assert f"cannot reach {address} (timed out after 0.3 s)" in str(raised.value)
+    assert "connect_timeout" in str(raised.value)
 
 
 def test_https_to_a_plain_http_server_is_a_tls_failure(

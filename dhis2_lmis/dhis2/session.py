@@ -12,6 +12,7 @@ One ``Dhis2Session`` per thread is the simple rule; sharing one across threads a
 
 from __future__ import annotations
 
+import errno
 import json
 import logging
 import random
@@ -550,22 +551,13 @@ def _exception_chain(exc: BaseException) -> Iterator[BaseException]:
         pending += [e for e in linked if isinstance(e, BaseException)]
 
 
-# Fallbacks on the text, for platforms and urllib3 versions that do not chain the socket error.
-_CAUSE_WORDS: tuple[tuple[tuple[str, ...], str], ...] = (
-    (("name or service not known", "nodename nor servname", "getaddrinfo failed",
-      "failed to resolve", "temporary failure in name resolution", "no address associated"),
-     "host name not resolved"),
-    (("connection refused", "actively refused"), "connection refused"),
-    (("network is unreachable", "no route to host"), "network unreachable"),
-    (("timed out",), "timed out"),
-)  # fmt: skip
-
 _HINTS = {
     "host name not resolved": "check the host name in [dhis2] url, and the DNS of this machine",
     "connection refused": "is DHIS2 running there, and is the port in [dhis2] url right?",
     "network unreachable": "check the network connection and routes of this machine",
     "timed out": "check the URL, the firewall and the network, or raise [dhis2] connect_timeout",
 }
+_UNREACHABLE = frozenset({errno.ENETUNREACH, errno.EHOSTUNREACH})
 _TLS_HINT = (
     "check verify_tls and the server certificate, and that the server speaks https on this port"
 )
@@ -583,21 +575,16 @@ def _connect_cause(exc: BaseException, connect_timeout: float) -> tuple[str, str
             return ("TLS handshake failed" + (f": {detail}" if detail else "")), _TLS_HINT
     if isinstance(exc, requests.exceptions.SSLError):
         return "TLS handshake failed", _TLS_HINT
-    cause = None
     if any(isinstance(e, socket.gaierror) for e in chain):
         cause = "host name not resolved"
     elif any(isinstance(e, ConnectionRefusedError) for e in chain):
         cause = "connection refused"
+    elif any(isinstance(e, OSError) and e.errno in _UNREACHABLE for e in chain):
+        cause = "network unreachable"
     elif isinstance(exc, requests.exceptions.ConnectTimeout):
-        cause = "timed out"
+        return f"timed out after {connect_timeout:g} s", _HINTS["timed out"]
     else:
-        text = " ".join(str(e) for e in chain).lower()
-        cause = next((c for words, c in _CAUSE_WORDS if any(w in text for w in words)), None)
-    if cause is None:
         return type(exc).__name__, "check the URL and network, or retry later"
-    if cause == "timed out":
-        cause = f"timed out after {connect_timeout:g} s"
-        return cause, _HINTS["timed out"]
     return cause, _HINTS[cause]
 
 

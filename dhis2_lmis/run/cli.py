@@ -191,6 +191,7 @@ def build_parser() -> argparse.ArgumentParser:
         "Run the daily job against an offline demo DHIS2 (no network, no configuration).",
         f"{_PROG} demo",
         f"{_PROG} demo --version 2.39",
+        f"{_PROG} demo --layout category_option_combo",
     )
     demo.add_argument(
         "--version",
@@ -198,6 +199,13 @@ def build_parser() -> argparse.ArgumentParser:
         default="2.41",
         metavar="X.Y",
         help="the DHIS2 version the demo server answers as (2.36-2.43; default 2.41)",
+    )
+    demo.add_argument(
+        "--layout",
+        choices=("category_option_combo", "template"),
+        default=None,
+        help="push stock on hand and received quantity through a data set of this layout "
+        "(docs/layouts.md) and read them back",
     )
     add(
         "test-connection",
@@ -399,7 +407,7 @@ def _cmd_demo(args: argparse.Namespace) -> int:
     from dhis2_lmis.run.demo import run_demo  # noqa: PLC0415
 
     print(f"Starting an offline DHIS2 {args.dhis2_version} on 127.0.0.1 ...", file=sys.stderr)
-    summary = run_demo(version=args.dhis2_version)
+    summary = run_demo(version=args.dhis2_version, layout=args.layout)
     print(summary)
     return EXIT_OK if summary.ok else EXIT_PROBLEMS
 
@@ -750,6 +758,7 @@ def _stock_report_rows(report: StockReport) -> Iterator[Row]:
             "category_option_combo": _text(line.category_option_combo) if line else "",
             "item_code": line.item.code if line and line.item else "",
             "item_name": line.item.name if line and line.item else "",
+            "measure": _text(line.measure) if line else "",
             "value": _text(line.value) if line else "",
             "raw_value": _text(line.raw_value) if line else "",
             "updated_at": _text(line.updated_at) if line else "",

@@ -829,3 +829,23 @@ def test_a_push_whose_every_row_was_refused_still_reports_them_with_preflight(
     with pytest.raises(PreflightError, match=r"\[row 0\]: value 'n/a'"):
         lmis.push_data_values(builder, preflight=True)
     assert posts(fake) == []
+
+
+def test_a_ready_payloads_rows_are_named_by_their_index_in_data_values(fake: FakeDhis2) -> None:
+    seed_typed(fake)
+    lmis = typed_lmis(fake)
+    payload = {
+        "dataSet": TYPED_SET,
+        "period": "202611",
+        "orgUnit": FACILITY,
+        "dataValues": [
+            {"dataElement": "T_PERCENTAGE", "value": "50"},
+            {"dataElement": "T_UNIT", "value": "0.5"},
+            {"dataElement": "T_PERCENTAGE", "value": "150", "period": "202610"},
+        ],
+    }
+    with pytest.raises(PreflightError) as caught:
+        lmis.push_data_values(payload, preflight=True, chunk_size=2)
+    (finding,) = caught.value.findings
+    assert finding.what.startswith("row 2 ('150'): not a whole number from 0 to 100")
+    assert posts(fake) == []

@@ -10,8 +10,9 @@ rejects every value, an org unit not assigned to the data set is ignored, and a 
 requests as DHIS2 allows: one per configured program (stages, their data elements and the
 program's attributes come nested in one answer), one for the data set (its data elements and
 org units nested), and the items' data elements that are not in the data set through the item
-resolver's batched, cached look-up. :class:`Preflight` applies the per-value part of those
-checks to a data value set before :func:`~dhis2_lmis.lmis.datavalues.push_data_value_set` sends it.
+resolver's batched, cached look-up. :class:`Preflight` checks every row of a data value set
+the way DHIS2 will (value types, option sets, option combos, org units, open periods) before
+:func:`~dhis2_lmis.lmis.datavalues.push_data_value_set` sends any of it.
 
 The JSON shapes parsed here (``programs``, ``dataSets`` with nested fields) are read by the
 private ``_parse_*`` helpers below; they belong with the other DHIS2 key knowledge in

@@ -28,6 +28,7 @@ __all__ = [
     "ServerVersion",
     "dialect_for",
     "newer_than_known",
+    "released_in",
 ]
 
 log = logging.getLogger(__name__)
@@ -274,6 +275,19 @@ def dialect_for(version: ServerVersion, *, legacy_events: bool = False) -> Diale
         event_list_separator=";",
         event_write_path="events",
         event_write_params=_LEGACY_WRITE,
+    )
+
+
+def released_in(version: ServerVersion, firsts: Sequence[tuple[int, int]]) -> bool:
+    """Whether a feature first released in ``firsts`` exists in ``version``.
+
+    ``firsts`` holds the first ``(minor, patch)`` of each 2.x release line that has it, oldest
+    first; the last entry holds for every later line (a back-port reaches only its own line).
+    """
+    last_minor = firsts[-1][0]
+    return any(
+        version >= (2, minor, patch) and minor in (version.minor, last_minor)
+        for minor, patch in firsts
     )
 
 

@@ -190,9 +190,9 @@ class Dhis2Lmis:
 
     def fetch_completed_requisitions(
         self,
+        *,
         since: datetime | None = None,
         org_unit: str | None = None,
-        *,
         progress: bool = False,
     ) -> Iterator[Requisition]:
         """Completed Order-program events as requisitions, lazily, oldest update first.
@@ -205,9 +205,9 @@ class Dhis2Lmis:
 
     def fetch_completed_receipts(
         self,
+        *,
         since: datetime | None = None,
         org_unit: str | None = None,
-        *,
         progress: bool = False,
     ) -> Iterator[ConsignmentReceipt]:
         """Completed Receipt-program events (consignment acknowledgements)."""
@@ -216,9 +216,9 @@ class Dhis2Lmis:
 
     def fetch_stock_transactions(
         self,
+        *,
         since: datetime | None = None,
         org_unit: str | None = None,
-        *,
         progress: bool = False,
     ) -> Iterator[StockTransaction]:
         """STR (Real-Time Stock) events with their item codes and quantities."""
@@ -226,7 +226,7 @@ class Dhis2Lmis:
         return with_progress(records, desc="stock transactions", enabled=progress)
 
     def fetch_stock_on_hand(
-        self, org_unit: str | None = None, *, progress: bool = False
+        self, *, org_unit: str | None = None, progress: bool = False
     ) -> Iterator[StockLevel]:
         """ "RTS SOH raw data": the latest stock on hand per (org unit, item)."""
         records = self.reader.stock_on_hand_levels(org_unit=org_unit)
@@ -235,8 +235,8 @@ class Dhis2Lmis:
     def fetch_stock_reports(
         self,
         period: PeriodSpec,
-        org_unit: str | None = None,
         *,
+        org_unit: str | None = None,
         children: bool = False,
         since: datetime | None = None,
         progress: bool = False,
@@ -274,9 +274,9 @@ class Dhis2Lmis:
     def pull(
         self,
         program: ProgramKey,
+        *,
         since: datetime | None = None,
         org_unit: str | None = None,
-        *,
         progress: bool = False,
     ) -> Iterator[Event]:
         """The manual pull of one program ("order", "receipt" or "str"): raw events."""

@@ -7,7 +7,10 @@ under ``TYPE_CHECKING``), so a circle that happens to work at run time still fai
 from __future__ import annotations
 
 import ast
+import inspect
 import re
+import sys
+import typing
 from pathlib import Path
 
 import pytest
@@ -191,3 +194,72 @@ def test_one_id_scheme_translation_owned_by_the_resolvers() -> None:
         "dhis2_lmis.lmis.references",
         "dhis2_lmis.lmis.checks",
     }
+
+
+# -- the public surface ---------------------------------------------------------------------------
+
+
+def _named_types(hint: object) -> set[str]:
+    """The classes a return annotation names, through Iterator[...], list[...], X | None."""
+    args = typing.get_args(hint)
+    if args:
+        return {name for arg in args for name in _named_types(arg)}
+    module = getattr(hint, "__module__", "")
+    name = getattr(hint, "__name__", None)
+    return {name} if name and module.startswith("dhis2_lmis") else set()
+
+
+def _return_hint(function: object) -> object:
+    """The evaluated return annotation; None when it names an optional extra's type (pandas)."""
+    annotation = inspect.signature(function).return_annotation  # type: ignore[arg-type]
+    if not isinstance(annotation, str):
+        return annotation
+    namespace = vars(sys.modules[function.__module__])  # type: ignore[attr-defined]
+    try:
+        return eval(annotation, dict(namespace))
+    except NameError:
+        return None
+
+
+def test_the_public_surface_is_small_and_names_every_returned_type() -> None:
+    import dhis2_lmis  # noqa: PLC0415 - the package under test
+
+    exported = set(dhis2_lmis.__all__)
+    assert len(exported) <= 75
+    assert all(hasattr(dhis2_lmis, name) for name in exported)
+    returned: dict[str, set[str]] = {}
+    for name in sorted(exported):
+        obj = getattr(dhis2_lmis, name)
+        if inspect.isfunction(obj):
+            returned[name] = _named_types(_return_hint(obj))
+    for method_name, method in inspect.getmembers(dhis2_lmis.Dhis2Lmis, inspect.isfunction):
+        if not method_name.startswith("_"):
+            returned[f"Dhis2Lmis.{method_name}"] = _named_types(_return_hint(method))
+    missing = {where: types - exported for where, types in returned.items() if types - exported}
+    assert missing == {}
+
+
+def test_exceptions_are_named_error_and_only_exceptions_are() -> None:
+    import dhis2_lmis  # noqa: PLC0415
+
+    for name in dhis2_lmis.__all__:
+        obj = getattr(dhis2_lmis, name)
+        is_exception = isinstance(obj, type) and issubclass(obj, BaseException)
+        assert is_exception == name.endswith("Error"), name
+
+
+def test_fetch_and_pull_options_are_keyword_only_and_named_alike() -> None:
+    import dhis2_lmis  # noqa: PLC0415
+
+    readers = {
+        name: inspect.signature(function)
+        for name, function in inspect.getmembers(dhis2_lmis.Dhis2Lmis, inspect.isfunction)
+        if name.startswith("fetch_") or name == "pull"
+    }
+    for name, signature in readers.items():
+        params = list(signature.parameters.values())[1:]  # self
+        positional = [p.name for p in params if p.kind is not p.KEYWORD_ONLY]
+        assert positional in ([], ["program"], ["period"]), name
+        assert "org_unit" in signature.parameters and "progress" in signature.parameters, name
+    timed = {n for n, s in readers.items() if "since" in s.parameters}
+    assert timed == set(readers) - {"fetch_stock_on_hand"}

@@ -23,7 +23,8 @@ from typing import Literal
 import pytest
 
 from dhis2_lmis.client import Dhis2Lmis
-from dhis2_lmis.config import Dhis2Config, IdScheme
+from dhis2_lmis.config import Dhis2Config
+from dhis2_lmis.dhis2._uids import IdScheme
 from dhis2_lmis.errors import ConfigError
 from dhis2_lmis.lmis.checks import Finding
 from dhis2_lmis.lmis.models import Item, StockReport, Store

@@ -11,7 +11,8 @@ from urllib.parse import urlencode
 import pytest
 
 from dhis2_lmis.client import Dhis2Lmis
-from dhis2_lmis.config import Dhis2Config, IdScheme
+from dhis2_lmis.config import Dhis2Config
+from dhis2_lmis.dhis2._uids import IdScheme
 from dhis2_lmis.dhis2.auth import BasicAuth
 from dhis2_lmis.dhis2.periods import PeriodError
 from dhis2_lmis.dhis2.session import Dhis2Session

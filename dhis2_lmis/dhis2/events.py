@@ -19,6 +19,7 @@ from typing import Literal
 import attrs
 
 from dhis2_lmis.dhis2._json import JsonObject, JsonValue
+from dhis2_lmis.dhis2._uids import IdScheme
 from dhis2_lmis.dhis2.convert import (
     TrackedEntityRef,
     event_converter,
@@ -35,7 +36,6 @@ __all__ = ["EventQuery", "OrgUnitMode", "iter_events", "iter_tracked_entities"]
 log = logging.getLogger(__name__)
 
 OrgUnitMode = Literal["SELECTED", "CHILDREN", "DESCENDANTS", "ACCESSIBLE", "CAPTURE", "ALL"]
-IdScheme = Literal["UID", "CODE"]
 
 _ONE_MS = timedelta(milliseconds=1)
 

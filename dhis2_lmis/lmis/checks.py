@@ -29,10 +29,10 @@ from typing import Literal
 
 import attrs
 
-from dhis2_lmis.config import DataElementMapping, Dhis2Config, IdScheme
+from dhis2_lmis.config import DataElementMapping, Dhis2Config
 from dhis2_lmis.dhis2._clock import utc_now
 from dhis2_lmis.dhis2._json import JsonObject, JsonValue
-from dhis2_lmis.dhis2._uids import is_uid
+from dhis2_lmis.dhis2._uids import IdScheme, is_uid
 from dhis2_lmis.dhis2.metadata import (
     DATA_SET_FIELDS,
     PROGRAM_FIELDS,

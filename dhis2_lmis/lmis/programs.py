@@ -18,7 +18,8 @@ from typing import Literal, Protocol
 
 import attrs
 
-from dhis2_lmis.dhis2.events import EventQuery, IdScheme, iter_events, iter_tracked_entities
+from dhis2_lmis.dhis2._uids import IdScheme
+from dhis2_lmis.dhis2.events import EventQuery, iter_events, iter_tracked_entities
 from dhis2_lmis.dhis2.records import Event, RecordProblem
 from dhis2_lmis.dhis2.session import Dhis2Session, ParamValue
 from dhis2_lmis.errors import ConfigError, NotFoundError, RequestRejectedError

@@ -30,9 +30,9 @@ from typing import IO, Generic, Literal, Protocol, TypeAlias, TypeVar, Union, ge
 
 import attrs
 
-from dhis2_lmis.config import TEMPLATE_FIELD, DataSetLayout, IdScheme, ItemField
+from dhis2_lmis.config import TEMPLATE_FIELD, DataSetLayout, ItemField
 from dhis2_lmis.dhis2._json import JsonObject, JsonValue
-from dhis2_lmis.dhis2._uids import is_uid
+from dhis2_lmis.dhis2._uids import IdScheme, is_uid
 from dhis2_lmis.dhis2.metadata import (
     CATEGORY_OPTION_COMBO_FIELDS,
     DATA_ELEMENT_FIELDS,

@@ -33,8 +33,8 @@ from collections.abc import Callable, Iterator, Sequence
 from datetime import date, datetime, tzinfo
 from typing import Literal, TypeAlias, Union
 
-from dhis2_lmis.config import IdScheme
 from dhis2_lmis.dhis2._json import JsonValue
+from dhis2_lmis.dhis2._uids import IdScheme
 from dhis2_lmis.dhis2.convert import (
     DataValueRow,
     data_value_rows,

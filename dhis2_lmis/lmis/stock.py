@@ -46,7 +46,7 @@ from dhis2_lmis.dhis2.convert import (
 )
 from dhis2_lmis.dhis2.events import iter_tracked_entities
 from dhis2_lmis.dhis2.imports import (
-    TrackerImportError,
+    TrackerImportMessage,
     TrackerImportReport,
     job_location,
     parse_legacy_event_summaries,
@@ -754,8 +754,8 @@ class StockPusher:
         self, plans: Sequence[_Planned], report: TrackerImportReport
     ) -> list[tuple[_Planned, StockReceiptOutcome]]:
         uids = {plan.receipt.event_uid for plan in plans}
-        errors: dict[str, list[TrackerImportError]] = defaultdict(list)
-        unnamed: list[TrackerImportError] = []
+        errors: dict[str, list[TrackerImportMessage]] = defaultdict(list)
+        unnamed: list[TrackerImportMessage] = []
         for error in report.errors:
             if error.uid in uids:
                 errors[error.uid].append(error)

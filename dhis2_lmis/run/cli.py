@@ -478,7 +478,7 @@ def _pull_stock_reports(lmis: Dhis2Lmis, args: argparse.Namespace) -> int:
     try:
         reports = lmis.fetch_stock_reports(
             _period_arg(args.period),
-            args.org_unit,
+            org_unit=args.org_unit,
             children=args.children,
             since=args.since,
         )

@@ -297,7 +297,7 @@ class SyncRunner:
                     continue
                 self._sync_program(
                     "order",
-                    self.lmis.fetch_completed_requisitions,
+                    lambda since: self.lmis.fetch_completed_requisitions(since=since),
                     self._requisition_step(self.on_requisition),
                     tally,
                     errors,
@@ -308,7 +308,7 @@ class SyncRunner:
                     continue
                 self._sync_program(
                     "receipt",
-                    self.lmis.fetch_completed_receipts,
+                    lambda since: self.lmis.fetch_completed_receipts(since=since),
                     self._receipt_step(self.on_receipt, tally, errors),
                     tally,
                     errors,

@@ -7,7 +7,7 @@ import logging
 import signal
 import socket
 import sqlite3
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from pathlib import Path
 
 import attrs
@@ -86,10 +86,10 @@ def receipt(fake: FakeDhis2, uid: str, consignment: str, at: dt.datetime = T0) -
 
 
 @pytest.fixture(params=VERSIONS)
-def fake(request: pytest.FixtureRequest) -> Iterator[FakeDhis2]:
-    with FakeDhis2(version=str(request.param), now=T0 + 48 * HOUR) as server:
-        seed(server)
-        yield server
+def fake(request: pytest.FixtureRequest, fake_dhis2_factory: Callable[..., FakeDhis2]) -> FakeDhis2:
+    server = fake_dhis2_factory(request.param, now=T0 + 48 * HOUR)
+    seed(server)
+    return server
 
 
 @pytest.fixture

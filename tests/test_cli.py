@@ -208,15 +208,20 @@ def test_configuration_file_named_by_environment_is_used(
     assert "Connection successful" in capsys.readouterr().out
 
 
-def test_invalid_configuration_exits_2_with_one_line_per_run(
+def test_invalid_configuration_exits_2_with_one_line_per_problem(
     tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
     path = tmp_path / "bad.toml"
     path.write_text('[dhis2]\nurl = "ftp://x"\npasword = "hunter2"\n', encoding="utf-8")
     assert main(["--config", str(path), "test-connection"]) == 2
     err = capsys.readouterr().err
-    assert err.count("\n") == 1
-    assert "dhis2.pasword" in err
+    assert err.splitlines() == [
+        "dhis2-lmis: invalid configuration:",
+        '  dhis2.pasword: unknown key (typo?); did you mean "password"?',
+        '  dhis2.url: must be an http:// or https:// address (got "ftp://x")',
+        '  dhis2.username: required for auth = "basic"',
+        '  dhis2.password: required for auth = "basic" (or password_env)',
+    ]
     assert "hunter2" not in err
 
 

@@ -340,9 +340,8 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 
 def _one_line(exc: Dhis2Error) -> str:
-    if isinstance(exc, ConfigError):
-        parts = (str(p) if p.key else p.reason for p in exc.problems)
-        return "invalid configuration: " + "; ".join(parts)
+    if isinstance(exc, ConfigError):  # one problem per line: the reasons contain "; " too
+        return str(exc)
     return " ".join(str(exc).split())
 
 

@@ -17,7 +17,7 @@ from typing import Literal
 from dhis2_lmis.config import Dhis2Config
 from dhis2_lmis.dhis2._clock import Clock, utc_now
 from dhis2_lmis.dhis2.auth import BasicAuth, BodyAuth, Dhis2Auth, TokenAuth
-from dhis2_lmis.dhis2.convert import current_username
+from dhis2_lmis.dhis2.convert import ME_FIELDS, current_username
 from dhis2_lmis.dhis2.imports import ImportSummary
 from dhis2_lmis.dhis2.periods import format_period, parse_period
 from dhis2_lmis.dhis2.records import ConnectionCheck, Event
@@ -169,7 +169,7 @@ class Dhis2Lmis:
         if not self.config.enabled:
             return ConnectionCheck(False, "DHIS2 integration is disabled", None, checked_at)
         try:
-            me = self.session.get_json("me", {"fields": "id,username,userCredentials[username]"})
+            me = self.session.get_json("me", {"fields": ME_FIELDS})
             version = str(self.session.version)
         except AuthenticationError as exc:
             return ConnectionCheck(False, f"Authentication failed: {exc}", None, checked_at)

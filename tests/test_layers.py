@@ -263,3 +263,12 @@ def test_fetch_and_pull_options_are_keyword_only_and_named_alike() -> None:
         assert "org_unit" in signature.parameters and "progress" in signature.parameters, name
     timed = {n for n, s in readers.items() if "since" in s.parameters}
     assert timed == set(readers) - {"fetch_stock_on_hand"}
+
+
+def test_fields_strings_live_with_the_protocol() -> None:
+    spelled = sorted(
+        n
+        for n, text in LIBRARY.items()
+        if not n.startswith("dhis2_lmis.dhis2.") and re.search(r"[\"']fields[\"']: [\"']", text)
+    )
+    assert spelled == []

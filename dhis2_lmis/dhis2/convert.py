@@ -30,6 +30,7 @@ from dhis2_lmis.dhis2._json import JsonObject, JsonValue
 from dhis2_lmis.dhis2.records import DataValue, Event, Note, RecordProblem
 
 __all__ = [
+    "ME_FIELDS",
     "DataValueRow",
     "EnrollmentRef",
     "TrackedEntityRef",
@@ -69,6 +70,10 @@ def format_timestamp(value: datetime, time_zone: tzinfo | None = None) -> str:
     if value.tzinfo is not None and time_zone is not None:
         value = value.astimezone(time_zone)
     return value.replace(tzinfo=None).isoformat(timespec="milliseconds")
+
+
+ME_FIELDS = "id,username,userCredentials[username]"
+"""``/api/me`` as :func:`current_username` reads it, on every version (both places asked)."""
 
 
 def current_username(me: JsonValue) -> str | None:

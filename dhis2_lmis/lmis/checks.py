@@ -36,6 +36,7 @@ from dhis2_lmis.dhis2._uids import IdScheme, is_uid
 from dhis2_lmis.dhis2.metadata import (
     DATA_SET_FIELDS,
     PROGRAM_FIELDS,
+    USER_AUTHORITIES_FIELDS,
     CategoryOptionComboInfo,
     DataElementInfo,
     DataSetInfo,
@@ -986,7 +987,9 @@ class Preflight:
     def _editing_expired_allowed(self) -> bool:
         if self._may_edit_expired is None:
             me = json_object(
-                self.session.get_json("me", {"fields": "authorities"}), "/api/me", "the answer"
+                self.session.get_json("me", {"fields": USER_AUTHORITIES_FIELDS}),
+                "/api/me",
+                "the answer",
             )
             held = me.get("authorities")
             self._may_edit_expired = isinstance(held, list) and not _EXPIRED_OK.isdisjoint(

@@ -44,6 +44,7 @@ from dhis2_lmis.dhis2.convert import (
     parse_timestamp,
     timestamp_parser,
 )
+from dhis2_lmis.dhis2.metadata import DATA_SET_ORG_UNITS_FIELDS, USER_ORG_UNITS_FIELDS
 from dhis2_lmis.dhis2.periods import (
     PeriodError,
     format_period,
@@ -321,13 +322,13 @@ class StockReportReader:
         if org_units is not None:
             roots = set(self._org_unit_uids(org_units))
         else:
-            me = self.session.get_json("me", {"fields": "organisationUnits[id]"})
+            me = self.session.get_json("me", {"fields": USER_ORG_UNITS_FIELDS})
             roots = {uid for uid, _, _ in org_unit_refs(me)}
             if not roots:
                 log.warning("the DHIS2 user has no data capture org units: nothing to read")
                 return ()
         body = self.session.get_json(
-            f"dataSets/{self.data_set}", {"fields": "organisationUnits[id,code,path]"}
+            f"dataSets/{self.data_set}", {"fields": DATA_SET_ORG_UNITS_FIELDS}
         )
         seen: dict[str, None] = {}
         for uid, _, path in org_unit_refs(body):

@@ -393,12 +393,19 @@ def _load_config(args: argparse.Namespace) -> Dhis2Config:
     return Dhis2Config.from_env(environ)
 
 
-def _open_lmis(args: argparse.Namespace, config: Dhis2Config | None = None) -> Dhis2Lmis:
+def _open_lmis(
+    args: argparse.Namespace,
+    config: Dhis2Config | None = None,
+    *,
+    on_connection: Callable[[datetime, str], None] | None = None,
+) -> Dhis2Lmis:
     config = config or _load_config(args)
     items = load_items(args.items) if args.items else ()
     stores = load_stores(args.stores) if args.stores else ()
     customers = load_customers(args.customers) if args.customers else ()
-    return Dhis2Lmis(config, items=items, stores=stores, customers=customers)
+    return Dhis2Lmis(
+        config, items=items, stores=stores, customers=customers, on_connection=on_connection
+    )
 
 
 # -- commands --------------------------------------------------------------------------------------
@@ -586,8 +593,7 @@ def _cmd_sync(args: argparse.Namespace) -> int:
         return stock
 
     with SqliteStateStore(config.sync.state) as state:
-        lmis = _open_lmis(args, config)
-        lmis.on_connection = state.set_last_connection
+        lmis = _open_lmis(args, config, on_connection=state.set_last_connection)
         with lmis:
             runner = SyncRunner(lmis, state, on_requisition=on_requisition, on_receipt=on_receipt)
             if args.forever:

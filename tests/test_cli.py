@@ -142,7 +142,7 @@ def test_demo_exits_0_and_prints_every_summary_section(capsys: pytest.CaptureFix
 
 
 def test_demo_sends_nothing_but_results_to_stdout(capsys: pytest.CaptureFixture[str]) -> None:
-    assert main(["demo", "--version", "2.38"]) == 0
+    assert main(["demo", "--dhis2-version", "2.38"]) == 0
     captured = capsys.readouterr()
     assert "Starting an offline DHIS2 2.38" in captured.err
     assert "Starting" not in captured.out
@@ -208,15 +208,18 @@ def test_configuration_file_named_by_environment_is_used(
     assert "Connection successful" in capsys.readouterr().out
 
 
-def test_invalid_configuration_exits_2_with_one_line_per_run(
+def test_invalid_configuration_exits_2_with_one_line_per_problem(
     tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
     path = tmp_path / "bad.toml"
     path.write_text('[dhis2]\nurl = "ftp://x"\npasword = "hunter2"\n', encoding="utf-8")
     assert main(["--config", str(path), "test-connection"]) == 2
-    err = capsys.readouterr().err
-    assert err.count("\n") == 1
-    assert "dhis2.pasword" in err
+    head, *problems = capsys.readouterr().err.splitlines()
+    assert head.startswith("dhis2-lmis: invalid configuration")
+    assert len(problems) >= 2
+    assert all(line.startswith("  - dhis2.") for line in problems)
+    assert any("dhis2.pasword" in line for line in problems)
+    err = "\n".join(problems)
     assert "hunter2" not in err
 
 
@@ -352,7 +355,7 @@ def test_pull_stock_reports_prints_one_row_per_reported_value(
     config: Path, tmp_path: Path, demo_server: FakeDhis2, capsys: pytest.CaptureFixture[str]
 ) -> None:
     for code, value in ((DEMO.soh_data_elements[0], 150), (DEMO.soh_data_elements[1], 0)):
-        demo_server.add_data_value(code, "202611", DEMO.facilities[0], value)
+        demo_server.add_data_value(code, "202201", DEMO.facilities[0], value)
     items = tmp_path / "soh-items.csv"
     items.write_text(
         "code,name,universal_code\n"
@@ -365,14 +368,14 @@ def test_pull_stock_reports_prints_one_row_per_reported_value(
         encoding="utf-8",
     )
     argv = ["--config", str(config), "--items", str(items), "pull", "stock-reports"]
-    argv += ["--period", "202611", "--org-unit", DEMO.facilities[0], "--format", "jsonl"]
+    argv += ["--period", "202201", "--org-unit", DEMO.facilities[0], "--format", "jsonl"]
     assert main(argv) == 0
     rows = [json.loads(line) for line in capsys.readouterr().out.splitlines()]
     assert {(row["item_code"], row["value"]) for row in rows} == {
         ("AMOX250", "150"),
         ("PARA500", "0"),
     }
-    assert {row["period"] for row in rows} == {"202611"}
+    assert {row["period"] for row in rows} == {"202201"}
 
 
 def test_pull_stock_reports_without_period_is_a_usage_error(
@@ -415,10 +418,10 @@ def test_push_values_imports_the_csv_and_prints_the_summary(
         f"{DEMO.soh_data_element_codes[0]},150,{DEMO.facilities[0]},counted\n",
         f"{DEMO.soh_data_element_codes[1]},80,{DEMO.facilities[0]},\n",
     )
-    assert main(["--config", str(config), "push-values", str(values), "--period", "202611"]) == 0
+    assert main(["--config", str(config), "push-values", str(values), "--period", "202201"]) == 0
     assert "SUCCESS: 2 imported" in capsys.readouterr().out
     stored = {(v.data_element, v.period, v.value) for v in demo_server.data_values}
-    assert (DEMO.soh_data_elements[0], "202611", "150") in stored
+    assert (DEMO.soh_data_elements[0], "202201", "150") in stored
 
 
 def test_push_values_with_unknown_data_element_exits_1_and_prints_the_conflict(
@@ -429,7 +432,7 @@ def test_push_values_with_unknown_data_element_exits_1_and_prints_the_conflict(
         f"{DEMO.soh_data_element_codes[0]},150,{DEMO.facilities[0]},\n",
         f"NO_SUCH_ELEMENT,3,{DEMO.facilities[0]},\n",
     )
-    assert main(["--config", str(config), "push-values", str(values), "--period", "202611"]) == 1
+    assert main(["--config", str(config), "push-values", str(values), "--period", "202201"]) == 1
     out = capsys.readouterr().out
     assert "1 imported" in out
     assert "NO_SUCH_ELEMENT" in out
@@ -441,9 +444,9 @@ def test_push_values_dry_run_saves_nothing(
 ) -> None:
     values = write_values(tmp_path, f"{DEMO.soh_data_element_codes[0]},150,,\n")
     argv = ["--config", str(config), "push-values", str(values), "--dry-run"]
-    assert main([*argv, "--period", "202611", "--org-unit", DEMO.facilities[2]]) == 0
+    assert main([*argv, "--period", "202201", "--org-unit", DEMO.facilities[2]]) == 0
     assert "(dry run)" in capsys.readouterr().out
-    assert demo_server.data_values == []
+    assert not [v for v in demo_server.data_values if v.period == "202201"]
 
 
 def test_push_values_reports_bad_rows_on_stderr_and_exits_1(
@@ -454,7 +457,7 @@ def test_push_values_reports_bad_rows_on_stderr_and_exits_1(
         f"{DEMO.soh_data_element_codes[0]},150,{DEMO.facilities[0]},\n",
         f"{DEMO.soh_data_element_codes[1]},lots,{DEMO.facilities[0]},\n",
     )
-    assert main(["--config", str(config), "push-values", str(values), "--period", "202611"]) == 1
+    assert main(["--config", str(config), "push-values", str(values), "--period", "202201"]) == 1
     captured = capsys.readouterr()
     assert "values.csv:3" in captured.err
     assert "SUCCESS: 1 imported" in captured.out
@@ -468,10 +471,10 @@ def test_push_values_preflight_sends_nothing_when_a_value_would_be_lost(
         f"{DEMO.soh_data_element_codes[0]},150,{DEMO.facilities[0]},\n",
         f"{DEMO.soh_data_element_codes[0]},90,{DEMO.warehouse},not in the data set\n",
     )
-    argv = ["--config", str(config), "push-values", str(values), "--period", "202611"]
+    argv = ["--config", str(config), "push-values", str(values), "--period", "202201"]
     assert main([*argv, "--preflight"]) == 1
     assert "nothing was sent" in capsys.readouterr().err
-    assert demo_server.data_values == []
+    assert not [v for v in demo_server.data_values if v.period == "202201"]
 
 
 def test_push_values_without_period_is_a_usage_error(
@@ -485,7 +488,7 @@ def test_push_values_without_period_is_a_usage_error(
 def test_push_values_of_a_missing_file_exits_2(
     config: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    assert main(["--config", str(config), "push-values", "nowhere.csv", "--period", "202611"]) == 2
+    assert main(["--config", str(config), "push-values", "nowhere.csv", "--period", "202201"]) == 2
     assert "cannot read nowhere.csv" in capsys.readouterr().err
 
 
@@ -517,15 +520,29 @@ def test_sync_pushes_packing_lists_of_received_consignments(
         encoding="utf-8",
     )
     argv = ["--config", str(config), "sync", "--programs", "receipt"]
+    # CN-2024-1003 is not on the list: its receipt fails (exit 1) instead of being dropped
+    assert main([*argv, "--packing-list", str(packing)]) == 1
+    first = capsys.readouterr()
+    assert "2 handled" in first.err and "1 failed" in first.err
+    assert "2 stock receipts pushed" in first.err
+    assert "consignment CN-2024-1003" in first.err and "not on the packing list" in first.err
+    assert "CN-2024-1003" not in first.out  # not handed over either
+
+    with packing.open("a", encoding="utf-8") as handle:
+        handle.write("CN-2024-1003,ZINC20,7\n")
     assert main([*argv, "--packing-list", str(packing)]) == 0
-    err = capsys.readouterr().err
-    assert "2 stock receipts pushed" in err
+    second = capsys.readouterr()
+    assert "1 handled" in second.err and "1 stock receipts pushed" in second.err
+    assert [json.loads(line)["consignment_number"] for line in second.out.splitlines()] == [
+        "CN-2024-1003"
+    ]
     received = [
         e for e in demo_server.events.values() if DEMO.stock_received_data_element in e.data_values
     ]
     assert sorted(e.data_values[DEMO.stock_received_data_element] for e in received) == [
         "10",
         "25",
+        "7",
     ]
 
 
@@ -631,7 +648,8 @@ def test_sync_forever_stops_cleanly_on_ctrl_c(config: Path) -> None:
         handed_over = [json.loads(process.stdout.readline()) for _ in range(3)]
         process.send_signal(signal.SIGINT)  # the first run is done: the loop is waiting
         out, err = process.communicate(timeout=60)
-    assert process.returncode == 0, err
+    assert process.returncode == 130, err
     assert [row["is_update"] for row in handed_over] == [False, False, False]
     assert out == ""
     assert "3 handled" in err
+    assert "dhis2-lmis: interrupted: " in err  # with what was left for the next run

@@ -18,7 +18,7 @@ from dhis2_lmis.config import Dhis2Config
 from dhis2_lmis.models import ConsignmentReceipt, Requisition
 from dhis2_lmis.references import Customer, Item
 from dhis2_lmis.state import SqliteStateStore, StateError, StateLockedError
-from dhis2_lmis.stock import StockReceipt
+from dhis2_lmis.stock import PackingList, StockReceipt
 from dhis2_lmis.sync import RunReport, SyncRunner
 from dhis2_lmis.testing import FakeDhis2, LocalSmtpServer
 
@@ -426,8 +426,23 @@ def test_wrong_password_is_reported_without_the_password(
     order(fake, "Order000001")
     lmis = lmis_for(fake, dhis2={"password": "wrong-" + PASSWORD})
     report = runner_for(lmis, state, Recorder()).run_once()
-    assert len(report.errors) == 2
+    assert len(report.errors) == 1
     assert not any(PASSWORD in e for e in report.errors)
+
+
+def test_refused_credentials_stop_the_whole_run_after_one_request(
+    fake: FakeDhis2, state: SqliteStateStore
+) -> None:
+    # DHIS2 locks an account after a few failed logins: one refusal must end the run
+    order(fake, "Order000001")
+    fake.clear_requests()
+    lmis = lmis_for(fake, dhis2={"password": "wrong-" + PASSWORD})
+    report = runner_for(lmis, state, Recorder()).run_once()
+    assert len(fake.requests) == 1
+    assert report.stopped == "authentication"
+    assert report.not_synced == ("order", "receipt")
+    assert not report.ok
+    assert state.get_cursor("order") is None
 
 
 # --- stock receipts ----------------------------------------------------------------------------
@@ -617,3 +632,42 @@ def test_run_report_reads_well_as_text_and_html() -> None:
     assert "[order] event X: <bad> & worse" in text
     assert "&lt;bad&gt; &amp; worse" in report._repr_html_()
     assert not report.ok
+
+
+# --- docs/sync.md: "handled" means finished ------------------------------------------------------
+
+
+def test_a_receipt_not_on_the_packing_list_fails_is_mailed_and_is_pushed_once_listed(
+    fake: FakeDhis2, state: SqliteStateStore, fake_smtp: LocalSmtpServer
+) -> None:
+    # the rule of docs/sync.md: a handler that raises has not handled the event; the run
+    # lists it in the error e-mail and every later run tries it again until it succeeds
+    stock_card(fake)
+    receipt(fake, "Receipt0001", "CN-2026-0042")
+    packing = PackingList.from_mapping({})
+
+    def on_receipt(
+        receipt: ConsignmentReceipt, /, *, is_update: bool
+    ) -> Iterable[StockReceipt] | None:
+        return packing.stock_receipts_for(receipt)
+
+    lmis = mailing_lmis(fake, fake_smtp.port)
+    runner = SyncRunner(lmis, state, on_receipt=on_receipt)
+    first = runner.run_once(["receipt"])
+    assert (first.handled, first.failed, first.pushed) == (0, 1, 0)
+    assert not first.ok
+    (mail,) = fake_smtp.messages
+    assert "CN-2026-0042 (receipt event Receipt0001) is not on the packing list" in (
+        mail.parsed().get_content()
+    )
+    stored = state.outcome_for("receipt", "Receipt0001")
+    assert stored is not None and stored.outcome == "failed"
+    assert runner.run_once(["receipt"]).failed == 1  # still missing: still failed, not dropped
+
+    packing = PackingList.from_mapping({"CN-2026-0042": [("AMOX250", 25)]})
+    listed = runner.run_once(["receipt"])
+    assert (listed.handled, listed.failed, listed.pushed) == (1, 0, 1)
+    again = runner.run_once(["receipt"])
+    assert (again.handled, again.duplicates_skipped, again.pushed) == (0, 1, 0)
+    received = [e for e in fake.events.values() if RECEIVED in e.data_values]
+    assert [e.data_values[RECEIVED] for e in received] == ["25"]

@@ -702,6 +702,8 @@ def _cmd_push_values(args: argparse.Namespace) -> int:
             _error(_message(exc))
             return EXIT_PROBLEMS
     print(summary)
+    for conflict in summary.conflicts:  # on stdout in the summary; problems go to stderr too
+        _error(f"{args.file}: not saved: {conflict}")
     return EXIT_OK if summary.ok and not bad else EXIT_PROBLEMS
 
 
@@ -805,7 +807,10 @@ def _sync_programs(config: Dhis2Config, args: argparse.Namespace) -> tuple[SyncP
     if args.programs is None:
         configured = tuple(p for p in _SYNC_PROGRAMS if _is_set(config, f"programs.{p}"))
         if not configured:
-            _require(config, args, "sync (orders)", "sync (receipts)")
+            raise _UsageError(
+                f"nothing to sync: {_config_source(args)} sets neither programs.order nor "
+                "programs.receipt; set the program UIDs to sync (docs/configuration.md)"
+            )
         return configured
     wanted = tuple(p for p in _SYNC_PROGRAMS if p in args.programs)
     _require(config, args, *(f"sync ({p}s)" for p in wanted))
@@ -833,7 +838,16 @@ def _sync_exit(reports: Sequence[RunReport], *, interrupted: bool) -> int:
             )
         )
         return EXIT_INTERRUPTED
-    return EXIT_OK if all(r.ok for r in reports) else EXIT_PROBLEMS
+    failed = sum(r.failed for r in reports)
+    errors = sum(len(r.errors) for r in reports)
+    if failed or errors:
+        _error(
+            f"{failed} event{'s' if failed != 1 else ''} failed, {errors} error"
+            f"{'s' if errors != 1 else ''} (listed above, and e-mailed when [smtp] is set); "
+            "failed events are tried again next run"
+        )
+        return EXIT_PROBLEMS
+    return EXIT_OK
 
 
 _COMMANDS: dict[str, Callable[[argparse.Namespace], int]] = {

@@ -296,7 +296,10 @@ class DemoFiles:
             f"dhis2-lmis {refs} check",
             f"dhis2-lmis {refs} pull order",
             f"dhis2-lmis {refs} pull receipt --format csv",
-            f"dhis2-lmis {refs} pull stock-reports --period {self.report_period}",
+            # data set reports name items by their SOH_ codes, not by the items' universal
+            # codes (those are the Order program's): customers alone name the facilities
+            f"dhis2-lmis --customers {self.customers.name} pull stock-reports "
+            f"--period {self.report_period}",
             "dhis2-lmis stock-on-hand",
             f"dhis2-lmis push-values {self.values.name} --period {self.report_period} "
             f"--org-unit {facility} --dry-run",
@@ -318,7 +321,7 @@ def write_demo_files(directory: Path, fake: FakeDhis2) -> DemoFiles:
     config = directory / "dhis2-lmis.toml"
     config.write_text(
         "# Written by `dhis2-lmis demo --serve` for its offline DHIS2; see docs/configuration.md\n"
-        + _toml(_settings(fake.url, state=state.name)),
+        + _toml(_settings(fake.url, state=str(state.resolve()))),
         encoding="utf-8",
     )
     items = _write_csv(

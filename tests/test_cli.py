@@ -469,7 +469,7 @@ def test_push_values_preflight_sends_nothing_when_a_value_would_be_lost(
     values = write_values(
         tmp_path,
         f"{DEMO.soh_data_element_codes[0]},150,{DEMO.facilities[0]},\n",
-        f"{DEMO.soh_data_element_codes[0]},90,{DEMO.warehouse},not in the data set\n",
+        f"{DEMO.soh_data_element_codes[0]},90,{DEMO.district},not in the data set\n",
     )
     argv = ["--config", str(config), "push-values", str(values), "--period", "202201"]
     assert main([*argv, "--preflight"]) == 1

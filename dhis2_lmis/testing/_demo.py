@@ -189,7 +189,7 @@ def seed_demo(fake: FakeDhis2) -> DemoIds:
         "Monthly stock on hand",
         period_type="Monthly",
         data_elements=d.soh_data_elements,
-        org_units=d.facilities,
+        org_units=everywhere,  # the central store reports its stock on hand too
     )
     now = fake.now
     day = dt.timedelta(days=1)

@@ -100,10 +100,10 @@ _SETTINGS: dict[str, str] = {
     "programs.str": "the STR (Real-Time Stock) program UID",
     "lmis.data_set": "the stock-on-hand data set",
     "receipt.consignment_data_element": "the Receipt program's consignment number data element",
-    "data_elements.stock_on_hand": "the STR stock-on-hand row of the data element table "
-    "(data_element, program_stage, attribute)",
-    "data_elements.received_quantity": "the STR received-quantity row of the data element "
-    "table (data_element, program_stage, attribute)",
+    "data_elements.stock_on_hand": "the data element table's stock-on-hand row: "
+    "data_element, program_stage and attribute",
+    "data_elements.received_quantity": "the data element table's received-quantity row: "
+    "data_element, program_stage and attribute",
 }
 _NEEDS: dict[str, tuple[str, ...]] = {
     "pull order": ("programs.order",),
@@ -526,8 +526,9 @@ def _require(config: Dhis2Config, args: argparse.Namespace, *needs: str) -> None
     if unset:
         what = "; ".join(f"{s} ({_SETTINGS[s]})" for s in unset)
         raise _UsageError(
-            f"{' and '.join(needs)} needs settings {_config_source(args)} does not have: {what}."
-            f" Add them (docs/configuration.md); `{_PROG} check` lists every gap"
+            f"{' and '.join(needs)} needs {what}, which {_config_source(args)} does not set; "
+            f"add {'it' if len(unset) == 1 else 'them'} (docs/configuration.md). "
+            f"`{_PROG} check` lists every gap"
         )
 
 
@@ -577,6 +578,7 @@ def _serve_demo(version: str, folder: str | None) -> int:
             "In another terminal, try:",
             f"  cd {files.directory.resolve()}",
             *(f"  {command}" for command in files.commands()),
+            "Press Ctrl-C to stop the server.",
         ]
         print("\n".join(lines), flush=True)
         try:

@@ -6,19 +6,25 @@ import csv
 import io
 import json
 import logging
+import os
+import re
 import signal
 import subprocess
 import sys
 from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
+from typing import IO
 
 import pytest
 
 from dhis2_lmis import __version__
 from dhis2_lmis.cli import main
+from dhis2_lmis.demo import run_demo
 from dhis2_lmis.testing import DEMO, FakeDhis2
 
 WRONG_PASSWORD = "not-the-Pa55word-1234"  # must never show in any output
+EXE = str(Path(sys.executable).with_name("dhis2-lmis"))
 
 
 @pytest.fixture(autouse=True)
@@ -147,6 +153,90 @@ def test_demo_sends_nothing_but_results_to_stdout(capsys: pytest.CaptureFixture[
     assert "Starting an offline DHIS2 2.38" in captured.err
     assert "Starting" not in captured.out
     assert "fake DHIS2 2.38" in captured.out
+
+
+def test_demo_tells_one_story_in_facility_names(capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["demo"]) == 0
+    out = capsys.readouterr().out
+    assert "LmFacility" not in out  # facilities by name everywhere, never by UID
+    # each stock receipt's "before -> after" is the figure of the stock on hand section
+    pushed = re.findall(r"x (\w+) at ([\w ]+?) \(stock on hand (\d+) -> (\d+)\)", out)
+    assert len(pushed) == 6
+    levels = {
+        (name, item): (before, after)
+        for name, item, before, after in re.findall(
+            r"^  ([A-Z][a-z]+(?: [A-Z][a-z]+)*) +([A-Z0-9]+) +(\d+) -> (\d+)", out, re.MULTILINE
+        )
+    }
+    for item, name, before, after in pushed:
+        assert levels[(name, item)] == (before, after)
+
+
+def test_demo_pushes_stock_on_hand_for_the_month_of_the_receipts() -> None:
+    summary = run_demo()
+    latest = max(r.completed_at for r in summary.receipts if r.completed_at is not None)
+    assert summary.period == f"{latest:%Y%m}"
+    assert summary.data_push.ok
+
+
+def read_serve_banner(stdout: IO[str]) -> list[str]:
+    lines = []
+    while not (line := stdout.readline()).startswith("Press Ctrl-C") and line:
+        lines.append(line.rstrip("\n"))
+    return lines
+
+
+def test_demo_serve_writes_a_folder_where_every_printed_command_works(tmp_path: Path) -> None:
+    folder = tmp_path / "demo"
+    with subprocess.Popen(
+        [EXE, "demo", "--serve", "--dir", str(folder)],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    ) as server:
+        assert server.stdout is not None
+        banner = read_serve_banner(server.stdout)
+        try:
+            assert "serving at http://127.0.0.1:" in banner[0]
+            assert f"cd {folder}" in "\n".join(banner)
+            commands = [line.split() for line in banner if line.startswith("  dhis2-lmis ")]
+            readers = [c for c in commands if "sync" not in c]
+            syncs = [c for c in commands if "sync" in c]  # after the readers: it pushes stock
+            with ThreadPoolExecutor(max_workers=4) as pool:
+                results = list(pool.map(lambda c: run_in(folder, c), readers))
+            results += [run_in(folder, c) for c in syncs]
+        finally:
+            server.send_signal(signal.SIGINT)
+            _, err = server.communicate(timeout=60)
+    for command, result in zip([*readers, *syncs], results, strict=True):
+        assert result.returncode == 0, (command, result.stderr)
+        assert "Traceback" not in result.stderr
+    assert len(commands) >= 8
+    reports = next(r for c, r in zip(readers, results, strict=True) if "stock-reports" in c)
+    assert len(reports.stdout.splitlines()) > 1  # the seeded data set values, as a table
+    assert server.returncode == 130
+    assert "demo server stopped" in err
+    for name in ("dhis2-lmis.toml", "items.csv", "stores.csv", "customers.csv"):
+        assert (folder / name).is_file()
+    for name in ("packing-list.csv", "values.csv"):
+        assert (folder / name).is_file()
+
+
+def run_in(folder: Path, command: list[str]) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [EXE, *command[1:]],
+        cwd=folder,
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+        env={k: v for k, v in os.environ.items() if not k.startswith("DHIS2_")},
+    )
+
+
+def test_demo_rejects_an_unknown_version(capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["demo", "--dhis2-version", "2.35"]) == 2
+    assert "2.35" in capsys.readouterr().err
 
 
 # -- test-connection -----------------------------------------------------------------------------

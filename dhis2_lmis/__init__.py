@@ -26,6 +26,7 @@ from dhis2_lmis.errors import (
     ImportFailedError,
     MissingExtraError,
     NotFoundError,
+    PackingListError,
     PermissionDeniedError,
     RequestRejectedError,
     ResponseFormatError,
@@ -62,7 +63,7 @@ from dhis2_lmis.references import (
 from dhis2_lmis.retry import RetryPolicy
 from dhis2_lmis.session import Dhis2Session
 from dhis2_lmis.state import SqliteStateStore, StateError, StateLockedError, StateStore
-from dhis2_lmis.stock import StockPushReport, StockReceipt, StockReceiptOutcome
+from dhis2_lmis.stock import PackingList, StockPushReport, StockReceipt, StockReceiptOutcome
 from dhis2_lmis.sync import RunReport, SyncRunner
 
 logging.getLogger(__name__).addHandler(logging.NullHandler())
@@ -98,6 +99,8 @@ __all__ = [
     "MissingExtraError",
     "NotFoundError",
     "OrgUnitResolver",
+    "PackingList",
+    "PackingListError",
     "Period",
     "PeriodError",
     "PeriodType",

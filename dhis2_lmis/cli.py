@@ -777,9 +777,20 @@ def _cmd_sync(args: argparse.Namespace) -> int:
         except PackingListError as exc:
             raise _UsageError(str(exc)) from exc
 
+    closed_output = False
+
+    def hand_over(row: Mapping[str, object]) -> None:
+        nonlocal closed_output
+        try:
+            _write_json_line(row)
+        except BrokenPipeError:  # the reader is gone: this event fails, the rest waits
+            closed_output = True
+            runner.stop()
+            raise
+
     def on_requisition(requisition: Requisition, /, *, is_update: bool) -> None:
         for row in _requisition_rows(requisition):
-            _write_json_line({"program": "order", "is_update": is_update, **row})
+            hand_over({"program": "order", "is_update": is_update, **row})
 
     def on_receipt(
         receipt: ConsignmentReceipt, /, *, is_update: bool
@@ -788,7 +799,7 @@ def _cmd_sync(args: argparse.Namespace) -> int:
         # (PackingListError) before it is handed over, and is tried again next run
         stock = packing.stock_receipts_for(receipt) if packing is not None else None
         for row in _receipt_rows(receipt):
-            _write_json_line({"program": "receipt", "is_update": is_update, **row})
+            hand_over({"program": "receipt", "is_update": is_update, **row})
         return stock
 
     with SqliteStateStore(config.sync.state) as state:
@@ -801,6 +812,11 @@ def _cmd_sync(args: argparse.Namespace) -> int:
             else:
                 with runner.handle_signals():
                     reports = [runner.run_once(programs)]
+    if closed_output:
+        _silence_stdout()
+        for report in reports:
+            print(report, file=sys.stderr)
+        return EXIT_CLOSED_OUTPUT
     return _sync_exit(reports, interrupted=runner.stopping)
 
 

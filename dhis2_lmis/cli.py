@@ -91,6 +91,7 @@ _CONFIG_ENV = "DHIS2_LMIS_CONFIG"
 # errors about the data, not about being able to run at all
 _DATA_ERRORS = (ImportFailedError, InvalidValueError, PreflightError, UnknownReferenceError)
 _SYNC_PROGRAMS: tuple[SyncProgram, ...] = ("order", "receipt")
+_MAX_PROBLEMS_SHOWN = 10
 
 # What each command needs beyond [dhis2], by setting; `check` inverts it to say which commands
 # an unset setting would stop. Each setting is described once, in _SETTINGS.
@@ -425,14 +426,18 @@ def _error(text: str) -> None:
     print(f"{_PROG}: {text}", file=sys.stderr)
 
 
-def _message(exc: Dhis2Error) -> str:
+def _message(exc: Dhis2Error, what: str = "invalid configuration") -> str:
     """The error for stderr: configuration problems one per line, anything else on one line."""
     if isinstance(exc, ConfigError):
         parts = [str(p) if p.key else p.reason for p in exc.problems]
         if len(parts) == 1:
-            return f"invalid configuration: {parts[0]}"
-        return f"invalid configuration ({len(parts)} problems):" + "".join(
-            f"\n  - {part}" for part in parts
+            return f"{what}: {parts[0]}"
+        shown = parts[:_MAX_PROBLEMS_SHOWN]
+        more = len(parts) - len(shown)
+        return (
+            f"{what} ({len(parts)} problems):"
+            + "".join(f"\n  - {part}" for part in shown)
+            + (f"\n  ... and {more} more" if more else "")
         )
     return " ".join(str(exc).split())
 
@@ -534,10 +539,22 @@ def _require(config: Dhis2Config, args: argparse.Namespace, *needs: str) -> None
 
 def _open_lmis(args: argparse.Namespace, config: Dhis2Config | None = None) -> Dhis2Lmis:
     config = config or _load_config(args)
-    items = load_items(args.items) if args.items else ()
-    stores = load_stores(args.stores) if args.stores else ()
-    customers = load_customers(args.customers) if args.customers else ()
+    items = _references("--items", args.items, load_items)
+    stores = _references("--stores", args.stores, load_stores)
+    customers = _references("--customers", args.customers, load_customers)
     return Dhis2Lmis(config, items=items, stores=stores, customers=customers)
+
+
+def _references(
+    option: str, path: str | None, load: Callable[[str], tuple[_T, ...]]
+) -> tuple[_T, ...]:
+    """An mSupply list named on the command line; its problems are a usage error (exit 2)."""
+    if not path:
+        return ()
+    try:
+        return load(path)
+    except ConfigError as exc:
+        raise _UsageError(_message(exc, f"{option} {path} cannot be used")) from exc
 
 
 # -- commands --------------------------------------------------------------------------------------
@@ -689,6 +706,13 @@ def _cmd_push_values(args: argparse.Namespace) -> int:
         period = args.period or next((r["period"] for _, r in rows if r.get("period")), None)
         if not period:
             raise _UsageError(f"{args.file}: no period: pass --period or fill the period column")
+        placeless = [line for line, row in rows if not row.get("org_unit")]
+        if placeless and not args.org_unit:
+            raise _UsageError(
+                f"{args.file}: {len(placeless)} row(s) name no org unit (line "
+                f"{', '.join(map(str, placeless[:5]))}{', ...' if len(placeless) > 5 else ''})"
+                ": pass --org-unit or fill the org_unit column"
+            )
         try:
             builder = lmis.data_value_set(period=_period_arg(period), org_unit=args.org_unit)
         except PeriodError as exc:

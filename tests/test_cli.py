@@ -330,6 +330,24 @@ def test_check_prints_setup_findings_and_exits_1_when_something_would_fail(
     assert "setup problem" in captured.err
 
 
+def test_check_lists_each_unconfigured_part_with_the_commands_it_stops(
+    tmp_path: Path, demo_server: FakeDhis2, capsys: pytest.CaptureFixture[str]
+) -> None:
+    path = write_config(tmp_path, demo_server.url)
+    text = path.read_text(encoding="utf-8")
+    text = text[: text.index("[data_elements.stock_on_hand]")] + text[text.index("[receipt]") :]
+    path.write_text(text, encoding="utf-8")
+    assert main(["--config", str(path), "check"]) == 0
+    out = capsys.readouterr().out
+    assert "not configured [data_elements.stock_on_hand]" in out
+    assert "refuse to run: stock-on-hand" in out
+    assert "not configured [data_elements.received_quantity]" in out
+    assert "sync --packing-list" in out
+    assert "setup: OK for pull order" in out  # not a plain "setup: OK"
+    assert main(["--config", str(path), "stock-on-hand"]) == 2
+    assert "data_elements.stock_on_hand" in capsys.readouterr().err
+
+
 def test_check_with_a_wrong_password_exits_2(
     tmp_path: Path, demo_server: FakeDhis2, capsys: pytest.CaptureFixture[str]
 ) -> None:

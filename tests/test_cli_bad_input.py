@@ -377,6 +377,20 @@ GROUPS: dict[str, tuple[Row, ...]] = {
             },
         ),
         Row(
+            "values: no org unit anywhere",
+            cfg("push-values", "values.csv", "--period", "202201"),
+            2,
+            ("--org-unit", "org_unit column"),
+            files={"values.csv": f"data_element,value\n{SOH[0]},5\n"},
+        ),
+        Row(
+            "items: a packing list given as items",
+            (*cfg("--items", "packing.csv"), "pull", "order"),
+            2,
+            ("--items packing.csv", "code"),
+            files={"packing.csv": PACKING_OK},
+        ),
+        Row(
             "values: empty file",
             cfg("push-values", "values.csv", "--period", "202201"),
             2,

@@ -14,16 +14,13 @@ from datetime import date, datetime, timezone
 from types import TracebackType
 from typing import Literal
 
-from dhis2_lmis import checks
-from dhis2_lmis.auth import BasicAuth, BodyAuth, Dhis2Auth, TokenAuth
 from dhis2_lmis.config import Dhis2Config
-from dhis2_lmis.convert import current_username
-from dhis2_lmis.datavalues import (
-    DataValueSetBuilder,
-    ImportStrategy,
-    ItemValueSetBuilder,
-    push_data_value_set,
-)
+from dhis2_lmis.dhis2.auth import BasicAuth, BodyAuth, Dhis2Auth, TokenAuth
+from dhis2_lmis.dhis2.convert import current_username
+from dhis2_lmis.dhis2.imports import ImportSummary
+from dhis2_lmis.dhis2.periods import format_period, parse_period
+from dhis2_lmis.dhis2.retry import RetryPolicy
+from dhis2_lmis.dhis2.session import Dhis2Session
 from dhis2_lmis.errors import (
     AuthenticationError,
     ConfigError,
@@ -31,8 +28,15 @@ from dhis2_lmis.errors import (
     Dhis2Error,
     UnknownReferenceError,
 )
-from dhis2_lmis.imports import ImportSummary
-from dhis2_lmis.models import (
+from dhis2_lmis.lmis import checks
+from dhis2_lmis.lmis._progress import with_progress
+from dhis2_lmis.lmis.datavalues import (
+    DataValueSetBuilder,
+    ImportStrategy,
+    ItemValueSetBuilder,
+    push_data_value_set,
+)
+from dhis2_lmis.lmis.models import (
     ConnectionCheck,
     ConsignmentReceipt,
     Event,
@@ -41,14 +45,10 @@ from dhis2_lmis.models import (
     StockReport,
     StockTransaction,
 )
-from dhis2_lmis.periods import format_period, parse_period
-from dhis2_lmis.programs import ProgramKey, ProgramReader
-from dhis2_lmis.progress import with_progress
-from dhis2_lmis.references import Customer, Item, ItemResolver, OrgUnitResolver, Store
-from dhis2_lmis.reports import PeriodSpec, StockReportReader
-from dhis2_lmis.retry import RetryPolicy
-from dhis2_lmis.session import Dhis2Session
-from dhis2_lmis.stock import StockPusher, StockPushReport, StockReceipt
+from dhis2_lmis.lmis.programs import ProgramKey, ProgramReader
+from dhis2_lmis.lmis.references import Customer, Item, ItemResolver, OrgUnitResolver, Store
+from dhis2_lmis.lmis.reports import PeriodSpec, StockReportReader
+from dhis2_lmis.lmis.stock import StockPusher, StockPushReport, StockReceipt
 
 __all__ = ["Dhis2Lmis"]
 
@@ -236,7 +236,7 @@ class Dhis2Lmis:
         updated since then. Large reads are split by org unit batch and period. Unknown items
         or org units and non-numeric values are problems on the report, never exceptions.
         ``progress`` counts reports on a tqdm bar when tqdm is installed.
-        The work is done by :class:`~dhis2_lmis.reports.StockReportReader`.
+        The work is done by :class:`~dhis2_lmis.lmis.reports.StockReportReader`.
 
         Raises:
             ConfigError: ``[lmis] data_set`` is not set.
@@ -326,7 +326,7 @@ class Dhis2Lmis:
     ) -> ImportSummary:
         """Push data values; one normalised :class:`ImportSummary` for every DHIS2 version.
 
-        With ``preflight``, every chunk is checked first (:class:`~dhis2_lmis.checks.Preflight`)
+        With ``preflight``, every chunk is checked first (:class:`~checks.Preflight`)
         and nothing is sent if any would lose or have rejected values.
 
         Raises:
@@ -348,7 +348,7 @@ class Dhis2Lmis:
     def validate_setup(self) -> list[checks.Finding]:
         """Check the configuration against the server's metadata (errors first).
 
-        See :func:`dhis2_lmis.checks.validate_setup`; a 404 on a configured object is a finding.
+        See :func:`checks.validate_setup`; a 404 on a configured object is a finding.
 
         Raises:
             Dhis2Error: the server could not be read.

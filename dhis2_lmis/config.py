@@ -37,9 +37,9 @@ import attrs
 from cattrs import ClassValidationError, Converter, ForbiddenExtraKeysError, transform_error
 from cattrs.gen import make_dict_structure_fn, override
 
-from dhis2_lmis._json import JsonObject
+from dhis2_lmis.dhis2._json import JsonObject
+from dhis2_lmis.dhis2._uids import is_uid
 from dhis2_lmis.errors import ConfigError, ConfigProblem
-from dhis2_lmis.uids import is_uid
 
 if sys.version_info >= (3, 11):
     import tomllib

@@ -37,8 +37,8 @@ from typing import TYPE_CHECKING
 import attrs
 
 if TYPE_CHECKING:  # pragma: no cover - import for type checkers only
-    from dhis2_lmis.checks import Finding
-    from dhis2_lmis.imports import ImportSummary
+    from dhis2_lmis.dhis2.imports import ImportSummary
+    from dhis2_lmis.lmis.checks import Finding
 
 __all__ = [
     "AuthenticationError",

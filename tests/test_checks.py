@@ -6,11 +6,11 @@ from collections.abc import Iterator, Sequence
 
 import pytest
 
-from dhis2_lmis.checks import Finding, PreflightError
 from dhis2_lmis.client import Dhis2Lmis
 from dhis2_lmis.config import Dhis2Config
 from dhis2_lmis.errors import PermissionDeniedError
-from dhis2_lmis.references import Customer, Item, Store
+from dhis2_lmis.lmis.checks import Finding, PreflightError
+from dhis2_lmis.lmis.references import Customer, Item, Store
 from dhis2_lmis.testing import FakeDhis2
 
 ORDER, ORDER_STAGE = "OrderProg01", "OrderStage1"

@@ -19,8 +19,8 @@ from typing import IO
 import pytest
 
 from dhis2_lmis import __version__
-from dhis2_lmis.cli import main
-from dhis2_lmis.demo import run_demo
+from dhis2_lmis.run.cli import main
+from dhis2_lmis.run.demo import run_demo
 from dhis2_lmis.testing import DEMO, FakeDhis2
 
 WRONG_PASSWORD = "not-the-Pa55word-1234"  # must never show in any output
@@ -717,7 +717,7 @@ def test_ctrl_c_exits_130(
     def interrupted(**_: object) -> None:
         raise KeyboardInterrupt
 
-    monkeypatch.setattr("dhis2_lmis.demo.run_demo", interrupted)
+    monkeypatch.setattr("dhis2_lmis.run.demo.run_demo", interrupted)
     assert main(["demo"]) == 130
     assert "interrupted" in capsys.readouterr().err
 

@@ -6,8 +6,7 @@ from datetime import date, datetime, timedelta
 
 import pytest
 
-from dhis2_lmis.errors import Dhis2Error
-from dhis2_lmis.periods import (
+from dhis2_lmis.dhis2.periods import (
     Period,
     PeriodError,
     PeriodType,
@@ -16,6 +15,7 @@ from dhis2_lmis.periods import (
     period_for,
     period_type_of_format,
 )
+from dhis2_lmis.errors import Dhis2Error
 
 # --- every example printed in WEB_API.md §7 -------------------------------------------------
 

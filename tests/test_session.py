@@ -7,7 +7,9 @@ import random
 
 import pytest
 
-from dhis2_lmis.auth import BasicAuth
+from dhis2_lmis.dhis2.auth import BasicAuth
+from dhis2_lmis.dhis2.retry import RetryPolicy
+from dhis2_lmis.dhis2.session import Dhis2Session
 from dhis2_lmis.errors import (
     AuthenticationError,
     Dhis2ConnectionError,
@@ -18,8 +20,6 @@ from dhis2_lmis.errors import (
     ResponseFormatError,
     ServerError,
 )
-from dhis2_lmis.retry import RetryPolicy
-from dhis2_lmis.session import Dhis2Session
 from dhis2_lmis.testing import FakeDhis2
 
 PASSWORD = "district"

@@ -1,6 +1,6 @@
 """Order, Receipt and STR fetchers: program events -> LMIS records.
 
-Each fetcher reads events lazily through :func:`~dhis2_lmis.events.iter_events` and maps one
+Each fetcher reads events lazily through :func:`~dhis2_lmis.dhis2.events.iter_events` and maps one
 event at a time, so nothing loads a whole program into memory. A record that cannot be mapped
 completely is still yielded, with its ``problems`` filled (an unknown item, an org unit that
 matches no store, a quantity that is not a number): one bad record never sinks the batch, and a
@@ -18,9 +18,12 @@ from typing import Literal, Protocol
 
 import attrs
 
+from dhis2_lmis.dhis2._uids import is_uid
+from dhis2_lmis.dhis2.events import EventQuery, IdScheme, iter_events, iter_tracked_entities
+from dhis2_lmis.dhis2.session import Dhis2Session, ParamValue
+from dhis2_lmis.dhis2.versions import events_dialect
 from dhis2_lmis.errors import ConfigError
-from dhis2_lmis.events import EventQuery, IdScheme, iter_events, iter_tracked_entities
-from dhis2_lmis.models import (
+from dhis2_lmis.lmis.models import (
     ConsignmentReceipt,
     Event,
     RecordProblem,
@@ -29,10 +32,7 @@ from dhis2_lmis.models import (
     StockLevel,
     StockTransaction,
 )
-from dhis2_lmis.references import Customer, Item, Store
-from dhis2_lmis.session import Dhis2Session, ParamValue
-from dhis2_lmis.uids import is_uid
-from dhis2_lmis.versions import events_dialect
+from dhis2_lmis.lmis.references import Customer, Item, Store
 
 __all__ = [
     "ItemLookup",
@@ -49,7 +49,7 @@ _TE_BATCH = 100
 
 
 class ItemLookup(Protocol):
-    """What the fetchers need of an :class:`~dhis2_lmis.references.ItemResolver`."""
+    """What the fetchers need of an :class:`~dhis2_lmis.lmis.references.ItemResolver`."""
 
     def item_for_data_element(self, data_element_ref: str, scheme_of_ref: IdScheme) -> Item | None:
         """The item a data element (in either id scheme) stands for."""
@@ -65,7 +65,7 @@ class ItemLookup(Protocol):
 
 
 class OrgUnitLookup(Protocol):
-    """What the fetchers need of an :class:`~dhis2_lmis.references.OrgUnitResolver`."""
+    """What the fetchers need of an :class:`~dhis2_lmis.lmis.references.OrgUnitResolver`."""
 
     def store_for(self, org_unit: str) -> Store | None:
         """The supplying store mapped to ``org_unit``."""

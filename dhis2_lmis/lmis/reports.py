@@ -9,7 +9,7 @@ mSupply "receives the stock on hand reports" of facilities from the aggregate da
   response of hundreds of thousands of values, slow on the server and held whole in memory on
   both sides. The reader lists the facilities the data set is assigned to under the chosen
   roots and asks for them in batches (repeatable ``orgUnit``, each URL below
-  :data:`~dhis2_lmis.references.MAX_URL_LENGTH`), one request per batch and period, and turns
+  :data:`~dhis2_lmis.lmis.references.MAX_URL_LENGTH`), one request per batch and period, and turns
   each answer into reports before sending the next;
 * it answers in **UIDs** unless told otherwise: the reader asks for ``dataElementIdScheme``,
   ``orgUnitIdScheme`` and ``categoryOptionComboIdScheme``, so a deployment that works in codes
@@ -18,11 +18,11 @@ mSupply "receives the stock on hand reports" of facilities from the aggregate da
 * its shape varies: the top-level ``period``, ``orgUnit`` and ``completeDate`` appear only
   when the request named one of each (2.28, 2.41 recordings), ``completeDate`` is a date on
   some versions and a timestamp on others, and a request without data answers ``{}`` on some.
-  :mod:`dhis2_lmis.convert` reads every shape.
+  :mod:`dhis2_lmis.dhis2.convert` reads every shape.
 
 Nothing in a report is an exception: an unknown data element, an org unit that maps to no
 store or customer, a value that is not a quantity becomes a
-:class:`~dhis2_lmis.models.RecordProblem` on its report, and the report is yielded anyway.
+:class:`~dhis2_lmis.lmis.models.RecordProblem` on its report, and the report is yielded anyway.
 """
 
 from __future__ import annotations
@@ -33,9 +33,9 @@ from datetime import date, datetime, tzinfo
 from typing import Literal, TypeAlias, Union
 from urllib.parse import urlencode
 
-from dhis2_lmis._json import JsonValue
 from dhis2_lmis.config import IdScheme
-from dhis2_lmis.convert import (
+from dhis2_lmis.dhis2._json import JsonValue
+from dhis2_lmis.dhis2.convert import (
     DataValueRow,
     data_value_rows,
     data_value_set_header,
@@ -44,18 +44,18 @@ from dhis2_lmis.convert import (
     parse_timestamp,
     timestamp_parser,
 )
-from dhis2_lmis.errors import ConfigError, UnknownReferenceError
-from dhis2_lmis.models import RecordProblem, StockReport, StockReportLine
-from dhis2_lmis.periods import (
+from dhis2_lmis.dhis2.periods import (
     PeriodError,
     format_period,
     parse_period,
     period_for,
     period_type_of_format,
 )
-from dhis2_lmis.programs import ItemLookup, OrgUnitLookup, parse_quantity
-from dhis2_lmis.references import MAX_URL_LENGTH, Customer, Item, OrgUnitResolver, Store
-from dhis2_lmis.session import Dhis2Session, ParamValue
+from dhis2_lmis.dhis2.session import Dhis2Session, ParamValue
+from dhis2_lmis.errors import ConfigError, UnknownReferenceError
+from dhis2_lmis.lmis.models import RecordProblem, StockReport, StockReportLine
+from dhis2_lmis.lmis.programs import ItemLookup, OrgUnitLookup, parse_quantity
+from dhis2_lmis.lmis.references import MAX_URL_LENGTH, Customer, Item, OrgUnitResolver, Store
 
 __all__ = [
     "DEFAULT_BATCH_SIZE",

@@ -27,8 +27,10 @@ from dateutil import tz
 from requests.adapters import HTTPAdapter
 
 from dhis2_lmis import __version__
-from dhis2_lmis._json import JsonObject, JsonValue
-from dhis2_lmis.auth import Dhis2Auth
+from dhis2_lmis.dhis2._json import JsonObject, JsonValue
+from dhis2_lmis.dhis2.auth import Dhis2Auth
+from dhis2_lmis.dhis2.retry import FailureKind, RetryPolicy, parse_retry_after
+from dhis2_lmis.dhis2.versions import ServerVersion
 from dhis2_lmis.errors import (
     AuthenticationError,
     Dhis2ConnectionError,
@@ -42,8 +44,6 @@ from dhis2_lmis.errors import (
     ServerError,
     redact_path,
 )
-from dhis2_lmis.retry import FailureKind, RetryPolicy, parse_retry_after
-from dhis2_lmis.versions import ServerVersion
 
 __all__ = ["Dhis2Session", "JsonResponse", "Page", "ParamValue", "Params", "is_last_page"]
 
@@ -99,7 +99,7 @@ class Dhis2Session:
     Args:
         url: the DHIS2 base URL, with any context path (``https://host/dhis``); a trailing
             ``/api`` is accepted and removed.
-        auth: a scheme from :mod:`dhis2_lmis.auth`, or None for anonymous calls.
+        auth: a scheme from :mod:`dhis2_lmis.dhis2.auth`, or None for anonymous calls.
         timeout: read timeout in seconds.
         connect_timeout: connect timeout in seconds; short, because a dead host should fail fast.
         retry: which failures to retry and how long to wait.

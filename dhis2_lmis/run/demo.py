@@ -31,10 +31,10 @@ import attrs
 
 from dhis2_lmis.client import Dhis2Lmis
 from dhis2_lmis.config import Dhis2Config
-from dhis2_lmis.imports import ImportSummary
-from dhis2_lmis.models import ConnectionCheck, ConsignmentReceipt, Requisition, StockLevel
-from dhis2_lmis.references import Customer, Item, Store
-from dhis2_lmis.stock import PackingList, StockPushReport, StockReceiptOutcome
+from dhis2_lmis.dhis2.imports import ImportSummary
+from dhis2_lmis.lmis.models import ConnectionCheck, ConsignmentReceipt, Requisition, StockLevel
+from dhis2_lmis.lmis.references import Customer, Item, Store
+from dhis2_lmis.lmis.stock import PackingList, StockPushReport, StockReceiptOutcome
 from dhis2_lmis.testing import DEMO, FakeDhis2
 from dhis2_lmis.testing._version import parse_version
 

@@ -30,10 +30,10 @@ from urllib.parse import quote_plus, urlencode
 
 import attrs
 
-from dhis2_lmis._json import JsonObject, JsonValue
 from dhis2_lmis.config import IdScheme, ItemField
-from dhis2_lmis.errors import ConfigError, ConfigProblem, ResponseFormatError
-from dhis2_lmis.metadata import (
+from dhis2_lmis.dhis2._json import JsonObject, JsonValue
+from dhis2_lmis.dhis2._uids import is_uid
+from dhis2_lmis.dhis2.metadata import (
     DATA_ELEMENT_FIELDS,
     ORG_UNIT_FIELDS,
     DataElementInfo,
@@ -41,8 +41,8 @@ from dhis2_lmis.metadata import (
     parse_data_element,
     parse_org_unit,
 )
-from dhis2_lmis.session import Dhis2Session
-from dhis2_lmis.uids import is_uid
+from dhis2_lmis.dhis2.session import Dhis2Session
+from dhis2_lmis.errors import ConfigError, ConfigProblem, ResponseFormatError
 
 __all__ = [
     "ITEM_FIELDS",

@@ -1,7 +1,7 @@
 """Frozen records: what DHIS2 events are, and what the LMIS flows make of them.
 
 Records are shaped for the program, not the wire: snake_case, tuples, timezone-aware datetimes,
-``Decimal`` quantities. Only :mod:`dhis2_lmis.convert` knows the JSON names they come from.
+``Decimal`` quantities. Only :mod:`dhis2_lmis.dhis2.convert` knows the JSON names they come from.
 A record that could not be mapped completely still exists, with its ``problems`` filled:
 nothing is dropped silently.
 """
@@ -15,10 +15,10 @@ from typing import TYPE_CHECKING, Literal
 
 import attrs
 
-from dhis2_lmis import _html
+from dhis2_lmis.dhis2 import _html
 
 if TYPE_CHECKING:  # pragma: no cover - annotations only; references sits above models
-    from dhis2_lmis.references import Customer, Item, Store
+    from dhis2_lmis.lmis.references import Customer, Item, Store
 
 __all__ = [
     "ConnectionCheck",

@@ -11,7 +11,7 @@ requests as DHIS2 allows: one per configured program (stages, their data element
 program's attributes come nested in one answer), one for the data set (its data elements and
 org units nested), and the items' data elements that are not in the data set through the item
 resolver's batched, cached look-up. :class:`Preflight` applies the per-value part of those
-checks to a data value set before :func:`~dhis2_lmis.datavalues.push_data_value_set` sends it.
+checks to a data value set before :func:`~dhis2_lmis.lmis.datavalues.push_data_value_set` sends it.
 
 The JSON shapes parsed here (``programs``, ``dataSets`` with nested fields) are read by the
 private ``_parse_*`` helpers below; they belong with the other DHIS2 key knowledge in
@@ -27,10 +27,10 @@ from typing import Literal
 
 import attrs
 
-from dhis2_lmis._json import JsonObject, JsonValue
 from dhis2_lmis.config import DataElementMapping, Dhis2Config, IdScheme
-from dhis2_lmis.errors import NotFoundError, PreflightError
-from dhis2_lmis.metadata import (
+from dhis2_lmis.dhis2._json import JsonObject, JsonValue
+from dhis2_lmis.dhis2._uids import is_uid
+from dhis2_lmis.dhis2.metadata import (
     DATA_SET_FIELDS,
     PROGRAM_FIELDS,
     DataElementInfo,
@@ -42,10 +42,10 @@ from dhis2_lmis.metadata import (
     parse_data_set,
     parse_program,
 )
-from dhis2_lmis.periods import PeriodError, parse_period, period_type_of_format
-from dhis2_lmis.references import Customer, ItemResolver, OrgUnitResolver, Store
-from dhis2_lmis.session import Dhis2Session
-from dhis2_lmis.uids import is_uid
+from dhis2_lmis.dhis2.periods import PeriodError, parse_period, period_type_of_format
+from dhis2_lmis.dhis2.session import Dhis2Session
+from dhis2_lmis.errors import NotFoundError, PreflightError
+from dhis2_lmis.lmis.references import Customer, ItemResolver, OrgUnitResolver, Store
 
 __all__ = ["Finding", "Preflight", "PreflightError", "Severity", "validate_setup"]
 
@@ -463,7 +463,7 @@ class Preflight:
     """Checks data value set chunks before a push; raises :class:`PreflightError`, never sends.
 
     An instance is the ``preflight`` callable of
-    :func:`~dhis2_lmis.datavalues.push_data_value_set`, which calls it with every chunk before
+    :func:`~dhis2_lmis.lmis.datavalues.push_data_value_set`, which calls it with every chunk before
     the first is sent. It reports, per chunk: zeros on data elements whose
     ``zeroIsSignificant`` is false (DHIS2 would drop them silently, so a stock-out would read as
     "no report"), org units not assigned to the data set, and periods whose type is not the data

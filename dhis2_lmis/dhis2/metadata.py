@@ -13,7 +13,7 @@ from typing import Literal
 
 import attrs
 
-from dhis2_lmis._json import JsonObject, JsonValue
+from dhis2_lmis.dhis2._json import JsonObject, JsonValue
 from dhis2_lmis.errors import ResponseFormatError
 
 __all__ = [

@@ -5,7 +5,7 @@ wrongly (``NaN``, ``1e+3``, ``True``), catches the same value given twice before
 and splits big pushes into chunks. :func:`push_data_value_set` sends the chunks and folds their
 import summaries into one, with every conflict pointing back at the caller's rows.
 
-Period arguments here are already-formatted period ids; :func:`dhis2_lmis.periods.format_period`
+Period arguments here are already-formatted period ids; :func:`~periods.format_period`
 makes them from dates.
 """
 
@@ -23,17 +23,17 @@ from typing import TYPE_CHECKING, Literal, Protocol, TypeAlias, overload
 
 import attrs
 
-from dhis2_lmis._json import JsonObject, JsonValue
+from dhis2_lmis.dhis2._json import JsonObject, JsonValue
+from dhis2_lmis.dhis2.imports import ImportSummary, merge_summaries, parse_import_summary
 from dhis2_lmis.errors import (
     ConfigError,
     DuplicateValueError,
     ImportFailedError,
     InvalidValueError,
 )
-from dhis2_lmis.imports import ImportSummary, merge_summaries, parse_import_summary
 
 if TYPE_CHECKING:  # pragma: no cover - annotations only
-    from dhis2_lmis.references import Item
+    from dhis2_lmis.lmis.references import Item
 
 __all__ = [
     "DataValueSetBuilder",
@@ -287,7 +287,7 @@ class DataValueSetBuilder:
 
 
 class ItemReferences(Protocol):
-    """What an item builder needs of an :class:`~dhis2_lmis.references.ItemResolver`."""
+    """What an item builder needs of an :class:`~dhis2_lmis.lmis.references.ItemResolver`."""
 
     @property
     def item_field(self) -> str:
@@ -422,7 +422,7 @@ class JsonResponseLike(Protocol):
 
 
 class SupportsPostJson(Protocol):
-    """The part of :class:`~dhis2_lmis.session.Dhis2Session` a push needs."""
+    """The part of :class:`~dhis2_lmis.dhis2.session.Dhis2Session` a push needs."""
 
     def post_json(
         self,
@@ -454,7 +454,7 @@ def push_data_value_set(
     unit and attribute option combo filled in.
 
     Args:
-        session: a :class:`~dhis2_lmis.session.Dhis2Session` (anything with its ``post_json``).
+        session: a :class:`~session.Dhis2Session` (anything with its ``post_json``).
         payload_or_builder: a builder, or a ready payload with a ``dataValues`` list.
         dry_run: ask DHIS2 to validate without saving.
         import_strategy: DHIS2's ``importStrategy``.

@@ -39,10 +39,9 @@ from pathlib import Path
 from typing import IO, TYPE_CHECKING, Literal, TypeVar
 
 from dhis2_lmis import __version__
-from dhis2_lmis.checks import PreflightError
 from dhis2_lmis.client import Dhis2Lmis
 from dhis2_lmis.config import Dhis2Config
-from dhis2_lmis.datavalues import DataValueSetBuilder, InvalidValueError
+from dhis2_lmis.dhis2.periods import PeriodError
 from dhis2_lmis.errors import (
     ConfigError,
     Dhis2Error,
@@ -50,7 +49,9 @@ from dhis2_lmis.errors import (
     PackingListError,
     UnknownReferenceError,
 )
-from dhis2_lmis.models import (
+from dhis2_lmis.lmis.checks import PreflightError
+from dhis2_lmis.lmis.datavalues import DataValueSetBuilder, InvalidValueError
+from dhis2_lmis.lmis.models import (
     ConsignmentReceipt,
     Event,
     RecordProblem,
@@ -59,13 +60,12 @@ from dhis2_lmis.models import (
     StockReport,
     StockTransaction,
 )
-from dhis2_lmis.periods import PeriodError
-from dhis2_lmis.references import load_customers, load_items, load_stores
-from dhis2_lmis.state import SqliteStateStore
-from dhis2_lmis.stock import PackingList, StockReceipt, csv_header_problem
-from dhis2_lmis.sync import RunReport, SyncProgram, SyncRunner
+from dhis2_lmis.lmis.references import load_customers, load_items, load_stores
+from dhis2_lmis.lmis.stock import PackingList, StockReceipt, csv_header_problem
+from dhis2_lmis.run.state import SqliteStateStore
+from dhis2_lmis.run.sync import RunReport, SyncProgram, SyncRunner
 
-if TYPE_CHECKING:  # pragma: no cover - demo.py starts servers; import it only for `demo`
+if TYPE_CHECKING:  # pragma: no cover - for annotations only
     from types import FrameType
 
 __all__ = [
@@ -562,7 +562,7 @@ def _references(
 
 def _cmd_demo(args: argparse.Namespace) -> int:
     # the fake server is only needed here: keep it out of every other command's start-up
-    from dhis2_lmis.demo import demo_version, run_demo  # noqa: PLC0415
+    from dhis2_lmis.run.demo import demo_version, run_demo  # noqa: PLC0415
 
     try:
         version = demo_version(args.dhis2_version)
@@ -579,7 +579,7 @@ def _cmd_demo(args: argparse.Namespace) -> int:
 
 
 def _serve_demo(version: str, folder: str | None) -> int:
-    from dhis2_lmis.demo import write_demo_files  # noqa: PLC0415
+    from dhis2_lmis.run.demo import write_demo_files  # noqa: PLC0415
     from dhis2_lmis.testing import FakeDhis2  # noqa: PLC0415
 
     directory = Path(folder) if folder else Path(tempfile.mkdtemp(prefix="dhis2-lmis-demo-"))

@@ -226,11 +226,13 @@ def build_parser() -> argparse.ArgumentParser:
         "receipts, push stock, run the scheduled sync.",
         epilog=_epilog(
             f"{_PROG} demo                     # the whole job against an offline DHIS2",
+            f"{_PROG} demo --serve             # keep it running, to try every command",
             f"{_PROG} --config site.toml test-connection",
             f"{_PROG} pull order --since 2026-11-01 --format jsonl > orders.jsonl",
         )
-        + "\n\nExit codes: 0 ok, 1 some records failed or had problems, 2 usage, "
-        "configuration,\nauthentication or connection failure, 130 interrupted.",
+        + "\n\nExit codes: 0 all done, 1 some records failed or had problems, 2 usage, "
+        "configuration,\nauthentication or connection failure, 130 interrupted (Ctrl-C, "
+        "SIGTERM), 141 output\nclosed by its reader. Problems always go to stderr.",
         formatter_class=fmt,
         parents=[_common_options(in_subcommand=False)],
     )

@@ -307,7 +307,7 @@ def test_invalid_configuration_exits_2_with_one_line_per_problem(
     head, *problems = capsys.readouterr().err.splitlines()
     assert head.startswith("dhis2-lmis: invalid configuration")
     assert len(problems) >= 2
-    assert all(line.startswith("  - dhis2.") for line in problems)
+    assert all(line.startswith("  dhis2.") for line in problems)
     assert any("dhis2.pasword" in line for line in problems)
     err = "\n".join(problems)
     assert "hunter2" not in err

@@ -429,16 +429,17 @@ def _error(text: str) -> None:
 
 
 def _message(exc: Dhis2Error, what: str = "invalid configuration") -> str:
-    """The error for stderr: configuration problems one per line, anything else on one line."""
+    """The error for stderr: configuration problems one per line (the reasons contain "; "
+    themselves), key first; anything else on one line."""
     if isinstance(exc, ConfigError):
-        parts = [str(p) if p.key else p.reason for p in exc.problems]
+        parts = [str(p) for p in exc.problems]
         if len(parts) == 1:
             return f"{what}: {parts[0]}"
         shown = parts[:_MAX_PROBLEMS_SHOWN]
         more = len(parts) - len(shown)
         return (
-            f"{what} ({len(parts)} problems):"
-            + "".join(f"\n  - {part}" for part in shown)
+            f"{what}:"
+            + "".join(f"\n  {part}" for part in shown)
             + (f"\n  ... and {more} more" if more else "")
         )
     return " ".join(str(exc).split())

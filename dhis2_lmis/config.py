@@ -49,13 +49,16 @@ else:  # pragma: no cover - exercised on Python 3.10 only
 
 __all__ = [
     "PERIOD_TYPE_NAMES",
+    "TEMPLATE_FIELD",
     "AuthMode",
     "ClientAuth",
     "DataElementMapping",
     "DataElementTable",
+    "DataSetLayout",
     "Dhis2Config",
     "IdScheme",
     "ItemField",
+    "ItemIs",
     "LmisSettings",
     "OrderLayout",
     "OrderSettings",
@@ -79,6 +82,7 @@ ItemField = Literal[
     "universal_code", "user_field_1", "user_field_2", "user_field_3", "user_field_6"
 ]
 OrderLayout = Literal["data_element_per_item", "event_per_line"]
+ItemIs = Literal["data_element", "category_option_combo"]
 
 #: DHIS2 period type names accepted as ``period_format``. Kept here (not imported from
 #: ``periods.py``) so that loading a configuration never depends on the period arithmetic.
@@ -331,6 +335,39 @@ class DataElementTable:
 
 
 @attrs.frozen
+class DataSetLayout:
+    """``[data_set]``: how an item's measures sit in the stock data set (docs/layouts.md).
+
+    ``item_is = "data_element"``: the item's reference names a data element and each measure
+    is a category option combo of it (DHIS2's MSR/RTS data sets), or a template such as
+    ``"SOH_{item}"`` that renders the item reference into a data element code (mSupply's own
+    data set push). ``item_is = "category_option_combo"``: each measure is one data element and
+    the item's reference names a category option combo of it ("push only 1 data element").
+    Measure values may be a UID, a code or a name; they are resolved through metadata.
+    No measures (the section absent) keeps the one-data-element-per-item behaviour.
+
+    ``measures`` is a plain dict inside a frozen record (TOML tables structure to dicts): treat
+    it as read-only.
+    """
+
+    item_is: ItemIs = "data_element"
+    measures: dict[str, str] = attrs.field(factory=dict, hash=False)
+
+    @property
+    def configured(self) -> bool:
+        """True when measures are named, so pushes and reports go by item and measure."""
+        return bool(self.measures)
+
+    def is_template(self, measure: str) -> bool:
+        """Whether the measure's value is a data element code template (``"SOH_{item}"``)."""
+        return TEMPLATE_FIELD in self.measures.get(measure, "")
+
+
+TEMPLATE_FIELD = "{item}"
+"""The placeholder a ``[data_set.measures]`` template replaces with the item's reference."""
+
+
+@attrs.frozen
 class OrderSettings:
     """``[order]``: how a requisition's lines are laid out in the Order program.
 
@@ -415,6 +452,7 @@ class Dhis2Config:
     lmis: LmisSettings = attrs.field(factory=LmisSettings)
     programs: ProgramSettings = attrs.field(factory=ProgramSettings)
     data_elements: DataElementTable = attrs.field(factory=DataElementTable)
+    data_set: DataSetLayout = attrs.field(factory=DataSetLayout)
     order: OrderSettings = attrs.field(factory=OrderSettings)
     receipt: ReceiptSettings = attrs.field(factory=ReceiptSettings)
     smtp: SmtpSettings = attrs.field(factory=SmtpSettings)
@@ -490,6 +528,7 @@ _SECTIONS: dict[str, type] = {
     "lmis": LmisSettings,
     "programs": ProgramSettings,
     "data_elements": DataElementTable,
+    "data_set": DataSetLayout,
     "order": OrderSettings,
     "receipt": ReceiptSettings,
     "smtp": SmtpSettings,
@@ -661,6 +700,39 @@ def _check_data_elements(s: DataElementTable) -> list[ConfigProblem]:
     return problems
 
 
+def _check_data_set(s: DataSetLayout) -> list[ConfigProblem]:
+    problems: list[ConfigProblem] = []
+    if not s.measures and s.item_is != "data_element":
+        problems.append(
+            _problem(
+                "data_set.measures",
+                None,
+                "name at least one measure (measure name = data element) for "
+                'item_is = "category_option_combo"',
+            )
+        )
+    for name, value in s.measures.items():
+        key = f"data_set.measures.{name}"
+        if not value.strip():
+            problems.append(_problem(key, value, "must name a UID, code, name or template"))
+            continue
+        rest = value.replace(TEMPLATE_FIELD, "")
+        if "{" in rest or "}" in rest:
+            problems.append(
+                _problem(key, value, f"a template may hold only the placeholder {TEMPLATE_FIELD}")
+            )
+        elif s.item_is == "category_option_combo" and TEMPLATE_FIELD in value:
+            problems.append(
+                _problem(
+                    key,
+                    value,
+                    "templates render data element codes per item: use them with item_is = "
+                    '"data_element", or name the measure\'s data element',
+                )
+            )
+    return problems
+
+
 def _check_order(s: OrderSettings) -> list[ConfigProblem]:
     item, quantity = bool(s.item_data_element), bool(s.quantity_data_element)
     if item == quantity:
@@ -710,6 +782,7 @@ def _check_sections(sections: Mapping[str, object]) -> list[ConfigProblem]:
         ("lmis", LmisSettings, _check_lmis),
         ("programs", ProgramSettings, _check_programs),
         ("data_elements", DataElementTable, _check_data_elements),
+        ("data_set", DataSetLayout, _check_data_set),
         ("order", OrderSettings, _check_order),
         ("smtp", SmtpSettings, _check_smtp),
         ("sync", SyncSettings, _check_sync),

@@ -214,7 +214,7 @@ def test_stock_levels_frame_pivots_to_facility_by_item(lmis: Dhis2Lmis) -> None:
 def test_stock_reports_frame_has_one_row_per_line(lmis: Dhis2Lmis) -> None:
     reports = list(lmis.fetch_stock_reports(PERIOD))
     frame = to_dataframe(reports)
-    assert frame.shape == (15, 15)
+    assert frame.shape == (15, 16)
     assert set(frame["period"]) == {PERIOD}
     assert frame["value"].dtype == pd.Float64Dtype()
     assert frame["value"].sum() == sum(10 * f + i for f in range(3) for i in range(5))

@@ -46,6 +46,7 @@ ProblemKind = Literal[
     "negative",
     "missing_value",
     "missing_tracked_entity",
+    "unknown_measure",
 ]
 
 
@@ -380,6 +381,8 @@ class StockReportLine:
         value: the quantity; None when the value is missing or not a number.
         raw_value: the text DHIS2 sent.
         updated_at: when the value was last updated on the server.
+        measure: under a ``[data_set]`` layout, the configured measure name
+            (``stock_on_hand``); None without a layout or when the value matches no measure.
     """
 
     data_element: str
@@ -388,6 +391,7 @@ class StockReportLine:
     value: Decimal | None
     raw_value: str | None
     updated_at: datetime | None = None
+    measure: str | None = None
 
 
 @attrs.frozen

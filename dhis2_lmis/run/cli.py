@@ -256,6 +256,7 @@ def build_parser() -> argparse.ArgumentParser:
         f"{_PROG} demo",
         f"{_PROG} demo --dhis2-version 2.39",
         f"{_PROG} demo --serve --dir demo   # then follow the printed commands",
+        f"{_PROG} demo --layout category_option_combo",
     )
     demo.add_argument(
         "--dhis2-version",
@@ -272,6 +273,13 @@ def build_parser() -> argparse.ArgumentParser:
         "--dir",
         metavar="DIR",
         help="--serve: write the files here (default: a new temporary folder)",
+    )
+    demo.add_argument(
+        "--layout",
+        choices=("category_option_combo", "template"),
+        default=None,
+        help="push stock on hand and received quantity through a data set of this layout "
+        "(docs/layouts.md) and read them back",
     )
     add(
         "test-connection",
@@ -573,10 +581,15 @@ def _cmd_demo(args: argparse.Namespace) -> int:
         raise _UsageError(f"--dhis2-version: {exc}") from exc
     if args.dir and not args.serve:
         raise _UsageError("--dir is for --serve: the plain demo writes no files")
+    if args.serve and args.layout:
+        raise _UsageError(
+            "--layout is for the plain demo: --serve configures the demo's one data element per "
+            "item data set (docs/layouts.md shows the layouts)"
+        )
     if args.serve:
         return _serve_demo(version, args.dir)
     print(f"Starting an offline DHIS2 {version} on 127.0.0.1 ...", file=sys.stderr)
-    summary = run_demo(version=version)
+    summary = run_demo(version=version, layout=args.layout)
     print(summary)
     return EXIT_OK if summary.ok else EXIT_PROBLEMS
 
@@ -1017,6 +1030,7 @@ def _stock_report_rows(report: StockReport) -> Iterator[Row]:
             "category_option_combo": _text(line.category_option_combo) if line else "",
             "item_code": line.item.code if line and line.item else "",
             "item_name": line.item.name if line and line.item else "",
+            "measure": _text(line.measure) if line else "",
             "value": _text(line.value) if line else "",
             "raw_value": _text(line.raw_value) if line else "",
             "updated_at": _text(line.updated_at) if line else "",

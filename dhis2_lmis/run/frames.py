@@ -165,6 +165,7 @@ _REPORT: _Columns = (
     ("category_option_combo", "string"),
     ("item_code", "string"),
     ("item_name", "string"),
+    ("measure", "string"),
     ("value", "number"),
     ("raw_value", "string"),
     ("updated_at", "datetime"),
@@ -281,13 +282,14 @@ def _report_rows(r: StockReport) -> Iterator[_Row]:
     head = (r.org_unit, *_place(r.customer, r.store), r.period, r.complete_date)
     problems = _problems(r.problems)
     if not r.lines:
-        yield (*head, None, None, None, None, None, None, None, problems)
+        yield (*head, None, None, None, None, None, None, None, None, problems)
     for line in r.lines:
         yield (
             *head,
             line.data_element,
             line.category_option_combo,
             *_item(line.item),
+            line.measure,
             line.value,
             line.raw_value,
             line.updated_at,
@@ -329,7 +331,8 @@ def to_dataframe(
     * :class:`StockTransaction`: one row per STR event (``stock_on_hand``,
       ``received_quantity``);
     * :class:`StockLevel`: one row per (org unit, item), the latest stock on hand;
-    * :class:`StockReport`: one row per line (data element and category option combo);
+    * :class:`StockReport`: one row per line (data element and category option combo, and
+      under a data set layout the item and measure they stand for);
     * :class:`ImportSummary` or :class:`ImportConflict`: one row per refused pushed row
       (``index`` into the pushed values), with that row's fields in snake case
       (``data_element``, ``period``, ...).

@@ -321,6 +321,14 @@ GROUPS: dict[str, tuple[Row, ...]] = {
             config=None,
         ),
         Row("--dir without --serve", ("demo", "--dir", "x"), 2, ("--serve",), config=None),
+        Row(
+            "--layout with --serve",
+            ("demo", "--serve", "--layout", "template"),
+            2,
+            ("--layout", "--serve"),
+            config=None,
+        ),
+        Row("--dir that is a file", ("demo", "--serve", "--dir", "site.toml"), 2, ("is a file",)),
     ),
     "files": (
         Row(

@@ -671,3 +671,35 @@ def test_a_receipt_not_on_the_packing_list_fails_is_mailed_and_is_pushed_once_li
     assert (again.handled, again.duplicates_skipped, again.pushed) == (0, 1, 0)
     received = [e for e in fake.events.values() if RECEIVED in e.data_values]
     assert [e.data_values[RECEIVED] for e in received] == ["25"]
+
+
+def test_a_stop_mid_run_reports_what_was_left_and_the_next_run_does_it(
+    fake: FakeDhis2, state: SqliteStateStore
+) -> None:
+    for n in range(3):
+        order(fake, f"Order00000{n}", T0 + n * HOUR)
+    receipt(fake, "Receipt0001", "CN-1")
+    recorder = Recorder()
+    stops = [True]  # Ctrl-C once, during the first requisition
+
+    def on_requisition(requisition: Requisition, /, *, is_update: bool) -> None:
+        recorder.requisition(requisition, is_update=is_update)
+        if stops:
+            stops.pop()
+            runner.stop()
+
+    runner = SyncRunner(
+        lmis_for(fake), state, on_requisition=on_requisition, on_receipt=recorder.receipt
+    )
+    first = runner.run_once()
+    assert (first.handled, first.stopped, first.not_synced) == (
+        1,
+        "interrupted",
+        ("order", "receipt"),
+    )
+    assert not first.ok
+    assert "interrupted: order, receipt not synced to the end" in str(first)
+    second = runner.run_once()
+    assert (second.handled, second.duplicates_skipped, second.stopped) == (3, 1, None)
+    assert second.ok
+    assert sorted(recorder.uids) == ["Order000000", "Order000001", "Order000002", "Receipt0001"]

@@ -185,6 +185,8 @@ class RunReport:
             ("stock receipts pushed", self.pushed),
             ("errors", len(self.errors)),
         )
+        if self.not_synced:
+            head += f"; {self.stopped or 'stopped'}: {', '.join(self.not_synced)} not synced"
         return (
             _html.paragraph(head) + _html.key_value_table(counts) + _html.ordered_list(self.errors)
         )

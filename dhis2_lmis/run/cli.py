@@ -901,8 +901,8 @@ def _sync_exit(reports: Sequence[RunReport], *, interrupted: bool) -> int:
     if failed or errors:
         _error(
             f"{failed} event{'s' if failed != 1 else ''} failed, {errors} error"
-            f"{'s' if errors != 1 else ''} (listed above, and e-mailed when [smtp] is set); "
-            "failed events are tried again next run"
+            f"{'s' if errors != 1 else ''} (listed above; e-mailed when [smtp] host and "
+            "[lmis] error_emails are set); failed events are tried again next run"
         )
         return EXIT_PROBLEMS
     return EXIT_OK

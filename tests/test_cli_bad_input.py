@@ -453,6 +453,13 @@ GROUPS: dict[str, tuple[Row, ...]] = {
             files={"state.sqlite/keep": ""},
         ),
         Row(
+            "state file where nobody may write",  # /sys refuses new files, even to root
+            cfg("sync", "--programs", "order"),
+            2,
+            ("/sys/dhis2-lmis-test.sqlite", "write"),
+            config=GOOD.replace("{dir}/state.sqlite", "/sys/dhis2-lmis-test.sqlite"),
+        ),
+        Row(
             "state folder missing",
             cfg("sync", "--programs", "order"),
             2,

@@ -567,8 +567,15 @@ def test_run_forever_sleeps_interval_plus_jitter_between_runs(
     runner = SyncRunner(
         lmis_for(fake), state, on_requisition=recorder.requisition, sleep=waits.append
     )
-    reports = runner.run_forever("1h", jitter=dt.timedelta(minutes=5), max_runs=2)
+    seen: list[tuple[int, int]] = []  # (handled, waits so far) as each report arrives
+    reports = runner.run_forever(
+        "1h",
+        jitter=dt.timedelta(minutes=5),
+        max_runs=2,
+        on_report=lambda r: seen.append((r.handled, len(waits))),
+    )
     assert [r.handled for r in reports] == [1, 0]
+    assert seen == [(1, 0), (0, 1)]  # each report before the wait that follows its run
     (wait,) = waits
     assert 3600 <= wait <= 3600 + 300
 

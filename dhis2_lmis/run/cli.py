@@ -842,22 +842,40 @@ def _cmd_sync(args: argparse.Namespace) -> int:
             hand_over({"program": "receipt", "is_update": is_update, **row})
         return stock
 
-    with SqliteStateStore(config.sync.state) as state:
-        lmis = _open_lmis(args, config)
-        lmis.on_connection = state.set_last_connection
-        with lmis:
-            runner = SyncRunner(lmis, state, on_requisition=on_requisition, on_receipt=on_receipt)
-            if args.forever:
-                reports = runner.run_forever(programs=programs)
-            else:
-                with runner.handle_signals():
-                    reports = [runner.run_once(programs)]
+    def print_report(report: RunReport) -> None:
+        print(report, file=sys.stderr, flush=True)
+
+    sync_log = logging.getLogger("dhis2_lmis.run.sync")
+    repeats = _ListedInTheReport()
+    if not args.verbose:  # each error is in the report printed below: log it only with -v
+        sync_log.addFilter(repeats)
+    try:
+        with SqliteStateStore(config.sync.state) as state:
+            lmis = _open_lmis(args, config)
+            lmis.on_connection = state.set_last_connection
+            with lmis:
+                runner = SyncRunner(
+                    lmis, state, on_requisition=on_requisition, on_receipt=on_receipt
+                )
+                if args.forever:
+                    reports = runner.run_forever(programs=programs, on_report=print_report)
+                else:
+                    with runner.handle_signals():
+                        reports = [runner.run_once(programs)]
+                    print_report(reports[0])
+    finally:
+        sync_log.removeFilter(repeats)
     if closed_output:
         _silence_stdout()
-        for report in reports:
-            print(report, file=sys.stderr)
         return EXIT_CLOSED_OUTPUT
     return _sync_exit(reports, interrupted=runner.stopping)
+
+
+class _ListedInTheReport(logging.Filter):
+    """Drops the sync's per-error log lines: the run report the command prints lists them."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        return not hasattr(record, "dhis2_record")
 
 
 def _sync_programs(config: Dhis2Config, args: argparse.Namespace) -> tuple[SyncProgram, ...]:
@@ -876,9 +894,7 @@ def _sync_programs(config: Dhis2Config, args: argparse.Namespace) -> tuple[SyncP
 
 
 def _sync_exit(reports: Sequence[RunReport], *, interrupted: bool) -> int:
-    """Print each run's report on stderr; the exit code says whether all was done."""
-    for report in reports:
-        print(report, file=sys.stderr)
+    """The exit code of the runs (their reports are printed already), with a closing line."""
     if any(r.stopped == "authentication" for r in reports):
         _error(
             "DHIS2 refused the credentials: the sync stopped after the first refusal, so the "

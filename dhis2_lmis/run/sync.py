@@ -572,6 +572,7 @@ class SyncRunner:
         jitter: timedelta = timedelta(minutes=5),
         programs: Sequence[SyncProgram] = _PROGRAMS,
         max_runs: int | None = None,
+        on_report: Callable[[RunReport], None] | None = None,
     ) -> list[RunReport]:
         """Run, wait ``interval`` plus a random part of ``jitter``, run again, until stopped.
 
@@ -587,6 +588,8 @@ class SyncRunner:
                 server at the same minute.
             programs: as for :meth:`run_once`.
             max_runs: stop after this many runs (None: until stopped).
+            on_report: called with each run's report as soon as the run ends (to print or
+                log it while the loop goes on).
 
         Returns:
             The report of every run, oldest first. A run whose credentials DHIS2 refused
@@ -615,6 +618,8 @@ class SyncRunner:
             with self.handle_signals():
                 while not self._stop.is_set():
                     reports.append(self.run_once(programs))
+                    if on_report is not None:
+                        on_report(reports[-1])
                     if reports[-1].stopped == "authentication":
                         log.error("DHIS2 refused the credentials: the sync loop stops")
                         break

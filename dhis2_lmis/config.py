@@ -84,13 +84,15 @@ ItemField = Literal[
 OrderLayout = Literal["data_element_per_item", "event_per_line"]
 ItemIs = Literal["data_element", "category_option_combo"]
 
-#: DHIS2 period type names accepted as ``period_format``. Kept here (not imported from
-#: ``periods.py``) so that loading a configuration never depends on the period arithmetic.
+#: DHIS2 period type names accepted as ``period_format`` (DHIS2 2.36-2.43). Kept here (not
+#: imported from ``periods.py``) so that loading a configuration never depends on the period
+#: arithmetic; a test keeps the two lists equal.
 PERIOD_TYPE_NAMES: tuple[str, ...] = (
     "Daily",
     "Weekly",
     "WeeklyWednesday",
     "WeeklyThursday",
+    "WeeklyFriday",
     "WeeklySaturday",
     "WeeklySunday",
     "BiWeekly",
@@ -102,8 +104,10 @@ PERIOD_TYPE_NAMES: tuple[str, ...] = (
     "SixMonthlyApril",
     "SixMonthlyNov",
     "Yearly",
+    "FinancialFeb",
     "FinancialApril",
     "FinancialJuly",
+    "FinancialAug",
     "FinancialSep",
     "FinancialOct",
     "FinancialNov",
@@ -459,10 +463,16 @@ class Dhis2Config:
     sync: SyncSettings = attrs.field(factory=SyncSettings)
 
     def __attrs_post_init__(self) -> None:
-        sections = {name: getattr(self, name) for name in _SECTIONS}
-        problems = _check_sections(sections)
+        given = {name: getattr(self, name) for name in _SECTIONS}
+        # a plain table (Dhis2Config(dhis2={...})) is structured as a file's would be; anything
+        # else is refused now, rather than failing with AttributeError on first use
+        sections, problems, bad_keys = _structure_sections(given)
+        for name, section in sections.items():
+            if section is not given[name]:
+                object.__setattr__(self, name, section)  # frozen: the attrs-documented way
+        problems += [p for p in _check_sections(sections) if not _concerns(p, bad_keys)]
         if problems:
-            raise ConfigError(problems)
+            raise ConfigError(sorted(problems, key=_section_rank))
 
     @property
     def enabled(self) -> bool:
@@ -964,8 +974,11 @@ def _structure_section(
     When some keys are wrong, the section is structured again without them, so the semantic
     checks still run on the rest and the user sees every problem in one pass.
     """
+    if isinstance(raw, cls):
+        return raw, [], set()
     if not isinstance(raw, Mapping):
-        return None, [ConfigProblem(name, _show(name, raw), "must be a table ([section])")], {name}
+        reason = f"must be a table ([{name}]) or a {cls.__name__}"
+        return None, [ConfigProblem(name, _show(name, raw), reason)], {name}
     try:
         return _CONVERTER.structure(dict(raw), cls), [], set()
     except ClassValidationError as exc:
@@ -981,6 +994,30 @@ def _structure_section(
     except (ClassValidationError, ConfigError):  # pragma: no cover - defensive
         return None, problems, {name}
     return partial, problems, {f"{name}.{field}" for field in bad_fields}
+
+
+def _structure_sections(
+    data: Mapping[str, object],
+) -> tuple[dict[str, object], list[ConfigProblem], set[str]]:
+    """Structure every section present in ``data``; sections already built pass as they are.
+
+    Returns the sections that could be built (even partly), the problems, and the keys those
+    problems concern, so that later checks do not report a mistyped key again as missing.
+    """
+    sections: dict[str, object] = {}
+    problems: list[ConfigProblem] = []
+    bad_keys: set[str] = set()
+    for name, cls in _SECTIONS.items():
+        if name not in data:
+            continue
+        section, found, bad = _structure_section(name, data[name], cls)
+        problems += found
+        bad_keys |= bad
+        if section is not None:
+            sections[name] = section
+    if "dhis2.auth" in bad_keys:  # which credentials are needed depends on the mode
+        bad_keys |= {f"dhis2.{key}" for key in ("username", "password", "token", "client_secret")}
+    return sections, problems, bad_keys
 
 
 def _concerns(problem: ConfigProblem, keys: set[str]) -> bool:
@@ -1036,18 +1073,8 @@ def _load(
     for key in data:
         if key not in _SECTIONS:
             problems.append(_unknown_key(str(key), _SECTIONS))
-    sections: dict[str, object] = {}
-    bad_keys: set[str] = set()
-    for name, cls in _SECTIONS.items():
-        if name not in data:
-            continue
-        section, found, bad = _structure_section(name, data[name], cls)
-        problems += found
-        bad_keys |= bad
-        if section is not None:
-            sections[name] = section
-    if "dhis2.auth" in bad_keys:  # which credentials are needed depends on the mode
-        bad_keys |= {f"dhis2.{key}" for key in ("username", "password", "token", "client_secret")}
+    sections, found, bad_keys = _structure_sections(data)
+    problems += found
     later = _resolve_env_secrets(sections, data, environ)
     defaults = {name: cls() for name, cls in _SECTIONS.items() if name not in sections}
     later += _check_sections({**defaults, **sections})
@@ -1063,18 +1090,56 @@ def _load(
     return config
 
 
+_UTF16_BOMS = (b"\xff\xfe", b"\xfe\xff")
+_UTF8_BOM = b"\xef\xbb\xbf"
+
+
+def _file_problem(reason: str) -> ConfigError:
+    return ConfigError([ConfigProblem("", "", reason)])
+
+
 def _read_toml(path: str | os.PathLike[str]) -> dict[str, object]:
+    """Read a TOML file, turning every way it can be unusable into a ConfigError naming it.
+
+    A UTF-8 byte order mark is skipped (Windows Notepad writes one); any other encoding is
+    refused with the fix, rather than surfacing as a UnicodeDecodeError or a TOML syntax error
+    at line 1.
+    """
     where = os.fspath(path)
+    file = Path(where)
+    if file.is_dir():
+        raise _file_problem(f"{where} is a folder, not a configuration file")
     try:
-        with Path(where).open("rb") as handle:
-            data: dict[str, object] = tomllib.load(handle)
+        raw = file.read_bytes()
+    except FileNotFoundError as exc:
+        raise _file_problem(f"configuration file {where} does not exist") from exc
     except OSError as exc:
         reason = f"cannot read configuration file {where}: {exc.strerror or exc}"
-        raise ConfigError([ConfigProblem("", "", reason)]) from exc
+        raise _file_problem(reason) from exc
+    text = _decode_utf8(raw, where)
+    if not text.strip():
+        raise _file_problem(
+            f"configuration file {where} is empty: it needs at least dhis2.url and the "
+            "credentials (see docs/configuration.md)"
+        )
+    try:
+        data: dict[str, object] = tomllib.loads(text)
     except tomllib.TOMLDecodeError as exc:
-        reason = f"{where} is not valid TOML: {exc}"
-        raise ConfigError([ConfigProblem("", "", reason)]) from exc
+        raise _file_problem(f"{where} is not valid TOML: {exc}") from exc
     return data
+
+
+def _decode_utf8(raw: bytes, where: str) -> str:
+    save_as = "save the file as UTF-8 (in Notepad: File > Save as > Encoding: UTF-8)"
+    if raw.startswith(_UTF16_BOMS) or b"\x00" in raw:
+        raise _file_problem(f"{where} is not UTF-8 text (it looks like UTF-16): {save_as}")
+    try:
+        return raw.removeprefix(_UTF8_BOM).decode("utf-8")
+    except UnicodeDecodeError as exc:
+        line = raw.count(b"\n", 0, exc.start) + 1
+        raise _file_problem(
+            f"{where} is not UTF-8 text (byte {exc.start + 1}, line {line}): {save_as}"
+        ) from exc
 
 
 _SHORTHAND_ENV: tuple[tuple[str, str], ...] = (

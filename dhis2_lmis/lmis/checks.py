@@ -43,7 +43,13 @@ from dhis2_lmis.dhis2.metadata import (
     parse_data_set,
     parse_program,
 )
-from dhis2_lmis.dhis2.periods import PeriodError, parse_period, period_type_of_format
+from dhis2_lmis.dhis2.periods import (
+    PeriodError,
+    PeriodType,
+    parse_period,
+    period_type_named,
+    period_type_of_format,
+)
 from dhis2_lmis.dhis2.session import Dhis2Session
 from dhis2_lmis.errors import NotFoundError, PreflightError
 from dhis2_lmis.lmis.references import (
@@ -56,6 +62,8 @@ from dhis2_lmis.lmis.references import (
 )
 
 __all__ = ["Finding", "Preflight", "PreflightError", "Severity", "validate_setup"]
+
+_PERIOD_TYPE_NAMES = frozenset(t.value for t in PeriodType)
 
 log = logging.getLogger(__name__)
 
@@ -360,11 +368,32 @@ def _check_data_set(
         return None
     fmt = config.lmis.period_format
     try:
-        produced = period_type_of_format(fmt).value
+        produced = period_type_of_format(fmt)
     except PeriodError as exc:
         found.add("error", str(exc), "fix lmis.period_format", "lmis.period_format")
         return data_set
-    if produced != data_set.period_type:
+    if data_set.period_type not in _PERIOD_TYPE_NAMES:  # only then is the version needed
+        try:
+            period_type_named(data_set.period_type, server_version=session.version)
+        except PeriodError as exc:  # a type DHIS2 added after the ones this library knows
+            found.add(
+                "error",
+                f"data set {data_set.ref.label}: {exc}",
+                "upgrade dhis2-lmis, or use a data set with a period type listed here",
+                "lmis.data_set",
+            )
+            return data_set
+    # only a type younger than 2.36 costs the one request for the server's version
+    if produced.since is not None and not produced.exists_in(session.version):
+        found.add(
+            "error",
+            f"lmis.period_format {fmt!r} makes {produced} periods, which DHIS2 has only from "
+            f"{produced.since}; this server runs DHIS2 {session.version} and would reject "
+            "every value",
+            f'set lmis.period_format = "{data_set.period_type}"',
+            "lmis.period_format",
+        )
+    elif produced.value != data_set.period_type:
         found.add(
             "error",
             f"data set {data_set.ref.label} has period type {data_set.period_type}, but "

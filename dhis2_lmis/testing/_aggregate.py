@@ -209,7 +209,7 @@ def import_data_values(fake: FakeDhis2, body: Json, opts: _Options, user: User |
                 summary.ignored += 1
                 continue
             pe = str(dv.get("period") or top_pe or "")
-            pe_info = period_range(pe)
+            pe_info = period_range(pe, fake.server_version)
             if pe_info is None:
                 summary.conflict(
                     "E7611", pe, f"Period not valid: `{pe}`", "period", kind="period", index=index

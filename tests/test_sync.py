@@ -15,6 +15,7 @@ import pytest
 
 from dhis2_lmis.client import Dhis2Lmis
 from dhis2_lmis.config import Dhis2Config
+from dhis2_lmis.errors import ConfigError
 from dhis2_lmis.lmis.models import ConsignmentReceipt, Requisition
 from dhis2_lmis.lmis.references import Customer, Item
 from dhis2_lmis.lmis.stock import PackingList, StockReceipt
@@ -710,3 +711,12 @@ def test_a_stop_mid_run_reports_what_was_left_and_the_next_run_does_it(
     assert (second.handled, second.duplicates_skipped, second.stopped) == (3, 1, None)
     assert second.ok
     assert sorted(recorder.uids) == ["Order000000", "Order000001", "Order000002", "Receipt0001"]
+
+
+def test_stock_on_hand_without_its_row_is_refused_not_empty(fake: FakeDhis2) -> None:
+    # an empty answer would read as "no stock anywhere"
+    lmis = lmis_for(fake, data_elements={"stock_on_hand": {"active": False}})
+    fake.clear_requests()
+    with pytest.raises(ConfigError, match=r"data_elements\.stock_on_hand is not configured"):
+        lmis.fetch_stock_on_hand()
+    assert fake.requests == []

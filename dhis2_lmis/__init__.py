@@ -30,6 +30,7 @@ from dhis2_lmis.errors import (
     Dhis2TimeoutError,
     MissingExtraError,
     NotFoundError,
+    PackingListError,
     PermissionDeniedError,
     RequestRejectedError,
     ResponseFormatError,
@@ -64,7 +65,12 @@ from dhis2_lmis.lmis.references import (
     load_items,
     load_stores,
 )
-from dhis2_lmis.lmis.stock import StockPushReport, StockReceipt, StockReceiptOutcome
+from dhis2_lmis.lmis.stock import (
+    PackingList,
+    StockPushReport,
+    StockReceipt,
+    StockReceiptOutcome,
+)
 from dhis2_lmis.run.frames import to_dataframe
 from dhis2_lmis.run.state import SqliteStateStore, StateError, StateLockedError, StateStore
 from dhis2_lmis.run.sync import RunReport, SyncRunner
@@ -107,6 +113,8 @@ __all__ = [
     "Note",
     "OrgUnitInfo",
     "OrgUnitResolver",
+    "PackingList",
+    "PackingListError",
     "Period",
     "PeriodError",
     "PeriodType",

@@ -109,6 +109,11 @@ class Seeding(Host, Protocol):
     ) -> object:
         """Add a tracked entity, enrolled in ``program``."""
 
+    def add_data_value(
+        self, data_element: str, period: str, org_unit: str, value: str | int | float
+    ) -> object:
+        """Store an aggregate data value."""
+
     def add_event(
         self,
         uid: str | None,

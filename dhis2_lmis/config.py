@@ -387,7 +387,7 @@ class SyncSettings:
     state: str = "dhis2-lmis.sqlite"
     overlap_minutes: int = 5
     interval: str = "1d"
-    page_size: int = 500
+    page_size: int = 1000
 
     @property
     def overlap(self) -> timedelta:

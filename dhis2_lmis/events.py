@@ -18,6 +18,7 @@ import logging
 import queue
 import threading
 from collections.abc import Callable, Iterator, Mapping
+from concurrent.futures import ThreadPoolExecutor
 from datetime import datetime, timedelta, tzinfo
 from typing import Literal
 
@@ -340,7 +341,9 @@ class _Schedule:
 def _plan(read: _WindowReader, workers: int) -> tuple[list[_Window], _Window]:
     """Windows of ``[oldest, newest)`` equal in time, one per worker, and the tail."""
     whole = _Window(cursor=read.query.updated_after)
-    oldest, newest = read.edge(newest=False), read.edge(newest=True)
+    with ThreadPoolExecutor(max_workers=1, thread_name_prefix="dhis2-lmis-events") as pool:
+        newest_of = pool.submit(read.edge, newest=True)  # both ends in one round trip
+        oldest, newest = read.edge(newest=False), newest_of.result()
     if oldest is None or newest is None:
         return [], whole  # no events, or none with a timestamp: one cursor reads it all
     step = (newest - oldest) / workers // _ONE_MS * _ONE_MS

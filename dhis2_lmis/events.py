@@ -6,7 +6,8 @@ unread event slips onto a page already read. So events are read by a keyset curs
 ``updatedAt``: each request asks for ``updatedAfter`` = the last timestamp seen (less one
 millisecond, so an inclusive or exclusive server bound both work), ordered by ``updatedAt``
 ascending, and events are de-duplicated by UID. Offset paging is used only inside a run of
-identical timestamps longer than a page.
+identical timestamps longer than a page. A parallel read (``workers``) runs that cursor over
+several ``updatedAt`` windows at once (the "parallel reading" section below).
 """
 
 from __future__ import annotations
@@ -131,8 +132,8 @@ def iter_events(
 
     With ``workers=1`` (the default) one keyset cursor reads the events oldest update first.
     With ``workers=N`` the ``updatedAt`` range is cut into windows that ``N`` threads read at
-    once over the session's connection pool (see :func:`_read_parallel`): the same events,
-    each once, but in no overall order. Each page's events still come oldest update first,
+    once over the session's connection pool (docs/performance.md): the same events, each
+    once, but in no overall order. Each page's events still come oldest update first,
     pages of different windows interleave, and events updated during the read come last.
 
     Memory stays flat apart from the set of UIDs already yielded (about 80 bytes per event);

@@ -37,8 +37,8 @@ from typing import TYPE_CHECKING
 import attrs
 
 if TYPE_CHECKING:  # pragma: no cover - import for type checkers only
-    from dhis2_lmis.checks import Finding
-    from dhis2_lmis.imports import ImportSummary
+    from dhis2_lmis.dhis2.imports import ImportSummary
+    from dhis2_lmis.lmis.checks import Finding
 
 __all__ = [
     "AuthenticationError",
@@ -129,26 +129,39 @@ class Dhis2DisabledError(Dhis2Error):
         super().__init__(message)
 
 
+# Values a ConfigProblem shows that say nothing the reason does not: unset, masked, none.
+_UNINFORMATIVE_VALUES = frozenset({"", "<unset>", "***"})
+
+
 @attrs.frozen
 class ConfigProblem:
-    """One configuration problem: the key, the offending value (secrets masked) and why."""
+    """One configuration problem: the key, the offending value (secrets masked) and why.
+
+    ``str()`` puts the key first and the value last (``dhis2.url: must be an http:// or
+    https:// address (got "ftp://x")``), so a list of problems reads down its keys.
+    """
 
     key: str
     value: str
     reason: str
 
     def __str__(self) -> str:
-        return f"{self.key} = {self.value}: {self.reason}"
+        got = "" if self.value in _UNINFORMATIVE_VALUES else f" (got {self.value})"
+        return f"{self.key}: {self.reason}{got}" if self.key else self.reason + got
 
 
 class ConfigError(Dhis2Error, ValueError):
-    """The configuration is invalid. ``problems`` lists every problem, not just the first."""
+    """The configuration is invalid. ``problems`` lists every problem, not just the first.
+
+    ``str()`` gives one problem per line, each starting with its key, because the reasons
+    themselves may contain ``;`` or ``,`` and a joined line of several is unreadable.
+    """
 
     def __init__(self, problems: Sequence[ConfigProblem] | str) -> None:
         if isinstance(problems, str):
             problems = [ConfigProblem(key="", value="", reason=problems)]
         self.problems: tuple[ConfigProblem, ...] = tuple(problems)
-        lines = [str(p) if p.key else p.reason for p in self.problems]
+        lines = [str(p) for p in self.problems]
         if len(lines) == 1:
             text = f"invalid configuration: {lines[0]}"
         else:
@@ -157,7 +170,26 @@ class ConfigError(Dhis2Error, ValueError):
 
 
 class Dhis2ConnectionError(Dhis2Error):
-    """The server could not be reached (DNS, refused, reset) even after retries."""
+    """The server could not be reached (DNS, refused, reset, TLS) even after retries.
+
+    Attributes:
+        address: ``host:port`` the session tried to reach, when known.
+        cause: what failed, in words: ``connection refused``, ``host name not resolved``,
+            ``timed out``, ``TLS handshake failed``, ...
+    """
+
+    def __init__(
+        self,
+        message: str,
+        *,
+        address: str | None = None,
+        cause: str | None = None,
+        method: str | None = None,
+        path: str | None = None,
+    ) -> None:
+        self.address = address
+        self.cause = cause
+        super().__init__(message, method=method, path=path)
 
 
 class Dhis2TimeoutError(Dhis2ConnectionError):

@@ -6,11 +6,11 @@ from collections.abc import Iterator, Sequence
 
 import pytest
 
-from dhis2_lmis.checks import Finding, PreflightError
 from dhis2_lmis.client import Dhis2Lmis
 from dhis2_lmis.config import Dhis2Config
 from dhis2_lmis.errors import PermissionDeniedError
-from dhis2_lmis.references import Customer, Item, Store
+from dhis2_lmis.lmis.checks import Finding, PreflightError
+from dhis2_lmis.lmis.references import Customer, Item, Store
 from dhis2_lmis.testing import FakeDhis2
 
 ORDER, ORDER_STAGE = "OrderProg01", "OrderStage1"
@@ -268,6 +268,37 @@ def test_period_type_name_matching_the_data_set_is_accepted(fake: FakeDhis2) -> 
     data = settings(fake)
     data["lmis"]["period_format"] = "Weekly"
     assert problems(lmis_for(fake, data).validate_setup()) == []
+
+
+@pytest.mark.parametrize("period_type", ["WeeklyFriday", "FinancialFeb", "FinancialAug"])
+def test_dhis2_243_period_type_matching_the_data_set_is_accepted(period_type: str) -> None:
+    with FakeDhis2(version="2.43") as fake:
+        seed(fake, period_type=period_type)
+        data = settings(fake)
+        data["lmis"]["period_format"] = period_type
+        assert problems(lmis_for(fake, data).validate_setup()) == []
+
+
+def test_dhis2_243_period_format_on_an_older_server_names_both_versions() -> None:
+    with FakeDhis2(version="2.42") as fake:
+        seed(fake)
+        data = settings(fake)
+        data["lmis"]["period_format"] = "FinancialFeb"
+        finding = only(lmis_for(fake, data).validate_setup(), "lmis.period_format")
+    assert finding.severity == "error"
+    assert "FinancialFeb periods, which DHIS2 has only from 2.43" in finding.what
+    assert "this server runs DHIS2 2.42" in finding.what
+    assert '"Monthly"' in finding.how_to_fix
+
+
+def test_data_set_of_a_period_type_newer_than_243_names_the_server_version() -> None:
+    with FakeDhis2(version="2.43") as fake:
+        seed(fake, period_type="WeeklyTuesday")  # what a future DHIS2 might add
+        finding = only(lmis_for(fake).validate_setup(), "lmis.data_set")
+    assert finding.severity == "error"
+    assert "unknown period type 'WeeklyTuesday' (this server runs DHIS2 2.43" in finding.what
+    assert "DHIS2 2.36 to 2.43" in finding.what
+    assert "upgrade dhis2-lmis" in finding.how_to_fix
 
 
 def test_store_org_unit_not_assigned_to_data_set_is_a_warning(fake: FakeDhis2) -> None:

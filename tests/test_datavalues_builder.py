@@ -8,14 +8,14 @@ from decimal import Decimal
 
 import pytest
 
-from dhis2_lmis import datavalues
-from dhis2_lmis.datavalues import (
+from dhis2_lmis.errors import ConfigError, Dhis2Error
+from dhis2_lmis.lmis import datavalues
+from dhis2_lmis.lmis.datavalues import (
     DataValueSetBuilder,
     DuplicateValueError,
     InvalidValueError,
     format_value,
 )
-from dhis2_lmis.errors import ConfigError, Dhis2Error
 
 # --- format_value ----------------------------------------------------------------------------
 

@@ -12,9 +12,9 @@ import pandas as pd
 import pytest
 
 from dhis2_lmis import Dhis2Error, Dhis2Lmis, Event, ImportConflict, ImportSummary
-from dhis2_lmis.demo import demo_config, demo_customers, demo_items, demo_stores
-from dhis2_lmis.frames import MissingExtraError, to_dataframe
-from dhis2_lmis.models import DataValue
+from dhis2_lmis.lmis.models import DataValue
+from dhis2_lmis.run.demo import demo_config, demo_customers, demo_items, demo_stores
+from dhis2_lmis.run.frames import MissingExtraError, to_dataframe
 from dhis2_lmis.testing import DEMO, FakeDhis2
 
 PERIOD = "202610"
@@ -214,7 +214,7 @@ def test_stock_levels_frame_pivots_to_facility_by_item(lmis: Dhis2Lmis) -> None:
 def test_stock_reports_frame_has_one_row_per_line(lmis: Dhis2Lmis) -> None:
     reports = list(lmis.fetch_stock_reports(PERIOD))
     frame = to_dataframe(reports)
-    assert frame.shape == (15, 15)
+    assert frame.shape == (15, 16)
     assert set(frame["period"]) == {PERIOD}
     assert frame["value"].dtype == pd.Float64Dtype()
     assert frame["value"].sum() == sum(10 * f + i for f in range(3) for i in range(5))

@@ -17,9 +17,8 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from dhis2_lmis._json import JsonObject, JsonValue
-from dhis2_lmis.errors import Dhis2Error, ResponseFormatError
-from dhis2_lmis.imports import (
+from dhis2_lmis.dhis2._json import JsonObject, JsonValue
+from dhis2_lmis.dhis2.imports import (
     ImportConflict,
     ImportSummary,
     TrackerImportError,
@@ -29,6 +28,7 @@ from dhis2_lmis.imports import (
     parse_legacy_event_summaries,
     parse_tracker_report,
 )
+from dhis2_lmis.errors import Dhis2Error, ResponseFormatError
 
 CASSETTES = Path(__file__).parent / "cassettes" / "imports"
 BLSQ_DHIS2 = "BLSQ-dhis2/spec/fixtures"

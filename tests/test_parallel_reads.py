@@ -13,13 +13,13 @@ from collections.abc import Iterator
 import pytest
 from urllib3 import HTTPConnectionPool
 
-from dhis2_lmis.auth import BodyAuth
 from dhis2_lmis.client import Dhis2Lmis
 from dhis2_lmis.config import Dhis2Config
+from dhis2_lmis.dhis2.auth import BodyAuth
+from dhis2_lmis.dhis2.events import EventQuery, iter_events
+from dhis2_lmis.dhis2.session import Dhis2Session
 from dhis2_lmis.errors import RequestRejectedError
-from dhis2_lmis.events import EventQuery, iter_events
-from dhis2_lmis.models import Event
-from dhis2_lmis.session import Dhis2Session
+from dhis2_lmis.lmis.models import Event
 from dhis2_lmis.testing import FakeDhis2
 from tests.test_events import PROGRAM, QTY, STAGE, START, VERSIONS, no_sleep, seed, session_for
 

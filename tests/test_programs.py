@@ -5,11 +5,13 @@ from __future__ import annotations
 import datetime as dt
 from decimal import Decimal
 
+import attrs
 import pytest
 
 from dhis2_lmis.client import Dhis2Lmis
 from dhis2_lmis.config import Dhis2Config
-from dhis2_lmis.references import Customer, Item, Store
+from dhis2_lmis.errors import RequestRejectedError
+from dhis2_lmis.lmis.references import Customer, Item, Store
 from dhis2_lmis.testing import FakeDhis2
 
 ORDER, ORDER_STAGE = "OrderProg01", "OrderStage1"
@@ -241,3 +243,24 @@ def test_pull_returns_raw_events_of_one_program(fake: FakeDhis2) -> None:
     fake.add_event("Active00001", ORDER, FACILITY, status="ACTIVE", program_stage=ORDER_STAGE)
     uids = {event.uid for event in lmis_for(fake).pull("order")}
     assert uids == {"Order000009", "Active00001"}
+
+
+def test_unknown_program_names_the_setting_and_suggests_check(fake: FakeDhis2) -> None:
+    cfg = config(fake)
+    cfg = attrs.evolve(cfg, programs=attrs.evolve(cfg.programs, order="NoSuchProg1"))
+
+    with Dhis2Lmis(cfg) as lmis, pytest.raises(RequestRejectedError) as raised:
+        list(lmis.fetch_completed_requisitions())
+
+    message = str(raised.value)
+    assert 'programs.order: DHIS2 has no program "NoSuchProg1"' in message
+    assert "dhis2-lmis check" in message
+    assert raised.value.status == 400
+
+
+def test_rejection_about_something_else_keeps_dhis2s_words(fake: FakeDhis2) -> None:
+    with lmis_for(fake) as lmis, pytest.raises(RequestRejectedError) as raised:
+        list(lmis.pull("order", org_unit="NoSuchUnit1"))
+
+    assert "programs.order" not in str(raised.value)
+    assert "NoSuchUnit1" in str(raised.value)

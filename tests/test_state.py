@@ -15,7 +15,7 @@ from pathlib import Path
 import pytest
 
 from dhis2_lmis.errors import Dhis2Error
-from dhis2_lmis.state import (
+from dhis2_lmis.run.state import (
     SCHEMA_VERSION,
     ProcessedEvent,
     SqliteStateStore,

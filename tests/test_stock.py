@@ -9,12 +9,12 @@ from decimal import Decimal
 
 import pytest
 
-from dhis2_lmis.auth import BasicAuth
-from dhis2_lmis.datavalues import InvalidValueError
+from dhis2_lmis.dhis2.auth import BasicAuth
+from dhis2_lmis.dhis2.retry import RetryPolicy
+from dhis2_lmis.dhis2.session import Dhis2Session
 from dhis2_lmis.errors import ConfigError, ServerError
-from dhis2_lmis.retry import RetryPolicy
-from dhis2_lmis.session import Dhis2Session
-from dhis2_lmis.stock import (
+from dhis2_lmis.lmis.datavalues import InvalidValueError
+from dhis2_lmis.lmis.stock import (
     StockPusher,
     StockPushReport,
     StockReceipt,

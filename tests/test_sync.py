@@ -15,11 +15,11 @@ import pytest
 
 from dhis2_lmis.client import Dhis2Lmis
 from dhis2_lmis.config import Dhis2Config
-from dhis2_lmis.models import ConsignmentReceipt, Requisition
-from dhis2_lmis.references import Customer, Item
-from dhis2_lmis.state import SqliteStateStore, StateError, StateLockedError
-from dhis2_lmis.stock import StockReceipt
-from dhis2_lmis.sync import RunReport, SyncRunner
+from dhis2_lmis.lmis.models import ConsignmentReceipt, Requisition
+from dhis2_lmis.lmis.references import Customer, Item
+from dhis2_lmis.lmis.stock import StockReceipt
+from dhis2_lmis.run.state import SqliteStateStore, StateError, StateLockedError
+from dhis2_lmis.run.sync import RunReport, SyncRunner
 from dhis2_lmis.testing import FakeDhis2, LocalSmtpServer
 
 # --- a small LMIS world (the same shape as tests/test_programs.py) -----------------------------
@@ -533,7 +533,7 @@ def test_unreachable_smtp_server_only_logs(
         port = int(s.getsockname()[1])  # closed again: nothing listens there
     order(fake, "Order000001")
     recorder = Recorder(fail_for={"Order000001"})
-    caplog.set_level(logging.WARNING, logger="dhis2_lmis.notify")
+    caplog.set_level(logging.WARNING, logger="dhis2_lmis.run.notify")
     runner = SyncRunner(mailing_lmis(fake, port), state, on_requisition=recorder.requisition)
     report = runner.run_once()
     assert report.failed == 1

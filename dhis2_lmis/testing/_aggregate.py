@@ -80,6 +80,7 @@ class _Options:
     dry_run: bool
     strategy: str
     strict_periods: bool
+    strict_combos: bool
     is_async: bool
     de_scheme: str
     ou_scheme: str
@@ -102,6 +103,7 @@ class _Options:
             dry_run=req.flag("dryRun"),
             strategy=strategy,
             strict_periods=req.flag("strictPeriods"),
+            strict_combos=req.flag("strictCategoryOptionCombos"),
             is_async=req.flag("async"),
             de_scheme=scheme("dataElementIdScheme", general),
             ou_scheme=scheme("orgUnitIdScheme", general),
@@ -134,7 +136,7 @@ class _Options:
             "datasetAllowsPeriods": False,
             "strictPeriods": self.strict_periods,
             "strictDataElements": False,
-            "strictCategoryOptionCombos": False,
+            "strictCategoryOptionCombos": self.strict_combos,
             "strictAttributeOptionCombos": False,
             "strictOrganisationUnits": False,
             "requireCategoryOptionCombo": False,
@@ -207,7 +209,7 @@ def import_data_values(fake: FakeDhis2, body: Json, opts: _Options, user: User |
                 summary.ignored += 1
                 continue
             pe = str(dv.get("period") or top_pe or "")
-            pe_info = period_range(pe)
+            pe_info = period_range(pe, fake.server_version)
             if pe_info is None:
                 summary.conflict(
                     "E7611", pe, f"Period not valid: `{pe}`", "period", kind="period", index=index
@@ -264,6 +266,19 @@ def import_data_values(fake: FakeDhis2, body: Json, opts: _Options, user: User |
                 summary.ignored += 1
                 continue
             element = world.data_elements[de]
+            foreign = world.category_option_combos[coc].category_combo != element.category_combo
+            if opts.strict_combos and foreign:
+                summary.conflict(
+                    "E7634",
+                    world.identify("category_option_combos", coc, opts.coc_scheme),
+                    f"Category option combo: `{coc}` must be part of category combo of data "
+                    f"element: `{de}`",
+                    "categoryOptionCombo",
+                    kind="categoryOptionCombo",
+                    index=index,
+                )
+                summary.ignored += 1
+                continue
             if opts.strict_periods:
                 types = {d.period_type for d in world.data_sets.values() if de in d.data_elements}
                 if types and pe_info[0] not in types:

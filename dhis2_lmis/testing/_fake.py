@@ -452,16 +452,24 @@ class FakeDhis2:
             return ou
 
     def add_category_combo(
-        self, uid: str, code: str | None, name: str, option_combos: Mapping[str, str] | None = None
+        self,
+        uid: str,
+        code: str | None,
+        name: str,
+        option_combos: Mapping[str, str | None] | None = None,
+        *,
+        names: Mapping[str, str] | None = None,
     ) -> CategoryCombo:
-        """Add a category combo; ``option_combos`` maps option combo UID to its code."""
+        """Add a category combo; ``option_combos`` maps option combo UID to its code (None:
+        no code), ``names`` option combo UID to its name (default: the code, else the UID)."""
         with self.world.lock:
             self.world.revision += 1
             combo = CategoryCombo(uid, code, name, list(option_combos or {}))
             self.world.category_combos[uid] = combo
             for coc_uid, coc_code in (option_combos or {}).items():
+                coc_name = (names or {}).get(coc_uid) or coc_code or coc_uid
                 self.world.category_option_combos[coc_uid] = CategoryOptionCombo(
-                    coc_uid, coc_code, coc_code, uid
+                    coc_uid, coc_code, coc_name, uid
                 )
             return combo
 

@@ -35,9 +35,11 @@ from typing import Any
 
 import pytest
 
-from dhis2_lmis.auth import BodyAuth
 from dhis2_lmis.client import Dhis2Lmis
 from dhis2_lmis.config import Dhis2Config
+from dhis2_lmis.dhis2.auth import BodyAuth
+from dhis2_lmis.dhis2.retry import RetryPolicy
+from dhis2_lmis.dhis2.session import Dhis2Session
 from dhis2_lmis.errors import (
     AuthenticationError,
     Dhis2ConnectionError,
@@ -45,13 +47,11 @@ from dhis2_lmis.errors import (
     ResponseFormatError,
     ServerError,
 )
-from dhis2_lmis.models import ConsignmentReceipt, Requisition
-from dhis2_lmis.references import Customer, Item, Store
-from dhis2_lmis.retry import RetryPolicy
-from dhis2_lmis.session import Dhis2Session
-from dhis2_lmis.state import SqliteStateStore
-from dhis2_lmis.stock import StockReceipt
-from dhis2_lmis.sync import SyncRunner
+from dhis2_lmis.lmis.models import ConsignmentReceipt, Requisition
+from dhis2_lmis.lmis.references import Customer, Item, Store
+from dhis2_lmis.lmis.stock import StockReceipt
+from dhis2_lmis.run.state import SqliteStateStore
+from dhis2_lmis.run.sync import SyncRunner
 from dhis2_lmis.testing import FakeDhis2
 
 # --- the matrix ---------------------------------------------------------------------------------

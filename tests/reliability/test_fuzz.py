@@ -27,8 +27,8 @@ import yaml
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from dhis2_lmis import convert, imports
 from dhis2_lmis.config import Dhis2Config
+from dhis2_lmis.dhis2 import convert, imports
 from dhis2_lmis.errors import ConfigError, Dhis2Error
 
 PROFILE = settings.get_profile(os.environ.get("HYPOTHESIS_PROFILE", "reliability"))

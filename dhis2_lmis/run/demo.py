@@ -8,6 +8,11 @@ push each one's packing list to the STR program as stock receipts, read stock on
 it to the data set. It needs no network, no configuration file and no state file, and returns a
 :class:`DemoSummary` for the command to print: nothing here prints.
 
+With a ``layout`` (``dhis2-lmis demo --layout category_option_combo``) the demo server also
+gets a stock data set in that shape (docs/layouts.md), and the data set push sends each
+facility's stock on hand and received quantity through the ``[data_set]`` layout, then reads
+them back as stock reports by item and measure.
+
 The packing lists stand in for mSupply: in production the supplying store's shipment says what
 a consignment held; here :data:`DEMO_PACKING_LIST` does, keyed by the demo world's consignment
 numbers.
@@ -20,19 +25,28 @@ import time
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from datetime import date
 from decimal import Decimal
+from typing import Literal
 
 import attrs
 
 from dhis2_lmis.client import Dhis2Lmis
 from dhis2_lmis.config import Dhis2Config
-from dhis2_lmis.imports import ImportSummary
-from dhis2_lmis.models import ConnectionCheck, ConsignmentReceipt, Requisition, StockLevel
-from dhis2_lmis.references import Customer, Item, Store
-from dhis2_lmis.stock import StockPushReport, StockReceipt
+from dhis2_lmis.dhis2.imports import ImportSummary
+from dhis2_lmis.lmis.models import (
+    ConnectionCheck,
+    ConsignmentReceipt,
+    Requisition,
+    StockLevel,
+    StockReport,
+)
+from dhis2_lmis.lmis.references import Customer, Item, Store
+from dhis2_lmis.lmis.stock import StockPushReport, StockReceipt
 from dhis2_lmis.testing import DEMO, FakeDhis2
 
 __all__ = [
+    "DEMO_LAYOUTS",
     "DEMO_PACKING_LIST",
+    "DemoLayout",
     "DemoSummary",
     "PackingList",
     "demo_config",
@@ -55,6 +69,19 @@ DEMO_PACKING_LIST: PackingList = {
     "CN-2024-1003": (("AMOX250", 140), ("ZINC20", 30)),
 }
 
+DemoLayout = Literal["category_option_combo", "template"]
+#: The data set layouts the demo can run with (docs/layouts.md shapes 2 and 3; in shape 1 the
+#: items' references would have to name aggregate data elements, and in the demo world they
+#: name the Order program's).
+DEMO_LAYOUTS: tuple[DemoLayout, ...] = ("category_option_combo", "template")
+
+_LAYOUT_DATA_SET = "LmLayoutDs1"
+_ITEM_COMBO = "LmItemCombo"
+_LAYOUT_MEASURES: Mapping[DemoLayout, Mapping[str, str]] = {
+    "category_option_combo": {"stock_on_hand": "LMIS_SOH", "received_quantity": "Stock received"},
+    "template": {"stock_on_hand": "SOH_{item}", "received_quantity": "REC_{item}"},
+}
+
 # Where customers and stores keep their org unit (mSupply's "Dhis2Code" custom field).
 _ORG_UNIT_FIELD = "Dhis2Code"
 _FACILITY_NAMES = ("Riverside Health Centre", "Hilltop Dispensary", "Lakeview Clinic")
@@ -74,6 +101,8 @@ class DemoSummary:
         period: the data set period the stock on hand was pushed for.
         data_push: the merged import summary of the data value pushes.
         seconds: how long the run took.
+        layout: the data set layout the push used, or None (one data element per item).
+        stock_reports: with a layout, the pushed data read back as stock reports.
     """
 
     server: str
@@ -86,11 +115,14 @@ class DemoSummary:
     period: str
     data_push: ImportSummary
     seconds: float
+    layout: DemoLayout | None = None
+    stock_reports: tuple[StockReport, ...] = ()
 
     @property
     def ok(self) -> bool:
-        """True when every step succeeded and nothing was refused."""
-        return self.connection.ok and self.stock_push.ok and self.data_push.ok
+        """True when every step succeeded and nothing was refused or read back wrong."""
+        read_back = all(not r.problems for r in self.stock_reports)
+        return self.connection.ok and self.stock_push.ok and self.data_push.ok and read_back
 
     def __str__(self) -> str:
         return "\n".join(_render(self))
@@ -119,13 +151,20 @@ def demo_stores() -> tuple[Store, ...]:
     return (Store("CMS001", "Central Medical Store", {_ORG_UNIT_FIELD: DEMO.warehouse}),)
 
 
-def demo_config(url: str) -> Dhis2Config:
+def demo_config(url: str, layout: DemoLayout | None = None) -> Dhis2Config:
     """The configuration a site would write for the demo world served at ``url``.
 
     Order data elements are matched by code (``data_element_id_scheme = "CODE"``), so the same
-    scheme applies to the data set push: its data elements are given by code too.
+    scheme applies to the data set push: its data elements are given by code too. With a
+    ``layout``, ``[lmis] data_set`` is the data set :func:`seed_layout` adds, and the
+    ``[data_set]`` section describes it.
     """
     d = DEMO
+    layout_section: dict[str, object] = {}
+    if layout is not None:
+        layout_section = {
+            "data_set": {"item_is": _item_is(layout), "measures": dict(_LAYOUT_MEASURES[layout])}
+        }
     str_row = {
         "program_stage": d.str_stage,
         "attribute": d.item_code_attribute,
@@ -134,7 +173,7 @@ def demo_config(url: str) -> Dhis2Config:
         {
             "dhis2": {"url": url, "auth": "basic", "username": d.username, "password": d.password},
             "lmis": {
-                "data_set": d.data_set,
+                "data_set": d.data_set if layout is None else _LAYOUT_DATA_SET,
                 "period_format": "YYYYMM",
                 "item_field": "universal_code",
                 "data_element_id_scheme": "CODE",
@@ -152,8 +191,49 @@ def demo_config(url: str) -> Dhis2Config:
                 "received_quantity": {"data_element": d.stock_received_data_element, **str_row},
             },
             "receipt": {"consignment_data_element": d.consignment_data_element},
+            **layout_section,
         },
         environ={},  # the demo reads nothing from the environment
+    )
+
+
+def _item_is(layout: DemoLayout) -> str:
+    return "category_option_combo" if layout == "category_option_combo" else "data_element"
+
+
+def seed_layout(fake: FakeDhis2, layout: DemoLayout) -> None:
+    """Add to a demo server a monthly stock data set in the ``layout`` shape, assigned to the
+    demo facilities.
+
+    ``category_option_combo``: data elements ``LMIS_SOH`` and ``LMIS_RECEIVED`` ("Stock
+    received") whose category combo has one option combo per item, coded by item code.
+    ``template``: data elements ``SOH_<item>`` (the demo's own) and ``REC_<item>``.
+    """
+    elements: list[str] = []
+    if layout == "category_option_combo":
+        combos = {f"LmCoc{n:06d}": code for n, code in enumerate(DEMO.item_codes)}
+        names = dict(zip(combos, DEMO.item_names, strict=True))
+        fake.add_category_combo(_ITEM_COMBO, "ITEMS", "Items", combos, names=names)
+        for uid, code, name in (
+            ("LmLaySoh001", "LMIS_SOH", "Stock on hand"),
+            ("LmLayRecv01", "LMIS_RECEIVED", "Stock received"),
+        ):
+            fake.add_data_element(
+                uid, code, name, category_combo=_ITEM_COMBO, zero_is_significant=True
+            )
+            elements.append(uid)
+    else:
+        elements += DEMO.soh_data_elements
+        for n, (code, name) in enumerate(zip(DEMO.item_codes, DEMO.item_names, strict=True)):
+            uid = f"LmLayRec{n:03d}"
+            fake.add_data_element(uid, f"REC_{code}", f"Received {name}", zero_is_significant=True)
+            elements.append(uid)
+    fake.add_data_set(
+        _LAYOUT_DATA_SET,
+        "LMIS_LAYOUT",
+        f"Stock by measure ({layout})",
+        data_elements=elements,
+        org_units=DEMO.facilities,
     )
 
 
@@ -179,6 +259,7 @@ def run_demo(
     version: str = "2.41",
     today: date | None = None,
     clock: Callable[[], float] = time.perf_counter,
+    layout: DemoLayout | None = None,
 ) -> DemoSummary:
     """Run the daily job against a fresh demo FakeDhis2 and report what happened.
 
@@ -186,14 +267,20 @@ def run_demo(
         version: the DHIS2 version the fake answers as (``"2.36"`` .. ``"2.43"``).
         today: the date whose period receives the stock on hand; default: today.
         clock: measures the run (seconds).
+        layout: push stock on hand and received quantity through a data set in this shape
+            (see :func:`seed_layout`) and read them back; None pushes stock on hand to the
+            demo's one-data-element-per-item data set.
 
     Raises:
         Dhis2Error: a step failed outright (it should not against the fake).
     """
     started = clock()
     period_date = today or date.today()
+    reports: tuple[StockReport, ...] = ()
     with FakeDhis2.demo(version=version) as fake:
-        config = demo_config(fake.url)
+        if layout is not None:
+            seed_layout(fake, layout)
+        config = demo_config(fake.url, layout)
         with Dhis2Lmis(
             config, items=demo_items(), stores=demo_stores(), customers=demo_customers()
         ) as lmis:
@@ -205,7 +292,11 @@ def run_demo(
             stock = [s for r in receipts for s in stock_receipts_for(r, DEMO_PACKING_LIST)]
             stock_push = lmis.push_stock_receipts(stock)
             stock_after = tuple(lmis.fetch_stock_on_hand())
-            period, data_push = _push_stock_on_hand(lmis, stock_after, period_date)
+            if layout is None:
+                period, data_push = _push_stock_on_hand(lmis, stock_after, period_date)
+            else:
+                period, data_push = _push_stock_by_measure(lmis, stock_after, stock, period_date)
+                reports = tuple(lmis.fetch_stock_reports(period))
     return DemoSummary(
         server=f"{fake.url} (fake DHIS2 {fake.version})",
         connection=connection,
@@ -217,6 +308,8 @@ def run_demo(
         period=period,
         data_push=data_push,
         seconds=clock() - started,
+        layout=layout,
+        stock_reports=reports,
     )
 
 
@@ -239,6 +332,34 @@ def _push_stock_on_hand(
                 continue
             code = DEMO.soh_data_element_codes[DEMO.item_codes.index(level.item_code)]
             builder.add(code, level.stock_on_hand)
+        summary = summary.merge(lmis.push_data_values(builder), offset)
+        offset += len(builder)
+    return period, summary
+
+
+def _push_stock_by_measure(
+    lmis: Dhis2Lmis, levels: Iterable[StockLevel], received: Iterable[StockReceipt], day: date
+) -> tuple[str, ImportSummary]:
+    """Push each facility's stock on hand and received quantity through the layout."""
+    items = {item.code: item for item in demo_items()}
+    by_facility: dict[str, dict[Item, dict[str, Decimal | int]]] = {}
+    for level in levels:
+        item = items.get(level.item_code or "")
+        if level.org_unit in DEMO.facilities and item and level.stock_on_hand is not None:
+            by_facility.setdefault(level.org_unit, {}).setdefault(item, {})["stock_on_hand"] = (
+                level.stock_on_hand
+            )
+    for receipt in received:
+        item = items.get(receipt.item_code)
+        if receipt.org_unit in by_facility and item is not None:
+            measures = by_facility[receipt.org_unit].setdefault(item, {})
+            measures["received_quantity"] = measures.get("received_quantity", 0) + receipt.quantity
+    summary = ImportSummary(status="SUCCESS")
+    period = ""
+    offset = 0
+    for org_unit in sorted(by_facility):
+        builder = lmis.stock_value_set(day, org_unit, values=by_facility[org_unit])
+        period = builder.period
         summary = summary.merge(lmis.push_data_values(builder), offset)
         offset += len(builder)
     return period, summary
@@ -296,10 +417,26 @@ def _render(s: DemoSummary) -> list[str]:
             f"  {names.get(lv.org_unit, lv.org_unit):<24} {lv.item_code or '?':<9} "
             f"{_number(old) if old is not None else '-':>5} -> {_number(lv.stock_on_hand)}{mark}"
         )
+    if s.layout is None:
+        lines += ["", f"== Stock on hand pushed to data set {DEMO.data_set}, period {s.period}"]
+    else:
+        lines += [
+            "",
+            f"== Stock by measure pushed to data set {_LAYOUT_DATA_SET} (layout {s.layout}), "
+            f"period {s.period}",
+        ]
+    lines.append(f"  {s.data_push}")
+    if s.layout is not None:
+        lines += ["", f"== Read back as stock reports: {len(s.stock_reports)}"]
+        for report in s.stock_reports:
+            for value in report.lines:
+                item = value.item.code if value.item else value.data_element
+                lines.append(
+                    f"  {names.get(report.org_unit, report.org_unit):<24} {item:<9} "
+                    f"{value.measure or '?':<18} {_number(value.value)}"
+                )
+            lines += [f"  problem: {p}" for p in report.problems]
     lines += [
-        "",
-        f"== Stock on hand pushed to data set {DEMO.data_set}, period {s.period}",
-        f"  {s.data_push}",
         "",
         "== Summary",
         f"  {len(s.requisitions)} requisitions, {len(s.receipts)} receipts, "

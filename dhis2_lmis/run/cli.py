@@ -31,17 +31,18 @@ from pathlib import Path
 from typing import IO, TYPE_CHECKING, Literal, TypeVar
 
 from dhis2_lmis import __version__
-from dhis2_lmis.checks import PreflightError
 from dhis2_lmis.client import Dhis2Lmis
 from dhis2_lmis.config import Dhis2Config
-from dhis2_lmis.datavalues import DataValueSetBuilder, InvalidValueError
+from dhis2_lmis.dhis2.periods import PeriodError
 from dhis2_lmis.errors import (
     ConfigError,
     Dhis2Error,
     ImportFailedError,
     UnknownReferenceError,
 )
-from dhis2_lmis.models import (
+from dhis2_lmis.lmis.checks import PreflightError
+from dhis2_lmis.lmis.datavalues import DataValueSetBuilder, InvalidValueError
+from dhis2_lmis.lmis.models import (
     ConsignmentReceipt,
     Event,
     RecordProblem,
@@ -50,14 +51,13 @@ from dhis2_lmis.models import (
     StockReport,
     StockTransaction,
 )
-from dhis2_lmis.periods import PeriodError
-from dhis2_lmis.references import load_customers, load_items, load_stores
-from dhis2_lmis.state import SqliteStateStore
-from dhis2_lmis.stock import StockReceipt
-from dhis2_lmis.sync import SyncProgram, SyncRunner
+from dhis2_lmis.lmis.references import load_customers, load_items, load_stores
+from dhis2_lmis.lmis.stock import StockReceipt
+from dhis2_lmis.run.state import SqliteStateStore
+from dhis2_lmis.run.sync import SyncProgram, SyncRunner
 
 if TYPE_CHECKING:  # pragma: no cover - demo.py starts servers; import it only when needed
-    from dhis2_lmis.demo import PackingList
+    from dhis2_lmis.run.demo import PackingList
 
 __all__ = ["EXIT_INTERRUPTED", "EXIT_OK", "EXIT_PROBLEMS", "EXIT_USAGE", "main"]
 
@@ -191,6 +191,7 @@ def build_parser() -> argparse.ArgumentParser:
         "Run the daily job against an offline demo DHIS2 (no network, no configuration).",
         f"{_PROG} demo",
         f"{_PROG} demo --version 2.39",
+        f"{_PROG} demo --layout category_option_combo",
     )
     demo.add_argument(
         "--version",
@@ -198,6 +199,13 @@ def build_parser() -> argparse.ArgumentParser:
         default="2.41",
         metavar="X.Y",
         help="the DHIS2 version the demo server answers as (2.36-2.43; default 2.41)",
+    )
+    demo.add_argument(
+        "--layout",
+        choices=("category_option_combo", "template"),
+        default=None,
+        help="push stock on hand and received quantity through a data set of this layout "
+        "(docs/layouts.md) and read them back",
     )
     add(
         "test-connection",
@@ -332,9 +340,8 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 
 def _one_line(exc: Dhis2Error) -> str:
-    if isinstance(exc, ConfigError):
-        parts = (str(p) if p.key else p.reason for p in exc.problems)
-        return "invalid configuration: " + "; ".join(parts)
+    if isinstance(exc, ConfigError):  # one problem per line: the reasons contain "; " too
+        return str(exc)
     return " ".join(str(exc).split())
 
 
@@ -397,10 +404,10 @@ def _open_lmis(args: argparse.Namespace, config: Dhis2Config | None = None) -> D
 
 def _cmd_demo(args: argparse.Namespace) -> int:
     # the fake server is only needed here: keep it out of every other command's start-up
-    from dhis2_lmis.demo import run_demo  # noqa: PLC0415
+    from dhis2_lmis.run.demo import run_demo  # noqa: PLC0415
 
     print(f"Starting an offline DHIS2 {args.dhis2_version} on 127.0.0.1 ...", file=sys.stderr)
-    summary = run_demo(version=args.dhis2_version)
+    summary = run_demo(version=args.dhis2_version, layout=args.layout)
     print(summary)
     return EXIT_OK if summary.ok else EXIT_PROBLEMS
 
@@ -566,7 +573,7 @@ def _fill_builder(builder: DataValueSetBuilder, rows: Iterable[tuple[int, Row]],
 
 
 def _cmd_sync(args: argparse.Namespace) -> int:
-    from dhis2_lmis.demo import stock_receipts_for  # noqa: PLC0415 - as in _cmd_demo
+    from dhis2_lmis.run.demo import stock_receipts_for  # noqa: PLC0415 - as in _cmd_demo
 
     config = _load_config(args)
     packing: PackingList | None = (
@@ -751,6 +758,7 @@ def _stock_report_rows(report: StockReport) -> Iterator[Row]:
             "category_option_combo": _text(line.category_option_combo) if line else "",
             "item_code": line.item.code if line and line.item else "",
             "item_name": line.item.name if line and line.item else "",
+            "measure": _text(line.measure) if line else "",
             "value": _text(line.value) if line else "",
             "raw_value": _text(line.raw_value) if line else "",
             "updated_at": _text(line.updated_at) if line else "",

@@ -5,7 +5,7 @@ wrongly (``NaN``, ``1e+3``, ``True``), catches the same value given twice before
 and splits big pushes into chunks. :func:`push_data_value_set` sends the chunks and folds their
 import summaries into one, with every conflict pointing back at the caller's rows.
 
-Period arguments here are already-formatted period ids; :func:`dhis2_lmis.periods.format_period`
+Period arguments here are already-formatted period ids; :func:`~periods.format_period`
 makes them from dates.
 """
 
@@ -23,17 +23,18 @@ from typing import TYPE_CHECKING, Literal, Protocol, TypeAlias, overload
 
 import attrs
 
-from dhis2_lmis._json import JsonObject, JsonValue
+from dhis2_lmis.dhis2._json import JsonObject, JsonValue
+from dhis2_lmis.dhis2.imports import ImportSummary, merge_summaries, parse_import_summary
 from dhis2_lmis.errors import (
     ConfigError,
     DuplicateValueError,
     ImportFailedError,
     InvalidValueError,
+    UnknownReferenceError,
 )
-from dhis2_lmis.imports import ImportSummary, merge_summaries, parse_import_summary
 
 if TYPE_CHECKING:  # pragma: no cover - annotations only
-    from dhis2_lmis.references import Item
+    from dhis2_lmis.lmis.references import Item, LayoutCell
 
 __all__ = [
     "DataValueSetBuilder",
@@ -41,6 +42,7 @@ __all__ = [
     "ImportStrategy",
     "ImportSummary",
     "InvalidValueError",
+    "ItemLayout",
     "ItemReferences",
     "ItemValueSetBuilder",
     "JsonResponseLike",
@@ -163,6 +165,11 @@ class DataValueSetBuilder:
         >>> b.build()["dataValues"]
         [{'dataElement': 'StockOnHnd1', 'value': '340'}]
     """
+
+    #: Ask DHIS2 to refuse a category option combo that is not in the data element's category
+    #: combo (``strictCategoryOptionCombos``); without it DHIS2 stores the value where no form
+    #: or report shows it. Builders placing values by a data set layout set it.
+    strict_category_option_combos: bool = False
 
     def __init__(
         self,
@@ -287,36 +294,58 @@ class DataValueSetBuilder:
 
 
 class ItemReferences(Protocol):
-    """What an item builder needs of an :class:`~dhis2_lmis.references.ItemResolver`."""
+    """What an item builder needs of an :class:`~dhis2_lmis.lmis.references.ItemResolver`."""
 
     @property
     def item_field(self) -> str:
         """Where items keep their data element reference."""
 
+    @property
+    def id_scheme(self) -> Literal["CODE", "UID"]:
+        """Whether references (and pushed data elements) are codes or UIDs."""
+
     def dhis2_ref(self, item: Item) -> str | None:
         """The item's data element code or UID; None when its field is empty."""
 
 
+class ItemLayout(Protocol):
+    """What an item builder needs of a :class:`~dhis2_lmis.lmis.references.LayoutResolver`."""
+
+    @property
+    def measures(self) -> tuple[str, ...]:
+        """The configured measure names."""
+
+    def cell(self, item: Item, measure: str) -> LayoutCell:
+        """The data element and combo of the item's measure (raises UnknownReferenceError)."""
+
+
 @attrs.frozen
 class SkippedItem:
-    """An item :meth:`ItemValueSetBuilder.add_item` left out, and why."""
+    """An item (or one measure of it) :meth:`ItemValueSetBuilder.add_item` left out, and why."""
 
     item: Item
     reason: str
+    measure: str | None = None
 
     def __str__(self) -> str:
-        return f"item {self.item.code} ({self.item.name}) skipped: {self.reason}"
+        what = f" {self.measure}" if self.measure else ""
+        return f"item {self.item.code} ({self.item.name}){what} skipped: {self.reason}"
 
 
 class ItemValueSetBuilder(DataValueSetBuilder):
     """A data value set builder that names data elements by mSupply item.
 
-    The data element comes from the item's reference (``item_field``, in the configured id
-    scheme). Items not "included in DHIS2 data push", and items whose reference field is
-    empty, are skipped and listed in :attr:`skipped` instead of failing the whole push.
+    Without a layout the data element comes from the item's reference (``item_field``, in
+    the configured id scheme). With a ``layout`` (the ``[data_set]`` section) each value is an
+    item's measure, and the layout says which data element and category option combo hold it
+    (docs/layouts.md); data elements go out in the configured id scheme, combos as UIDs.
+    Items not "included in DHIS2 data push", items whose reference field is empty and measures
+    the layout cannot place are skipped and listed in :attr:`skipped` instead of failing the
+    whole push.
 
     Args:
         items: resolves an item to its data element reference.
+        layout: places items' measures; None keeps one data element per item.
 
     The other arguments are those of :class:`DataValueSetBuilder`.
     """
@@ -328,6 +357,7 @@ class ItemValueSetBuilder(DataValueSetBuilder):
         org_unit: str | None,
         *,
         items: ItemReferences,
+        layout: ItemLayout | None = None,
         attribute_option_combo: str | None = None,
         round_off: bool = False,
         complete_date: date | str | None = None,
@@ -341,6 +371,8 @@ class ItemValueSetBuilder(DataValueSetBuilder):
             complete_date=complete_date,
         )
         self.items = items
+        self.layout = layout
+        self.strict_category_option_combos = layout is not None
         self.skipped: list[SkippedItem] = []
 
     def add_item(
@@ -348,15 +380,71 @@ class ItemValueSetBuilder(DataValueSetBuilder):
         item: Item,
         value: NumberLike,
         *,
+        measure: str | None = None,
         category_option_combo: str | None = None,
         comment: str | None = None,
     ) -> bool:
-        """Add the value of one item; False (and an entry in :attr:`skipped`) when left out.
+        """Add the value of one item (or of one measure of it, under a layout).
+
+        Returns:
+            True when added; False (and an entry in :attr:`skipped`) when left out.
 
         Raises:
+            ConfigError: ``measure`` without a layout, no ``measure`` under one, a measure
+                name the layout does not have, or ``category_option_combo`` under a layout
+                (the layout chooses the combo).
             InvalidValueError: the value is not a finite number.
-            DuplicateValueError: the item's data element was already added.
+            DuplicateValueError: this data element and combo were already added.
+            Dhis2Error: the layout's metadata look-up failed (first use only).
         """
+        if self.layout is None and measure is None:
+            return self._add_by_reference(item, value, category_option_combo, comment)
+        layout = self._require_layout(measure, category_option_combo)
+        assert measure is not None  # checked by _require_layout
+        if not item.include_in_dhis2_push:
+            self.skipped.append(SkippedItem(item, "not included in DHIS2 data push", measure))
+            return False
+        try:
+            cell = layout.cell(item, measure)
+        except UnknownReferenceError as exc:
+            self.skipped.append(SkippedItem(item, str(exc), measure))
+            return False
+        ref = cell.data_element.ref_in(self.items.id_scheme)
+        if ref is None:
+            reason = f"data element {cell.data_element.label} has no code"
+            self.skipped.append(SkippedItem(item, reason, measure))
+            return False
+        combo = cell.category_option_combo
+        combo_uid = None if combo is None else combo.uid
+        self.add(ref, value, category_option_combo=combo_uid, comment=comment)
+        return True
+
+    def add_stock(self, values: Mapping[Item, Mapping[str, NumberLike]]) -> int:
+        """Add every measure of every item, ``{item: {"stock_on_hand": 610, ...}}``.
+
+        A value that cannot be sent (not a number, or a data element and combo already added)
+        is listed in :attr:`skipped` with the reason instead of failing the rest.
+
+        Returns:
+            How many values were added.
+
+        Raises:
+            ConfigError: no layout, or a measure name the layout does not have.
+            Dhis2Error: the layout's metadata look-up failed.
+        """
+        added = 0
+        for item, measures in values.items():
+            for measure, value in measures.items():
+                try:
+                    added += self.add_item(item, value, measure=measure)
+                except (InvalidValueError, DuplicateValueError) as exc:
+                    self.skipped.append(SkippedItem(item, str(exc), measure))
+        return added
+
+    def _add_by_reference(
+        self, item: Item, value: NumberLike, combo: str | None, comment: str | None
+    ) -> bool:
+        """The layout-less rule: the item's reference is the data element."""
         if not item.include_in_dhis2_push:
             self.skipped.append(SkippedItem(item, "not included in DHIS2 data push"))
             return False
@@ -364,8 +452,27 @@ class ItemValueSetBuilder(DataValueSetBuilder):
         if ref is None:
             self.skipped.append(SkippedItem(item, f"its {self.items.item_field} is empty"))
             return False
-        self.add(ref, value, category_option_combo=category_option_combo, comment=comment)
+        self.add(ref, value, category_option_combo=combo, comment=comment)
         return True
+
+    def _require_layout(self, measure: str | None, combo: str | None) -> ItemLayout:
+        """The layout, when the call fits it."""
+        if self.layout is None:
+            raise ConfigError(
+                f"add_item(measure={measure!r}) needs a data set layout: name the measures "
+                "in the [data_set] section (docs/layouts.md)"
+            )
+        if measure is None:
+            raise ConfigError(
+                "the data set has a layout: name the measure, one of "
+                f"{', '.join(map(repr, self.layout.measures))}"
+            )
+        if combo is not None:
+            raise ConfigError(
+                "category_option_combo cannot be given with a data set layout: the layout "
+                "chooses the combo of each measure"
+            )
+        return self.layout
 
 
 def _check_chunk_size(size: int) -> None:
@@ -422,7 +529,7 @@ class JsonResponseLike(Protocol):
 
 
 class SupportsPostJson(Protocol):
-    """The part of :class:`~dhis2_lmis.session.Dhis2Session` a push needs."""
+    """The part of :class:`~dhis2_lmis.dhis2.session.Dhis2Session` a push needs."""
 
     def post_json(
         self,
@@ -451,10 +558,11 @@ def push_data_value_set(
     are upserts, so a retried chunk cannot double anything). 2.38+ answer conflicts with HTTP 409
     and a summary, which is a result here, not an error. Conflict indexes are positions in the
     whole push, and each conflict carries the rows it refers to with the top-level period, org
-    unit and attribute option combo filled in.
+    unit and attribute option combo filled in. A builder with
+    ``strict_category_option_combos`` asks DHIS2 to refuse combos foreign to their data element.
 
     Args:
-        session: a :class:`~dhis2_lmis.session.Dhis2Session` (anything with its ``post_json``).
+        session: a :class:`~session.Dhis2Session` (anything with its ``post_json``).
         payload_or_builder: a builder, or a ready payload with a ``dataValues`` list.
         dry_run: ask DHIS2 to validate without saving.
         import_strategy: DHIS2's ``importStrategy``.
@@ -474,7 +582,9 @@ def push_data_value_set(
         Dhis2Error: any error of ``session.post_json`` (connection, authentication, ...).
     """
     _check_chunk_size(chunk_size)
+    strict = False
     if isinstance(payload_or_builder, DataValueSetBuilder):
+        strict = payload_or_builder.strict_category_option_combos
         total = len(payload_or_builder)
         chunks: Iterable[JsonObject] = payload_or_builder.iter_chunks(chunk_size)
     else:
@@ -493,6 +603,8 @@ def push_data_value_set(
         "dataElementIdScheme": id_scheme,
         "async": "false",
     }
+    if strict:
+        params["strictCategoryOptionCombos"] = "true"
     parts: list[tuple[ImportSummary, int]] = []
     offset = 0
     for number, chunk in enumerate(chunks, start=1):

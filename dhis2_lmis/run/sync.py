@@ -2,10 +2,10 @@
 
 One run reads the completed events of each program that has a handler, hands each new one to
 the caller, pushes the stock receipts a receipt handler returns, and remembers what it did in a
-:class:`~dhis2_lmis.state.StateStore`. Three promises shape the code:
+:class:`~dhis2_lmis.run.state.StateStore`. Three promises shape the code:
 
 * **At least once, never lost.** The handler runs first; its outcome and the cursor move are
-  then committed together, in one :meth:`~dhis2_lmis.state.StateStore.transaction` per event.
+  then committed together, in one :meth:`~dhis2_lmis.run.state.StateStore.transaction` per event.
   A process killed in between hands that event over again next run; nothing is marked handled
   unless its handler (and its stock push) succeeded.
 * **Once after success.** An event already handled at the same ``updatedAt`` is skipped
@@ -24,7 +24,7 @@ failing event to let the cursor move on.
 Fetch trouble (network, authentication, permissions, 5xx after retries, a missing program
 UID) stops that program's fetch for this run, lands in the report's ``errors`` and leaves the
 cursor where the last success put it; the next program still runs. Every error of a run is
-logged on ``dhis2_lmis.sync`` and, when ``lmis.error_emails`` and ``[smtp] host`` are set,
+logged on ``dhis2_lmis.run.sync`` and, when ``lmis.error_emails`` and ``[smtp] host`` are set,
 mailed once after the run.
 """
 
@@ -41,13 +41,13 @@ from typing import TYPE_CHECKING, Literal, Protocol, TypeVar
 
 import attrs
 
-from dhis2_lmis import _html
 from dhis2_lmis.config import parse_interval
+from dhis2_lmis.dhis2 import _html
 from dhis2_lmis.errors import ConfigError, Dhis2Error
-from dhis2_lmis.models import ConsignmentReceipt, Requisition
-from dhis2_lmis.notify import ErrorReport, send_error_report
-from dhis2_lmis.state import Outcome, StateStore
-from dhis2_lmis.stock import StockReceipt
+from dhis2_lmis.lmis.models import ConsignmentReceipt, Requisition
+from dhis2_lmis.lmis.stock import StockReceipt
+from dhis2_lmis.run.notify import ErrorReport, send_error_report
+from dhis2_lmis.run.state import Outcome, StateStore
 
 if TYPE_CHECKING:  # pragma: no cover - the facade sits above this module (client -> sync)
     from dhis2_lmis.client import Dhis2Lmis
@@ -201,7 +201,7 @@ class SyncRunner:
         lmis: the configured facade; its ``config`` gives the overlap, interval, error
             addresses and SMTP settings.
         state: where cursors and outcomes are kept (usually a
-            :class:`~dhis2_lmis.state.SqliteStateStore`).
+            :class:`~dhis2_lmis.run.state.SqliteStateStore`).
         on_requisition: handles completed Order-program events; None = orders are not synced.
         on_receipt: handles completed Receipt-program events and returns the stock receipts
             to push; None = receipts are not synced.

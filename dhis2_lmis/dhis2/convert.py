@@ -1,4 +1,4 @@
-"""The converter: DHIS2 event JSON of any version -> :class:`~dhis2_lmis.models.Event`.
+"""The converter: DHIS2 event JSON of any version -> :class:`~dhis2_lmis.lmis.models.Event`.
 
 One structure function reads both spellings of every renamed field (``occurredAt`` /
 ``eventDate``, ``updatedAt`` / ``lastUpdated``, ``trackedEntity`` / ``trackedEntityInstance``
@@ -13,7 +13,7 @@ The structure hook is written by hand rather than generated: it runs once per ev
 hottest path of the library, and ``datetime.fromisoformat`` with a ``dateutil`` fallback is
 several times cheaper than a generic parse (STYLE.md §3, ``benchmarks/bench_fetch.py``).
 It never raises on a bad field: the field becomes None and the event carries a
-:class:`~dhis2_lmis.models.RecordProblem`.
+:class:`~dhis2_lmis.lmis.models.RecordProblem`.
 """
 
 from __future__ import annotations
@@ -26,8 +26,8 @@ import attrs
 import cattrs
 from dateutil import parser as date_parser
 
-from dhis2_lmis._json import JsonObject, JsonValue
-from dhis2_lmis.models import DataValue, Event, Note, RecordProblem
+from dhis2_lmis.dhis2._json import JsonObject, JsonValue
+from dhis2_lmis.lmis.models import DataValue, Event, Note, RecordProblem
 
 __all__ = [
     "DataValueRow",

@@ -1,7 +1,7 @@
 """Frozen records: what DHIS2 events are, and what the LMIS flows make of them.
 
 Records are shaped for the program, not the wire: snake_case, tuples, timezone-aware datetimes,
-``Decimal`` quantities. Only :mod:`dhis2_lmis.convert` knows the JSON names they come from.
+``Decimal`` quantities. Only :mod:`dhis2_lmis.dhis2.convert` knows the JSON names they come from.
 A record that could not be mapped completely still exists, with its ``problems`` filled:
 nothing is dropped silently.
 """
@@ -15,10 +15,10 @@ from typing import TYPE_CHECKING, Literal
 
 import attrs
 
-from dhis2_lmis import _html
+from dhis2_lmis.dhis2 import _html
 
 if TYPE_CHECKING:  # pragma: no cover - annotations only; references sits above models
-    from dhis2_lmis.references import Customer, Item, Store
+    from dhis2_lmis.lmis.references import Customer, Item, Store
 
 __all__ = [
     "ConnectionCheck",
@@ -46,6 +46,7 @@ ProblemKind = Literal[
     "negative",
     "missing_value",
     "missing_tracked_entity",
+    "unknown_measure",
 ]
 
 
@@ -380,6 +381,8 @@ class StockReportLine:
         value: the quantity; None when the value is missing or not a number.
         raw_value: the text DHIS2 sent.
         updated_at: when the value was last updated on the server.
+        measure: under a ``[data_set]`` layout, the configured measure name
+            (``stock_on_hand``); None without a layout or when the value matches no measure.
     """
 
     data_element: str
@@ -388,6 +391,7 @@ class StockReportLine:
     value: Decimal | None
     raw_value: str | None
     updated_at: datetime | None = None
+    measure: str | None = None
 
 
 @attrs.frozen

@@ -24,8 +24,8 @@ from typing import Literal
 
 import attrs
 
-from dhis2_lmis import _html
-from dhis2_lmis._json import JsonObject, JsonValue
+from dhis2_lmis.dhis2 import _html
+from dhis2_lmis.dhis2._json import JsonObject, JsonValue
 from dhis2_lmis.errors import ResponseFormatError
 
 __all__ = [

@@ -11,7 +11,7 @@ requests as DHIS2 allows: one per configured program (stages, their data element
 program's attributes come nested in one answer), one for the data set (its data elements and
 org units nested), and the items' data elements that are not in the data set through the item
 resolver's batched, cached look-up. :class:`Preflight` applies the per-value part of those
-checks to a data value set before :func:`~dhis2_lmis.datavalues.push_data_value_set` sends it.
+checks to a data value set before :func:`~dhis2_lmis.lmis.datavalues.push_data_value_set` sends it.
 
 The JSON shapes parsed here (``programs``, ``dataSets`` with nested fields) are read by the
 private ``_parse_*`` helpers below; they belong with the other DHIS2 key knowledge in
@@ -27,12 +27,13 @@ from typing import Literal
 
 import attrs
 
-from dhis2_lmis._json import JsonObject, JsonValue
 from dhis2_lmis.config import DataElementMapping, Dhis2Config, IdScheme
-from dhis2_lmis.errors import NotFoundError, PreflightError
-from dhis2_lmis.metadata import (
+from dhis2_lmis.dhis2._json import JsonObject, JsonValue
+from dhis2_lmis.dhis2._uids import is_uid
+from dhis2_lmis.dhis2.metadata import (
     DATA_SET_FIELDS,
     PROGRAM_FIELDS,
+    CategoryOptionComboInfo,
     DataElementInfo,
     DataSetInfo,
     ProgramInfo,
@@ -42,12 +43,27 @@ from dhis2_lmis.metadata import (
     parse_data_set,
     parse_program,
 )
-from dhis2_lmis.periods import PeriodError, parse_period, period_type_of_format
-from dhis2_lmis.references import Customer, ItemResolver, OrgUnitResolver, Store
-from dhis2_lmis.session import Dhis2Session
-from dhis2_lmis.uids import is_uid
+from dhis2_lmis.dhis2.periods import (
+    PeriodError,
+    PeriodType,
+    parse_period,
+    period_type_named,
+    period_type_of_format,
+)
+from dhis2_lmis.dhis2.session import Dhis2Session
+from dhis2_lmis.errors import NotFoundError, PreflightError
+from dhis2_lmis.lmis.references import (
+    Customer,
+    Item,
+    ItemResolver,
+    LayoutResolver,
+    OrgUnitResolver,
+    Store,
+)
 
 __all__ = ["Finding", "Preflight", "PreflightError", "Severity", "validate_setup"]
+
+_PERIOD_TYPE_NAMES = frozenset(t.value for t in PeriodType)
 
 log = logging.getLogger(__name__)
 
@@ -146,6 +162,7 @@ def validate_setup(
     *,
     items: ItemResolver | None = None,
     org_units: OrgUnitResolver | None = None,
+    layout: LayoutResolver | None = None,
 ) -> list[Finding]:
     """Check the configuration against the server; return findings, errors first.
 
@@ -156,6 +173,8 @@ def validate_setup(
     STR program; that the data set exists and its period type fits ``period_format``; that
     mapped stores and customers are assigned to the data set; that stock data elements keep
     zeros (``zeroIsSignificant``); and that every item's reference names a data element.
+    With a ``[data_set]`` layout, that every measure resolves and each item's measures land in
+    the data set in combos DHIS2 accepts (see :func:`_check_layout`).
 
     Requests: one per distinct configured program, one for the data set, and for items whose
     data element is not in the data set one batched look-up per URL-sized chunk (cached by the
@@ -166,6 +185,7 @@ def validate_setup(
         config: the configuration to check.
         items: the item resolver; without it, item checks are skipped.
         org_units: the store/customer resolver; without it, org unit checks are skipped.
+        layout: the data set layout; without it, layout checks are skipped.
 
     Returns:
         Findings sorted errors, then warnings, then info; no error and no warning means the
@@ -181,8 +201,10 @@ def validate_setup(
     _check_str_rows(config, programs, found)
     _check_program_elements(config, programs, found)
     data_set = _check_data_set(session, config, found)
-    if items is not None:
+    if items is not None and (layout is None or _items_are_data_elements(layout)):
         _check_items(session, items, data_set, found)
+    if layout is not None:
+        _check_layout(layout, data_set, found)
     if org_units is not None:
         _check_org_units(session, org_units, data_set, found)
     result = found.sorted()
@@ -346,11 +368,32 @@ def _check_data_set(
         return None
     fmt = config.lmis.period_format
     try:
-        produced = period_type_of_format(fmt).value
+        produced = period_type_of_format(fmt)
     except PeriodError as exc:
         found.add("error", str(exc), "fix lmis.period_format", "lmis.period_format")
         return data_set
-    if produced != data_set.period_type:
+    if data_set.period_type not in _PERIOD_TYPE_NAMES:  # only then is the version needed
+        try:
+            period_type_named(data_set.period_type, server_version=session.version)
+        except PeriodError as exc:  # a type DHIS2 added after the ones this library knows
+            found.add(
+                "error",
+                f"data set {data_set.ref.label}: {exc}",
+                "upgrade dhis2-lmis, or use a data set with a period type listed here",
+                "lmis.data_set",
+            )
+            return data_set
+    # only a type younger than 2.36 costs the one request for the server's version
+    if produced.since is not None and not produced.exists_in(session.version):
+        found.add(
+            "error",
+            f"lmis.period_format {fmt!r} makes {produced} periods, which DHIS2 has only from "
+            f"{produced.since}; this server runs DHIS2 {session.version} and would reject "
+            "every value",
+            f'set lmis.period_format = "{data_set.period_type}"',
+            "lmis.period_format",
+        )
+    elif produced.value != data_set.period_type:
         found.add(
             "error",
             f"data set {data_set.ref.label} has period type {data_set.period_type}, but "
@@ -399,6 +442,210 @@ def _check_items(
                 _ZERO_FIX,
                 f"item {item.code}",
             )
+
+
+def _items_are_data_elements(layout: LayoutResolver) -> bool:
+    """Whether item references name data elements (a measure is a combo of them)."""
+    config = layout.layout
+    return config.item_is == "data_element" and not all(map(config.is_template, config.measures))
+
+
+def _items_text(items: Sequence[Item], detail: Mapping[Item, str] | None = None) -> str:
+    """``A1, B2 (SOH_B2) and 3 more`` for findings about many items."""
+    shown = [
+        f"{i.code} ({detail[i]})" if detail and i in detail else i.code
+        for i in items[:_MAX_ROWS_SHOWN]
+    ]
+    more = len(items) - _MAX_ROWS_SHOWN
+    return ", ".join(shown) + (f" and {more} more" if more > 0 else "")
+
+
+def _check_layout(layout: LayoutResolver, data_set: DataSetInfo | None, found: _Findings) -> None:
+    """The ``[data_set]`` layout against the metadata: every measure resolves; with
+    ``item_is = "data_element"`` each item's data element is in the data set and carries each
+    measure's combo in its category combo, and templates render to data elements of the data
+    set; with ``item_is = "category_option_combo"`` each measure's data element is in the data
+    set and each item's combo belongs to its category combo. Items are those pushed."""
+    items = layout.items
+    pushed = [i for i in items.items if i.include_in_dhis2_push and items.dhis2_ref(i)]
+    in_set = {e.uid for e in data_set.elements} if data_set is not None else None
+    for measure in layout.measures:
+        setting = f"data_set.measures.{measure}"
+        if layout.layout.is_template(measure):
+            _check_template(layout, measure, pushed, data_set=data_set, found=found)
+            continue
+        target = layout.measure_target(measure)
+        if target is None:
+            kind = (
+                "category option combo"
+                if layout.layout.item_is == "data_element"
+                else ("data element of the data set")
+            )
+            found.add(
+                "error",
+                layout.describe_measure(measure),
+                f"set {setting} to the UID, code or name of a {kind}",
+                setting,
+            )
+        elif isinstance(target, CategoryOptionComboInfo):
+            _check_combo_measure(layout, measure, target, pushed, found)
+        else:
+            _check_element_measure(layout, measure, target, pushed, data_set=data_set, found=found)
+    if layout.layout.item_is == "data_element" and in_set is not None and data_set is not None:
+        outside = [
+            i
+            for i in pushed
+            if isinstance(e := layout.item_target(i), DataElementInfo) and e.uid not in in_set
+        ]
+        if outside:
+            found.add(
+                "error",
+                f"the data elements of items {_items_text(outside)} are not in data set "
+                f"{data_set.ref.label}: their values would be read back by no report",
+                "add the data elements to the data set in DHIS2 Maintenance > Data sets",
+                "data_set.item_is",
+            )
+
+
+def _check_template(
+    layout: LayoutResolver,
+    measure: str,
+    pushed: Sequence[Item],
+    *,
+    data_set: DataSetInfo | None,
+    found: _Findings,
+) -> None:
+    in_set = {e.uid for e in data_set.elements} if data_set is not None else None
+    setting = f"data_set.measures.{measure}"
+    template = layout.layout.measures[measure]
+    missing: dict[Item, str] = {}
+    outside: list[Item] = []
+    drop_zeros: list[Item] = []
+    for item in pushed:
+        rendered = layout.rendered(item, measure)
+        if rendered is None:
+            continue
+        code, element = rendered
+        if element is None:
+            missing[item] = code
+            continue
+        if in_set is not None and element.uid not in in_set:
+            outside.append(item)
+        if element.zero_is_significant is False:
+            drop_zeros.append(item)
+    if drop_zeros:
+        found.add(
+            "warning",
+            f"measure {measure} = {template!r}: the data elements of items "
+            f"{_items_text(drop_zeros)} have zeroIsSignificant false: zeros (stock-outs) would "
+            "be silently dropped",
+            _ZERO_FIX,
+            setting,
+        )
+    if missing:
+        found.add(
+            "error",
+            f"measure {measure} = {template!r} renders data element codes no data element has, "
+            f"for items {_items_text(list(missing), missing)}",
+            f"create those data elements in DHIS2 (with those codes), or fix {setting} or the "
+            f"items' {_field_label(layout.items)}",
+            setting,
+        )
+    if outside and data_set is not None:
+        found.add(
+            "error",
+            f"measure {measure} = {template!r}: the data elements of items "
+            f"{_items_text(outside)} are not in data set {data_set.ref.label}",
+            "add them to the data set in DHIS2 Maintenance > Data sets",
+            setting,
+        )
+
+
+def _check_combo_measure(
+    layout: LayoutResolver,
+    measure: str,
+    combo: CategoryOptionComboInfo,
+    pushed: Sequence[Item],
+    found: _Findings,
+) -> None:
+    setting = f"data_set.measures.{measure}"
+    foreign = [
+        item
+        for item in pushed
+        if isinstance(element := layout.item_target(item), DataElementInfo)
+        and element.category_combo != combo.category_combo
+    ]
+    if foreign:
+        found.add(
+            "error",
+            f"measure {measure} is category option combo {combo.label}, which is not in the "
+            f"category combo of the data elements of items {_items_text(foreign)}: DHIS2 "
+            "would refuse their values",
+            "give those data elements the category combo that holds it (DHIS2 Maintenance > "
+            f"Data elements), or fix {setting}",
+            setting,
+        )
+
+
+def _check_element_measure(
+    layout: LayoutResolver,
+    measure: str,
+    element: DataElementInfo,
+    pushed: Sequence[Item],
+    *,
+    data_set: DataSetInfo | None,
+    found: _Findings,
+) -> None:
+    setting = f"data_set.measures.{measure}"
+    if data_set is not None and all(e.uid != element.uid for e in data_set.elements):
+        found.add(
+            "error",
+            f"measure {measure} is data element {element.label}, which is not in data set "
+            f"{data_set.ref.label}",
+            f"add it to the data set in DHIS2 Maintenance > Data sets, or fix {setting}",
+            setting,
+        )
+    if element.zero_is_significant is False:
+        found.add(
+            "warning",
+            f"measure {measure} is data element {element.label}, which has zeroIsSignificant "
+            "false: zeros (stock-outs) would be silently dropped",
+            _ZERO_FIX,
+            setting,
+        )
+    if layout.items.id_scheme == "CODE" and not element.code:
+        found.add(
+            "error",
+            f"measure {measure} is data element {element.label}, which has no code, but "
+            "lmis.data_element_id_scheme is CODE: its values cannot be pushed",
+            "give the data element a code in DHIS2, or use the UID scheme",
+            setting,
+        )
+    unknown = [item for item in pushed if layout.item_target(item) is None]
+    foreign = [
+        item
+        for item in pushed
+        if isinstance(combo := layout.item_target(item), CategoryOptionComboInfo)
+        and combo.category_combo != element.category_combo
+    ]
+    field = _field_label(layout.items)
+    if unknown:
+        found.add(
+            "warning",
+            f"items {_items_text(unknown)} have a {field} that names no category option combo "
+            f"{layout.items.id_scheme.lower()} on the server: they are skipped",
+            f"fix the items' {field} in mSupply",
+            "data_set.item_is",
+        )
+    if foreign:
+        found.add(
+            "error",
+            f"the category option combos of items {_items_text(foreign)} are not in the "
+            f"category combo of measure {measure}'s data element {element.label}: DHIS2 would "
+            "refuse their values",
+            f"add the items' options to that category combo in DHIS2, or fix the items' {field}",
+            setting,
+        )
 
 
 def _field_label(items: ItemResolver) -> str:
@@ -463,7 +710,7 @@ class Preflight:
     """Checks data value set chunks before a push; raises :class:`PreflightError`, never sends.
 
     An instance is the ``preflight`` callable of
-    :func:`~dhis2_lmis.datavalues.push_data_value_set`, which calls it with every chunk before
+    :func:`~dhis2_lmis.lmis.datavalues.push_data_value_set`, which calls it with every chunk before
     the first is sent. It reports, per chunk: zeros on data elements whose
     ``zeroIsSignificant`` is false (DHIS2 would drop them silently, so a stock-out would read as
     "no report"), org units not assigned to the data set, and periods whose type is not the data

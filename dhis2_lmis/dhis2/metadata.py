@@ -13,14 +13,17 @@ from typing import Literal
 
 import attrs
 
-from dhis2_lmis._json import JsonObject, JsonValue
+from dhis2_lmis.dhis2._json import JsonObject, JsonValue
 from dhis2_lmis.errors import ResponseFormatError
 
 __all__ = [
+    "CATEGORY_OPTION_COMBO_FIELDS",
     "DATA_ELEMENT_FIELDS",
     "DATA_SET_FIELDS",
+    "LAYOUT_DATA_ELEMENT_FIELDS",
     "ORG_UNIT_FIELDS",
     "PROGRAM_FIELDS",
+    "CategoryOptionComboInfo",
     "DataElementInfo",
     "DataSetInfo",
     "MetadataRef",
@@ -30,6 +33,7 @@ __all__ = [
     "json_object",
     "json_objects",
     "json_text",
+    "parse_category_option_combo",
     "parse_data_element",
     "parse_data_set",
     "parse_org_unit",
@@ -38,6 +42,10 @@ __all__ = [
 
 DATA_ELEMENT_FIELDS = "id,code,name,valueType,zeroIsSignificant"
 ORG_UNIT_FIELDS = "id,code,name,path,level"
+LAYOUT_DATA_ELEMENT_FIELDS = f"{DATA_ELEMENT_FIELDS},categoryCombo[id]"
+"""Data elements as a data set layout needs them: with the category combo their measures
+(category option combos) must belong to."""
+CATEGORY_OPTION_COMBO_FIELDS = "id,code,name,categoryCombo[id]"
 PROGRAM_FIELDS = (
     "id,code,name,programType,"
     f"programStages[id,code,name,programStageDataElements[dataElement[{DATA_ELEMENT_FIELDS}]]],"
@@ -75,7 +83,8 @@ class MetadataRef:
 class DataElementInfo:
     """A data element: its identifiers, value type and whether zeros are stored.
 
-    ``zero_is_significant`` is None when the server did not say.
+    ``zero_is_significant`` is None when the server did not say; ``category_combo`` (a UID)
+    is known only when asked for (:data:`LAYOUT_DATA_ELEMENT_FIELDS`).
     """
 
     uid: str
@@ -83,6 +92,7 @@ class DataElementInfo:
     name: str
     value_type: str = ""
     zero_is_significant: bool | None = None
+    category_combo: str | None = None
 
     @property
     def label(self) -> str:
@@ -96,6 +106,25 @@ class DataElementInfo:
     def ref_in(self, scheme: Literal["CODE", "UID"]) -> str | None:
         """The identifier in ``scheme`` (None when it has no code)."""
         return self.code if scheme == "CODE" else self.uid
+
+
+@attrs.frozen
+class CategoryOptionComboInfo:
+    """A category option combo (a measure or an item in a data set layout) and its combo."""
+
+    uid: str
+    code: str | None
+    name: str
+    category_combo: str | None = None
+
+    @property
+    def label(self) -> str:
+        """``name (code)`` for messages."""
+        return _label(self.uid, self.code, self.name)
+
+    def known_as(self, ref: str | None) -> bool:
+        """Whether ``ref`` is this combo's UID or code."""
+        return bool(ref) and ref in (self.uid, self.code)
 
 
 @attrs.frozen
@@ -191,7 +220,21 @@ def parse_data_element(obj: JsonObject, path: str = "/api/dataElements") -> Data
         ref.name,
         json_text(obj, "valueType") or "",
         zero if isinstance(zero, bool) else None,
+        _category_combo(obj),
     )
+
+
+def _category_combo(obj: JsonObject) -> str | None:
+    combo = obj.get("categoryCombo")
+    return json_text(combo, "id") if isinstance(combo, dict) else None
+
+
+def parse_category_option_combo(
+    obj: JsonObject, path: str = "/api/categoryOptionCombos"
+) -> CategoryOptionComboInfo:
+    """A category option combo object (fields :data:`CATEGORY_OPTION_COMBO_FIELDS`)."""
+    ref = _ref(obj, path)
+    return CategoryOptionComboInfo(ref.uid, ref.code, ref.name, _category_combo(obj))
 
 
 def parse_org_unit(obj: JsonObject, path: str = "/api/organisationUnits") -> OrgUnitInfo:

@@ -34,9 +34,9 @@ from typing import Literal
 
 import attrs
 
-from dhis2_lmis import _html
-from dhis2_lmis._json import JsonObject, JsonValue
-from dhis2_lmis.convert import (
+from dhis2_lmis.dhis2 import _html
+from dhis2_lmis.dhis2._json import JsonObject, JsonValue
+from dhis2_lmis.dhis2.convert import (
     TrackedEntityRef,
     event_payload,
     events_payload,
@@ -44,19 +44,19 @@ from dhis2_lmis.convert import (
     job_completed,
     structure_event,
 )
-from dhis2_lmis.datavalues import InvalidValueError, format_value
-from dhis2_lmis.errors import ConfigError, Dhis2TimeoutError, NotFoundError
-from dhis2_lmis.events import iter_tracked_entities
-from dhis2_lmis.imports import (
+from dhis2_lmis.dhis2.events import iter_tracked_entities
+from dhis2_lmis.dhis2.imports import (
     TrackerImportError,
     TrackerImportReport,
     job_location,
     parse_legacy_event_summaries,
     parse_tracker_report,
 )
-from dhis2_lmis.models import Event
-from dhis2_lmis.session import Dhis2Session, ParamValue
-from dhis2_lmis.versions import EventsDialect, events_dialect
+from dhis2_lmis.dhis2.session import Dhis2Session, ParamValue
+from dhis2_lmis.dhis2.versions import EventsDialect, events_dialect
+from dhis2_lmis.errors import ConfigError, Dhis2TimeoutError, NotFoundError
+from dhis2_lmis.lmis.datavalues import InvalidValueError, format_value
+from dhis2_lmis.lmis.models import Event
 
 __all__ = [
     "OutcomeStatus",

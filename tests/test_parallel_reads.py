@@ -241,5 +241,10 @@ def test_the_fetchers_take_workers_and_return_the_same_records() -> None:
             receipts = {r.event.uid for r in lmis.fetch_completed_receipts(workers=3)}
             stock = {t.event.uid for t in lmis.fetch_stock_transactions(workers=2)}
             pulled = {e.uid for e in lmis.pull("order", workers=4)}
+            records = lmis.fetch_completed_requisitions(workers=4)
+            next(records)
+            assert reader_threads()
+            records.close()  # type: ignore[attr-defined]  # a generator
+            assert reader_threads() == []
     assert four == one and set(four) == set(expected)
     assert receipts == stock == pulled == set(expected)

@@ -364,7 +364,7 @@ def _read_parallel(read: _WindowReader, workers: int) -> Iterator[list[Event]]:
     this generator returns only when every thread has ended, so every connection is back in
     the session's pool.
     """
-    read.session.reserve_connections(workers)
+    read.session.reserve_connections(workers + 1)  # and one for look-ups by the consumer
     windows, tail = _plan(read, workers)
     schedule = _Schedule(windows, tail)
     results: queue.Queue[list[Event] | _Failure | None] = queue.Queue(maxsize=workers)

@@ -233,6 +233,7 @@ def test_the_fetchers_take_workers_and_return_the_same_records() -> None:
             {
                 "dhis2": {"url": fake.url, "username": "admin", "password": "district"},
                 "programs": {"order": PROGRAM, "receipt": PROGRAM, "str": PROGRAM},
+                "sync": {"page_size": 10},
             }
         )
         with Dhis2Lmis(config) as lmis:

@@ -318,7 +318,7 @@ def test_latency_holds_event_pages_and_serves_them_concurrently(
 ):
     fake = fake_dhis2_factory(version)
     seed(fake, 40)
-    fake.latency = Latency(per_request=0.3, per_item=0.005)  # 0.3 s + 20 events: 0.4 s
+    fake.latency = Latency(per_request=0.5, per_item=0.005)  # 0.5 s + 20 events: 0.6 s
     s = client(fake)
     url = f"{fake.url}/api/{path}"
     started = time.monotonic()
@@ -334,6 +334,6 @@ def test_latency_holds_event_pages_and_serves_them_concurrently(
         ).status_code, [1, 2, 3, 4]))  # fmt: skip
         together = time.monotonic() - started
     assert pages == [200] * 4
-    assert 0.4 <= one < 1.5
-    assert other < 0.3  # only pages of records wait
-    assert 0.35 <= together < 1.2  # four pages of 0.35 s in flight at once, not 1.4 s in a row
+    assert 0.6 <= one < 2.0
+    assert other < 0.5  # only pages of records wait
+    assert 0.55 <= together < 1.6  # four pages of 0.55 s in flight at once, not 2.2 s in a row

@@ -75,7 +75,7 @@ def parse_fetch(out: str) -> list[Row]:
 
 def parse_parallel(out: str) -> list[Row]:
     one = _number(r"^ratio workers=1 / bare\s+([\d.]+)", out)
-    many = _number(r"^ratio workers=\d+ / bare\s+([\d.]+)", out)
+    many = _number(r"^ratio workers=(?!1 )\d+ / bare\s+([\d.]+)", out)
     return [
         Row("parallel", "workers=1 time / bare loop, 100 ms pages", _fmt(one, "x"), "<= 1.1x",
             _at_most(one, 1.1)),

@@ -5,9 +5,11 @@ that gets a newer ``updatedAt`` moves to the end, shifts every later event back 
 unread event slips onto a page already read. So events are read by a keyset cursor on
 ``updatedAt``: each request asks for ``updatedAfter`` = the last timestamp seen (less one
 millisecond, so an inclusive or exclusive server bound both work), ordered by ``updatedAt``
-ascending, and events are de-duplicated by UID. Offset paging is used only inside a run of
-identical timestamps longer than a page. A parallel read (``workers``) runs that cursor over
-several ``updatedAt`` windows at once (the "parallel reading" section below).
+ascending, and events are de-duplicated by UID. A run of identical timestamps that fills a
+page is read whole in one answer (up to ten pages), a snapshot no edit can shift, and the
+cursor moves past it; offset paging is used only inside a run longer than that. A parallel
+read (``workers``) runs that cursor over several ``updatedAt`` windows at once (the "parallel
+reading" section below).
 """
 
 from __future__ import annotations
@@ -136,8 +138,9 @@ def iter_events(
     once, but in no overall order. Each page's events still come oldest update first,
     pages of different windows interleave, and events updated during the read come last.
 
-    Memory stays flat apart from the set of UIDs already yielded (about 80 bytes per event);
-    with workers, at most ``2 * workers + 1`` pages are held at once.
+    Memory stays flat apart from the set of UIDs already yielded (about 80 bytes per event):
+    one page at a time (ten for a run of identical timestamps); with workers, at most
+    ``2 * workers + 1`` of those at once.
 
     Args:
         session: the connection.
@@ -195,6 +198,9 @@ class _WindowReader:
     query: EventQuery
     dialect: EventsDialect
     base: dict[str, ParamValue] = attrs.field(init=False)
+    # How far past a run of identical timestamps the cursor moves: 1 ms asks updatedAfter = the
+    # run's timestamp, right for a server whose bound is exclusive; 2 ms once one proved inclusive.
+    _past_run: timedelta = attrs.field(default=_ONE_MS, init=False)
 
     def __attrs_post_init__(self) -> None:
         self.base = _params(self.query, self.dialect, self.session)
@@ -202,59 +208,98 @@ class _WindowReader:
     def __call__(self, window: _Window, split: SplitHook | None = None) -> Iterator[list[Event]]:
         """Yield the events of ``window`` a page at a time, after each page offering ``split``
         the chance to hand the rest of the slice beyond the cursor to another reader."""
-        dialect, tz = self.dialect, self.session.time_zone
+        tz = self.session.time_zone
         structure = event_converter(tz).get_structure_hook(Event)
         cursor = window.cursor
         page = 1
         previous_items: list[JsonValue] | None = None
+        skipped: datetime | None = None  # the timestamp of a run just read whole
         while True:
-            params = dict(self.base)
-            params["page"] = page
-            params[dialect.updated_after_param] = _when(cursor - _ONE_MS, tz) if cursor else None
-            if window.end is not None:
-                params[dialect.updated_before_param] = _when(window.end, tz)
-            body = self.session.get_json(dialect.path, params)
-            if not isinstance(body, dict):
-                raise ResponseFormatError(
-                    "expected a JSON object page", method="GET", path=dialect.path
-                )
-            items = _page_items(body, dialect)
+            body, items = self._get(cursor, window.end, page, self.query.page_size)
             if not items:
                 return
             events = [structure(raw, Event) for raw in items]
             first_stamp, last_stamp = events[0].updated_at, events[-1].updated_at
+            if skipped is not None and first_stamp is not None and first_stamp <= skipped:
+                self._past_run = 2 * _ONE_MS  # the server's updatedAfter is inclusive
+                cursor, skipped = skipped + self._past_run, None
+                continue
+            skipped = None
             yield events
-            if is_last_page(body, len(items), self.query.page_size, page, dialect.next_page_link):
+            if is_last_page(
+                body, len(items), self.query.page_size, page, self.dialect.next_page_link
+            ):
                 return
             if page > 1 and items == previous_items:
                 raise ResponseFormatError(
                     f"page {page} repeats page {page - 1}: the server ignores paging here",
                     method="GET",
-                    path=dialect.path,
+                    path=self.dialect.path,
                 )
             previous_items = items
-            cursor, page = _next_position(cursor, page, first_stamp, last_stamp)
+            whole_page_one_stamp = page == 1 and first_stamp == last_stamp
+            run = self._whole_run(last_stamp, structure) if whole_page_one_stamp else None
+            if run is not None and last_stamp is not None:
+                yield run
+                cursor, page, skipped = last_stamp + self._past_run, 1, last_stamp
+            else:
+                cursor, page = _next_position(cursor, page, first_stamp, last_stamp)
             if split is not None and last_stamp is not None:
                 split(window, last_stamp)
 
-    def edge(self, *, newest: bool) -> datetime | None:
-        """The ``updatedAt`` of the oldest (or newest) matching event; None when none has one."""
+    def _whole_run(
+        self, stamp: datetime | None, structure: Callable[[JsonValue, type[Event]], Event]
+    ) -> list[Event] | None:
+        """A run of identical timestamps filling a whole page, read in one answer.
+
+        Paged by offset, such a run loses events when one of it is edited during the read (the
+        run shrinks, and later events shift onto pages already read). One answer of up to ten
+        pages is one snapshot of the run; the cursor then keys past it. None when the page is
+        timestamp, or the run is longer than ten pages (then it is paged by offset).
+        """
+        if stamp is None:
+            return None
+        limit = 10 * self.query.page_size
+        _, items = self._get(stamp, stamp + _ONE_MS, 1, limit)
+        if len(items) >= limit:
+            return None
+        events = [structure(raw, Event) for raw in items]
+        return [e for e in events if e.updated_at == stamp]  # the query's bounds still hold
+
+    def _get(
+        self,
+        cursor: datetime | None,
+        end: datetime | None,
+        page: int,
+        page_size: int,
+        *,
+        order: str | None = None,
+    ) -> tuple[JsonObject, list[JsonValue]]:
+        """One page: the events updated from ``cursor`` (less 1 ms) up to ``end``."""
+        dialect, tz = self.dialect, self.session.time_zone
         params = dict(self.base)
-        order = self.dialect.order_updated
-        params["order"] = order.rsplit(":", 1)[0] + ":desc" if newest else order
-        params["page"], params["pageSize"] = 1, 1
-        after = self.query.updated_after
-        tz = self.session.time_zone
-        params[self.dialect.updated_after_param] = _when(after - _ONE_MS, tz) if after else None
-        body = self.session.get_json(self.dialect.path, params)
+        params["page"], params["pageSize"] = page, page_size
+        params["order"] = order or dialect.order_updated
+        params[dialect.updated_after_param] = _when(cursor - _ONE_MS, tz) if cursor else None
+        if end is not None:
+            params[dialect.updated_before_param] = _when(end, tz)
+        body = self.session.get_json(dialect.path, params)
         if not isinstance(body, dict):
             raise ResponseFormatError(
-                "expected a JSON object page", method="GET", path=self.dialect.path
+                "expected a JSON object page", method="GET", path=dialect.path
             )
-        items = _page_items(body, self.dialect)
+        return body, _page_items(body, dialect)
+
+    def edge(self, *, newest: bool) -> datetime | None:
+        """The ``updatedAt`` of the oldest (or newest) matching event; None when none has one."""
+        order = self.dialect.order_updated
+        descending = order.rsplit(":", 1)[0] + ":desc"
+        _, items = self._get(
+            self.query.updated_after, None, 1, 1, order=descending if newest else order
+        )
         if not items:
             return None
-        return event_converter(tz).structure(items[0], Event).updated_at
+        return event_converter(self.session.time_zone).structure(items[0], Event).updated_at
 
 
 # -- parallel reading ----------------------------------------------------------------------------

@@ -313,18 +313,21 @@ class Dhis2Lmis:
         *,
         store: Store | Customer | None = None,
         complete_date: date | str | None = None,
+        attribute_option_combo: str | None = None,
     ) -> ItemValueSetBuilder:
         """A builder preset with the configured data set, period format and rounding.
 
-        Add values by data element (``add``) or by mSupply item (``add_item``: the data
-        element comes from the item's reference, or with a ``[data_set]`` layout from the
-        item and ``measure=``; items not included in the DHIS2 push are skipped and listed in
-        ``skipped``).
+        Add values by data element (``add``, or ``add_rows`` for many) or by mSupply item
+        (``add_item``: the data element comes from the item's reference, or with a
+        ``[data_set]`` layout from the item and ``measure=``; items not included in the DHIS2
+        push are skipped and listed in ``skipped``).
 
         Args:
             period: a date (formatted with ``period_format``) or a DHIS2 period id.
             org_unit: the org unit; or give ``store`` to use its ``Dhis2Code`` field.
             store: a store or customer whose configured field holds the org unit.
+            attribute_option_combo: the attribute option combo (UID) of every value unless a
+                value names its own; None is DHIS2's default combo.
 
         Raises:
             UnknownReferenceError: the store's org-unit field is empty.
@@ -343,6 +346,7 @@ class Dhis2Lmis:
             org_unit,
             items=self.items or self._no_items(),
             layout=self.layout,
+            attribute_option_combo=attribute_option_combo,
             round_off=lmis.round_off,
             complete_date=complete_date,
         )
@@ -391,8 +395,10 @@ class Dhis2Lmis:
     ) -> ImportSummary:
         """Push data values; one normalised :class:`ImportSummary` for every DHIS2 version.
 
-        With ``preflight``, every chunk is checked first (:class:`~checks.Preflight`)
-        and nothing is sent if any would lose or have rejected values.
+        Without ``preflight`` the builder's rows are sent and the rows it refused stay in its
+        ``rejected`` list. With ``preflight`` every row is checked first against the data set
+        (:class:`~checks.Preflight`) and nothing is sent if any row, refused or checked, would
+        be lost (docs/flows.md, "Bad rows").
 
         Raises:
             ImportFailedError: DHIS2 aborted the import; the error carries the summary.

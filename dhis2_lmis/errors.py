@@ -269,12 +269,15 @@ class InvalidValueError(Dhis2Error, ValueError):
 
 
 class DuplicateValueError(InvalidValueError):
-    """The same (data element, category option combo, org unit, period) was added twice.
+    """The same (data element, category and attribute option combos, org unit, period) was
+    added twice.
 
     DHIS2 would silently keep only the last one; ``key`` names the repeated combination.
     """
 
-    def __init__(self, message: str, *, key: tuple[str, str | None, str, str], value: str) -> None:
+    def __init__(
+        self, message: str, *, key: tuple[str, str | None, str | None, str, str], value: str
+    ) -> None:
         self.key = key
         super().__init__(message, data_element=key[0], value=value)
 
@@ -324,9 +327,11 @@ class StateLockedError(Dhis2Error):
 class PreflightError(Dhis2Error, ValueError):
     """A data value set would lose or have rejected some values; nothing was sent.
 
-    ``findings`` lists every problem found in the chunk (zeros DHIS2 would drop, org units not
-    assigned to the data set, periods of the wrong type), each naming the rows concerned (0-based
-    positions in the chunk). Fix the data or the DHIS2 metadata, then push again.
+    ``findings`` lists every problem found in the push (rows the builder refused, values DHIS2
+    would refuse for their value type or option set, zeros it would drop, data elements, option
+    combos and org units outside the data set, periods of the wrong type or closed), each naming
+    the rows concerned the way the caller sees them (``values.csv:7``, ``row 3``). Fix the data or
+    the DHIS2 metadata, then push again.
     """
 
     def __init__(self, findings: Sequence[Finding]) -> None:

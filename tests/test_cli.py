@@ -479,6 +479,64 @@ def test_push_values_preflight_sends_nothing_when_a_value_would_be_lost(
     assert demo_server.data_values == []
 
 
+def test_push_values_preflight_refuses_a_fraction_for_a_whole_number_element_by_line(
+    config: Path, tmp_path: Path, demo_server: FakeDhis2, capsys: pytest.CaptureFixture[str]
+) -> None:
+    values = write_values(
+        tmp_path,
+        f"{DEMO.soh_data_element_codes[0]},150,{DEMO.facilities[0]},\n",
+        f"{DEMO.soh_data_element_codes[1]},12.6,{DEMO.facilities[0]},\n",
+    )
+    argv = ["--config", str(config), "push-values", str(values), "--period", "202611"]
+    assert main([*argv, "--preflight"]) == 1
+    err = capsys.readouterr().err
+    assert "values.csv:3 ('12.6'): not a whole number of 0 or more" in err
+    assert "nothing was sent" in err and "round_off" in err
+    assert demo_server.data_values == []
+    assert main(argv) == 1  # without the preflight DHIS2 refuses that row itself
+    out = capsys.readouterr().out
+    assert "E7619" in out and "values.csv:3)" in out
+    assert [v.value for v in demo_server.data_values] == ["150"]
+
+
+def test_push_values_preflight_sends_nothing_when_a_row_cannot_be_read(
+    config: Path, tmp_path: Path, demo_server: FakeDhis2, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """One rule with the Python API: under --preflight a refused row stops the whole push."""
+    values = write_values(
+        tmp_path,
+        f"{DEMO.soh_data_element_codes[0]},150,{DEMO.facilities[0]},\n",
+        f"{DEMO.soh_data_element_codes[1]},lots,{DEMO.facilities[0]},\n",
+    )
+    argv = ["--config", str(config), "push-values", str(values), "--period", "202611"]
+    assert main([*argv, "--preflight"]) == 1
+    err = capsys.readouterr().err
+    assert "values.csv:3]: value 'lots'" in err and "nothing was sent" in err
+    assert demo_server.data_values == []
+
+
+def test_push_values_csv_attribute_option_combo_column_keeps_values_apart(
+    config: Path, tmp_path: Path, demo_server: FakeDhis2, capsys: pytest.CaptureFixture[str]
+) -> None:
+    demo_server.add_category_combo(
+        "CcFunding01", "FUNDING", "Funding", {"AocFundA001": "FUND_A", "AocFundB001": "FUND_B"}
+    )
+    values = tmp_path / "values.csv"
+    element, facility = DEMO.soh_data_element_codes[0], DEMO.facilities[0]
+    values.write_text(
+        "data_element,value,org_unit,attribute_option_combo\n"
+        f"{element},10,{facility},AocFundA001\n"
+        f"{element},20,{facility},AocFundB001\n"
+        f"{element},30,{facility},\n",
+        encoding="utf-8",
+    )
+    argv = ["--config", str(config), "push-values", str(values), "--period", "202611"]
+    assert main(argv) == 0
+    assert "SUCCESS: 3 imported" in capsys.readouterr().out
+    stored = {v.attribute_option_combo: v.value for v in demo_server.data_values}
+    assert stored == {"AocFundA001": "10", "AocFundB001": "20", "HllvX50cXC0": "30"}
+
+
 def test_push_values_without_period_is_a_usage_error(
     config: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:

@@ -115,11 +115,29 @@ def test_persistent_503_gives_up_after_bounded_attempts(
 def test_a_post_is_not_retried_after_a_503_unless_idempotent(
     fake: FakeDhis2, sleep: SleepRecorder
 ) -> None:
-    fake.inject("POST", "/api/dataValueSets", status=503, times=5)
+    fake.add_org_unit("ClinicUnit1", "CLINIC", "Clinic")
+    fake.add_data_element("StockDe0001", "SOH", "Stock on hand")
+    value = {"dataElement": "StockDe0001", "period": "202611", "orgUnit": "ClinicUnit1"}
+    payload = {"dataValues": [{**value, "value": "5"}]}
     session = make_session(fake, sleep)
+
+    def posts() -> int:
+        return len([r for r in fake.requests if r.method == "POST"])
+
+    # not marked idempotent: a repeat could double the write, so the 503 is final
+    fake.inject("POST", "/api/dataValueSets", status=503, times=2)
     with pytest.raises(ServerError):
-        session.post_json("dataValueSets", {"dataValues": []})
-    assert len([r for r in fake.requests if r.method == "POST"]) == 1
+        session.post_json("dataValueSets", payload)
+    assert (posts(), sleep.calls, fake.data_values) == (1, [], [])
+
+    # marked idempotent (an upsert): the remaining 503 and one more are retried, and it lands once
+    fake.inject("POST", "/api/dataValueSets", status=503, times=1)
+    response = session.post_json("dataValueSets", payload, idempotent=True)
+    assert response.status == 200
+    assert (posts(), len(sleep.calls)) == (4, 2)
+    assert [(v.data_element, v.org_unit, v.value) for v in fake.data_values] == [
+        ("StockDe0001", "ClinicUnit1", "5")
+    ]
 
 
 def test_dropped_connection_on_a_get_is_retried(fake: FakeDhis2, sleep: SleepRecorder) -> None:

@@ -7,7 +7,7 @@ import logging
 import signal
 import socket
 import sqlite3
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from pathlib import Path
 
 import attrs
@@ -21,60 +21,39 @@ from dhis2_lmis.lmis.stock import StockReceipt
 from dhis2_lmis.run.state import SqliteStateStore, StateError, StateLockedError
 from dhis2_lmis.run.sync import RunReport, SyncRunner
 from dhis2_lmis.testing import FakeDhis2, LocalSmtpServer
+from tests._lmis_world import (
+    AMOX,
+    CONSIGNMENT,
+    FACILITY,
+    HOUR,
+    ORDER,
+    ORDER_STAGE,
+    RECEIPT,
+    RECEIPT_STAGE,
+    RECEIVED,
+    ROOT,
+    STR,
+    T0,
+    VERSIONS,
+    add_stock_cards,
+)
+from tests._lmis_world import seed as seed_world
+from tests._lmis_world import settings as world_settings
 
-# --- a small LMIS world (the same shape as tests/test_programs.py) -----------------------------
+# --- the shared LMIS world (tests/_lmis_world.py) and a sync user ----------------------------
 
-ORDER, ORDER_STAGE = "OrderProg01", "OrderStage1"
-RECEIPT, RECEIPT_STAGE = "ReceiptPrg1", "ReceiptStg1"
-STR, STR_STAGE = "StrProgram1", "StrStage001"
-ROOT, FACILITY = "RootUnit001", "FacilityA01"
-AMOX, PARA = "DeAmox00001", "DePara00001"
-CONSIGNMENT = "DeConsign01"
-SOH, RECEIVED, ITEM_CODE = "DeSoh000001", "DeRecv00001", "TeaItemCode"
-T0 = dt.datetime(2026, 11, 2, 9, 0, 0)
-HOUR = dt.timedelta(hours=1)
 PASSWORD = "sync-Pa55word!x"
 SMTP_PASSWORD = "smtp-S3cret-9"
 
 
 def seed(fake: FakeDhis2) -> None:
-    fake.add_org_unit(ROOT, "ROOT", "Country")
-    fake.add_org_unit(FACILITY, "FAC_A", "Facility A", parent=ROOT)
-    fake.add_data_element(AMOX, "AMOX250", "Amoxicillin 250mg", domain_type="TRACKER")
-    fake.add_data_element(PARA, "PARA500", "Paracetamol 500mg", domain_type="TRACKER")
-    fake.add_data_element(CONSIGNMENT, "CONSIGNMENT_NO", "Consignment", value_type="TEXT")
-    fake.add_data_element(SOH, "SOH", "Stock on hand", domain_type="TRACKER")
-    fake.add_data_element(RECEIVED, "RECEIVED", "Stock received", domain_type="TRACKER")
-    fake.add_tracked_entity_attribute(ITEM_CODE, "ITEM_CODE", "Item code")
-    fake.add_program(ORDER, "Order", stages={ORDER_STAGE: (AMOX, PARA)})
-    fake.add_program(RECEIPT, "Receipt", stages={RECEIPT_STAGE: (CONSIGNMENT,)})
-    fake.add_program(
-        STR,
-        "Real-Time Stock",
-        program_type="WITH_REGISTRATION",
-        stages={STR_STAGE: (SOH, RECEIVED)},
-        attributes=(ITEM_CODE,),
-    )
+    seed_world(fake)
     fake.add_user("sync", PASSWORD, org_units=(ROOT,))
 
 
 def settings(fake: FakeDhis2, **sections: dict[str, object]) -> dict[str, object]:
-    row = {"program_stage": STR_STAGE, "attribute": ITEM_CODE}
-    data: dict[str, object] = {
-        "dhis2": {"url": fake.url, "username": "sync", "password": PASSWORD, "max_attempts": 1},
-        "lmis": {"data_element_id_scheme": "CODE"},
-        "programs": {"order": ORDER, "receipt": RECEIPT, "str": STR},
-        "receipt": {"consignment_data_element": CONSIGNMENT},
-        "data_elements": {
-            "stock_on_hand": {"data_element": SOH, **row},
-            "received_quantity": {"data_element": RECEIVED, **row},
-        },
-    }
-    for name, values in sections.items():
-        merged = dict(data.get(name, {}))  # type: ignore[call-overload]
-        merged.update(values)
-        data[name] = merged
-    return data
+    user = {"username": "sync", "password": PASSWORD, "max_attempts": 1}
+    return world_settings(fake, **{**sections, "dhis2": {**user, **sections.get("dhis2", {})}})
 
 
 def lmis_for(fake: FakeDhis2, **sections: dict[str, object]) -> Dhis2Lmis:
@@ -106,11 +85,11 @@ def receipt(fake: FakeDhis2, uid: str, consignment: str, at: dt.datetime = T0) -
     )
 
 
-@pytest.fixture(params=["2.38", "2.41", "2.42"])
-def fake(request: pytest.FixtureRequest) -> Iterator[FakeDhis2]:
-    with FakeDhis2(version=str(request.param), now=T0 + 48 * HOUR) as server:
-        seed(server)
-        yield server
+@pytest.fixture(params=VERSIONS)
+def fake(request: pytest.FixtureRequest, fake_dhis2_factory: Callable[..., FakeDhis2]) -> FakeDhis2:
+    server = fake_dhis2_factory(request.param, now=T0 + 48 * HOUR)
+    seed(server)
+    return server
 
 
 @pytest.fixture
@@ -434,12 +413,7 @@ def test_wrong_password_is_reported_without_the_password(
 
 
 def stock_card(fake: FakeDhis2, code: str = "AMOX250") -> None:
-    fake.add_tracked_entity(
-        f"Te{code}"[:11].ljust(11, "0"),
-        FACILITY,
-        STR,
-        attributes={ITEM_CODE: code},
-    )
+    add_stock_cards(fake, code)
 
 
 def test_receipt_handler_stock_receipts_are_pushed_once(

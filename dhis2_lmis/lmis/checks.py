@@ -10,8 +10,9 @@ rejects every value, an org unit not assigned to the data set is ignored, and a 
 requests as DHIS2 allows: one per configured program (stages, their data elements and the
 program's attributes come nested in one answer), one for the data set (its data elements and
 org units nested), and the items' data elements that are not in the data set through the item
-resolver's batched, cached look-up. :class:`Preflight` applies the per-value part of those
-checks to a data value set before :func:`~dhis2_lmis.lmis.datavalues.push_data_value_set` sends it.
+resolver's batched, cached look-up. :class:`Preflight` checks every row of a data value set
+the way DHIS2 will (value types, option sets, option combos, org units, open periods) before
+:func:`~dhis2_lmis.lmis.datavalues.push_data_value_set` sends any of it.
 
 The JSON shapes parsed here (``programs``, ``dataSets`` with nested fields) are read by the
 private ``_parse_*`` helpers below; they belong with the other DHIS2 key knowledge in
@@ -22,6 +23,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Iterable, Mapping, Sequence
+from datetime import datetime, timedelta
 from decimal import Decimal, InvalidOperation
 from typing import Literal
 
@@ -36,6 +38,7 @@ from dhis2_lmis.dhis2.metadata import (
     CategoryOptionComboInfo,
     DataElementInfo,
     DataSetInfo,
+    MetadataRef,
     ProgramInfo,
     json_object,
     json_objects,
@@ -44,14 +47,18 @@ from dhis2_lmis.dhis2.metadata import (
     parse_program,
 )
 from dhis2_lmis.dhis2.periods import (
+    Period,
     PeriodError,
     PeriodType,
     parse_period,
+    period_for,
     period_type_named,
     period_type_of_format,
 )
 from dhis2_lmis.dhis2.session import Dhis2Session
+from dhis2_lmis.dhis2.valuetypes import VALUE_PROBLEMS, value_problem
 from dhis2_lmis.errors import NotFoundError, PreflightError
+from dhis2_lmis.lmis.datavalues import NamedChunk, RejectedRow
 from dhis2_lmis.lmis.references import (
     Customer,
     Item,
@@ -127,10 +134,11 @@ def _fetch_data_set(session: Dhis2Session, ref: str) -> DataSetInfo | None:
     return parse_data_set(found[0], "/api/dataSets") if found else None
 
 
-def _rows_text(rows: Sequence[int]) -> str:
-    shown = ", ".join(str(r) for r in rows[:_MAX_ROWS_SHOWN])
-    more = f" and {len(rows) - _MAX_ROWS_SHOWN} more" if len(rows) > _MAX_ROWS_SHOWN else ""
-    return f"row{'s' if len(rows) > 1 else ''} {shown}{more}"
+def _rows_text(names: Sequence[str]) -> str:
+    """The first few row names (``values.csv:3, values.csv:9 and 4 more``)."""
+    shown = ", ".join(names[:_MAX_ROWS_SHOWN])
+    more = f" and {len(names) - _MAX_ROWS_SHOWN} more" if len(names) > _MAX_ROWS_SHOWN else ""
+    return f"{shown}{more}"
 
 
 # -- validate_setup -----------------------------------------------------------------------------
@@ -703,19 +711,48 @@ def _check_org_units(
 
 # -- preflight ----------------------------------------------------------------------------------
 
-_INHERITED = ("period", "orgUnit")
+_INHERITED = ("period", "orgUnit", "attributeOptionCombo")
+_DEFAULT = "default"  # the name and code of DHIS2's default category option combo
+_EXPIRED_OK = frozenset({"ALL", "F_EDIT_EXPIRED"})  # authorities DHIS2 lets past expiryDays
+
+
+@attrs.frozen
+class _Row:
+    """One value of the push as DHIS2 reads it, with the name the caller knows it by."""
+
+    name: str
+    data_set: str | None
+    fields: JsonObject
+
+    def text(self, key: str) -> str | None:
+        return json_text(self.fields, key)
 
 
 class Preflight:
-    """Checks data value set chunks before a push; raises :class:`PreflightError`, never sends.
+    """Checks a whole push against the data set before anything is sent.
 
-    An instance is the ``preflight`` callable of
-    :func:`~dhis2_lmis.lmis.datavalues.push_data_value_set`, which calls it with every chunk before
-    the first is sent. It reports, per chunk: zeros on data elements whose
-    ``zeroIsSignificant`` is false (DHIS2 would drop them silently, so a stock-out would read as
-    "no report"), org units not assigned to the data set, and periods whose type is not the data
-    set's. Metadata is fetched once per instance (make one per push): the data set with its data
-    elements and org units, plus one batched look-up for data elements outside the data set.
+    An instance is the ``preflight`` of :func:`~dhis2_lmis.lmis.datavalues.push_data_value_set`,
+    which calls it once with every chunk and with the rows the builder refused. It raises
+    :class:`PreflightError` listing every problem, naming rows the way the caller sees them
+    (``values.csv:7``, ``row 3``), so that either every value is sent or none is. It checks
+    what DHIS2 checks when it imports, and what it would store where nobody reads it:
+
+    * rows the builder refused (not a number, no data element);
+    * the value against the data element's value type and option set
+      (:func:`~dhis2_lmis.dhis2.valuetypes.value_problem`, DHIS2's ``E7619``/``E7621``);
+    * zeros on data elements whose ``zeroIsSignificant`` is false (dropped silently);
+    * data elements not in the data set, category option combos not of the data element's
+      category combo, attribute option combos not of the data set's (2.43 refuses them; earlier
+      versions store them where the data set's forms and reports never look);
+    * org units not assigned to the data set, periods not of its period type;
+    * periods closed for entry: outside the data set's data input periods when it has any, else
+      past ``expiryDays`` (unless the DHIS2 user may edit expired periods) or after the
+      ``openFuturePeriods`` allowance.
+
+    Metadata is read once per instance (make one per push): the data set with its elements,
+    option sets, option combos and org units; a batched look-up for data elements of a push
+    without a data set; the user's authorities only when a period has expired. Periods are
+    judged open at the current time in the server's time zone (``serverTimeZoneId``).
 
     Args:
         session: the session to read metadata with.
@@ -724,17 +761,22 @@ class Preflight:
         items: an item resolver whose data element cache may be reused.
 
     Raises:
-        PreflightError: from ``__call__``, listing every problem of the chunk.
+        PreflightError: from ``__call__``, listing every problem of the push.
         Dhis2Error: the metadata could not be read.
     """
 
     def __init__(
-        self, session: Dhis2Session, config: Dhis2Config, *, items: ItemResolver | None = None
+        self,
+        session: Dhis2Session,
+        config: Dhis2Config,
+        *,
+        items: ItemResolver | None = None,
     ) -> None:
         self.session = session
         self.config = config
         self.scheme: IdScheme = config.lmis.data_element_id_scheme
         self._data_sets: dict[str, DataSetInfo | None] = {}
+        self._may_edit_expired: bool | None = None
         if items is not None and items.session is not None:
             self._elements = items
         else:
@@ -743,35 +785,45 @@ class Preflight:
     def __repr__(self) -> str:
         return f"Preflight(data_set={self.config.lmis.data_set!r}, scheme={self.scheme!r})"
 
-    def __call__(self, chunk: JsonObject) -> None:
-        findings = self.check(chunk)
+    def __call__(self, chunks: Sequence[NamedChunk], refused: Sequence[RejectedRow] = ()) -> None:
+        findings = self.check(chunks, refused)
         if findings:
             raise PreflightError(findings)
 
-    def check(self, chunk: JsonObject) -> list[Finding]:
-        """Every problem of one chunk, as findings of severity ``"error"``; empty when clean.
+    def check(
+        self, chunks: Sequence[NamedChunk], refused: Sequence[RejectedRow] = ()
+    ) -> list[Finding]:
+        """Every problem of the push, as findings of severity ``"error"``; empty when clean.
 
         Raises:
             Dhis2Error: the metadata could not be read.
         """
-        rows = _rows(chunk)
-        findings: list[Finding] = []
-        data_set_ref = json_text(chunk, "dataSet") or self.config.lmis.data_set
-        data_set = self._data_set(data_set_ref) if data_set_ref else None
-        if data_set_ref and data_set is None:
-            findings.append(
-                Finding(
-                    "error",
-                    f"data set {data_set_ref} does not exist on the server, or the DHIS2 user "
-                    "cannot see it",
-                    "fix lmis.data_set (or the payload's dataSet)",
-                    "lmis.data_set",
+        findings = [
+            Finding("error", str(r.error), "fix the row, or leave it out knowingly", r.row)
+            for r in refused
+        ]
+        rows = _rows(chunks, self.config.lmis.data_set)
+        by_data_set: dict[str | None, list[_Row]] = {}
+        for row in rows:
+            by_data_set.setdefault(row.data_set, []).append(row)
+        for ref, group in by_data_set.items():
+            data_set = self._data_set(ref) if ref else None
+            if ref and data_set is None:
+                findings.append(
+                    Finding(
+                        "error",
+                        f"data set {ref} does not exist on the server, or the DHIS2 user "
+                        "cannot see it",
+                        "fix lmis.data_set (or the payload's dataSet)",
+                        "lmis.data_set",
+                    )
                 )
-            )
-        findings += self._zeros(rows, data_set)
-        if data_set is not None:
-            findings += _unassigned(rows, data_set)
-            findings += _wrong_periods(rows, data_set)
+                continue
+            findings += self._values(group, data_set)
+            if data_set is not None:
+                findings += _outside(group, data_set, self.scheme)
+                findings += _unassigned(group, data_set)
+                findings += self._periods(group, data_set)
         return findings
 
     def _data_set(self, ref: str) -> DataSetInfo | None:
@@ -779,112 +831,292 @@ class Preflight:
             self._data_sets[ref] = _fetch_data_set(self.session, ref)
         return self._data_sets[ref]
 
-    def _zeros(self, rows: Sequence[JsonObject], data_set: DataSetInfo | None) -> list[Finding]:
-        zero_rows: dict[str, list[int]] = {}
-        for index, row in enumerate(rows):
-            ref = json_text(row, "dataElement")
-            if ref is not None and _is_zero(row.get("value")):
-                zero_rows.setdefault(ref, []).append(index)
-        if not zero_rows:
-            return []
-        elements: dict[str, DataElementInfo] = {}
+    def _element_info(
+        self, rows: Sequence[_Row], data_set: DataSetInfo | None
+    ) -> dict[str, DataElementInfo]:
+        """The data elements of ``rows`` by reference: from the data set, or (without one) by
+        one batched look-up."""
+        refs = {ref for row in rows if (ref := row.text("dataElement")) is not None}
         if data_set is not None:
-            for element in data_set.elements:
-                key = element.ref_in(self.scheme)
-                if key is not None and key in zero_rows:
-                    elements[key] = element
-        rest = [ref for ref in zero_rows if ref not in elements]
-        if rest:
-            lookup = (
-                self._elements.resolve_uids
-                if self.scheme == "CODE"
-                else self._elements.resolve_codes
-            )
-            elements.update(lookup(rest))
-        return [
+            return {
+                key: e
+                for e in data_set.elements
+                if (key := e.ref_in(self.scheme)) is not None and key in refs
+            }
+        lookup = (
+            self._elements.resolve_uids if self.scheme == "CODE" else self._elements.resolve_codes
+        )
+        return dict(lookup(sorted(refs))) if refs else {}
+
+    def _values(self, rows: Sequence[_Row], data_set: DataSetInfo | None) -> list[Finding]:
+        """Values DHIS2 refuses for their type or option set, and zeros it drops."""
+        elements = self._element_info(rows, data_set)
+        refused: dict[tuple[str, str], list[str]] = {}
+        zeros: dict[str, list[str]] = {}
+        for row in rows:
+            ref, value = row.text("dataElement"), _value_text(row.fields.get("value"))
+            element = elements.get(ref or "")
+            if element is None or value is None:
+                continue
+            problem = value_problem(value, element.value_type, element.options)
+            if problem is not None:
+                refused.setdefault((ref or "", problem), []).append(f"{row.name} ({value!r})")
+            elif element.zero_is_significant is False and _is_zero(value):
+                zeros.setdefault(ref or "", []).append(row.name)
+        findings = [
             Finding(
                 "error",
-                f"{_rows_text(indexes)}: zero for data element {elements[ref].label}, whose "
+                f"{_rows_text(names)}: {VALUE_PROBLEMS.get(problem, problem)} for data element "
+                f"{elements[ref].label} ({_type_label(elements[ref])}): DHIS2 would refuse "
+                f"{'them' if len(names) > 1 else 'it'} ({problem})",
+                _value_fix(elements[ref], problem),
+                f"data element {ref}",
+            )
+            for (ref, problem), names in refused.items()
+        ]
+        findings += [
+            Finding(
+                "error",
+                f"{_rows_text(names)}: zero for data element {elements[ref].label}, whose "
                 "zeroIsSignificant is false: DHIS2 would silently drop the stock-out",
                 _ZERO_FIX + ", or leave the zeros out knowingly",
                 f"data element {ref}",
             )
-            for ref, indexes in zero_rows.items()
-            if ref in elements and elements[ref].zero_is_significant is False
+            for ref, names in zeros.items()
         ]
+        return findings
+
+    def _periods(self, rows: Sequence[_Row], data_set: DataSetInfo) -> list[Finding]:
+        """Period ids that are not DHIS2's, of the wrong type, or closed for entry now."""
+        findings: list[Finding] = []
+        # DHIS2 judges with its own clock, in its time zone; its timestamps carry no offset
+        now = datetime.now(self.session.time_zone).replace(tzinfo=None)
+        for period_id, names in _group(rows, "period").items():
+            try:
+                period = parse_period(period_id)
+            except PeriodError:
+                findings.append(
+                    Finding(
+                        "error",
+                        f"{_rows_text(names)}: {period_id!r} is not a DHIS2 period id",
+                        "fix lmis.period_format or the period given to the builder",
+                        f"period {period_id}",
+                    )
+                )
+                continue
+            if period.type.value != data_set.period_type:
+                findings.append(
+                    Finding(
+                        "error",
+                        f"{_rows_text(names)}: period {period_id} is {period.type.value}, but "
+                        f"data set {data_set.ref.label} has period type "
+                        f"{data_set.period_type}: DHIS2 would reject these values",
+                        f'set lmis.period_format = "{data_set.period_type}" or give a '
+                        f"{data_set.period_type} period id",
+                        f"period {period_id}",
+                    )
+                )
+                continue
+            closed = self._closed(period, data_set, now)
+            if closed is not None:
+                findings.append(
+                    Finding(
+                        "error",
+                        f"{_rows_text(names)}: period {period_id} is closed for data entry in "
+                        f"data set {data_set.ref.label}: {closed[0]}",
+                        closed[1],
+                        f"period {period_id}",
+                    )
+                )
+        return findings
+
+    def _closed(
+        self, period: Period, data_set: DataSetInfo, now: datetime
+    ) -> tuple[str, str] | None:
+        """Why DHIS2 would not take values of ``period`` now, and the fix; None when open."""
+        if data_set.input_periods:
+            if any(
+                p.period == period.id
+                and (p.opening is None or p.opening <= now)
+                and (p.closing is None or now <= p.closing)
+                for p in data_set.input_periods
+            ):
+                return None
+            return (
+                "it is outside the data set's data input periods (E7643)",
+                f"open a data input period for {period.id} in DHIS2 Maintenance > Data sets > "
+                f"{data_set.ref.label}, or push a period that is open",
+            )
+        why: tuple[str, str] | None = None
+        today = now.date()
+        closes = period.end + timedelta(days=data_set.expiry_days)
+        latest = period_for(today, period.type)
+        for _ in range(data_set.open_future_periods or 0):
+            latest = latest.next()
+        if data_set.open_future_periods is not None and period.start > latest.start:
+            why = (
+                f"it is after {latest.id}, the last period openFuturePeriods "
+                f"{data_set.open_future_periods} allows (E7641)",
+                "push it once the period has begun, or raise the data set's open future periods",
+            )
+        elif data_set.expiry_days > 0 and today >= closes:
+            why = (
+                f"expiryDays {data_set.expiry_days} closed it on {closes} (E7640)",
+                "ask for a lock exception in DHIS2 Data administration, or raise the data set's "
+                "expiry days",
+            )
+        if why is None or self._editing_expired_allowed():
+            return None  # users who may edit expired periods pass both (as 2.43 judges)
+        return why[0], why[1] + ", or push as a user with the authority F_EDIT_EXPIRED"
+
+    def _editing_expired_allowed(self) -> bool:
+        if self._may_edit_expired is None:
+            me = json_object(
+                self.session.get_json("me", {"fields": "authorities"}), "/api/me", "the answer"
+            )
+            held = me.get("authorities")
+            self._may_edit_expired = isinstance(held, list) and not _EXPIRED_OK.isdisjoint(
+                a for a in held if isinstance(a, str)
+            )
+        return self._may_edit_expired
 
 
-def _rows(chunk: JsonObject) -> list[JsonObject]:
-    """The chunk's rows with the top-level period and org unit filled in."""
-    raw = chunk.get("dataValues")
-    rows: list[JsonObject] = []
-    for value in raw if isinstance(raw, list) else []:
-        row: JsonObject = dict(value) if isinstance(value, dict) else {}
-        for key in _INHERITED:
-            if key not in row and key in chunk:
-                row[key] = chunk[key]
-        rows.append(row)
+def _rows(chunks: Sequence[NamedChunk], default_data_set: str | None) -> list[_Row]:
+    """Every row of the push with the chunk's period, org unit and combo filled in."""
+    rows: list[_Row] = []
+    for chunk, names in chunks:
+        raw = chunk.get("dataValues")
+        data_set = json_text(chunk, "dataSet") or default_data_set
+        for index, value in enumerate(raw if isinstance(raw, list) else []):
+            fields: JsonObject = dict(value) if isinstance(value, dict) else {}
+            for key in _INHERITED:
+                if key not in fields and key in chunk:
+                    fields[key] = chunk[key]
+            name = names[index] if index < len(names) else f"row {len(rows)}"
+            rows.append(_Row(name, data_set, fields))
     return rows
 
 
-def _is_zero(value: JsonValue) -> bool:
-    if isinstance(value, bool) or value is None:
-        return False
+def _value_text(value: JsonValue) -> str | None:
+    """The value as DHIS2 reads it (JSON numbers and booleans as their text); None if empty."""
+    if value is None or value == "":
+        return None
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    return value if isinstance(value, str) else str(value)
+
+
+def _is_zero(value: str) -> bool:
     try:
-        return Decimal(str(value).strip()) == 0
+        return Decimal(value.strip()) == 0
     except InvalidOperation:
         return False
 
 
-def _group(rows: Iterable[JsonObject], key: str) -> dict[str, list[int]]:
-    groups: dict[str, list[int]] = {}
-    for index, row in enumerate(rows):
-        value = json_text(row, key)
+def _type_label(element: DataElementInfo) -> str:
+    kind = element.value_type or "no value type"
+    return f"{kind} with an option set" if element.options is not None else kind
+
+
+def _value_fix(element: DataElementInfo, problem: str) -> str:
+    if problem == "value_not_valid_option":
+        codes = ", ".join(sorted(element.options or ())[:_MAX_ROWS_SHOWN])
+        return f"use one of the option codes ({codes})"
+    if element.value_type.startswith("INTEGER") or element.value_type == "PERCENTAGE":
+        return (
+            "send whole numbers in range: round them (lmis.round_off = true) or fix the source "
+            f"data, or change the data element's value type ({element.value_type}) in DHIS2"
+        )
+    return f"fix the source data, or change the data element's value type ({element.value_type})"
+
+
+def _group(rows: Iterable[_Row], key: str) -> dict[str, list[str]]:
+    groups: dict[str, list[str]] = {}
+    for row in rows:
+        value = row.text(key)
         if value is not None:
-            groups.setdefault(value, []).append(index)
+            groups.setdefault(value, []).append(row.name)
     return groups
 
 
-def _unassigned(rows: Sequence[JsonObject], data_set: DataSetInfo) -> list[Finding]:
+def _combo_known(ref: str | None, combos: Sequence[MetadataRef]) -> bool:
+    """Whether ``ref`` (None: the default combo) is one of ``combos``."""
+    if ref is None:
+        return any(_DEFAULT in (c.name, c.code) for c in combos)
+    return any(c.known_as(ref) for c in combos)
+
+
+def _outside(rows: Sequence[_Row], data_set: DataSetInfo, scheme: IdScheme) -> list[Finding]:
+    """Data elements not in the data set, and option combos not of the data element's or the
+    data set's category combo."""
+    elements = {key: e for e in data_set.elements if (key := e.ref_in(scheme)) is not None}
+    strangers: dict[str, list[str]] = {}
+    combos: dict[tuple[str, str], list[str]] = {}
+    attributes: dict[str, list[str]] = {}
+    for row in rows:
+        ref = row.text("dataElement") or ""
+        element = elements.get(ref)
+        if element is None:
+            strangers.setdefault(ref, []).append(row.name)
+            continue
+        coc = row.text("categoryOptionCombo")
+        if element.option_combos and not _combo_known(coc, element.option_combos):
+            combos.setdefault((ref, coc or "(none: the default)"), []).append(row.name)
+        aoc = row.text("attributeOptionCombo")
+        if data_set.attribute_combos and not _combo_known(aoc, data_set.attribute_combos):
+            attributes.setdefault(aoc or "(none: the default)", []).append(row.name)
+    label = data_set.ref.label
+    found = [
+        Finding(
+            "error",
+            f"{_rows_text(names)}: data element {ref} is not in data set {label}: DHIS2 2.43 "
+            "refuses it (E8020), earlier versions store it where the data set's forms and "
+            "reports never look",
+            f"add the data element to the data set in DHIS2 Maintenance > Data sets, or fix "
+            f"the data element {'code' if scheme == 'CODE' else 'UID'}",
+            f"data element {ref}",
+        )
+        for ref, names in strangers.items()
+    ]
+    found += [
+        Finding(
+            "error",
+            f"{_rows_text(names)}: category option combo {coc} is not one of data element "
+            f"{elements[ref].label}'s ({_names(elements[ref].option_combos)}): the value would "
+            "be stored where its form never shows it (E7634)",
+            "name one of the data element's category option combos",
+            f"data element {ref}",
+        )
+        for (ref, coc), names in combos.items()
+    ]
+    found += [
+        Finding(
+            "error",
+            f"{_rows_text(names)}: attribute option combo {aoc} is not one of data set "
+            f"{label}'s ({_names(data_set.attribute_combos)}) (E7635)",
+            "name one of the data set's attribute option combos",
+            f"attribute option combo {aoc}",
+        )
+        for aoc, names in attributes.items()
+    ]
+    return found
+
+
+def _names(combos: Sequence[MetadataRef]) -> str:
+    shown = [c.code or c.uid for c in combos[:_MAX_ROWS_SHOWN]]
+    return ", ".join(shown) + (" ..." if len(combos) > _MAX_ROWS_SHOWN else "")
+
+
+def _unassigned(rows: Sequence[_Row], data_set: DataSetInfo) -> list[Finding]:
     return [
         Finding(
             "error",
-            f"{_rows_text(indexes)}: org unit {org_unit} is not assigned to data set "
+            f"{_rows_text(names)}: org unit {org_unit} is not assigned to data set "
             f"{data_set.ref.label}: DHIS2 would reject these values",
             "assign the org unit in DHIS2 Maintenance > Data sets > Organisation units, or "
             "fix the store's org unit field",
             f"org unit {org_unit}",
         )
-        for org_unit, indexes in _group(rows, "orgUnit").items()
+        for org_unit, names in _group(rows, "orgUnit").items()
         if not data_set.assigned(org_unit)
     ]
-
-
-def _wrong_periods(rows: Sequence[JsonObject], data_set: DataSetInfo) -> list[Finding]:
-    findings: list[Finding] = []
-    for period, indexes in _group(rows, "period").items():
-        try:
-            period_type = parse_period(period).type.value
-        except PeriodError:
-            findings.append(
-                Finding(
-                    "error",
-                    f"{_rows_text(indexes)}: {period!r} is not a DHIS2 period id",
-                    "fix lmis.period_format or the period given to the builder",
-                    f"period {period}",
-                )
-            )
-            continue
-        if period_type != data_set.period_type:
-            findings.append(
-                Finding(
-                    "error",
-                    f"{_rows_text(indexes)}: period {period} is {period_type}, but data set "
-                    f"{data_set.ref.label} has period type {data_set.period_type}: DHIS2 would "
-                    "reject these values",
-                    f'set lmis.period_format = "{data_set.period_type}" or give a '
-                    f"{data_set.period_type} period id",
-                    f"period {period}",
-                )
-            )
-    return findings

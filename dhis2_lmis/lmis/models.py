@@ -383,6 +383,10 @@ class StockReportLine:
         updated_at: when the value was last updated on the server.
         measure: under a ``[data_set]`` layout, the configured measure name
             (``stock_on_hand``); None without a layout or when the value matches no measure.
+        attribute_option_combo: the attribute option combo (a funding source, say) as DHIS2
+            sent it, a UID; two values that differ only by it are two lines. DHIS2 names its
+            default combo too (``HllvX50cXC0`` on most servers); None when the answer named
+            none, which DHIS2 reads as the default.
     """
 
     data_element: str
@@ -392,6 +396,7 @@ class StockReportLine:
     raw_value: str | None
     updated_at: datetime | None = None
     measure: str | None = None
+    attribute_option_combo: str | None = None
 
 
 @attrs.frozen
@@ -435,11 +440,12 @@ class StockReport:
             )
         )
         lines = _html.table(
-            ("data element", "category option combo", "item", "value"),
+            ("data element", "category option combo", "attribute option combo", "item", "value"),
             (
                 (
                     line.data_element,
                     line.category_option_combo,
+                    line.attribute_option_combo,
                     line.item.code if line.item else None,
                     line.raw_value if line.value is None else _html.number(line.value),
                 )

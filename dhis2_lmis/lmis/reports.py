@@ -14,7 +14,8 @@ mSupply "receives the stock on hand reports" of facilities from the aggregate da
 * it answers in **UIDs** unless told otherwise: the reader asks for ``dataElementIdScheme``,
   ``orgUnitIdScheme`` and ``categoryOptionComboIdScheme``, so a deployment that works in codes
   gets codes back (a data element without a code still comes back as its UID, and is
-  translated through the item resolver);
+  translated through the item resolver); attribute option combos stay UIDs, as pushes name
+  them;
 * its shape varies: the top-level ``period``, ``orgUnit`` and ``completeDate`` appear only
   when the request named one of each (2.28, 2.41 recordings), ``completeDate`` is a date on
   some versions and a timestamp on others, and a request without data answers ``{}`` on some.
@@ -421,13 +422,12 @@ class _Resolution:
         layout = self.reader.layout
         item_of = self._item
         parse = self.parse
-        for _, _, element, combo, raw, updated in rows:
+        for _, _, element, combo, raw, updated, aoc in rows:
             if element is None:
                 problems.append(RecordProblem("malformed", "a data value has no data element", raw))
                 continue
-            where = (
-                f"data element {element}" if combo is None else f"data element {element} ({combo})"
-            )
+            combos = ", ".join(c for c in (combo, aoc) if c is not None)
+            where = f"data element {element}" + (f" ({combos})" if combos else "")
             measure = None
             if layout is not None:
                 item, measure = layout.match(element, combo)
@@ -460,7 +460,8 @@ class _Resolution:
                             "malformed", f"lastUpdated of {where} is not a timestamp", updated
                         )
                     )
-            lines.append(StockReportLine(element, combo, item, value, raw, updated_at, measure))
+            line = StockReportLine(element, combo, item, value, raw, updated_at, measure, aoc)
+            lines.append(line)
         return StockReport(
             org_unit=org_unit,
             customer=customer,

@@ -41,7 +41,7 @@ from dhis2_lmis.errors import (
     UnknownReferenceError,
 )
 from dhis2_lmis.lmis.checks import PreflightError
-from dhis2_lmis.lmis.datavalues import DataValueSetBuilder, InvalidValueError
+from dhis2_lmis.lmis.datavalues import InvalidValueError
 from dhis2_lmis.lmis.models import (
     ConsignmentReceipt,
     Event,
@@ -261,8 +261,10 @@ def build_parser() -> argparse.ArgumentParser:
         "Push aggregate data values from a CSV file to the configured data set.",
         f"{_PROG} push-values soh.csv --period 202611 --org-unit DiszpKrYNg8 --dry-run",
         "",
-        "CSV columns: data_element, value; optional category_option_combo, org_unit,",
-        "period, comment (a row's org_unit/period override --org-unit/--period).",
+        "CSV columns: data_element, value; optional category_option_combo,",
+        "attribute_option_combo, org_unit, period, comment (a row's org_unit/period",
+        "override --org-unit/--period). Bad rows are reported by file:line and the others",
+        "pushed; with --preflight nothing is pushed while any row would be lost.",
     )
     push.add_argument("file", metavar="FILE.csv", help="the values to push")
     push.add_argument("--period", metavar="P", help="period id (202611) or a date (2026-11-30)")
@@ -273,8 +275,9 @@ def build_parser() -> argparse.ArgumentParser:
     push.add_argument(
         "--preflight",
         action="store_true",
-        help="check the values against the data set first (zeros DHIS2 would drop, org units "
-        "not assigned, wrong period type) and send nothing if any would be lost",
+        help="check every row against the data set first (value types, option sets, option "
+        "combos, org units, open periods, zeros DHIS2 would drop) and send nothing if any "
+        "row would be lost",
     )
     sync = add(
         "sync",
@@ -501,18 +504,28 @@ def _cmd_push_values(args: argparse.Namespace) -> int:
             builder = lmis.data_value_set(period=_period_arg(period), org_unit=args.org_unit)
         except PeriodError as exc:
             raise _UsageError(f"period {period!r}: {exc}") from exc
-        bad = _fill_builder(builder, rows, args.file)
-        if not len(builder):
-            print(f"{_PROG}: {args.file}: no valid values to push", file=sys.stderr)
+        builder.add_rows((row for _, row in rows), names=lambda i: f"{args.file}:{rows[i][0]}")
+        if not len(builder) and not builder.rejected:
+            print(f"{_PROG}: {args.file}: no values to push", file=sys.stderr)
             return EXIT_PROBLEMS
+        if not args.preflight:  # the preflight lists the refused rows with everything else
+            for rejected in builder.rejected:
+                print(f"{_PROG}: {rejected} (row not pushed)", file=sys.stderr)
+            if not len(builder):
+                return EXIT_PROBLEMS
         try:
             summary = lmis.push_data_values(builder, dry_run=args.dry_run, preflight=args.preflight)
+        except PreflightError as exc:  # one problem a line: there may be many
+            print(f"{_PROG}: {args.file}: nothing was sent; the preflight found:", file=sys.stderr)
+            for finding in exc.findings:
+                print(f"  - {finding}", file=sys.stderr)
+            return EXIT_PROBLEMS
         except ImportFailedError as exc:
             print(exc.summary)
             print(f"{_PROG}: {_one_line(exc)}", file=sys.stderr)
             return EXIT_PROBLEMS
     print(summary)
-    return EXIT_OK if summary.ok and not bad else EXIT_PROBLEMS
+    return EXIT_OK if summary.ok and not builder.rejected else EXIT_PROBLEMS
 
 
 def _period_arg(text: str) -> date | str:
@@ -544,32 +557,6 @@ def _read_values_csv(path: str) -> list[tuple[int, Row]]:
         raise _UsageError(f"cannot read {path}: {exc.strerror or exc}") from exc
     except (csv.Error, UnicodeDecodeError) as exc:
         raise _UsageError(f"{path} is not a readable CSV file: {exc}") from exc
-
-
-def _fill_builder(builder: DataValueSetBuilder, rows: Iterable[tuple[int, Row]], file: str) -> int:
-    """Add every row; report bad rows on stderr and return how many there were."""
-    bad = 0
-    for line, row in rows:
-        element, value = row.get("data_element", ""), row.get("value", "")
-        try:
-            if not element or not value:
-                raise InvalidValueError(
-                    "data_element and value are required",
-                    data_element=element or "?",
-                    value=value,
-                )
-            builder.add(
-                element,
-                value,
-                category_option_combo=row.get("category_option_combo") or None,
-                org_unit=row.get("org_unit") or None,
-                period=row.get("period") or None,
-                comment=row.get("comment") or None,
-            )
-        except InvalidValueError as exc:
-            bad += 1
-            print(f"{_PROG}: {file}:{line}: {exc} (row not pushed)", file=sys.stderr)
-    return bad
 
 
 def _cmd_sync(args: argparse.Namespace) -> int:
@@ -756,6 +743,7 @@ def _stock_report_rows(report: StockReport) -> Iterator[Row]:
             **head,
             "data_element": line.data_element if line else "",
             "category_option_combo": _text(line.category_option_combo) if line else "",
+            "attribute_option_combo": _text(line.attribute_option_combo) if line else "",
             "item_code": line.item.code if line and line.item else "",
             "item_name": line.item.name if line and line.item else "",
             "measure": _text(line.measure) if line else "",

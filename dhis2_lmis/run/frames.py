@@ -163,6 +163,7 @@ _REPORT: _Columns = (
     ("complete_date", "date"),
     ("data_element", "string"),
     ("category_option_combo", "string"),
+    ("attribute_option_combo", "string"),
     ("item_code", "string"),
     ("item_name", "string"),
     ("measure", "string"),
@@ -282,12 +283,13 @@ def _report_rows(r: StockReport) -> Iterator[_Row]:
     head = (r.org_unit, *_place(r.customer, r.store), r.period, r.complete_date)
     problems = _problems(r.problems)
     if not r.lines:
-        yield (*head, None, None, None, None, None, None, None, None, problems)
+        yield (*head, *(None,) * 9, problems)
     for line in r.lines:
         yield (
             *head,
             line.data_element,
             line.category_option_combo,
+            line.attribute_option_combo,
             *_item(line.item),
             line.measure,
             line.value,

@@ -8,7 +8,7 @@ they never import ``_fake`` and ``_fake`` (which imports all of them) sits on to
 from __future__ import annotations
 
 import datetime as dt
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from typing import Literal, Protocol
 from zoneinfo import ZoneInfo
 
@@ -46,6 +46,9 @@ class Host(Protocol):
 
     def tick(self) -> dt.datetime:
         """The timestamp for a write; the clock moves on 1 ms."""
+
+    def rendered(self, key: tuple[object, ...], render: Callable[[], bytes]) -> bytes:
+        """The JSON of one object for one request shape, rendered once while nothing changes."""
 
 
 class Seeding(Host, Protocol):

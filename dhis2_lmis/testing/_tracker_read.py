@@ -13,9 +13,11 @@ Per-version differences implemented here (see WEB_API.md §4, §5):
 from __future__ import annotations
 
 import datetime as dt
+import json
 import re
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
+from typing import Any, TypeVar
 
 from dhis2_lmis.testing._fields import FieldSpec, apply_fields, parse_fields
 from dhis2_lmis.testing._host import Host
@@ -67,6 +69,7 @@ _LEGACY_ORDER = {
     "lastUpdated": "updated_at",
     "completedDate": "completed_at",
 }
+_T = TypeVar("_T")
 
 
 def scope_org_units(
@@ -80,7 +83,14 @@ def scope_org_units(
     world = fake.world
     minor = fake.server_version.minor
     chosen = (mode or ("SELECTED" if org_units else "ACCESSIBLE")).upper()
-    if chosen not in ("SELECTED", "CHILDREN", "DESCENDANTS", "ACCESSIBLE", "CAPTURE", "ALL"):
+    if chosen not in (
+        "SELECTED",
+        "CHILDREN",
+        "DESCENDANTS",
+        "ACCESSIBLE",
+        "CAPTURE",
+        "ALL",
+    ):
         raise BadRequest(f"Value {mode} is not a valid orgUnitMode.")
     if minor >= 41 and org_units and chosen in ("ACCESSIBLE", "CAPTURE", "ALL"):
         raise BadRequest(
@@ -166,15 +176,31 @@ def _paging(fake: Host, req: Request, *, legacy: bool = False) -> _Paging:
     return _Paging(not skip, max(page, 1), max(size, 1), totals)
 
 
-def _envelope(fake: Host, req: Request, key_new: str, items: list[Json], paging: _Paging) -> Json:
-    """Page ``items`` and wrap them in the version's envelope."""
+def _page_of(items: Sequence[_T], paging: _Paging) -> Sequence[_T]:
+    """The items of the requested page (all of them when paging is off)."""
+    if not paging.paged:
+        return items
+    start = (paging.page - 1) * paging.size
+    return items[start : start + paging.size]
+
+
+def _envelope(
+    fake: Host,
+    req: Request,
+    key_new: str,
+    items: list[Any],
+    paging: _Paging,
+    *,
+    total: int,
+) -> Json:
+    """Wrap one page of ``items`` (already cut by :func:`_page_of`, out of ``total``) in the
+    version's envelope; only the page is rendered, so a deep page costs no more than the first."""
     minor = fake.server_version.minor
     key = "instances" if minor <= 40 else key_new
     if not paging.paged:
         return {key: items}
-    total = len(items)
     start = (paging.page - 1) * paging.size
-    page_items = items[start : start + paging.size]
+    page_items = items
     more = total > start + paging.size
     page_count = max(1, -(-total // paging.size))
     flat: Json = {"page": paging.page, "pageSize": paging.size}
@@ -243,9 +269,10 @@ def event_json(fake: Host, req: Request, e: Event, schemes: Schemes) -> Json:
     out["updatedAtClient"] = fmt_time(e.updated_at)
     out["attributeOptionCombo"] = e.attribute_option_combo
     out["attributeCategoryOptions"] = DEFAULT_CATEGORY_OPTION
+    user = _user_ref(fake, e.stored_by)  # one object, rendered wherever the user is named
     if minor >= 37:
-        out["createdBy"] = _user_ref(fake, e.stored_by)
-        out["updatedBy"] = _user_ref(fake, e.stored_by)
+        out["createdBy"] = user
+        out["updatedBy"] = user
     values: list[Json] = []
     for de, value in e.data_values.items():
         created, updated = e.value_times.get(de, (e.created_at, e.updated_at))
@@ -258,8 +285,8 @@ def event_json(fake: Host, req: Request, e: Event, schemes: Schemes) -> Json:
             "updatedAt": fmt_time(updated),
         }
         if minor >= 38:
-            dv["createdBy"] = _user_ref(fake, e.stored_by)
-            dv["updatedBy"] = _user_ref(fake, e.stored_by)
+            dv["createdBy"] = user
+            dv["updatedBy"] = user
         values.append(dv)
     out["dataValues"] = values
     out["notes"] = []
@@ -406,8 +433,15 @@ def _select_events(fake: Host, req: Request, user: User | None, *, legacy: bool)
     include_deleted = req.flag("includeDeleted")
     checks = _event_filters(fake, req)
     out: list[Event] = []
+    low, high = bounds[0], bounds[1]
     with world.lock:
-        for e in world.events.values():
+        # the updatedAt window first, in one cheap pass: keyset reads ask for a narrow one
+        candidates = [
+            e
+            for e in world.events.values()
+            if (low is None or e.updated_at >= low) and (high is None or e.updated_at <= high)
+        ]
+        for e in candidates:
             if e.deleted and not include_deleted:
                 continue
             if program and e.program != program:
@@ -424,10 +458,6 @@ def _select_events(fake: Host, req: Request, user: User | None, *, legacy: bool)
                 continue
             if enrollments and e.enrollment not in enrollments:
                 continue
-            if bounds[0] and e.updated_at < bounds[0]:
-                continue
-            if bounds[1] and e.updated_at > bounds[1]:
-                continue
             if bounds[2] and (e.occurred_at is None or e.occurred_at < bounds[2]):
                 continue
             if bounds[3] and (e.occurred_at is None or e.occurred_at > bounds[3]):
@@ -437,6 +467,15 @@ def _select_events(fake: Host, req: Request, user: User | None, *, legacy: bool)
             out.append(e)
     _sort_events(fake, req, out, legacy=legacy)
     return out
+
+
+# An event list is rendered with this stand-in, then the cached events' JSON replaces it.
+_RAW = "\u0000events"
+_RAW_JSON = json.dumps(_RAW).encode()
+
+
+def _compact(payload: object) -> bytes:
+    return json.dumps(payload, separators=(",", ":")).encode()
 
 
 def _fields_spec(fake: Host, req: Request, default: str) -> FieldSpec | None:
@@ -452,11 +491,26 @@ def handle_events(fake: Host, req: Request, m: re.Match[str], user: User | None)
     paging = _paging(fake, req)
     schemes = Schemes.from_request(req)
     spec = _fields_spec(fake, req, "*,!relationships")
+    shape = (
+        req.base_url,
+        req.api_version,
+        str(schemes),
+        ",".join(req.params("fields")),
+    )
+
+    def render(e: Event) -> bytes:
+        body = event_json(fake, req, e, schemes)
+        return _compact(apply_fields(spec, body) if spec is not None else body)
+
     with fake.world.lock:
-        items = [event_json(fake, req, e, schemes) for e in events]
-    if spec is not None:
-        items = [apply_fields(spec, i) for i in items]
-    return json_response(200, _envelope(fake, req, "events", items, paging))
+        page = [
+            fake.rendered((e.uid, e.updated_at, shape), lambda e=e: render(e))  # type: ignore[misc]
+            for e in _page_of(events, paging)
+        ]
+    envelope = _envelope(fake, req, "events", [_RAW], paging, total=len(events))
+    response = Response(200, _compact(envelope).replace(_RAW_JSON, b",".join(page), 1))
+    response.items = len(page)
+    return response
 
 
 @guard
@@ -562,21 +616,22 @@ def handle_legacy_events(fake: Host, req: Request, m: re.Match[str], user: User 
     paging = _paging(fake, req, legacy=True)
     schemes = Schemes.from_request(req)
     with fake.world.lock:
-        items = _legacy_fields(
-            fake, req, [legacy_event_json(fake, req, e, schemes) for e in events]
+        page_items = _legacy_fields(
+            fake,
+            req,
+            [legacy_event_json(fake, req, e, schemes) for e in _page_of(events, paging)],
         )
     if not paging.paged:
-        return json_response(200, {"events": items})
+        return _page_response({"events": page_items}, len(page_items))
     start = (paging.page - 1) * paging.size
-    page_items = items[start : start + paging.size]
-    last = len(items) <= start + paging.size
+    last = len(events) <= start + paging.size
     pager: Json
     if paging.totals:
-        page_count = max(1, -(-len(items) // paging.size))
+        page_count = max(1, -(-len(events) // paging.size))
         pager = {
             "page": paging.page,
             "pageCount": page_count,
-            "total": len(items),
+            "total": len(events),
             "pageSize": paging.size,
         }
         if not last:
@@ -585,7 +640,13 @@ def handle_legacy_events(fake: Host, req: Request, m: re.Match[str], user: User 
             pager["prevPage"] = req.url_with(page=str(paging.page - 1))
     else:
         pager = {"page": paging.page, "pageSize": paging.size, "isLastPage": last}
-    return json_response(200, {"pager": pager, "events": page_items})
+    return _page_response({"pager": pager, "events": page_items}, len(page_items))
+
+
+def _page_response(payload: Json, items: int) -> Response:
+    response = json_response(200, payload)
+    response.items = items
+    return response
 
 
 @guard
@@ -766,7 +827,9 @@ def handle_tracked_entities(
             if not all(c(te) for c in checks):
                 continue
             items.append(apply_fields(spec, tracked_entity_json(fake, te)))
-    return json_response(200, _envelope(fake, req, "trackedEntities", items, paging))
+    page = list(_page_of(items, paging))
+    body = _envelope(fake, req, "trackedEntities", page, paging, total=len(items))
+    return json_response(200, body)
 
 
 @guard
@@ -802,4 +865,5 @@ def handle_enrollments(fake: Host, req: Request, m: re.Match[str], user: User | 
             if te and en.tracked_entity != te:
                 continue
             items.append(apply_fields(spec, enrollment_json(fake, en)))
-    return json_response(200, _envelope(fake, req, "enrollments", items, paging))
+    page = list(_page_of(items, paging))
+    return json_response(200, _envelope(fake, req, "enrollments", page, paging, total=len(items)))

@@ -705,8 +705,8 @@ def _pull_stock_reports(lmis: Dhis2Lmis, args: argparse.Namespace) -> int:
             since=args.since,
         )
         return _emit(_progress(reports), _stock_report_rows, args.format)
-    except PeriodError as exc:
-        raise _UsageError(f"period {args.period!r}: {exc}") from exc
+    except PeriodError as exc:  # its message quotes the period already
+        raise _UsageError(f"--period: {exc}") from exc
 
 
 def _cmd_stock_on_hand(args: argparse.Namespace) -> int:
@@ -734,8 +734,9 @@ def _cmd_push_values(args: argparse.Namespace) -> int:
             )
         try:
             builder = lmis.data_value_set(period=_period_arg(period), org_unit=args.org_unit)
-        except PeriodError as exc:
-            raise _UsageError(f"period {period!r}: {exc}") from exc
+        except PeriodError as exc:  # its message quotes the period already
+            where = "--period" if args.period else f"{args.file}, period column"
+            raise _UsageError(f"{where}: {exc}") from exc
         builder.add_rows((row for _, row in rows), names=lambda i: f"{args.file}:{rows[i][0]}")
         if not len(builder) and not builder.rejected:
             _error(f"{args.file}: no values to push")

@@ -332,6 +332,20 @@ def test_check_prints_setup_findings_and_exits_1_when_something_would_fail(
     assert "setup problem" in captured.err
 
 
+def test_configuration_from_environment_variables_alone_is_named_as_such(
+    demo_server: FakeDhis2, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    monkeypatch.setenv("DHIS2_URL", demo_server.url)
+    monkeypatch.setenv("DHIS2_USERNAME", DEMO.username)
+    monkeypatch.setenv("DHIS2_PASSWORD", DEMO.password)
+    assert main(["check"]) == 0
+    out = capsys.readouterr().out
+    assert "configuration: OK (the DHIS2_* environment)" in out
+    assert "dhis2-lmis.toml" not in out  # no such file was read
+    assert main(["pull", "order"]) == 2
+    assert "which the DHIS2_* environment does not set" in capsys.readouterr().err
+
+
 def test_check_lists_each_unconfigured_part_with_the_commands_it_stops(
     tmp_path: Path, demo_server: FakeDhis2, capsys: pytest.CaptureFixture[str]
 ) -> None:

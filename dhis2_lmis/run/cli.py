@@ -503,9 +503,7 @@ def _load_config(args: argparse.Namespace) -> Dhis2Config:
     ``DHIS2_LMIS_<SECTION>__<KEY>`` overrides apply whichever way the file was named.
     """
     environ = dict(os.environ)
-    path: str | None = args.config or environ.get(_CONFIG_ENV) or None
-    if path is None and Path(_DEFAULT_CONFIG).is_file():
-        path = _DEFAULT_CONFIG
+    path = _config_path(args)
     if path is None:
         if environ.get("DHIS2_URL"):
             return Dhis2Config.from_env(environ)
@@ -524,8 +522,17 @@ def _load_config(args: argparse.Namespace) -> Dhis2Config:
     return Dhis2Config.from_env(environ)
 
 
+def _config_path(args: argparse.Namespace) -> str | None:
+    """The configuration file to read; None when there is none (``DHIS2_*`` variables alone)."""
+    path: str | None = args.config or os.environ.get(_CONFIG_ENV) or None
+    if path is None and Path(_DEFAULT_CONFIG).is_file():
+        path = _DEFAULT_CONFIG
+    return path
+
+
 def _config_source(args: argparse.Namespace) -> str:
-    return str(args.config or os.environ.get(_CONFIG_ENV) or _DEFAULT_CONFIG)
+    """Where the configuration came from, as messages name it."""
+    return _config_path(args) or "the DHIS2_* environment"
 
 
 def _is_set(config: Dhis2Config, setting: str) -> bool:

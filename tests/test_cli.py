@@ -145,6 +145,9 @@ def test_demo_exits_0_and_prints_every_summary_section(capsys: pytest.CaptureFix
     assert "CN-2024-1001" in out
     assert "Riverside Health Centre (FAC001)" in out
     assert "with problems" not in out
+    # the facilities' untouched items are pushed unchanged: said, not left to look like losses
+    assert "4 ignored, 0 deleted" in out
+    assert "(4 ignored: already stored with that value" in out
 
 
 def test_demo_sends_nothing_but_results_to_stdout(capsys: pytest.CaptureFixture[str]) -> None:

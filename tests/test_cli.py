@@ -242,6 +242,15 @@ def test_demo_rejects_an_unknown_version(capsys: pytest.CaptureFixture[str]) -> 
     assert "2.35" in capsys.readouterr().err
 
 
+def test_demo_refuses_site_files_it_would_not_read(capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["--items", "items.csv", "demo"]) == 2
+    err = capsys.readouterr().err
+    assert "not --items items.csv" in err
+    assert "demo --serve" in err  # where files for the other commands come from
+    assert main(["demo", "--config", "site.toml", "--customers", "c.csv"]) == 2
+    assert "not --config site.toml, --customers c.csv" in capsys.readouterr().err
+
+
 # -- test-connection -----------------------------------------------------------------------------
 
 

@@ -581,6 +581,9 @@ def _references(
 # -- commands --------------------------------------------------------------------------------------
 
 
+_SITE_FILES = ("config", "items", "stores", "customers")  # global options naming a site's files
+
+
 def _cmd_demo(args: argparse.Namespace) -> int:
     # the fake server is only needed here: keep it out of every other command's start-up
     from dhis2_lmis.run.demo import demo_version, run_demo  # noqa: PLC0415
@@ -591,6 +594,13 @@ def _cmd_demo(args: argparse.Namespace) -> int:
         raise _UsageError(f"--dhis2-version: {exc}") from exc
     if args.dir and not args.serve:
         raise _UsageError("--dir is for --serve: the plain demo writes no files")
+    # the demo brings its own server, configuration and lists: a file named here would be unread
+    given = [f"--{name} {value}" for name in _SITE_FILES if (value := getattr(args, name))]
+    if given:
+        raise _UsageError(
+            f"demo uses its own configuration and mSupply lists, not {', '.join(given)}; "
+            f"`{_PROG} demo --serve` writes them into a folder for the other commands"
+        )
     if args.serve and args.layout:
         raise _UsageError(
             "--layout is for the plain demo: --serve configures the demo's one data element per "

@@ -585,6 +585,27 @@ def test_push_values_dry_run_saves_nothing(
     assert not [v for v in demo_server.data_values if v.period == "202201"]
 
 
+@pytest.mark.parametrize(("period", "kind"), [("2026W10", "Weekly"), ("20261101", "Daily")])
+def test_push_values_keeps_a_period_id_that_looks_like_a_date_as_given(
+    config: Path,
+    tmp_path: Path,
+    demo_server: FakeDhis2,
+    capsys: pytest.CaptureFixture[str],
+    period: str,
+    kind: str,
+) -> None:
+    # Python 3.11 reads 2026W10 and 20261101 as dates: the push must not quietly move the
+    # values into the data set's month holding that day
+    values = write_values(tmp_path, f"{DEMO.soh_data_element_codes[0]},150,,\n")
+    argv = ["--config", str(config), "push-values", str(values), "--preflight"]
+    stored = list(demo_server.data_values)
+    assert main([*argv, "--period", period, "--org-unit", DEMO.facilities[2]]) == 1
+    err = capsys.readouterr().err
+    assert f"period {period} is {kind}, but data set" in err
+    assert "nothing was sent" in err
+    assert list(demo_server.data_values) == stored
+
+
 def test_push_values_reports_bad_rows_on_stderr_and_exits_1(
     config: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:

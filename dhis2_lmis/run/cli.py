@@ -26,6 +26,7 @@ import io
 import json
 import logging
 import os
+import re
 import signal
 import sys
 import tempfile
@@ -781,10 +782,21 @@ def _cmd_push_values(args: argparse.Namespace) -> int:
 
 
 def _period_arg(text: str) -> date | str:
-    try:
-        return date.fromisoformat(text)
-    except ValueError:
-        return text
+    """A ``YYYY-MM-DD`` date (the period that holds it), else a period id as given.
+
+    Only that one date form: Python 3.11's ``date.fromisoformat`` also reads ``2026W10`` and
+    ``20261101`` as dates, which would silently turn a weekly or daily period id into the
+    data set's period holding its first day.
+    """
+    if _ISO_DAY.fullmatch(text.strip()):
+        try:
+            return date.fromisoformat(text.strip())
+        except ValueError:
+            pass  # 2026-02-30: parse_period names what is wrong with it
+    return text
+
+
+_ISO_DAY = re.compile(r"\d{4}-\d{2}-\d{2}")
 
 
 def _read_values_csv(path: str) -> list[tuple[int, Row]]:

@@ -9,6 +9,7 @@ import logging
 import os
 import re
 import signal
+import socket
 import subprocess
 import sys
 from collections.abc import Iterator
@@ -764,6 +765,31 @@ def test_sync_pushes_packing_lists_of_received_consignments(
         "25",
         "7",
     ]
+
+
+def test_quiet_sync_still_says_when_its_error_mail_could_not_be_sent(
+    tmp_path: Path,
+    demo_server: FakeDhis2,
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    with socket.socket() as probe:  # a port nothing listens on
+        probe.bind(("127.0.0.1", 0))
+        closed = probe.getsockname()[1]
+    smtp = (
+        f'[smtp]\nhost = "127.0.0.1"\nport = {closed}\ntimeout = 2\nsender = "lmis@example.org"'
+        '\nusername = "mailer"\npassword = "Mail-Secret-9"'
+    )
+    config = write_config(tmp_path, demo_server.url, extra=smtp)
+    monkeypatch.setenv("DHIS2_LMIS_LMIS__ERROR_EMAILS", "ops@example.org")
+    packing = tmp_path / "packing.csv"
+    packing.write_text("consignment,item_code,quantity\nCN-2024-1001,AMOX250,25\n", "utf-8")
+    argv = ["--config", str(config), "-q", "sync", "--programs", "receipt"]
+    assert main([*argv, "--packing-list", str(packing)]) == 1  # two consignments not listed
+    err = capsys.readouterr().err
+    assert "could not e-mail the error report" in err  # -q hides warnings, not this one
+    assert "Mail-Secret-9" not in err
+    assert logging.getLogger("dhis2_lmis.run.notify").level == logging.NOTSET  # undone
 
 
 def test_sync_rejects_unknown_programs(config: Path, capsys: pytest.CaptureFixture[str]) -> None:

@@ -184,7 +184,7 @@ def _common_options(*, in_subcommand: bool) -> argparse.ArgumentParser:
         "--quiet",
         action="store_true",
         default=argparse.SUPPRESS if in_subcommand else False,
-        help="only errors on stderr",
+        help="only errors on stderr (and an error e-mail that could not be sent)",
     )
     return parser
 
@@ -397,7 +397,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         return exc.code if isinstance(exc.code, int) else EXIT_USAGE
     verbosity: int = args.verbose
     logger = logging.getLogger("dhis2_lmis")
-    previous_level = logger.level
+    mail_logger = logger.getChild("run.notify")
+    previous_level, previous_mail_level = logger.level, mail_logger.level
     handler = _configure_logging(logger, verbosity, quiet=bool(args.quiet))
     restore_sigterm = _sigterm_interrupts()
     try:
@@ -434,6 +435,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         restore_sigterm()
         logger.removeHandler(handler)
         logger.setLevel(previous_level)
+        mail_logger.setLevel(previous_mail_level)
 
 
 def _error(text: str) -> None:
@@ -490,6 +492,9 @@ def _configure_logging(logger: logging.Logger, verbosity: int, *, quiet: bool) -
     handler = logging.StreamHandler(sys.stderr)
     handler.setFormatter(logging.Formatter("%(levelname)s %(name)s: %(message)s"))
     logger.setLevel(level)
+    if quiet:  # an error e-mail that could not be sent is the warning a quiet cron job must
+        # still show: otherwise the run's errors reach nobody
+        logger.getChild("run.notify").setLevel(logging.WARNING)
     logger.addHandler(handler)
     return handler
 

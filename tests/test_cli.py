@@ -211,7 +211,11 @@ def test_demo_serve_writes_a_folder_where_every_printed_command_works(tmp_path: 
             results += [run_in(folder, c) for c in syncs]
         finally:
             server.send_signal(signal.SIGINT)
-            _, err = server.communicate(timeout=60)
+            try:
+                _, err = server.communicate(timeout=60)
+            except subprocess.TimeoutExpired:
+                server.kill()  # fail, rather than wait forever for a server Ctrl-C missed
+                raise
     for command, result in zip([*readers, *syncs], results, strict=True):
         assert result.returncode == 0, (command, result.stderr)
         assert "Traceback" not in result.stderr

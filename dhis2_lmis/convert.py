@@ -20,10 +20,10 @@ from __future__ import annotations
 
 from collections.abc import Callable, Iterable, Iterator, Mapping
 from datetime import datetime, tzinfo
-from typing import TypeAlias
+from typing import Any, TypeAlias, Union
 
 import attrs
-import cattrs
+import msgspec
 from dateutil import parser as date_parser
 
 from dhis2_lmis._json import JsonObject, JsonValue
@@ -32,11 +32,12 @@ from dhis2_lmis.models import DataValue, Event, Note, RecordProblem
 __all__ = [
     "DataValueRow",
     "EnrollmentRef",
+    "EventPage",
     "TrackedEntityRef",
     "current_username",
     "data_value_rows",
     "data_value_set_header",
-    "event_converter",
+    "event_page_decoder",
     "event_payload",
     "events_payload",
     "format_timestamp",
@@ -91,15 +92,7 @@ def _text(raw: JsonObject, key: str, *fallbacks: str) -> str | None:
                 break
         else:
             return None
-    return value if type(value) is str else str(value)
-
-
-def _user(raw: JsonObject, key: str) -> str | None:
-    """A user reference: a username string (<=2.37) or an object (2.38+)."""
-    value = raw.get(key)
-    if isinstance(value, dict):
-        return _text(value, "username", "uid", "displayName")
-    return value if isinstance(value, str) else None
+    return _as_text(value)
 
 
 class _Timestamps:
@@ -126,146 +119,267 @@ class _Timestamps:
             self.cache[text] = value
         return value
 
-
-class _EventReader:
-    """Structures one event; collects the problems of its fields."""
-
-    __slots__ = ("problems", "raw", "timestamps")
-
-    def __init__(self, raw: JsonObject, timestamps: _Timestamps) -> None:
-        self.raw = raw
-        self.timestamps = timestamps
-        self.problems: list[RecordProblem] = []
-
-    def when(self, source: JsonObject, key: str, legacy_key: str) -> datetime | None:
-        text = source.get(key)
+    def when(self, text: Any, key: str, problems: list[RecordProblem]) -> datetime | None:
+        """A record's timestamp field: None when absent; a problem, and None, when malformed."""
         if text is None:
-            text = source.get(legacy_key)
-            if text is None:
-                return None
+            return None
         if type(text) is str:
-            known = self.timestamps.cache.get(text)
+            known = self.cache.get(text)
             if known is not None:
                 return known
         try:
-            return self.timestamps.parse(text)  # type: ignore[arg-type]  # checked below
+            return self.parse(text)
         except (ValueError, OverflowError, TypeError):
-            self.problems.append(
+            problems.append(
                 RecordProblem("malformed", f"{key} is not a timestamp: {text!r}", str(text))
             )
             return None
 
-    def data_values(self) -> tuple[DataValue, ...]:
-        # The hottest loop of the library (8+ values per event): lookups are bound to locals
-        # and timestamps are read from the memo before falling back to a full parse.
-        raw_values = self.raw.get("dataValues")
-        if not isinstance(raw_values, list) or not raw_values:
-            return ()
-        memo = self.timestamps.cache.get
-        when = self.when
-        values: list[DataValue] = []
-        append = values.append
-        for item in raw_values:
-            get = item.get if type(item) is dict else None
-            data_element = get("dataElement") if get is not None else None
-            if type(data_element) is not str or get is None:
-                self.problems.append(
-                    RecordProblem("malformed", f"a data value has no data element: {item!r}")
-                )
-                continue
-            value = get("value")
-            if value is not None and type(value) is not str:
-                value = str(value)
-            stored_by = get("storedBy")
-            created = get("createdAt") or get("created")
-            updated = get("updatedAt") or get("lastUpdated")
-            created_at = memo(created) if type(created) is str else None
-            if created_at is None and created is not None:
-                created_at = when(item, "createdAt", "created")  # type: ignore[arg-type]
-            updated_at = memo(updated) if type(updated) is str else None
-            if updated_at is None and updated is not None:
-                updated_at = when(item, "updatedAt", "lastUpdated")  # type: ignore[arg-type]
-            append(
-                DataValue(
-                    data_element,
-                    value,
-                    get("providedElsewhere") is True,
-                    stored_by if type(stored_by) is str else None,
-                    created_at,
-                    updated_at,
-                )
-            )
-        return tuple(values)
 
-    def notes(self) -> tuple[Note, ...]:
-        raw_notes = self.raw.get("notes")
-        if not isinstance(raw_notes, list) or not raw_notes:
-            return ()
-        return tuple(
-            Note(
-                value=_text(note, "value") or "",
-                stored_by=_text(note, "storedBy"),
-                stored_at=self.when(note, "storedAt", "storedDate"),
-            )
-            for note in raw_notes
-            if isinstance(note, dict)
-        )
+# The wire shapes of an event page. Both spellings of every renamed key are fields (the
+# decoder picks out only these keys and skips the rest without building them). Scalars are
+# ``Any`` and lists accept any JSON in their place: types are checked when the record is
+# built, so an odd value becomes a problem on its record, never a page that fails to decode.
+_Scalar: TypeAlias = Union[str, int, float, bool, None]  # noqa: UP007
+_NotObject: TypeAlias = Union[list[Any], _Scalar]  # noqa: UP007
 
-    def event(self) -> Event:
-        raw = self.raw
-        uid = _text(raw, "event")
-        if not uid:
-            self.problems.append(RecordProblem("malformed", "the event has no UID"))
-        when = self.when
-        return Event(
-            uid=uid or "",
-            program=_text(raw, "program"),
-            program_stage=_text(raw, "programStage"),
-            org_unit=_text(raw, "orgUnit"),
-            status=_text(raw, "status"),
-            occurred_at=when(raw, "occurredAt", "eventDate"),
-            scheduled_at=when(raw, "scheduledAt", "dueDate"),
-            created_at=when(raw, "createdAt", "created"),
-            updated_at=when(raw, "updatedAt", "lastUpdated"),
-            completed_at=when(raw, "completedAt", "completedDate"),
-            completed_by=_user(raw, "completedBy"),
-            stored_by=_user(raw, "storedBy"),
-            attribute_option_combo=_text(raw, "attributeOptionCombo"),
-            enrollment=_text(raw, "enrollment"),
-            tracked_entity=_text(raw, "trackedEntity", "trackedEntityInstance"),
-            deleted=raw.get("deleted") is True,
-            data_values=self.data_values(),
-            notes=self.notes(),
-            problems=tuple(self.problems),
-        )
+
+class _WireValue(msgspec.Struct, rename="camel", gc=False):
+    data_element: Any = None
+    value: Any = None
+    provided_elsewhere: Any = None
+    stored_by: Any = None
+    created_at: Any = None
+    created: Any = None  # <= 2.40 and legacy /api/events
+    updated_at: Any = None
+    last_updated: Any = None
+
+
+class _WireNote(msgspec.Struct, rename="camel", gc=False):
+    value: Any = None
+    stored_by: Any = None
+    stored_at: Any = None
+    stored_date: Any = None
+
+
+class _WireEvent(msgspec.Struct, rename="camel", gc=False):
+    event: Any = None
+    program: Any = None
+    program_stage: Any = None
+    org_unit: Any = None
+    status: Any = None
+    occurred_at: Any = None
+    event_date: Any = None
+    scheduled_at: Any = None
+    due_date: Any = None
+    created_at: Any = None
+    created: Any = None
+    updated_at: Any = None
+    last_updated: Any = None
+    completed_at: Any = None
+    completed_date: Any = None
+    completed_by: Any = None
+    stored_by: Any = None
+    attribute_option_combo: Any = None
+    enrollment: Any = None
+    tracked_entity: Any = None
+    tracked_entity_instance: Any = None
+    deleted: Any = None
+    data_values: Union[list[Union[_WireValue, _NotObject]], dict[str, Any], _Scalar] = None  # noqa: UP007
+    notes: Union[list[Union[_WireNote, _NotObject]], dict[str, Any], _Scalar] = None  # noqa: UP007
+
+
+_WireItem: TypeAlias = Union[_WireEvent, _NotObject]  # noqa: UP007
+_WireItems: TypeAlias = Union[list[_WireItem], dict[str, Any], _Scalar]  # noqa: UP007
+
+
+class _WirePage(msgspec.Struct, gc=False):
+    """Every events envelope: ``instances`` (tracker <= 2.40), ``events`` (2.41+, legacy)."""
+
+    events: _WireItems = None
+    instances: _WireItems = None
+    pager: Any = None
+
+
+_page_decoder = msgspec.json.Decoder(Union[_WirePage, _NotObject])  # noqa: UP007
+
+
+@attrs.frozen
+class EventPage:
+    """One page of events, decoded.
+
+    Attributes:
+        events: the records, in page order; None when the page has no list of events.
+        paging: the envelope's paging keys (``pager``), for
+            :func:`~dhis2_lmis.session.is_last_page`.
+    """
+
+    events: list[Event] | None
+    paging: JsonObject
+
+
+def event_page_decoder(
+    time_zone: tzinfo | None, items_key: str
+) -> Callable[[bytes], EventPage | None]:
+    """A decoder of the event pages of one read, for :meth:`Dhis2Session.get_decoded`.
+
+    It decodes a page straight into wire structures and builds the records from them, with
+    one timestamp memory for the whole read. The list is read from ``items_key`` first, then
+    from the other envelope key (2.41 answers ``events`` where older versions said
+    ``instances``). Returns None for a body that is not a JSON object.
+
+    Raises (from the returned callable):
+        ValueError: the body is not JSON.
+    """
+    timestamps = _Timestamps(time_zone)
+    other_key = "instances" if items_key == "events" else "events"
+
+    def decode(content: bytes) -> EventPage | None:
+        page = _page_decoder.decode(content)
+        if type(page) is not _WirePage:
+            return None
+        items = getattr(page, items_key, None)
+        if items is None:
+            items = getattr(page, other_key, None)
+        paging: JsonObject = {} if page.pager is None else {"pager": page.pager}
+        if items is None:
+            return EventPage([], paging)
+        if type(items) is not list:
+            return EventPage(None, paging)
+        return EventPage([_event(item, timestamps) for item in items], paging)
+
+    return decode
 
 
 def structure_event(raw: JsonValue, time_zone: tzinfo | None = None) -> Event:
-    """Turn one event of any DHIS2 version into an :class:`Event`; never raises."""
-    return _structure(raw, _Timestamps(time_zone))
+    """Turn one already-decoded event of any DHIS2 version into an :class:`Event`; never raises.
 
-
-def _structure(raw: JsonValue, timestamps: _Timestamps) -> Event:
-    if not isinstance(raw, dict):
-        problem = RecordProblem("malformed", f"expected an event object, got {type(raw).__name__}")
-        return Event(uid="", problems=(problem,))
-    return _EventReader(raw, timestamps).event()
-
-
-def event_converter(time_zone: tzinfo | None = None) -> cattrs.Converter:
-    """A cattrs converter for one read from a server in ``time_zone``.
-
-    Cheap to build (the event hook is hand-written); each read builds its own, so the
-    timestamp memory it carries never outlives the read.
+    Goes through the same wire structure as a decoded page, so both build identical records.
     """
-    converter = cattrs.Converter()
-    timestamps = _Timestamps(time_zone)
+    try:
+        wire = msgspec.convert(raw, _WireItem)
+    except msgspec.ValidationError as exc:  # only a dict with non-text keys gets here
+        problem = RecordProblem("malformed", f"the event could not be read: {exc}")
+        return Event(uid="", problems=(problem,))
+    return _event(wire, _Timestamps(time_zone))
 
-    def hook(raw: JsonValue, _: type[Event]) -> Event:
-        return _structure(raw, timestamps)
 
-    converter.register_structure_hook(Event, hook)
-    return converter
+def _as_text(value: Any) -> str | None:
+    """Text as DHIS2 meant it: a number sent unquoted becomes its text."""
+    return value if value is None or type(value) is str else str(value)
+
+
+def _user(value: Any) -> str | None:
+    """A user reference: a username string (<=2.37) or an object (2.38+)."""
+    if isinstance(value, dict):
+        return _text(value, "username", "uid", "displayName")
+    return value if type(value) is str else None
+
+
+def _event(wire: _WireItem, timestamps: _Timestamps) -> Event:
+    """Build the record of one wire event; never raises (odd fields become problems)."""
+    if type(wire) is not _WireEvent:
+        kind = "null" if wire is None else type(wire).__name__
+        problem = RecordProblem("malformed", f"expected an event object, got {kind}")
+        return Event(uid="", problems=(problem,))
+    problems: list[RecordProblem] = []
+    when = timestamps.when
+    uid = _as_text(wire.event)
+    if not uid:
+        problems.append(RecordProblem("malformed", "the event has no UID"))
+    occurred = wire.occurred_at
+    scheduled = wire.scheduled_at
+    created = wire.created_at
+    updated = wire.updated_at
+    completed = wire.completed_at
+    tracked_entity = wire.tracked_entity
+    return Event(
+        uid or "",
+        _as_text(wire.program),
+        _as_text(wire.program_stage),
+        _as_text(wire.org_unit),
+        _as_text(wire.status),
+        when(wire.event_date if occurred is None else occurred, "occurredAt", problems),
+        when(wire.due_date if scheduled is None else scheduled, "scheduledAt", problems),
+        when(wire.created if created is None else created, "createdAt", problems),
+        when(wire.last_updated if updated is None else updated, "updatedAt", problems),
+        when(wire.completed_date if completed is None else completed, "completedAt", problems),
+        _user(wire.completed_by),
+        _user(wire.stored_by),
+        _as_text(wire.attribute_option_combo),
+        _as_text(wire.enrollment),
+        _as_text(wire.tracked_entity_instance if tracked_entity is None else tracked_entity),
+        wire.deleted is True,
+        _data_values(wire.data_values, timestamps, problems),
+        _notes(wire.notes, timestamps, problems),
+        tuple(problems),
+    )
+
+
+def _data_values(
+    items: object, timestamps: _Timestamps, problems: list[RecordProblem]
+) -> tuple[DataValue, ...]:
+    # The hottest loop of the library (8+ values per event): timestamps are read from the
+    # memo inline, and a full parse is asked only on a miss.
+    if type(items) is not list or not items:
+        return ()
+    memo = timestamps.cache.get
+    when = timestamps.when
+    values: list[DataValue] = []
+    append = values.append
+    for item in items:
+        if type(item) is not _WireValue:
+            problems.append(RecordProblem("malformed", f"a data value is not an object: {item!r}"))
+            continue
+        data_element = item.data_element
+        value = item.value
+        if type(data_element) is not str:
+            problems.append(
+                RecordProblem("malformed", f"a data value has no data element (value {value!r})")
+            )
+            continue
+        if value is not None and type(value) is not str:
+            value = str(value)
+        stored_by = item.stored_by
+        created = item.created_at or item.created
+        updated = item.updated_at or item.last_updated
+        created_at = memo(created) if type(created) is str else None
+        if created_at is None and created is not None:
+            created_at = when(created, "createdAt", problems)
+        updated_at = memo(updated) if type(updated) is str else None
+        if updated_at is None and updated is not None:
+            updated_at = when(updated, "updatedAt", problems)
+        append(
+            DataValue(
+                data_element,
+                value,
+                item.provided_elsewhere is True,
+                stored_by if type(stored_by) is str else None,
+                created_at,
+                updated_at,
+            )
+        )
+    return tuple(values)
+
+
+def _notes(
+    items: object, timestamps: _Timestamps, problems: list[RecordProblem]
+) -> tuple[Note, ...]:
+    if type(items) is not list or not items:
+        return ()
+    return tuple(
+        Note(
+            _as_text(note.value) or "",
+            _as_text(note.stored_by),
+            timestamps.when(
+                note.stored_date if note.stored_at is None else note.stored_at,
+                "storedAt",
+                problems,
+            ),
+        )
+        for note in items
+        if type(note) is _WireNote
+    )
 
 
 # --------------------------------------------------------------------------- STR look-ups, writes

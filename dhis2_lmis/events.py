@@ -18,10 +18,10 @@ from typing import Literal
 
 import attrs
 
-from dhis2_lmis._json import JsonObject, JsonValue
 from dhis2_lmis.convert import (
+    EventPage,
     TrackedEntityRef,
-    event_converter,
+    event_page_decoder,
     format_timestamp,
     tracked_entity_refs,
 )
@@ -134,45 +134,37 @@ def iter_events(
         Dhis2Error subclasses from the session; ResponseFormatError for an unreadable page.
     """
     dialect = events_dialect(session.version, legacy=legacy)
-    structure = event_converter(session.time_zone).get_structure_hook(Event)
+    decode = event_page_decoder(session.time_zone, dialect.items_key)
     base = _params(query, dialect, session)
     tz = session.time_zone
     cursor = query.updated_after
     page = 1
     seen: set[str] = set()
-    previous_items: list[JsonValue] | None = None
+    previous_items: list[Event] | None = None
     while True:
         params = dict(base)
         params["page"] = page
         params[dialect.updated_after_param] = _when(cursor - _ONE_MS, tz) if cursor else None
-        body = session.get_json(dialect.path, params)
-        if not isinstance(body, dict):
-            raise ResponseFormatError(
-                "expected a JSON object page", method="GET", path=dialect.path
-            )
-        items = _page_items(body, dialect)
-        if not items:
+        got = _page_events(session.get_decoded(dialect.path, params, decode), dialect)
+        if not got.events:
             return
-        first_stamp = last_stamp = None
-        for index, raw in enumerate(items):
-            event = structure(raw, Event)
-            if index == 0:
-                first_stamp = event.updated_at
-            last_stamp = event.updated_at
+        first_stamp, last_stamp = got.events[0].updated_at, got.events[-1].updated_at
+        for event in got.events:
             if event.uid and event.uid in seen:
                 continue
             if event.uid:
                 seen.add(event.uid)
             yield event
-        if is_last_page(body, len(items), query.page_size, page, dialect.next_page_link):
+        count = len(got.events)
+        if is_last_page(got.paging, count, query.page_size, page, dialect.next_page_link):
             return
-        if page > 1 and items == previous_items:
+        if page > 1 and got.events == previous_items:
             raise ResponseFormatError(
                 f"page {page} repeats page {page - 1}: the server ignores paging here",
                 method="GET",
                 path=dialect.path,
             )
-        previous_items = items
+        previous_items = got.events
         cursor, page = _next_position(cursor, page, first_stamp, last_stamp)
 
 
@@ -193,16 +185,14 @@ def _next_position(
     return last_stamp, 1
 
 
-def _page_items(body: JsonObject, dialect: EventsDialect) -> list[JsonValue]:
-    items = body.get(dialect.items_key)
-    if items is None:
-        # 2.41 answers ``events`` where older ones said ``instances``: accept either.
-        items = body.get("events", body.get("instances", []))
-    if not isinstance(items, list):
+def _page_events(page: EventPage | None, dialect: EventsDialect) -> EventPage:
+    if page is None:
+        raise ResponseFormatError("expected a JSON object page", method="GET", path=dialect.path)
+    if page.events is None:
         raise ResponseFormatError(
             f"page has no list {dialect.items_key!r}", method="GET", path=dialect.path
         )
-    return items
+    return page
 
 
 def iter_tracked_entities(

@@ -34,6 +34,7 @@ def loads(content: bytes) -> JsonValue:
     return _decoder.decode(content)  # type: ignore[no-any-return]  # JSON is JsonValue
 
 
-def dumps(value: JsonValue) -> bytes:
-    """Encode plain values as compact UTF-8 JSON (no spaces; non-ASCII written as is)."""
+def dumps(value: object) -> bytes:
+    """Encode plain values (or msgspec structures) as compact UTF-8 JSON: no spaces,
+    non-ASCII written as is."""
     return _encoder.encode(value)

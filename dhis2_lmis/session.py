@@ -212,7 +212,7 @@ class Dhis2Session:
     def post_json(
         self,
         path: str,
-        payload: JsonValue,
+        payload: JsonValue | bytes,
         *,
         params: Params | None = None,
         idempotent: bool = False,
@@ -221,6 +221,8 @@ class Dhis2Session:
         """POST a JSON body.
 
         Args:
+            payload: the body as plain values, or already encoded as JSON bytes (a data value
+                push encodes each chunk straight from its compact rows).
             idempotent: True only when repeating the call cannot double anything (data value
                 upserts; tracker imports with client-made UIDs under CREATE_AND_UPDATE). Only
                 then are read timeouts and 5xx retried.
@@ -231,7 +233,7 @@ class Dhis2Session:
             "POST",
             path,
             params=params,
-            data=_json.dumps(payload),
+            data=payload if isinstance(payload, bytes) else _json.dumps(payload),
             content_type="application/json",
             idempotent=idempotent,
             accept_status=accept_status,

@@ -534,7 +534,7 @@ class Dhis2Session:
 
     def _decode(self, response: requests.Response, decode: Callable[[bytes], _T]) -> _T | None:
         content = response.content
-        if not content.strip():
+        if not content or content.isspace():  # unlike strip(), copies nothing
             return None
         try:
             return decode(content)

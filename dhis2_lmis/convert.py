@@ -210,12 +210,15 @@ class EventPage:
     """One page of events, decoded.
 
     Attributes:
-        events: the records, in page order; None when the page has no list of events.
+        count: how many entries the page's list holds; -1 when it has no list of events.
+        events: the records, in page order, each built as it is asked for: a reader that
+            hands them on one at a time never holds a page of records at once.
         paging: the envelope's paging keys (``pager``), for
             :func:`~dhis2_lmis.session.is_last_page`.
     """
 
-    events: list[Event] | None
+    count: int
+    events: Iterator[Event] = attrs.field(repr=False)
     paging: JsonObject
 
 
@@ -244,10 +247,10 @@ def event_page_decoder(
             items = getattr(page, other_key, None)
         paging: JsonObject = {} if page.pager is None else {"pager": page.pager}
         if items is None:
-            return EventPage([], paging)
+            items = []
         if type(items) is not list:
-            return EventPage(None, paging)
-        return EventPage([_event(item, timestamps) for item in items], paging)
+            return EventPage(-1, iter(()), paging)
+        return EventPage(len(items), (_event(item, timestamps) for item in items), paging)
 
     return decode
 

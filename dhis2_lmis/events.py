@@ -140,31 +140,35 @@ def iter_events(
     cursor = query.updated_after
     page = 1
     seen: set[str] = set()
-    previous_items: list[Event] | None = None
+    previous_uids: list[str] | None = None
     while True:
         params = dict(base)
         params["page"] = page
         params[dialect.updated_after_param] = _when(cursor - _ONE_MS, tz) if cursor else None
         got = _page_events(session.get_decoded(dialect.path, params, decode), dialect)
-        if not got.events:
+        if not got.count:
             return
-        first_stamp, last_stamp = got.events[0].updated_at, got.events[-1].updated_at
-        for event in got.events:
+        first_stamp = last_stamp = None
+        uids: list[str] = []
+        for index, event in enumerate(got.events):
+            if index == 0:
+                first_stamp = event.updated_at
+            last_stamp = event.updated_at
+            uids.append(event.uid)
             if event.uid and event.uid in seen:
                 continue
             if event.uid:
                 seen.add(event.uid)
             yield event
-        count = len(got.events)
-        if is_last_page(got.paging, count, query.page_size, page, dialect.next_page_link):
+        if is_last_page(got.paging, got.count, query.page_size, page, dialect.next_page_link):
             return
-        if page > 1 and got.events == previous_items:
+        if page > 1 and uids == previous_uids:
             raise ResponseFormatError(
                 f"page {page} repeats page {page - 1}: the server ignores paging here",
                 method="GET",
                 path=dialect.path,
             )
-        previous_items = got.events
+        previous_uids = uids
         cursor, page = _next_position(cursor, page, first_stamp, last_stamp)
 
 
@@ -188,7 +192,7 @@ def _next_position(
 def _page_events(page: EventPage | None, dialect: EventsDialect) -> EventPage:
     if page is None:
         raise ResponseFormatError("expected a JSON object page", method="GET", path=dialect.path)
-    if page.events is None:
+    if page.count < 0:
         raise ResponseFormatError(
             f"page has no list {dialect.items_key!r}", method="GET", path=dialect.path
         )

@@ -1,19 +1,21 @@
 """The converter: DHIS2 event JSON of any version -> :class:`~dhis2_lmis.models.Event`.
 
-One structure function reads both spellings of every renamed field (``occurredAt`` /
+Event pages are decoded by msgspec straight into private wire structures (``_WireEvent``,
+``_WireValue``) that name both spellings of every renamed field (``occurredAt`` /
 ``eventDate``, ``updatedAt`` / ``lastUpdated``, ``trackedEntity`` / ``trackedEntityInstance``
-...; WEB_API.md §4.5), so the same converter serves ``/api/tracker/events`` on 2.36-2.43 and the
-legacy ``/api/events``. Unknown keys are ignored (new servers add fields); missing optional
-keys are fine.
+...; WEB_API.md §4.5), so one decoder serves ``/api/tracker/events`` on 2.36-2.43 and the
+legacy ``/api/events``. Unknown keys are skipped without being built (new servers add fields);
+missing keys are fine. The records are built from the wire structures;
+:func:`structure_event` converts an already-decoded event into the same structures first, so
+both paths build identical records.
 
 DHIS2 writes timestamps in server-local time without an offset; they become timezone-aware in
-the server's ``serverTimeZoneId`` when it is known, and stay naive otherwise.
+the server's ``serverTimeZoneId`` when it is known, and stay naive otherwise. A memo per read
+turns the repeated texts of a page into one parse each.
 
-The structure hook is written by hand rather than generated: it runs once per event on the
-hottest path of the library, and ``datetime.fromisoformat`` with a ``dateutil`` fallback is
-several times cheaper than a generic parse (STYLE.md §3, ``benchmarks/bench_fetch.py``).
-It never raises on a bad field: the field becomes None and the event carries a
-:class:`~dhis2_lmis.models.RecordProblem`.
+Conversion never raises on a bad field: the wire fields accept any JSON, the field becomes
+None (or its text, for a number sent where text belongs) and the event carries a
+:class:`~dhis2_lmis.models.RecordProblem`. Why msgspec, and what it costs: docs/performance.md.
 """
 
 from __future__ import annotations

@@ -12,14 +12,14 @@ import json
 
 import pytest
 
-from dhis2_lmis.auth import BasicAuth
-from dhis2_lmis.convert import structure_event
+from dhis2_lmis.dhis2.auth import BasicAuth
+from dhis2_lmis.dhis2.convert import structure_event
+from dhis2_lmis.dhis2.events import EventQuery, iter_events
+from dhis2_lmis.dhis2.session import Dhis2Session
+from dhis2_lmis.dhis2.versions import events_dialect
 from dhis2_lmis.errors import ResponseFormatError
-from dhis2_lmis.events import EventQuery, iter_events
-from dhis2_lmis.models import DataValue, Event
-from dhis2_lmis.session import Dhis2Session
+from dhis2_lmis.lmis.models import DataValue, Event
 from dhis2_lmis.testing import FakeDhis2
-from dhis2_lmis.versions import events_dialect
 
 VERSIONS = ["2.36", "2.37", "2.38", "2.39", "2.40", "2.41", "2.42", "2.43"]
 LEGACY_VERSIONS = ["2.36", "2.37", "2.38", "2.39", "2.40", "2.41"]

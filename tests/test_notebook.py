@@ -22,10 +22,10 @@ from dhis2_lmis import (
     StockReport,
     StockReportLine,
 )
-from dhis2_lmis.demo import demo_config, demo_customers, demo_items, demo_stores
-from dhis2_lmis.models import DataValue, RecordProblem
-from dhis2_lmis.progress import with_progress
-from dhis2_lmis.references import Customer, Item
+from dhis2_lmis.lmis._progress import with_progress
+from dhis2_lmis.lmis.models import DataValue, RecordProblem
+from dhis2_lmis.lmis.references import Customer, Item
+from dhis2_lmis.run.demo import demo_config, demo_customers, demo_items, demo_stores
 from dhis2_lmis.testing import DEMO, FakeDhis2
 
 NOTEBOOK = Path(__file__).resolve().parents[1] / "examples" / "explore_events.ipynb"

@@ -10,9 +10,9 @@ from __future__ import annotations
 import json
 from decimal import Decimal
 
-from dhis2_lmis.auth import BasicAuth
-from dhis2_lmis.datavalues import DataValueSetBuilder, format_value, push_data_value_set
-from dhis2_lmis.session import Dhis2Session
+from dhis2_lmis.dhis2.auth import BasicAuth
+from dhis2_lmis.dhis2.session import Dhis2Session
+from dhis2_lmis.lmis.datavalues import DataValueSetBuilder, format_value, push_data_value_set
 from dhis2_lmis.testing import FakeDhis2
 
 DATA_SET, ROOT, FACILITY, OTHER = "DataSetSoh1", "RootUnit001", "FacilityA01", "FacilityB01"

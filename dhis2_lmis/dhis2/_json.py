@@ -9,11 +9,11 @@ never meets: ``NaN``/``Infinity`` literals and numbers beyond a float's range ar
 
 from __future__ import annotations
 
-from typing import TypeAlias, Union
+from typing import Any, TypeAlias, TypeVar, Union
 
 import msgspec
 
-__all__ = ["JsonObject", "JsonValue", "dumps", "loads"]
+__all__ = ["JsonObject", "JsonValue", "decode", "dumps", "loads"]
 
 # Union keeps the recursive alias valid at run time on Python 3.10.
 JsonValue: TypeAlias = Union[  # noqa: UP007
@@ -21,17 +21,31 @@ JsonValue: TypeAlias = Union[  # noqa: UP007
 ]
 JsonObject: TypeAlias = dict[str, JsonValue]
 
-_decoder = msgspec.json.Decoder()
+_T = TypeVar("_T")
+_decoder: msgspec.json.Decoder[Any] = msgspec.json.Decoder()
 _encoder = msgspec.json.Encoder()
+
+
+def decode(decoder: msgspec.json.Decoder[_T], content: bytes) -> _T:
+    r"""Decode a JSON body with ``decoder`` (plain values, or typed structures).
+
+    Raises:
+        ValueError: the body is not JSON, or not of the decoder's shape. msgspec's own errors
+            are ``ValueError``\ s only in its recent releases, so they are re-raised as one.
+    """
+    try:
+        return decoder.decode(content)
+    except msgspec.DecodeError as exc:
+        raise ValueError(str(exc)) from exc
 
 
 def loads(content: bytes) -> JsonValue:
     """Decode a JSON body into plain values.
 
     Raises:
-        ValueError: the body is not JSON (``msgspec.DecodeError`` is a ``ValueError``).
+        ValueError: the body is not JSON.
     """
-    return _decoder.decode(content)  # type: ignore[no-any-return]  # JSON is JsonValue
+    return decode(_decoder, content)  # type: ignore[no-any-return]  # JSON is JsonValue
 
 
 def dumps(value: object) -> bytes:

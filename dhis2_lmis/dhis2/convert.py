@@ -28,6 +28,7 @@ import attrs
 import msgspec
 from dateutil import parser as date_parser
 
+from dhis2_lmis.dhis2 import _json
 from dhis2_lmis.dhis2._json import JsonObject, JsonValue
 from dhis2_lmis.lmis.models import DataValue, Event, Note, RecordProblem
 
@@ -241,7 +242,7 @@ def event_page_decoder(
     other_key = "instances" if items_key == "events" else "events"
 
     def decode(content: bytes) -> EventPage | None:
-        page = _page_decoder.decode(content)
+        page = _json.decode(_page_decoder, content)
         if type(page) is not _WirePage:
             return None
         items = getattr(page, items_key, None)

@@ -2,7 +2,7 @@
 
 The codec is msgspec's (``docs/performance.md`` says why): its decoder is about twice as fast
 as :func:`json.loads` into plain values, and the event pages decode through it straight into
-typed structures (:mod:`dhis2_lmis.convert`). It is stricter than :mod:`json` in ways DHIS2
+typed structures (:mod:`dhis2_lmis.dhis2.convert`). It is stricter than :mod:`json` in ways DHIS2
 never meets: ``NaN``/``Infinity`` literals and numbers beyond a float's range are refused (a
 ``ValueError``, as for any malformed body), and bodies are UTF-8.
 """
@@ -27,11 +27,11 @@ _encoder = msgspec.json.Encoder()
 
 
 def decode(decoder: msgspec.json.Decoder[_T], content: bytes) -> _T:
-    r"""Decode a JSON body with ``decoder`` (plain values, or typed structures).
+    """Decode a JSON body with ``decoder`` (plain values, or typed structures).
 
     Raises:
-        ValueError: the body is not JSON, or not of the decoder's shape. msgspec's own errors
-            are ``ValueError``\ s only in its recent releases, so they are re-raised as one.
+        ValueError: the body is not JSON, or not of the decoder's shape (msgspec's own errors
+            subclass ValueError only in its recent releases, so they are re-raised as one).
     """
     try:
         return decoder.decode(content)

@@ -74,3 +74,16 @@ def test_a_conflict_on_an_encoded_chunk_names_the_callers_row() -> None:
     assert conflict.data_values == (
         {"dataElement": "NoSuchDe001", "orgUnit": OTHER, "value": "3", "period": "202611"},
     )
+
+
+def test_conflicts_name_rows_as_the_caller_named_them() -> None:
+    builder = DataValueSetBuilder(DATA_SET, "202611", FACILITY)
+    builder.add(AMOX, 1, row="values.csv:2")
+    builder.add("NoSuchDe001", 2, row="values.csv:3")
+    builder.add(PARA, 3)
+    builder.add("NoSuchDe002", 4)
+    with FakeDhis2(version="2.41") as fake:
+        seeded(fake)
+        with Dhis2Session(fake.url, BasicAuth("admin", "district")) as session:
+            summary = push_data_value_set(session, builder, chunk_size=3)
+    assert sorted(row for c in summary.conflicts for row in c.rows) == ["row 3", "values.csv:3"]

@@ -418,17 +418,46 @@ class DataValueSetBuilder:
             ConfigError: ``size`` is less than 1.
         """
         _check_chunk_size(size)
-        return ((_as_json(chunk), names) for chunk, names in self._chunks(size))
+        return ((_as_json(chunk), list(names)) for chunk, names in self._chunks(size))
 
     def _chunks(self, size: int) -> Iterator[_Chunk]:
         """Chunks whose rows are compact structures that encode straight to JSON."""
         head = self._header()
         values = iter(self._values.items())
         offset = 0
-        while batch := list(itertools.islice(values, size)):
-            names = [self._names.get(k, f"row {offset + i}") for i, (k, _) in enumerate(batch)]
-            yield {**head, "dataValues": [self._row(k, v) for k, v in batch]}, names
-            offset += len(batch)
+        while True:
+            keys: list[_Key] = []
+            rows: list[_WireRow] = []
+            for key, kept in itertools.islice(values, size):
+                keys.append(key)
+                rows.append(self._row(key, kept))
+            if not rows:
+                return
+            yield {**head, "dataValues": rows}, _RowNames(keys, offset, self._names)
+            offset += len(rows)
+
+
+class _RowNames(Sequence[str]):
+    """The names of a chunk's rows (``row <position>`` unless named), made only when a
+    conflict or a preflight check asks for one: a clean push never makes them."""
+
+    def __init__(self, keys: list[_Key], offset: int, names: Mapping[_Key, str]) -> None:
+        self._keys = keys
+        self._offset = offset
+        self._names = names
+
+    def __len__(self) -> int:
+        return len(self._keys)
+
+    @overload
+    def __getitem__(self, index: int) -> str: ...
+    @overload
+    def __getitem__(self, index: slice) -> Sequence[str]: ...
+    def __getitem__(self, index: int | slice) -> str | Sequence[str]:
+        if isinstance(index, slice):
+            return [self[i] for i in range(*index.indices(len(self)))]
+        position = range(len(self._keys))[index]  # IndexError past the end, as a list
+        return self._names.get(self._keys[position], f"row {self._offset + position}")
 
 
 class _WireRow(msgspec.Struct, rename="camel", omit_defaults=True, gc=False):

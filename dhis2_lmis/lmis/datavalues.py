@@ -885,4 +885,5 @@ def push_data_value_set(
                 status=response.status,
             )
         offset += len(sent)
+        del chunk, names, sent  # the next chunk is built while none of this one is held
     return merge_summaries(parts)

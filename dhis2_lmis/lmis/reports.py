@@ -23,7 +23,7 @@ mSupply "receives the stock on hand reports" of facilities from the aggregate da
 
 Nothing in a report is an exception: an unknown data element, an org unit that maps to no
 store or customer, a value that is not a quantity becomes a
-:class:`~dhis2_lmis.lmis.models.RecordProblem` on its report, and the report is yielded anyway.
+:class:`~dhis2_lmis.dhis2.records.RecordProblem` on its report, and the report is yielded anyway.
 """
 
 from __future__ import annotations

@@ -611,6 +611,19 @@ def test_push_values_keeps_a_period_id_that_looks_like_a_date_as_given(
     assert list(demo_server.data_values) == stored
 
 
+def test_push_values_without_preflight_refuses_a_period_the_data_set_does_not_use(
+    config: Path, tmp_path: Path, demo_server: FakeDhis2, capsys: pytest.CaptureFixture[str]
+) -> None:
+    # DHIS2 stores a weekly value for a monthly data set unless the push sends strictPeriods;
+    # the monthly forms and reports would never read it
+    values = write_values(tmp_path, f"{DEMO.soh_data_element_codes[0]},150,,\n")
+    argv = ["--config", str(config), "push-values", str(values), "--period", "2026W10"]
+    assert main([*argv, "--org-unit", DEMO.facilities[2]]) == 1
+    captured = capsys.readouterr()
+    assert "E7632" in captured.out + captured.err
+    assert not [v for v in demo_server.data_values if v.period == "2026W10"]
+
+
 def test_push_values_reports_bad_rows_on_stderr_and_exits_1(
     config: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:

@@ -526,6 +526,26 @@ def test_pull_stock_reports_without_period_is_a_usage_error(
     assert "--period" in capsys.readouterr().err
 
 
+def test_pull_stock_reports_of_a_period_type_the_data_set_does_not_use_is_a_usage_error(
+    config: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    # the demo data set is Monthly: a weekly id would read nothing and print "(no records)"
+    argv = ["--config", str(config), "pull", "stock-reports", "--period", "2026W10"]
+    assert main(argv) == 2
+    err = capsys.readouterr().err
+    assert "period 2026W10 is Weekly, but the data set's periods are Monthly" in err
+
+
+def test_pull_order_of_an_unknown_org_unit_names_the_option(
+    config: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    argv = ["--config", str(config), "pull", "order", "--org-unit", "NoSuchOU11"]
+    assert main(argv) == 2
+    err = capsys.readouterr().err
+    assert "--org-unit NoSuchOU11" in err
+    assert "dhis2-lmis check" in err
+
+
 # -- stock-on-hand -------------------------------------------------------------------------------
 
 

@@ -48,6 +48,7 @@ from dhis2_lmis.errors import (
     Dhis2Error,
     ImportFailedError,
     PackingListError,
+    RequestRejectedError,
     UnknownReferenceError,
 )
 from dhis2_lmis.lmis.checks import PreflightError
@@ -700,21 +701,35 @@ def _cmd_pull(args: argparse.Namespace) -> int:
     with _open_lmis(args, config) as lmis:
         if what == "stock-reports":
             return _pull_stock_reports(lmis, args)
-        program: Literal["order", "receipt", "str"] = (
-            "order" if what == "order" else "receipt" if what == "receipt" else "str"
-        )
-        since, org_unit = args.since, args.org_unit
-        if args.raw:
-            events = lmis.pull(program, since=since, org_unit=org_unit)
-            return _emit(_progress(events), _event_rows, args.format)
-        if program == "order":
-            requisitions = lmis.fetch_completed_requisitions(since=since, org_unit=org_unit)
-            return _emit(_progress(requisitions), _requisition_rows, args.format)
-        if program == "receipt":
-            receipts = lmis.fetch_completed_receipts(since=since, org_unit=org_unit)
-            return _emit(_progress(receipts), _receipt_rows, args.format)
-        transactions = lmis.fetch_stock_transactions(since=since, org_unit=org_unit)
-        return _emit(_progress(transactions), _transaction_rows, args.format)
+        try:
+            return _pull_events(lmis, args, what)
+        except RequestRejectedError as exc:
+            if not args.org_unit or args.org_unit not in (exc.dhis2_message or ""):
+                raise
+            raise _UsageError(
+                f"--org-unit {args.org_unit}: DHIS2 knows no such org unit "
+                f"({exc.dhis2_message}); check the org unit's UID or code, and run "
+                f"`{_PROG} check` to see which org units the server has for your stores"
+            ) from exc
+
+
+def _pull_events(lmis: Dhis2Lmis, args: argparse.Namespace, what: str) -> int:
+    """Print the records (or with ``--raw`` the events) of one program."""
+    program: Literal["order", "receipt", "str"] = (
+        "order" if what == "order" else "receipt" if what == "receipt" else "str"
+    )
+    since, org_unit = args.since, args.org_unit
+    if args.raw:
+        events = lmis.pull(program, since=since, org_unit=org_unit)
+        return _emit(_progress(events), _event_rows, args.format)
+    if program == "order":
+        requisitions = lmis.fetch_completed_requisitions(since=since, org_unit=org_unit)
+        return _emit(_progress(requisitions), _requisition_rows, args.format)
+    if program == "receipt":
+        receipts = lmis.fetch_completed_receipts(since=since, org_unit=org_unit)
+        return _emit(_progress(receipts), _receipt_rows, args.format)
+    transactions = lmis.fetch_stock_transactions(since=since, org_unit=org_unit)
+    return _emit(_progress(transactions), _transaction_rows, args.format)
 
 
 def _pull_stock_reports(lmis: Dhis2Lmis, args: argparse.Namespace) -> int:

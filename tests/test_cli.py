@@ -483,6 +483,26 @@ def test_bad_since_is_a_usage_error(config: Path, capsys: pytest.CaptureFixture[
     assert "not an ISO date" in capsys.readouterr().err
 
 
+@pytest.mark.parametrize("since", ["2026W10", "2026-W10-1", "20261101", "2026-11-01T0800"])
+def test_since_takes_only_the_documented_forms_on_every_python(
+    config: Path, capsys: pytest.CaptureFixture[str], since: str
+) -> None:
+    # Python 3.11 reads these as dates, 3.10 refuses them: refused on both
+    assert main(["--config", str(config), "pull", "order", "--since", since]) == 2
+    assert f"not an ISO date or time: {since!r}" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize(
+    "since",
+    ["2999-01-01", "2999-01-01T08:00", "2999-01-01 08:00:30.250Z", "2999-01-01T08:00+02:00"],
+)
+def test_since_takes_a_date_or_a_time_with_an_offset(
+    config: Path, capsys: pytest.CaptureFixture[str], since: str
+) -> None:
+    assert main(["--config", str(config), "pull", "order", "--since", since]) == 0
+    assert "(no records)" in capsys.readouterr().err
+
+
 def test_verbose_logs_go_to_stderr_and_stdout_stays_parseable(
     config: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:

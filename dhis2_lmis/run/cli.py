@@ -191,12 +191,26 @@ def _common_options(*, in_subcommand: bool) -> argparse.ArgumentParser:
 
 
 def _since(text: str) -> datetime:
+    """A ``YYYY-MM-DD`` date or ``YYYY-MM-DDTHH:MM[:SS[.fff]]`` time, with an optional offset.
+
+    Only those forms, on every Python: 3.11's ``datetime.fromisoformat`` also reads ``2026W10``
+    and ``20261101``, which 3.10 refuses (the ``--period`` fix, ``_period_arg``, is the same).
+    """
+    bad = argparse.ArgumentTypeError(
+        f"not an ISO date or time: {text!r} (e.g. 2026-11-01 or 2026-11-01T08:00)"
+    )
+    if not _ISO_TIME.fullmatch(text.strip()):
+        raise bad
     try:
         return datetime.fromisoformat(text.strip().replace("Z", "+00:00"))
     except ValueError:
-        raise argparse.ArgumentTypeError(
-            f"not an ISO date or time: {text!r} (e.g. 2026-11-01 or 2026-11-01T08:00)"
-        ) from None
+        raise bad from None
+
+
+_ISO_TIME = re.compile(
+    r"\d{4}-\d{2}-\d{2}"
+    r"([T ]\d{2}:\d{2}(:\d{2}(\.\d{3}|\.\d{6})?)?(Z|[+-]\d{2}:\d{2})?)?"
+)
 
 
 def _programs(text: str) -> tuple[str, ...]:

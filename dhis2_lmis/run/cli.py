@@ -323,7 +323,10 @@ def build_parser() -> argparse.ArgumentParser:
         help="which program to read, or stock-reports: the [lmis] data_set's values",
     )
     pull.add_argument(
-        "--since", type=_since, metavar="ISO", help="only events updated after this time"
+        "--since",
+        type=_since,
+        metavar="ISO",
+        help="only events updated after this time (2026-11-01 or 2026-11-01T08:00[+02:00])",
     )
     pull.add_argument("--org-unit", metavar="UID", help="only this org unit")
     pull.add_argument("--raw", action="store_true", help="print the raw events, not records")

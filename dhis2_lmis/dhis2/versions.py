@@ -121,7 +121,8 @@ class Dialect:
         next_page_link: 2.42+: more pages exactly when ``pager.nextPage`` is present.
         tracked_entity_param: the event filter naming one tracked entity.
         event_list_param: the parameter selecting events by UID (``event`` before 2.41).
-        list_separator: how UID lists are joined (``;`` before 2.41, ``,`` after).
+        event_list_separator: how it joins UIDs (``;`` before 2.41 and on legacy reads).
+        list_separator: how tracked-entity UID lists are joined (``;`` before 2.41, ``,`` after).
         tracked_entities_path: the tracked-entity endpoint below ``/api/``: the tracker API
             whatever ``legacy_events`` (up to 2.41 it takes ``ouMode`` like the legacy reads).
         tracked_entities_key: list key of its pages.
@@ -130,8 +131,6 @@ class Dialect:
         tracked_entity_fields: ``fields`` of a tracked-entity look-up (attributes, enrollments).
         event_write_path: where events are written (``tracker`` or the legacy ``events``).
         event_write_params: the query of an event write: synchronous, create-or-update.
-        event_list_separator: the legacy ``/api/events`` joins UIDs with ``;`` on every
-            version; empty means ``list_separator``.
     """
 
     version: ServerVersion
@@ -150,6 +149,7 @@ class Dialect:
     next_page_link: bool
     tracked_entity_param: str
     event_list_param: str
+    event_list_separator: str
     list_separator: str
     tracked_entities_path: str
     tracked_entities_key: str
@@ -158,11 +158,10 @@ class Dialect:
     tracked_entity_fields: str
     event_write_path: str
     event_write_params: Mapping[str, str]
-    event_list_separator: str = ""
 
     def event_uids(self, uids: Sequence[str]) -> tuple[str, str]:
         """The query parameter and value selecting events by UID (``event=a;b`` before 2.41)."""
-        return self.event_list_param, (self.event_list_separator or self.list_separator).join(uids)
+        return self.event_list_param, self.event_list_separator.join(uids)
 
     def tracked_entity_uids(self, uids: Sequence[str]) -> tuple[str, str]:
         """The query parameter and value selecting tracked entities by UID."""
@@ -245,6 +244,7 @@ def dialect_for(version: ServerVersion, *, legacy_events: bool = False) -> Diale
         next_page_link=legacy_removed,
         tracked_entity_param="trackedEntity",
         event_list_param="events" if new_names else "event",
+        event_list_separator="," if new_names else ";",
         list_separator="," if new_names else ";",
         tracked_entities_path="tracker/trackedEntities",
         tracked_entities_key="trackedEntities" if new_names else "instances",

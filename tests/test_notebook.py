@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import base64
+import dataclasses
 import datetime as dt
 import io
 import json
@@ -15,6 +16,7 @@ from typing import Any
 
 import pytest
 
+import dhis2_lmis.demo
 from dhis2_lmis import (
     ConnectionCheck,
     Dhis2Config,
@@ -80,8 +82,9 @@ def test_notebook_is_nbformat_4_without_stored_outputs() -> None:
             assert cell["execution_count"] is None
 
 
-def run_cells() -> dict[str, Any]:
-    """Run the notebook's code cells in order in this process; its namespace afterwards."""
+@pytest.fixture(scope="module")
+def notebook() -> dict[str, Any]:
+    """The namespace after running the notebook's code cells in order, in this process."""
     import matplotlib.pyplot as plt  # noqa: PLC0415 - the notebook extra, as in the notebook
 
     namespace: dict[str, Any] = {"__name__": "__notebook__"}
@@ -95,8 +98,8 @@ def run_cells() -> dict[str, Any]:
     return namespace
 
 
-def test_notebook_cells_run_in_order_and_build_the_frames() -> None:
-    namespace = run_cells()
+def test_notebook_cells_run_in_order_and_build_the_frames(notebook: dict[str, Any]) -> None:
+    namespace = notebook
     assert namespace["events"].shape == (20, 21)
     assert namespace["orders_wide"].shape == (8, 23)
     assert namespace["requisitions"].shape == (12, 17)
@@ -106,26 +109,28 @@ def test_notebook_cells_run_in_order_and_build_the_frames() -> None:
     assert namespace["fake"].errors == []
 
 
-def test_notebook_pivot_sums_the_ordered_quantities() -> None:
-    ordered = run_cells()["ordered"]
+def test_notebook_pivot_sums_the_ordered_quantities(notebook: dict[str, Any]) -> None:
+    ordered = notebook["ordered"]
     # The demo orders 100 + 20n and 50 + 5n of two items in each of six requisitions.
     assert ordered.to_numpy().sum() == sum(100 + 20 * n + 50 + 5 * n for n in range(6))
     assert ordered.loc["Riverside Health Centre", "AMOX250"] == 100
 
 
-def test_notebook_chart_of_requisitioned_quantities_per_item_and_month() -> None:
-    namespace = run_cells()
-    per_month, requisitions = namespace["per_month"], namespace["requisitions"]
+def test_notebook_chart_of_requisitioned_quantities_per_item_and_month(
+    notebook: dict[str, Any],
+) -> None:
+    per_month, requisitions = notebook["per_month"], notebook["requisitions"]
     months = sorted(set(requisitions["completed_at"].dt.strftime("%Y-%m")))
     assert list(per_month.index) == months
     assert list(per_month.columns) == sorted(DEMO.item_codes)
     assert per_month.to_numpy().sum() == sum(100 + 20 * n + 50 + 5 * n for n in range(6))
 
 
-def test_notebook_chart_of_stock_on_hand_over_time_at_one_facility() -> None:
-    namespace = run_cells()
-    assert namespace["pushed"].ok
-    stock = namespace["stock_over_time"]
+def test_notebook_chart_of_stock_on_hand_over_time_at_one_facility(
+    notebook: dict[str, Any],
+) -> None:
+    assert notebook["pushed"].ok
+    stock = notebook["stock_over_time"]
     assert list(stock.columns) == ["AMOX250", "ORS200", "PARA500"]
     assert stock.index.is_monotonic_increasing
     # Riverside starts with 100 + 10i of the first three items (three STR events, a day apart);
@@ -196,23 +201,24 @@ def test_notebook_executes_headless_and_draws_two_real_charts(tmp_path: Path) ->
     assert widgets  # the progress bars are ipywidgets in Jupyter
 
 
+def flatten(value: object) -> list[object]:
+    """The strings of a ``DEMO`` field, however deeply its tuples nest."""
+    if isinstance(value, tuple):
+        return [leaf for item in value for leaf in flatten(item)]
+    return [value]
+
+
 def test_demo_world_page_names_every_uid_and_code_and_helper() -> None:
-    import dataclasses  # noqa: PLC0415
-
-    import dhis2_lmis.demo  # noqa: PLC0415
-
     page = DEMO_WORLD_PAGE.read_text(encoding="utf-8")
-    names: list[str] = []
+    patterned = set(flatten(DEMO.tracked_entities)) | set(flatten(DEMO.enrollments))
     for field in dataclasses.fields(DEMO):
-        value = getattr(DEMO, field.name)
-        flat = [v for row in value for v in (row if isinstance(row, tuple) else (row,))]
-        names += flat if isinstance(value, tuple) else [value]
         assert f"`{field.name}" in page or f"DEMO.{field.name}" in page, field.name
-    generated = {uid for rows in (DEMO.tracked_entities, DEMO.enrollments) for uid in sum(rows, ())}
-    missing = [n for n in names if n not in generated and n not in page]
-    assert missing == []
-    assert "LmTe<f><i>xxxxx" in page
-    assert "LmEn<f><i>yyyyy" in page
+        value = getattr(DEMO, field.name)
+        missing = [v for v in flatten(value) if v not in patterned and str(v) not in page]
+        assert missing == [], field.name
+    # the 30 tracked entity and enrollment UIDs are given by their pattern
+    assert "`LmTe<f><i>xxxxx`" in page
+    assert "`LmEn<f><i>yyyyy`" in page
     for helper in dhis2_lmis.demo.__all__:
         if helper not in ("DemoSummary", "PackingList"):
             assert f"`{helper}" in page, helper

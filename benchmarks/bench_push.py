@@ -21,7 +21,7 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 import requests
 
 from dhis2_lmis import BasicAuth, DataValueSetBuilder, Dhis2Session
-from dhis2_lmis.datavalues import push_data_value_set
+from dhis2_lmis.lmis.datavalues import push_data_value_set
 
 DATA_SET, PERIOD, ORG_UNIT = "BenchDataSt", "202611", "BenchOrgUnt"
 

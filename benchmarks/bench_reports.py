@@ -28,9 +28,9 @@ from datetime import datetime
 from multiprocessing.connection import Connection
 
 from dhis2_lmis import BasicAuth, Dhis2Session
-from dhis2_lmis.models import StockReport
-from dhis2_lmis.references import Customer, Item, ItemResolver, OrgUnitResolver
-from dhis2_lmis.reports import StockReportReader
+from dhis2_lmis.lmis.models import StockReport
+from dhis2_lmis.lmis.references import Customer, Item, ItemResolver, OrgUnitResolver
+from dhis2_lmis.lmis.reports import StockReportReader
 
 ROOT = "BenchRoot01"
 DATA_SET = "BenchDsSoh1"

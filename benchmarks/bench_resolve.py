@@ -15,9 +15,9 @@ import math
 import time
 from urllib.parse import quote_plus, urlencode
 
-from dhis2_lmis.auth import BasicAuth
-from dhis2_lmis.references import MAX_URL_LENGTH, ItemResolver
-from dhis2_lmis.session import Dhis2Session
+from dhis2_lmis.dhis2.auth import BasicAuth
+from dhis2_lmis.dhis2.session import Dhis2Session
+from dhis2_lmis.lmis.references import MAX_URL_LENGTH, ItemResolver
 from dhis2_lmis.testing import FakeDhis2
 
 FIELDS = "id,code,name,valueType,zeroIsSignificant"

@@ -20,9 +20,9 @@ from pathlib import Path
 
 from dhis2_lmis.client import Dhis2Lmis
 from dhis2_lmis.config import Dhis2Config
-from dhis2_lmis.models import Requisition
-from dhis2_lmis.state import SqliteStateStore
-from dhis2_lmis.sync import SyncRunner
+from dhis2_lmis.lmis.models import Requisition
+from dhis2_lmis.run.state import SqliteStateStore
+from dhis2_lmis.run.sync import SyncRunner
 from dhis2_lmis.testing import FakeDhis2
 
 ORDER, STAGE, FACILITY, ROOT = "OrderProg01", "OrderStage1", "FacilityA01", "RootUnit001"

@@ -10,11 +10,14 @@ import logging
 
 __version__ = "0.1.0"
 
-from dhis2_lmis.auth import BasicAuth, BodyAuth, TokenAuth
-from dhis2_lmis.checks import Finding, PreflightError
 from dhis2_lmis.client import Dhis2Lmis
 from dhis2_lmis.config import Dhis2Config
-from dhis2_lmis.datavalues import DataValueSetBuilder, DuplicateValueError, InvalidValueError
+from dhis2_lmis.dhis2.auth import BasicAuth, BodyAuth, TokenAuth
+from dhis2_lmis.dhis2.events import EventQuery, iter_events
+from dhis2_lmis.dhis2.imports import ImportConflict, ImportSummary
+from dhis2_lmis.dhis2.periods import Period, PeriodError, PeriodType, format_period, parse_period
+from dhis2_lmis.dhis2.retry import RetryPolicy
+from dhis2_lmis.dhis2.session import Dhis2Session
 from dhis2_lmis.errors import (
     AuthenticationError,
     ConfigError,
@@ -26,16 +29,16 @@ from dhis2_lmis.errors import (
     ImportFailedError,
     MissingExtraError,
     NotFoundError,
+    PackingListError,
     PermissionDeniedError,
     RequestRejectedError,
     ResponseFormatError,
     ServerError,
     UnknownReferenceError,
 )
-from dhis2_lmis.events import EventQuery, iter_events
-from dhis2_lmis.frames import to_dataframe
-from dhis2_lmis.imports import ImportConflict, ImportSummary
-from dhis2_lmis.models import (
+from dhis2_lmis.lmis.checks import Finding, PreflightError
+from dhis2_lmis.lmis.datavalues import DataValueSetBuilder, DuplicateValueError, InvalidValueError
+from dhis2_lmis.lmis.models import (
     ConnectionCheck,
     ConsignmentReceipt,
     DataValue,
@@ -48,22 +51,26 @@ from dhis2_lmis.models import (
     StockReportLine,
     StockTransaction,
 )
-from dhis2_lmis.periods import Period, PeriodError, PeriodType, format_period, parse_period
-from dhis2_lmis.references import (
+from dhis2_lmis.lmis.references import (
     Customer,
     Item,
     ItemResolver,
+    LayoutResolver,
     OrgUnitResolver,
     Store,
     load_customers,
     load_items,
     load_stores,
 )
-from dhis2_lmis.retry import RetryPolicy
-from dhis2_lmis.session import Dhis2Session
-from dhis2_lmis.state import SqliteStateStore, StateError, StateLockedError, StateStore
-from dhis2_lmis.stock import StockPushReport, StockReceipt, StockReceiptOutcome
-from dhis2_lmis.sync import RunReport, SyncRunner
+from dhis2_lmis.lmis.stock import (
+    PackingList,
+    StockPushReport,
+    StockReceipt,
+    StockReceiptOutcome,
+)
+from dhis2_lmis.run.frames import to_dataframe
+from dhis2_lmis.run.state import SqliteStateStore, StateError, StateLockedError, StateStore
+from dhis2_lmis.run.sync import RunReport, SyncRunner
 
 logging.getLogger(__name__).addHandler(logging.NullHandler())
 
@@ -95,9 +102,12 @@ __all__ = [
     "InvalidValueError",
     "Item",
     "ItemResolver",
+    "LayoutResolver",
     "MissingExtraError",
     "NotFoundError",
     "OrgUnitResolver",
+    "PackingList",
+    "PackingListError",
     "Period",
     "PeriodError",
     "PeriodType",

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from dhis2_lmis.cli import main
+from dhis2_lmis.run.cli import main
 
 __all__: list[str] = []
 

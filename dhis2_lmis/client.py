@@ -14,16 +14,13 @@ from datetime import date, datetime, timezone
 from types import TracebackType
 from typing import Literal
 
-from dhis2_lmis import checks
-from dhis2_lmis.auth import BasicAuth, BodyAuth, Dhis2Auth, TokenAuth
 from dhis2_lmis.config import Dhis2Config
-from dhis2_lmis.convert import current_username
-from dhis2_lmis.datavalues import (
-    DataValueSetBuilder,
-    ImportStrategy,
-    ItemValueSetBuilder,
-    push_data_value_set,
-)
+from dhis2_lmis.dhis2.auth import BasicAuth, BodyAuth, Dhis2Auth, TokenAuth
+from dhis2_lmis.dhis2.convert import current_username
+from dhis2_lmis.dhis2.imports import ImportSummary
+from dhis2_lmis.dhis2.periods import format_period, parse_period
+from dhis2_lmis.dhis2.retry import RetryPolicy
+from dhis2_lmis.dhis2.session import Dhis2Session
 from dhis2_lmis.errors import (
     AuthenticationError,
     ConfigError,
@@ -31,8 +28,16 @@ from dhis2_lmis.errors import (
     Dhis2Error,
     UnknownReferenceError,
 )
-from dhis2_lmis.imports import ImportSummary
-from dhis2_lmis.models import (
+from dhis2_lmis.lmis import checks
+from dhis2_lmis.lmis._progress import with_progress
+from dhis2_lmis.lmis.datavalues import (
+    DataValueSetBuilder,
+    ImportStrategy,
+    ItemValueSetBuilder,
+    NumberLike,
+    push_data_value_set,
+)
+from dhis2_lmis.lmis.models import (
     ConnectionCheck,
     ConsignmentReceipt,
     Event,
@@ -41,14 +46,17 @@ from dhis2_lmis.models import (
     StockReport,
     StockTransaction,
 )
-from dhis2_lmis.periods import format_period, parse_period
-from dhis2_lmis.programs import ProgramKey, ProgramReader
-from dhis2_lmis.progress import with_progress
-from dhis2_lmis.references import Customer, Item, ItemResolver, OrgUnitResolver, Store
-from dhis2_lmis.reports import PeriodSpec, StockReportReader
-from dhis2_lmis.retry import RetryPolicy
-from dhis2_lmis.session import Dhis2Session
-from dhis2_lmis.stock import StockPusher, StockPushReport, StockReceipt
+from dhis2_lmis.lmis.programs import ProgramKey, ProgramReader
+from dhis2_lmis.lmis.references import (
+    Customer,
+    Item,
+    ItemResolver,
+    LayoutResolver,
+    OrgUnitResolver,
+    Store,
+)
+from dhis2_lmis.lmis.reports import PeriodSpec, StockReportReader
+from dhis2_lmis.lmis.stock import StockPusher, StockPushReport, StockReceipt
 
 __all__ = ["Dhis2Lmis"]
 
@@ -106,6 +114,12 @@ class Dhis2Lmis:
                 name_field=lmis.name_field,
                 id_scheme=lmis.org_unit_id_scheme,
                 session=self.session,
+            )
+        #: Places items' measures in the data set; None without a ``[data_set]`` section.
+        self.layout: LayoutResolver | None = None
+        if config.data_set.configured:
+            self.layout = LayoutResolver(
+                config.data_set, self.items or self._no_items(), session=self.session
             )
         table = config.data_elements
         self.reader = ProgramReader(
@@ -215,7 +229,17 @@ class Dhis2Lmis:
     def fetch_stock_on_hand(
         self, org_unit: str | None = None, *, progress: bool = False
     ) -> Iterator[StockLevel]:
-        """ "RTS SOH raw data": the latest stock on hand per (org unit, item)."""
+        """ "RTS SOH raw data": the latest stock on hand per (org unit, item).
+
+        Raises:
+            ConfigError: ``[data_elements.stock_on_hand]`` is not configured (without it every
+                answer would be empty, which reads as "no stock").
+        """
+        if self.reader.stock_on_hand is None:
+            raise ConfigError(
+                "data_elements.stock_on_hand is not configured: set its data_element, "
+                "program_stage and attribute to read stock on hand"
+            )
         records = self.reader.stock_on_hand_levels(org_unit=org_unit)
         return with_progress(records, desc="stock levels", enabled=progress)
 
@@ -236,7 +260,7 @@ class Dhis2Lmis:
         updated since then. Large reads are split by org unit batch and period. Unknown items
         or org units and non-numeric values are problems on the report, never exceptions.
         ``progress`` counts reports on a tqdm bar when tqdm is installed.
-        The work is done by :class:`~dhis2_lmis.reports.StockReportReader`.
+        The work is done by :class:`~dhis2_lmis.lmis.reports.StockReportReader`.
 
         Raises:
             ConfigError: ``[lmis] data_set`` is not set.
@@ -253,6 +277,7 @@ class Dhis2Lmis:
             org_unit_id_scheme=lmis.org_unit_id_scheme,
             items=self.items,
             org_units=self.org_units,
+            layout=self.layout,
         )
         reports = reader.read(period, org_unit, children=children, since=since)
         return with_progress(reports, desc="stock reports", enabled=progress)
@@ -280,17 +305,21 @@ class Dhis2Lmis:
         *,
         store: Store | Customer | None = None,
         complete_date: date | str | None = None,
+        attribute_option_combo: str | None = None,
     ) -> ItemValueSetBuilder:
         """A builder preset with the configured data set, period format and rounding.
 
-        Add values by data element (``add``) or by mSupply item (``add_item``: the data
-        element comes from the item's reference; items not included in the DHIS2 push are
-        skipped and listed in ``skipped``).
+        Add values by data element (``add``, or ``add_rows`` for many) or by mSupply item
+        (``add_item``: the data element comes from the item's reference, or with a
+        ``[data_set]`` layout from the item and ``measure=``; items not included in the DHIS2
+        push are skipped and listed in ``skipped``).
 
         Args:
             period: a date (formatted with ``period_format``) or a DHIS2 period id.
             org_unit: the org unit; or give ``store`` to use its ``Dhis2Code`` field.
             store: a store or customer whose configured field holds the org unit.
+            attribute_option_combo: the attribute option combo (UID) of every value unless a
+                value names its own; None is DHIS2's default combo.
 
         Raises:
             UnknownReferenceError: the store's org-unit field is empty.
@@ -303,17 +332,49 @@ class Dhis2Lmis:
         if org_unit is None and store is not None:
             org_unit = self._org_unit_of(store)
         lmis = self.config.lmis
-        items = self.items or ItemResolver(
-            (), item_field=lmis.item_field, id_scheme=lmis.data_element_id_scheme
-        )
         return ItemValueSetBuilder(
             lmis.data_set,
             period_id,
             org_unit,
-            items=items,
+            items=self.items or self._no_items(),
+            layout=self.layout,
+            attribute_option_combo=attribute_option_combo,
             round_off=lmis.round_off,
             complete_date=complete_date,
         )
+
+    def stock_value_set(
+        self,
+        period: date | str,
+        org_unit: str | None = None,
+        *,
+        store: Store | Customer | None = None,
+        values: Mapping[Item, Mapping[str, NumberLike]],
+        complete_date: date | str | None = None,
+    ) -> ItemValueSetBuilder:
+        """A store's stock for a period, laid out by the ``[data_set]`` section, ready to push.
+
+        ``values`` maps each item to its measures, ``{item: {"stock_on_hand": 610,
+        "received_quantity": 500}}``; the layout places each in its data element and category
+        option combo (docs/layouts.md), with the configured rounding. Items not included in
+        the DHIS2 push, measures the layout cannot place and values that cannot be sent are
+        listed in the builder's ``skipped``; push it with :meth:`push_data_values`.
+
+        Raises:
+            ConfigError: no ``[data_set]`` layout is configured, or ``values`` names a measure
+                it does not have.
+            UnknownReferenceError: the store's org-unit field is empty.
+            PeriodError: ``period`` is not a valid period id.
+            Dhis2Error: the layout's metadata look-up failed.
+        """
+        if self.layout is None:
+            raise ConfigError(
+                "stock_value_set needs a data set layout: name the measures in the [data_set] "
+                "section (docs/layouts.md)"
+            )
+        builder = self.data_value_set(period, org_unit, store=store, complete_date=complete_date)
+        builder.add_stock(values)
+        return builder
 
     def push_data_values(
         self,
@@ -326,8 +387,10 @@ class Dhis2Lmis:
     ) -> ImportSummary:
         """Push data values; one normalised :class:`ImportSummary` for every DHIS2 version.
 
-        With ``preflight``, every chunk is checked first (:class:`~dhis2_lmis.checks.Preflight`)
-        and nothing is sent if any would lose or have rejected values.
+        Without ``preflight`` the builder's rows are sent and the rows it refused stay in its
+        ``rejected`` list. With ``preflight`` every row is checked first against the data set
+        (:class:`~checks.Preflight`) and nothing is sent if any row, refused or checked, would
+        be lost (docs/flows.md, "Bad rows").
 
         Raises:
             ImportFailedError: DHIS2 aborted the import; the error carries the summary.
@@ -348,13 +411,17 @@ class Dhis2Lmis:
     def validate_setup(self) -> list[checks.Finding]:
         """Check the configuration against the server's metadata (errors first).
 
-        See :func:`dhis2_lmis.checks.validate_setup`; a 404 on a configured object is a finding.
+        See :func:`checks.validate_setup`; a 404 on a configured object is a finding.
 
         Raises:
             Dhis2Error: the server could not be read.
         """
         return checks.validate_setup(
-            self.session, self.config, items=self.items, org_units=self.org_units
+            self.session,
+            self.config,
+            items=self.items,
+            org_units=self.org_units,
+            layout=self.layout,
         )
 
     def push_stock_receipts(self, receipts: Iterable[StockReceipt]) -> StockPushReport:
@@ -381,6 +448,11 @@ class Dhis2Lmis:
             item_code_attribute=attribute,
             legacy=self.reader.legacy,
         )
+
+    def _no_items(self) -> ItemResolver:
+        """An empty item resolver with the configured field and scheme."""
+        lmis = self.config.lmis
+        return ItemResolver((), item_field=lmis.item_field, id_scheme=lmis.data_element_id_scheme)
 
     def _org_unit_of(self, place: Store | Customer) -> str:
         lmis = self.config.lmis

@@ -37,9 +37,9 @@ import attrs
 from cattrs import ClassValidationError, Converter, ForbiddenExtraKeysError, transform_error
 from cattrs.gen import make_dict_structure_fn, override
 
-from dhis2_lmis._json import JsonObject
+from dhis2_lmis.dhis2._json import JsonObject
+from dhis2_lmis.dhis2._uids import is_uid
 from dhis2_lmis.errors import ConfigError, ConfigProblem
-from dhis2_lmis.uids import is_uid
 
 if sys.version_info >= (3, 11):
     import tomllib
@@ -49,13 +49,16 @@ else:  # pragma: no cover - exercised on Python 3.10 only
 
 __all__ = [
     "PERIOD_TYPE_NAMES",
+    "TEMPLATE_FIELD",
     "AuthMode",
     "ClientAuth",
     "DataElementMapping",
     "DataElementTable",
+    "DataSetLayout",
     "Dhis2Config",
     "IdScheme",
     "ItemField",
+    "ItemIs",
     "LmisSettings",
     "OrderLayout",
     "OrderSettings",
@@ -79,14 +82,17 @@ ItemField = Literal[
     "universal_code", "user_field_1", "user_field_2", "user_field_3", "user_field_6"
 ]
 OrderLayout = Literal["data_element_per_item", "event_per_line"]
+ItemIs = Literal["data_element", "category_option_combo"]
 
-#: DHIS2 period type names accepted as ``period_format``. Kept here (not imported from
-#: ``periods.py``) so that loading a configuration never depends on the period arithmetic.
+#: DHIS2 period type names accepted as ``period_format`` (DHIS2 2.36-2.43). Kept here (not
+#: imported from ``periods.py``) so that loading a configuration never depends on the period
+#: arithmetic; a test keeps the two lists equal.
 PERIOD_TYPE_NAMES: tuple[str, ...] = (
     "Daily",
     "Weekly",
     "WeeklyWednesday",
     "WeeklyThursday",
+    "WeeklyFriday",
     "WeeklySaturday",
     "WeeklySunday",
     "BiWeekly",
@@ -98,8 +104,10 @@ PERIOD_TYPE_NAMES: tuple[str, ...] = (
     "SixMonthlyApril",
     "SixMonthlyNov",
     "Yearly",
+    "FinancialFeb",
     "FinancialApril",
     "FinancialJuly",
+    "FinancialAug",
     "FinancialSep",
     "FinancialOct",
     "FinancialNov",
@@ -331,6 +339,39 @@ class DataElementTable:
 
 
 @attrs.frozen
+class DataSetLayout:
+    """``[data_set]``: how an item's measures sit in the stock data set (docs/layouts.md).
+
+    ``item_is = "data_element"``: the item's reference names a data element and each measure
+    is a category option combo of it (DHIS2's MSR/RTS data sets), or a template such as
+    ``"SOH_{item}"`` that renders the item reference into a data element code (mSupply's own
+    data set push). ``item_is = "category_option_combo"``: each measure is one data element and
+    the item's reference names a category option combo of it ("push only 1 data element").
+    Measure values may be a UID, a code or a name; they are resolved through metadata.
+    No measures (the section absent) keeps the one-data-element-per-item behaviour.
+
+    ``measures`` is a plain dict inside a frozen record (TOML tables structure to dicts): treat
+    it as read-only.
+    """
+
+    item_is: ItemIs = "data_element"
+    measures: dict[str, str] = attrs.field(factory=dict, hash=False)
+
+    @property
+    def configured(self) -> bool:
+        """True when measures are named, so pushes and reports go by item and measure."""
+        return bool(self.measures)
+
+    def is_template(self, measure: str) -> bool:
+        """Whether the measure's value is a data element code template (``"SOH_{item}"``)."""
+        return TEMPLATE_FIELD in self.measures.get(measure, "")
+
+
+TEMPLATE_FIELD = "{item}"
+"""The placeholder a ``[data_set.measures]`` template replaces with the item's reference."""
+
+
+@attrs.frozen
 class OrderSettings:
     """``[order]``: how a requisition's lines are laid out in the Order program.
 
@@ -415,16 +456,23 @@ class Dhis2Config:
     lmis: LmisSettings = attrs.field(factory=LmisSettings)
     programs: ProgramSettings = attrs.field(factory=ProgramSettings)
     data_elements: DataElementTable = attrs.field(factory=DataElementTable)
+    data_set: DataSetLayout = attrs.field(factory=DataSetLayout)
     order: OrderSettings = attrs.field(factory=OrderSettings)
     receipt: ReceiptSettings = attrs.field(factory=ReceiptSettings)
     smtp: SmtpSettings = attrs.field(factory=SmtpSettings)
     sync: SyncSettings = attrs.field(factory=SyncSettings)
 
     def __attrs_post_init__(self) -> None:
-        sections = {name: getattr(self, name) for name in _SECTIONS}
-        problems = _check_sections(sections)
+        given = {name: getattr(self, name) for name in _SECTIONS}
+        # a plain table (Dhis2Config(dhis2={...})) is structured as a file's would be; anything
+        # else is refused now, rather than failing with AttributeError on first use
+        sections, problems, bad_keys = _structure_sections(given)
+        for name, section in sections.items():
+            if section is not given[name]:
+                object.__setattr__(self, name, section)  # frozen: the attrs-documented way
+        problems += [p for p in _check_sections(sections) if not _concerns(p, bad_keys)]
         if problems:
-            raise ConfigError(problems)
+            raise ConfigError(sorted(problems, key=_section_rank))
 
     @property
     def enabled(self) -> bool:
@@ -490,6 +538,7 @@ _SECTIONS: dict[str, type] = {
     "lmis": LmisSettings,
     "programs": ProgramSettings,
     "data_elements": DataElementTable,
+    "data_set": DataSetLayout,
     "order": OrderSettings,
     "receipt": ReceiptSettings,
     "smtp": SmtpSettings,
@@ -661,6 +710,39 @@ def _check_data_elements(s: DataElementTable) -> list[ConfigProblem]:
     return problems
 
 
+def _check_data_set(s: DataSetLayout) -> list[ConfigProblem]:
+    problems: list[ConfigProblem] = []
+    if not s.measures and s.item_is != "data_element":
+        problems.append(
+            _problem(
+                "data_set.measures",
+                None,
+                "name at least one measure (measure name = data element) for "
+                'item_is = "category_option_combo"',
+            )
+        )
+    for name, value in s.measures.items():
+        key = f"data_set.measures.{name}"
+        if not value.strip():
+            problems.append(_problem(key, value, "must name a UID, code, name or template"))
+            continue
+        rest = value.replace(TEMPLATE_FIELD, "")
+        if "{" in rest or "}" in rest:
+            problems.append(
+                _problem(key, value, f"a template may hold only the placeholder {TEMPLATE_FIELD}")
+            )
+        elif s.item_is == "category_option_combo" and TEMPLATE_FIELD in value:
+            problems.append(
+                _problem(
+                    key,
+                    value,
+                    "templates render data element codes per item: use them with item_is = "
+                    '"data_element", or name the measure\'s data element',
+                )
+            )
+    return problems
+
+
 def _check_order(s: OrderSettings) -> list[ConfigProblem]:
     item, quantity = bool(s.item_data_element), bool(s.quantity_data_element)
     if item == quantity:
@@ -710,6 +792,7 @@ def _check_sections(sections: Mapping[str, object]) -> list[ConfigProblem]:
         ("lmis", LmisSettings, _check_lmis),
         ("programs", ProgramSettings, _check_programs),
         ("data_elements", DataElementTable, _check_data_elements),
+        ("data_set", DataSetLayout, _check_data_set),
         ("order", OrderSettings, _check_order),
         ("smtp", SmtpSettings, _check_smtp),
         ("sync", SyncSettings, _check_sync),
@@ -891,8 +974,11 @@ def _structure_section(
     When some keys are wrong, the section is structured again without them, so the semantic
     checks still run on the rest and the user sees every problem in one pass.
     """
+    if isinstance(raw, cls):
+        return raw, [], set()
     if not isinstance(raw, Mapping):
-        return None, [ConfigProblem(name, _show(name, raw), "must be a table ([section])")], {name}
+        reason = f"must be a table ([{name}]) or a {cls.__name__}"
+        return None, [ConfigProblem(name, _show(name, raw), reason)], {name}
     try:
         return _CONVERTER.structure(dict(raw), cls), [], set()
     except ClassValidationError as exc:
@@ -908,6 +994,30 @@ def _structure_section(
     except (ClassValidationError, ConfigError):  # pragma: no cover - defensive
         return None, problems, {name}
     return partial, problems, {f"{name}.{field}" for field in bad_fields}
+
+
+def _structure_sections(
+    data: Mapping[str, object],
+) -> tuple[dict[str, object], list[ConfigProblem], set[str]]:
+    """Structure every section present in ``data``; sections already built pass as they are.
+
+    Returns the sections that could be built (even partly), the problems, and the keys those
+    problems concern, so that later checks do not report a mistyped key again as missing.
+    """
+    sections: dict[str, object] = {}
+    problems: list[ConfigProblem] = []
+    bad_keys: set[str] = set()
+    for name, cls in _SECTIONS.items():
+        if name not in data:
+            continue
+        section, found, bad = _structure_section(name, data[name], cls)
+        problems += found
+        bad_keys |= bad
+        if section is not None:
+            sections[name] = section
+    if "dhis2.auth" in bad_keys:  # which credentials are needed depends on the mode
+        bad_keys |= {f"dhis2.{key}" for key in ("username", "password", "token", "client_secret")}
+    return sections, problems, bad_keys
 
 
 def _concerns(problem: ConfigProblem, keys: set[str]) -> bool:
@@ -963,18 +1073,8 @@ def _load(
     for key in data:
         if key not in _SECTIONS:
             problems.append(_unknown_key(str(key), _SECTIONS))
-    sections: dict[str, object] = {}
-    bad_keys: set[str] = set()
-    for name, cls in _SECTIONS.items():
-        if name not in data:
-            continue
-        section, found, bad = _structure_section(name, data[name], cls)
-        problems += found
-        bad_keys |= bad
-        if section is not None:
-            sections[name] = section
-    if "dhis2.auth" in bad_keys:  # which credentials are needed depends on the mode
-        bad_keys |= {f"dhis2.{key}" for key in ("username", "password", "token", "client_secret")}
+    sections, found, bad_keys = _structure_sections(data)
+    problems += found
     later = _resolve_env_secrets(sections, data, environ)
     defaults = {name: cls() for name, cls in _SECTIONS.items() if name not in sections}
     later += _check_sections({**defaults, **sections})
@@ -990,18 +1090,56 @@ def _load(
     return config
 
 
+_UTF16_BOMS = (b"\xff\xfe", b"\xfe\xff")
+_UTF8_BOM = b"\xef\xbb\xbf"
+
+
+def _file_problem(reason: str) -> ConfigError:
+    return ConfigError([ConfigProblem("", "", reason)])
+
+
 def _read_toml(path: str | os.PathLike[str]) -> dict[str, object]:
+    """Read a TOML file, turning every way it can be unusable into a ConfigError naming it.
+
+    A UTF-8 byte order mark is skipped (Windows Notepad writes one); any other encoding is
+    refused with the fix, rather than surfacing as a UnicodeDecodeError or a TOML syntax error
+    at line 1.
+    """
     where = os.fspath(path)
+    file = Path(where)
+    if file.is_dir():
+        raise _file_problem(f"{where} is a folder, not a configuration file")
     try:
-        with Path(where).open("rb") as handle:
-            data: dict[str, object] = tomllib.load(handle)
+        raw = file.read_bytes()
+    except FileNotFoundError as exc:
+        raise _file_problem(f"configuration file {where} does not exist") from exc
     except OSError as exc:
         reason = f"cannot read configuration file {where}: {exc.strerror or exc}"
-        raise ConfigError([ConfigProblem("", "", reason)]) from exc
+        raise _file_problem(reason) from exc
+    text = _decode_utf8(raw, where)
+    if not text.strip():
+        raise _file_problem(
+            f"configuration file {where} is empty: it needs at least dhis2.url and the "
+            "credentials (see docs/configuration.md)"
+        )
+    try:
+        data: dict[str, object] = tomllib.loads(text)
     except tomllib.TOMLDecodeError as exc:
-        reason = f"{where} is not valid TOML: {exc}"
-        raise ConfigError([ConfigProblem("", "", reason)]) from exc
+        raise _file_problem(f"{where} is not valid TOML: {exc}") from exc
     return data
+
+
+def _decode_utf8(raw: bytes, where: str) -> str:
+    save_as = "save the file as UTF-8 (in Notepad: File > Save as > Encoding: UTF-8)"
+    if raw.startswith(_UTF16_BOMS) or b"\x00" in raw:
+        raise _file_problem(f"{where} is not UTF-8 text (it looks like UTF-16): {save_as}")
+    try:
+        return raw.removeprefix(_UTF8_BOM).decode("utf-8")
+    except UnicodeDecodeError as exc:
+        line = raw.count(b"\n", 0, exc.start) + 1
+        raise _file_problem(
+            f"{where} is not UTF-8 text (byte {exc.start + 1}, line {line}): {save_as}"
+        ) from exc
 
 
 _SHORTHAND_ENV: tuple[tuple[str, str], ...] = (

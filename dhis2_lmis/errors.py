@@ -37,8 +37,8 @@ from typing import TYPE_CHECKING
 import attrs
 
 if TYPE_CHECKING:  # pragma: no cover - import for type checkers only
-    from dhis2_lmis.checks import Finding
-    from dhis2_lmis.imports import ImportSummary
+    from dhis2_lmis.dhis2.imports import ImportSummary
+    from dhis2_lmis.lmis.checks import Finding
 
 __all__ = [
     "AuthenticationError",
@@ -53,6 +53,7 @@ __all__ = [
     "InvalidValueError",
     "MissingExtraError",
     "NotFoundError",
+    "PackingListError",
     "PeriodError",
     "PermissionDeniedError",
     "PreflightError",
@@ -129,26 +130,39 @@ class Dhis2DisabledError(Dhis2Error):
         super().__init__(message)
 
 
+# Values a ConfigProblem shows that say nothing the reason does not: unset, masked, none.
+_UNINFORMATIVE_VALUES = frozenset({"", "<unset>", "***"})
+
+
 @attrs.frozen
 class ConfigProblem:
-    """One configuration problem: the key, the offending value (secrets masked) and why."""
+    """One configuration problem: the key, the offending value (secrets masked) and why.
+
+    ``str()`` puts the key first and the value last (``dhis2.url: must be an http:// or
+    https:// address (got "ftp://x")``), so a list of problems reads down its keys.
+    """
 
     key: str
     value: str
     reason: str
 
     def __str__(self) -> str:
-        return f"{self.key} = {self.value}: {self.reason}"
+        got = "" if self.value in _UNINFORMATIVE_VALUES else f" (got {self.value})"
+        return f"{self.key}: {self.reason}{got}" if self.key else self.reason + got
 
 
 class ConfigError(Dhis2Error, ValueError):
-    """The configuration is invalid. ``problems`` lists every problem, not just the first."""
+    """The configuration is invalid. ``problems`` lists every problem, not just the first.
+
+    ``str()`` gives one problem per line, each starting with its key, because the reasons
+    themselves may contain ``;`` or ``,`` and a joined line of several is unreadable.
+    """
 
     def __init__(self, problems: Sequence[ConfigProblem] | str) -> None:
         if isinstance(problems, str):
             problems = [ConfigProblem(key="", value="", reason=problems)]
         self.problems: tuple[ConfigProblem, ...] = tuple(problems)
-        lines = [str(p) if p.key else p.reason for p in self.problems]
+        lines = [str(p) for p in self.problems]
         if len(lines) == 1:
             text = f"invalid configuration: {lines[0]}"
         else:
@@ -157,7 +171,26 @@ class ConfigError(Dhis2Error, ValueError):
 
 
 class Dhis2ConnectionError(Dhis2Error):
-    """The server could not be reached (DNS, refused, reset) even after retries."""
+    """The server could not be reached (DNS, refused, reset, TLS) even after retries.
+
+    Attributes:
+        address: ``host:port`` the session tried to reach, when known.
+        cause: what failed, in words: ``connection refused``, ``host name not resolved``,
+            ``timed out``, ``TLS handshake failed``, ...
+    """
+
+    def __init__(
+        self,
+        message: str,
+        *,
+        address: str | None = None,
+        cause: str | None = None,
+        method: str | None = None,
+        path: str | None = None,
+    ) -> None:
+        self.address = address
+        self.cause = cause
+        super().__init__(message, method=method, path=path)
 
 
 class Dhis2TimeoutError(Dhis2ConnectionError):
@@ -237,14 +270,25 @@ class InvalidValueError(Dhis2Error, ValueError):
 
 
 class DuplicateValueError(InvalidValueError):
-    """The same (data element, category option combo, org unit, period) was added twice.
+    """The same (data element, category and attribute option combos, org unit, period) was
+    added twice.
 
     DHIS2 would silently keep only the last one; ``key`` names the repeated combination.
     """
 
-    def __init__(self, message: str, *, key: tuple[str, str | None, str, str], value: str) -> None:
+    def __init__(
+        self, message: str, *, key: tuple[str, str | None, str | None, str, str], value: str
+    ) -> None:
         self.key = key
         super().__init__(message, data_element=key[0], value=value)
+
+
+class PackingListError(Dhis2Error, ValueError):
+    """A packing list cannot be read, or a received consignment is not on it.
+
+    A sync handler raises it for a receipt whose consignment is missing: the receipt is then
+    failed and retried next run (once the packing list has the consignment), never dropped.
+    """
 
 
 class StateError(Dhis2Error):
@@ -292,9 +336,11 @@ class StateLockedError(Dhis2Error):
 class PreflightError(Dhis2Error, ValueError):
     """A data value set would lose or have rejected some values; nothing was sent.
 
-    ``findings`` lists every problem found in the chunk (zeros DHIS2 would drop, org units not
-    assigned to the data set, periods of the wrong type), each naming the rows concerned (0-based
-    positions in the chunk). Fix the data or the DHIS2 metadata, then push again.
+    ``findings`` lists every problem found in the push (rows the builder refused, values DHIS2
+    would refuse for their value type or option set, zeros it would drop, data elements, option
+    combos and org units outside the data set, periods of the wrong type or closed), each naming
+    the rows concerned the way the caller sees them (``values.csv:7``, ``row 3``). Fix the data or
+    the DHIS2 metadata, then push again.
     """
 
     def __init__(self, findings: Sequence[Finding]) -> None:

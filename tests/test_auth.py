@@ -6,9 +6,9 @@ import logging
 
 import pytest
 
-from dhis2_lmis.auth import BasicAuth, BodyAuth, TokenAuth
+from dhis2_lmis.dhis2.auth import BasicAuth, BodyAuth, TokenAuth
+from dhis2_lmis.dhis2.session import Dhis2Session
 from dhis2_lmis.errors import AuthenticationError
-from dhis2_lmis.session import Dhis2Session
 from dhis2_lmis.testing import FakeDhis2
 
 PASSWORD = "district"

@@ -14,12 +14,12 @@ import pytest
 from dateutil import tz
 from vcr.errors import CannotOverwriteExistingCassetteException
 
-from dhis2_lmis.auth import BasicAuth
+from dhis2_lmis.dhis2.auth import BasicAuth
+from dhis2_lmis.dhis2.events import EventQuery, iter_events
+from dhis2_lmis.dhis2.session import Dhis2Session
+from dhis2_lmis.dhis2.versions import events_dialect
 from dhis2_lmis.errors import ResponseFormatError
-from dhis2_lmis.events import EventQuery, iter_events
-from dhis2_lmis.models import Event
-from dhis2_lmis.session import Dhis2Session
-from dhis2_lmis.versions import events_dialect
+from dhis2_lmis.lmis.models import Event
 from tests._cassettes import base_url, cassette_names, replay
 
 # cassette, version, time zone, items key of the dialect

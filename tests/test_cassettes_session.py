@@ -17,10 +17,10 @@ import requests
 from dateutil import tz
 from vcr.errors import CannotOverwriteExistingCassetteException
 
-from dhis2_lmis.auth import BasicAuth
-from dhis2_lmis.convert import current_username
-from dhis2_lmis.session import Dhis2Session
-from dhis2_lmis.versions import ServerVersion
+from dhis2_lmis.dhis2.auth import BasicAuth
+from dhis2_lmis.dhis2.convert import current_username
+from dhis2_lmis.dhis2.session import Dhis2Session
+from dhis2_lmis.dhis2.versions import ServerVersion
 from tests._cassettes import CASSETTES, base_url, cassette_names, recorded_bodies, replay
 
 UTC_NAME = "Etc/UTC"

@@ -2,16 +2,19 @@
 
 from __future__ import annotations
 
+import datetime as dt
 from collections.abc import Iterator, Sequence
+from typing import Any
 
 import pytest
 
-from dhis2_lmis.checks import Finding, PreflightError
 from dhis2_lmis.client import Dhis2Lmis
 from dhis2_lmis.config import Dhis2Config
+from dhis2_lmis.dhis2.periods import period_for
 from dhis2_lmis.errors import PermissionDeniedError
-from dhis2_lmis.references import Customer, Item, Store
-from dhis2_lmis.testing import FakeDhis2
+from dhis2_lmis.lmis.checks import Finding, PreflightError
+from dhis2_lmis.lmis.references import Customer, Item, Store
+from dhis2_lmis.testing import DataInputPeriod, FakeDhis2
 
 ORDER, ORDER_STAGE = "OrderProg01", "OrderStage1"
 RECEIPT, RECEIPT_STAGE = "ReceiptPrg1", "ReceiptStg1"
@@ -270,6 +273,37 @@ def test_period_type_name_matching_the_data_set_is_accepted(fake: FakeDhis2) -> 
     assert problems(lmis_for(fake, data).validate_setup()) == []
 
 
+@pytest.mark.parametrize("period_type", ["WeeklyFriday", "FinancialFeb", "FinancialAug"])
+def test_dhis2_243_period_type_matching_the_data_set_is_accepted(period_type: str) -> None:
+    with FakeDhis2(version="2.43") as fake:
+        seed(fake, period_type=period_type)
+        data = settings(fake)
+        data["lmis"]["period_format"] = period_type
+        assert problems(lmis_for(fake, data).validate_setup()) == []
+
+
+def test_dhis2_243_period_format_on_an_older_server_names_both_versions() -> None:
+    with FakeDhis2(version="2.42") as fake:
+        seed(fake)
+        data = settings(fake)
+        data["lmis"]["period_format"] = "FinancialFeb"
+        finding = only(lmis_for(fake, data).validate_setup(), "lmis.period_format")
+    assert finding.severity == "error"
+    assert "FinancialFeb periods, which DHIS2 has only from 2.43" in finding.what
+    assert "this server runs DHIS2 2.42" in finding.what
+    assert '"Monthly"' in finding.how_to_fix
+
+
+def test_data_set_of_a_period_type_newer_than_243_names_the_server_version() -> None:
+    with FakeDhis2(version="2.43") as fake:
+        seed(fake, period_type="WeeklyTuesday")  # what a future DHIS2 might add
+        finding = only(lmis_for(fake).validate_setup(), "lmis.data_set")
+    assert finding.severity == "error"
+    assert "unknown period type 'WeeklyTuesday' (this server runs DHIS2 2.43" in finding.what
+    assert "DHIS2 2.36 to 2.43" in finding.what
+    assert "upgrade dhis2-lmis" in finding.how_to_fix
+
+
 def test_store_org_unit_not_assigned_to_data_set_is_a_warning(fake: FakeDhis2) -> None:
     seed(fake, data_set_org_units=(FACILITY,))
     finding = only(lmis_for(fake).validate_setup(), "store S-WH")
@@ -385,14 +419,36 @@ def test_preflight_reports_zero_on_non_significant_data_element(fake: FakeDhis2)
     assert posts(fake) == []
 
 
-def test_preflight_checks_zeros_outside_the_data_set_by_look_up(fake: FakeDhis2) -> None:
+def test_preflight_without_a_data_set_looks_the_data_elements_up(fake: FakeDhis2) -> None:
+    seed(fake, data_set=False)
+    fake.add_data_element("DeExtra0001", "EXTRA", "Extra", zero_is_significant=False)
+    data = settings(fake)
+    del data["lmis"]["data_set"]
+    lmis = lmis_for(fake, data)
+    builder = lmis.data_value_set(period="202611", org_unit=FACILITY)
+    builder.add("EXTRA", "0.0")
+    builder.add("AMOX250", "2.5")
+    with pytest.raises(PreflightError) as caught:
+        lmis.push_data_values(builder, preflight=True)
+    found = {f.subject: f.what for f in caught.value.findings}
+    assert set(found) == {"data element EXTRA", "data element AMOX250"}
+    assert found["data element EXTRA"].startswith("row 0: zero for data element Extra")
+    assert found["data element AMOX250"].startswith("row 1 ('2.5'): not a whole number")
+    assert metadata_gets(fake).count("/api/dataElements") == 1  # one batched look-up
+    assert posts(fake) == []
+
+
+def test_preflight_refuses_a_data_element_outside_the_data_set(fake: FakeDhis2) -> None:
     seed(fake)
     fake.add_data_element("DeExtra0001", "EXTRA", "Extra", zero_is_significant=False)
     lmis = lmis_for(fake)
     builder = lmis.data_value_set(period="202611", org_unit=FACILITY)
-    builder.add("EXTRA", "0.0")
-    with pytest.raises(PreflightError, match="EXTRA"):
+    builder.add("EXTRA", 3)
+    with pytest.raises(PreflightError) as caught:
         lmis.push_data_values(builder, preflight=True)
+    (finding,) = caught.value.findings
+    assert finding.subject == "data element EXTRA"
+    assert "is not in data set Stock on hand (LMIS_SOH)" in finding.what
     assert posts(fake) == []
 
 
@@ -458,7 +514,8 @@ def test_clean_payload_passes_preflight_and_is_pushed(fake: FakeDhis2) -> None:
     summary = lmis.push_data_values(builder, preflight=True, chunk_size=1)
     assert summary.imported == 3
     assert posts(fake) == ["/api/dataValueSets"] * 3
-    assert metadata_gets(fake) == [f"/api/dataSets/{DATA_SET}"]  # fetched once per push
+    # the data set once per push; the server's time zone once per session
+    assert metadata_gets(fake) == [f"/api/dataSets/{DATA_SET}", "/api/system/info"]
 
 
 def test_without_preflight_nothing_is_looked_up(fake: FakeDhis2) -> None:
@@ -469,3 +526,326 @@ def test_without_preflight_nothing_is_looked_up(fake: FakeDhis2) -> None:
     fake.clear_requests()
     lmis.push_data_values(builder)
     assert metadata_gets(fake) == []
+
+
+# -- preflight: what DHIS2 itself checks -------------------------------------------------------
+
+TYPED = {  # data element code -> value type, for the value-type checks
+    "T_NUMBER": "NUMBER",
+    "T_INTEGER": "INTEGER",
+    "T_POSITIVE": "INTEGER_POSITIVE",
+    "T_ZERO_OR_POSITIVE": "INTEGER_ZERO_OR_POSITIVE",
+    "T_NEGATIVE": "INTEGER_NEGATIVE",
+    "T_PERCENTAGE": "PERCENTAGE",
+    "T_UNIT": "UNIT_INTERVAL",
+    "T_BOOLEAN": "BOOLEAN",
+    "T_TRUE_ONLY": "TRUE_ONLY",
+    "T_TEXT": "TEXT",
+    "T_LONG_TEXT": "LONG_TEXT",
+}
+TYPED_SET = "TypedDataS1"
+# value type -> (values DHIS2 takes, values it refuses), from dhis2-core's ValidationUtils
+CASES = {
+    "NUMBER": (["0", "-3", "12.5", "0.25"], ["1e3", "+4", "007", "12.", ".5", "1,5", "NaN"]),
+    "INTEGER": (["0", "-7", "2147483647"], ["12.6", "1.0", "+3", "-0", "2147483648", "x"]),
+    "INTEGER_POSITIVE": (["1", "40"], ["0", "-1", "2.5"]),
+    "INTEGER_ZERO_OR_POSITIVE": (["0", "9"], ["-1", "0.5", "01"]),
+    "INTEGER_NEGATIVE": (["-1"], ["0", "1", "-1.5"]),
+    "PERCENTAGE": (["0", "55", "100"], ["101", "-1", "12.5"]),
+    "UNIT_INTERVAL": (["0", "0.5", "1"], ["1.5", "-0.1", "x"]),
+    "BOOLEAN": (["true", "False", "t", "0", "TRUE"], ["yes please", "2"]),
+    "TRUE_ONLY": (["true", "1", "T"], ["false", "0"]),
+    "TEXT": (["anything at all"], []),
+    "LONG_TEXT": (["x" * 5000], ["x" * 50_001]),
+}
+
+
+def seed_typed(fake: FakeDhis2) -> None:
+    """One data element per value type, all in data set ``TYPED_SET``."""
+    fake.add_org_unit(FACILITY, "FAC_A", "Facility A")
+    for n, (code, value_type) in enumerate(TYPED.items()):
+        fake.add_data_element(
+            f"DeTyped{n:04d}", code, code, value_type=value_type, zero_is_significant=True
+        )
+    fake.add_data_set(
+        TYPED_SET,
+        "TYPED",
+        "Typed",
+        data_elements=[f"DeTyped{n:04d}" for n in range(len(TYPED))],
+        org_units=(FACILITY,),
+    )
+
+
+def typed_lmis(fake: FakeDhis2) -> Dhis2Lmis:
+    data = settings(fake)
+    data["lmis"]["data_set"] = TYPED_SET
+    return lmis_for(fake, data)
+
+
+def typed_payload(code: str, value: str) -> dict[str, object]:
+    return {
+        "dataSet": TYPED_SET,
+        "period": "202611",
+        "orgUnit": FACILITY,
+        "dataValues": [{"dataElement": code, "value": value}],
+    }
+
+
+def test_preflight_and_the_fake_refuse_the_same_values_for_every_value_type(
+    fake: FakeDhis2,
+) -> None:
+    """The preflight's rule and the fake's (written apart, both after dhis2-core) agree."""
+    seed_typed(fake)
+    lmis = typed_lmis(fake)
+    code_of = {value_type: code for code, value_type in TYPED.items()}
+    verdicts = []
+    for value_type, (good, bad) in CASES.items():
+        for value, refused in [(v, False) for v in good] + [(v, True) for v in bad]:
+            payload = typed_payload(code_of[value_type], value)
+            try:
+                lmis.push_data_values(payload, preflight=True, dry_run=True)
+                caught = False
+            except PreflightError:
+                caught = True
+            summary = lmis.push_data_values(payload, dry_run=True)
+            conflicts = {c.error_code for c in summary.conflicts}
+            verdicts.append((value_type, value[:12], refused, caught, conflicts == {"E7619"}))
+    assert [v for v in verdicts if not v[2] == v[3] == v[4]] == []
+
+
+def test_integer_value_with_a_fraction_is_refused_by_the_fake_and_caught_by_preflight(
+    fake: FakeDhis2,
+) -> None:
+    seed_typed(fake)
+    lmis = typed_lmis(fake)
+    builder = lmis.data_value_set(period="202611", org_unit=FACILITY)
+    builder.add("T_NUMBER", 12.6)
+    builder.add("T_INTEGER", 12.6)  # lmis.round_off is off
+    with pytest.raises(PreflightError) as caught:
+        lmis.push_data_values(builder, preflight=True)
+    (finding,) = caught.value.findings
+    assert finding.subject == "data element T_INTEGER"
+    assert finding.what.startswith("row 1 ('12.6'): not a whole number")
+    assert "value_not_integer" in finding.what and "round_off" in finding.how_to_fix
+    assert posts(fake) == []
+    summary = lmis.push_data_values(builder)  # without preflight DHIS2 refuses it itself
+    (conflict,) = summary.conflicts
+    assert conflict.error_code == "E7619" and "value_not_integer" in conflict.value
+    assert conflict.indexes == (1,) and summary.imported == 1
+
+
+def test_preflight_names_rows_by_their_place_in_the_whole_push(fake: FakeDhis2) -> None:
+    seed_typed(fake)
+    lmis = typed_lmis(fake)
+    builder = lmis.data_value_set(period="202611", org_unit=FACILITY)
+    builder.add_rows(
+        [
+            {"data_element": "T_INTEGER", "value": 1},
+            {"data_element": "T_INTEGER", "value": 2, "period": "202610"},
+            {"data_element": "T_POSITIVE", "value": 0},
+        ]
+    )
+    with pytest.raises(PreflightError, match="row 2 \\('0'\\): not a whole number above 0"):
+        lmis.push_data_values(builder, preflight=True, chunk_size=1)
+    assert posts(fake) == []
+
+
+def test_option_set_values_must_be_option_codes(fake: FakeDhis2) -> None:
+    fake.add_org_unit(FACILITY, "FAC_A", "Facility A")
+    fake.add_option_set("OptStatus01", "STATUS", "Status", ["1", "2", "3"], value_type="INTEGER")
+    fake.add_data_element("DeStatus001", "STATUS", "Status", option_set="OptStatus01")
+    fake.add_data_set(
+        DATA_SET, "LMIS", "LMIS", data_elements=("DeStatus001",), org_units=(FACILITY,)
+    )
+    lmis = lmis_for(fake)
+    builder = lmis.data_value_set(period="202611", org_unit=FACILITY)
+    builder.add("STATUS", 2)
+    builder.add("STATUS", 7, period="202610")
+    with pytest.raises(PreflightError) as caught:
+        lmis.push_data_values(builder, preflight=True)
+    (finding,) = caught.value.findings
+    assert "row 1 ('7')" in finding.what and "INTEGER with an option set" in finding.what
+    assert "1, 2, 3" in finding.how_to_fix
+    summary = lmis.push_data_values(builder)
+    assert [c.error_code for c in summary.conflicts] == ["E7621"] and summary.imported == 1
+
+
+def seed_combos(fake: FakeDhis2) -> None:
+    """AMOX250 counted by measure (category combo), data set by funding (attribute combo)."""
+    fake.add_org_unit(FACILITY, "FAC_A", "Facility A")
+    fake.add_category_combo(
+        "CcMeasure01", "MEASURE", "Measure", {"CocSoh00001": "SOH", "CocUsed0001": "USED"}
+    )
+    fake.add_category_combo(
+        "CcFunding01", "FUNDING", "Funding", {"AocFundA001": "FUND_A", "AocFundB001": "FUND_B"}
+    )
+    fake.add_data_element(AMOX, "AMOX250", "Amoxicillin", category_combo="CcMeasure01")
+    fake.add_data_element(PARA, "PARA500", "Paracetamol")
+    fake.add_data_element("DeOutside01", "OUTSIDE", "Not in the data set")
+    fake.add_data_set(
+        DATA_SET,
+        "LMIS",
+        "LMIS",
+        data_elements=(AMOX, PARA),
+        org_units=(FACILITY,),
+        category_combo="CcFunding01",
+    )
+
+
+def test_preflight_refuses_combos_and_data_elements_the_data_set_does_not_have(
+    fake: FakeDhis2,
+) -> None:
+    seed_combos(fake)
+    lmis = lmis_for(fake)
+    builder = lmis.data_value_set(period="202611", org_unit=FACILITY)
+    rows = [
+        {"data_element": "AMOX250", "value": 5, "category_option_combo": "CocSoh00001",
+         "attribute_option_combo": "AocFundA001"},  # fine
+        {"data_element": "AMOX250", "value": 5, "category_option_combo": "CocUsed0001",
+         "attribute_option_combo": "AocFundB001"},  # fine
+        {"data_element": "AMOX250", "value": 5, "attribute_option_combo": "AocFundA001"},
+        {"data_element": "PARA500", "value": 5, "attribute_option_combo": "CocSoh00001"},
+        {"data_element": "OUTSIDE", "value": 5, "attribute_option_combo": "AocFundA001"},
+        {"data_element": "PARA500", "value": 6},  # no attribute option combo: the default
+    ]  # fmt: skip
+    assert builder.add_rows(rows) == 6
+    with pytest.raises(PreflightError) as caught:
+        lmis.push_data_values(builder, preflight=True)
+    found = {f.subject: f.what for f in caught.value.findings}
+    assert set(found) == {
+        "data element AMOX250",
+        "attribute option combo CocSoh00001",
+        "attribute option combo (none: the default)",
+        "data element OUTSIDE",
+    }
+    assert found["data element AMOX250"].startswith("row 2: category option combo (none")
+    assert "SOH, USED" in found["data element AMOX250"]
+    assert found["attribute option combo CocSoh00001"].startswith("row 3:")
+    assert "FUND_A, FUND_B" in found["attribute option combo CocSoh00001"]
+    assert found["attribute option combo (none: the default)"].startswith("row 5:")
+    assert found["data element OUTSIDE"].startswith("row 4: data element OUTSIDE is not in")
+    assert posts(fake) == []
+
+
+def clerk_lmis(fake: FakeDhis2) -> Dhis2Lmis:
+    """A data entry user who may not edit expired periods."""
+    fake.add_user("clerk", "Clerk123!", org_units=(FACILITY,), authorities=("F_DATAVALUE_ADD",))
+    data = settings(fake)
+    data["dhis2"].update(username="clerk", password="Clerk123!")
+    return lmis_for(fake, data)
+
+
+def seed_windows(fake: FakeDhis2, **windows: Any) -> None:
+    fake.add_org_unit(FACILITY, "FAC_A", "Facility A")
+    fake.add_data_element(AMOX, "AMOX250", "Amoxicillin", zero_is_significant=True)
+    fake.add_data_set(
+        DATA_SET, "LMIS", "LMIS", data_elements=(AMOX,), org_units=(FACILITY,), **windows
+    )
+
+
+THIS_MONTH = period_for(dt.date.today(), "Monthly")
+TWO_BACK, TWO_AHEAD = THIS_MONTH.previous().previous(), THIS_MONTH.next().next()
+YESTERDAY = dt.datetime.now() - dt.timedelta(days=1)
+
+
+@pytest.mark.parametrize(
+    ("windows", "period", "code", "words"),
+    [
+        ({"expiry_days": 10}, TWO_BACK.id, "E7640", "closed it on"),
+        ({"open_future_periods": 1}, TWO_AHEAD.id, "E7641", f"after {THIS_MONTH.next().id}"),
+        (
+            {"input_periods": (DataInputPeriod(THIS_MONTH.id, closing=YESTERDAY),)},
+            THIS_MONTH.id,
+            "E7643",
+            "outside the data set's data input periods",
+        ),
+    ],
+)
+def test_preflight_refuses_periods_closed_for_entry(
+    fake: FakeDhis2, windows: dict[str, Any], period: str, code: str, words: str
+) -> None:
+    seed_windows(fake, **windows)
+    lmis = clerk_lmis(fake)
+    builder = lmis.data_value_set(period=period, org_unit=FACILITY)
+    builder.add("AMOX250", 4)
+    with pytest.raises(PreflightError) as caught:
+        lmis.push_data_values(builder, preflight=True)
+    (finding,) = caught.value.findings
+    assert finding.subject == f"period {period}" and words in finding.what and code in finding.what
+    assert posts(fake) == []
+    summary = lmis.push_data_values(builder)  # and the fake refuses it the same way
+    assert [c.error_code for c in summary.conflicts] == [code]
+
+
+def test_open_periods_pass_and_users_who_may_edit_expired_ones_pass_expiry(
+    fake: FakeDhis2,
+) -> None:
+    seed_windows(fake, expiry_days=10, open_future_periods=1)
+    clerk_lmis(fake)
+    builder = lmis_for(fake).data_value_set(period=THIS_MONTH.id, org_unit=FACILITY)
+    builder.add("AMOX250", 4)
+    builder.add("AMOX250", 5, period=THIS_MONTH.next().id)  # the one future period allowed
+    builder.add("AMOX250", 6, period=TWO_BACK.id)  # expired, but not for the admin
+    fake.clear_requests()
+    assert lmis_for(fake).push_data_values(builder, preflight=True).imported == 3
+    assert "/api/me" in metadata_gets(fake)  # asked only because a period had expired
+
+
+def test_one_rule_for_bad_rows_good_ones_sent_without_preflight_none_with_it(
+    fake: FakeDhis2,
+) -> None:
+    """docs/flows.md "Bad rows": the rule the CLI follows too."""
+    seed_typed(fake)
+    lmis = typed_lmis(fake)
+    builder = lmis.data_value_set(period="202611", org_unit=FACILITY)
+    builder.add_rows(
+        [
+            {"data_element": "T_INTEGER", "value": 3},
+            {"data_element": "T_INTEGER", "value": "lots", "period": "202610"},
+            {"data_element": "T_POSITIVE", "value": 0},
+        ]
+    )
+    with pytest.raises(PreflightError) as caught:
+        lmis.push_data_values(builder, preflight=True)
+    assert [f.subject for f in caught.value.findings] == ["row 1", "data element T_POSITIVE"]
+    assert "[row 1]: value 'lots' for data element T_INTEGER" in str(caught.value)
+    assert "row 2 ('0')" in str(caught.value)
+    assert posts(fake) == []
+
+    summary = lmis.push_data_values(builder)
+    assert summary.imported == 1  # row 0; row 1 stays in builder.rejected
+    assert [r.row for r in builder.rejected] == ["row 1"]
+    (conflict,) = summary.conflicts  # row 2 is DHIS2's to refuse without a preflight
+    assert conflict.error_code == "E7619" and conflict.indexes == (1,)
+
+
+def test_a_push_whose_every_row_was_refused_still_reports_them_with_preflight(
+    fake: FakeDhis2,
+) -> None:
+    seed_typed(fake)
+    lmis = typed_lmis(fake)
+    builder = lmis.data_value_set(period="202611", org_unit=FACILITY)
+    builder.add_rows([{"data_element": "T_INTEGER", "value": "n/a"}])
+    with pytest.raises(PreflightError, match=r"\[row 0\]: value 'n/a'"):
+        lmis.push_data_values(builder, preflight=True)
+    assert posts(fake) == []
+
+
+def test_a_ready_payloads_rows_are_named_by_their_index_in_data_values(fake: FakeDhis2) -> None:
+    seed_typed(fake)
+    lmis = typed_lmis(fake)
+    payload = {
+        "dataSet": TYPED_SET,
+        "period": "202611",
+        "orgUnit": FACILITY,
+        "dataValues": [
+            {"dataElement": "T_PERCENTAGE", "value": "50"},
+            {"dataElement": "T_UNIT", "value": "0.5"},
+            {"dataElement": "T_PERCENTAGE", "value": "150", "period": "202610"},
+        ],
+    }
+    with pytest.raises(PreflightError) as caught:
+        lmis.push_data_values(payload, preflight=True, chunk_size=2)
+    (finding,) = caught.value.findings
+    assert finding.what.startswith("row 2 ('150'): not a whole number from 0 to 100")
+    assert posts(fake) == []

@@ -535,9 +535,49 @@ def test_invalid_toml_is_a_config_error(tmp_path: Path) -> None:
         Dhis2Config.from_file(path)
 
 
-def test_missing_file_is_a_config_error(tmp_path: Path) -> None:
-    with pytest.raises(ConfigError, match="cannot read"):
-        Dhis2Config.from_file(tmp_path / "absent.toml")
+def test_missing_file_is_a_config_error_naming_it(tmp_path: Path) -> None:
+    path = tmp_path / "absent.toml"
+
+    with pytest.raises(ConfigError, match=f"{re.escape(str(path))} does not exist"):
+        Dhis2Config.from_file(path)
+
+
+def test_directory_is_a_config_error_naming_it(tmp_path: Path) -> None:
+    with pytest.raises(ConfigError, match=f"{re.escape(str(tmp_path))} is a folder"):
+        Dhis2Config.from_file(tmp_path)
+
+
+@pytest.mark.parametrize("content", ["", "\n\n  \n", "\ufeff"], ids=["empty", "blank", "bom-only"])
+def test_empty_file_is_a_config_error_naming_it(tmp_path: Path, content: str) -> None:
+    path = tmp_path / "empty.toml"
+    path.write_text(content, encoding="utf-8")
+
+    with pytest.raises(ConfigError, match=f"{re.escape(str(path))} is empty: it needs .*dhis2.url"):
+        Dhis2Config.from_file(path)
+
+
+def test_utf8_byte_order_mark_is_accepted(tmp_path: Path) -> None:
+    path = tmp_path / "notepad.toml"
+    path.write_text(ISSUE_EXAMPLE, encoding="utf-8-sig")  # what Windows Notepad writes
+    assert path.read_bytes().startswith(b"\xef\xbb\xbf")
+
+    config = Dhis2Config.from_file(path, environ={})
+
+    assert config.dhis2.username == "msupply"
+    assert config.programs.order == "OrdProg0001"
+
+
+@pytest.mark.parametrize("encoding", ["utf-16", "utf-16-le", "utf-16-be", "latin-1"])
+def test_other_encodings_say_save_as_utf8(tmp_path: Path, encoding: str) -> None:
+    path = tmp_path / "saved-as.toml"
+    path.write_text(ISSUE_EXAMPLE.replace("msupply", "m\u00e9dicaments"), encoding=encoding)
+
+    with pytest.raises(ConfigError) as exc:
+        Dhis2Config.from_file(path, environ={})
+
+    message = str(exc.value)
+    assert str(path) in message
+    assert "save the file as UTF-8" in message
 
 
 def test_evolve_revalidates() -> None:
@@ -568,3 +608,43 @@ def test_parse_interval(text: str, seconds: int) -> None:
 def test_parse_interval_rejects_nonsense(text: str) -> None:
     with pytest.raises(ValueError, match="interval"):
         parse_interval(text)
+
+
+def test_plain_tables_are_accepted_by_the_constructor() -> None:
+    server = {"url": "https://x.org/api/", "username": "u", "password": PASSWORD}
+    programs = {"order": "OrdProg0001"}
+
+    config = Dhis2Config(dhis2=server, programs=programs)  # type: ignore[arg-type]
+
+    assert config.dhis2.url == "https://x.org"
+    assert config.dhis2.resolved_password() == PASSWORD
+    assert config.programs.order == "OrdProg0001"
+    assert config == Dhis2Config.from_dict({"dhis2": server, "programs": programs}, environ={})
+
+
+def test_constructor_validates_whatever_it_is_given() -> None:
+    with pytest.raises(ConfigError) as exc:
+        Dhis2Config(
+            dhis2={"url": "ftp://x.org", "usernme": "u", "password": "p"},  # type: ignore[arg-type]
+            sync=42,  # type: ignore[arg-type]
+        )
+
+    assert problem_keys(exc) == {"dhis2.usernme", "dhis2.url", "dhis2.username", "sync"}
+    assert "must be a table ([sync])" in str(exc.value)
+
+
+def test_config_error_lists_one_problem_per_line_key_first() -> None:
+    data = basic(url="ftp://x.org", timeout="sixty", pasword="x")
+    data["lmis"] = {"period_format": "Montly", "error_emails": "a@x.org; not-an-address"}
+
+    with pytest.raises(ConfigError) as exc:
+        Dhis2Config.from_dict(data, environ={})
+
+    lines = str(exc.value).splitlines()
+    assert lines[0] == "invalid configuration:"
+    assert len(lines) == 1 + len(exc.value.problems) == 6
+    assert [line.strip().split(":", 1)[0] for line in lines[1:]] == [
+        p.key for p in exc.value.problems
+    ]
+    assert '  dhis2.url: must be an http:// or https:// address (got "ftp://x.org")' in lines
+    assert '  dhis2.pasword: unknown key (typo?); did you mean "password"?' in lines

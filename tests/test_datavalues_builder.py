@@ -8,14 +8,15 @@ from decimal import Decimal
 
 import pytest
 
-from dhis2_lmis import datavalues
-from dhis2_lmis.datavalues import (
+from dhis2_lmis.dhis2 import valuetypes
+from dhis2_lmis.errors import ConfigError, Dhis2Error
+from dhis2_lmis.lmis import datavalues
+from dhis2_lmis.lmis.datavalues import (
     DataValueSetBuilder,
     DuplicateValueError,
     InvalidValueError,
     format_value,
 )
-from dhis2_lmis.errors import ConfigError, Dhis2Error
 
 # --- format_value ----------------------------------------------------------------------------
 
@@ -208,9 +209,9 @@ def test_same_key_twice_raises_duplicate_value_error_naming_the_key() -> None:
     builder.add("StockOnHnd1", 1, category_option_combo="Coc00000001")
     with pytest.raises(DuplicateValueError) as info:
         builder.add("StockOnHnd1", 2, category_option_combo="Coc00000001", period="202404")
-    assert info.value.key == ("StockOnHnd1", "Coc00000001", "DiszpKrYNg8", "202404")
+    assert info.value.key == ("StockOnHnd1", "Coc00000001", None, "DiszpKrYNg8", "202404")
     for part in info.value.key:
-        assert str(part) in str(info.value)
+        assert str(part or "(default)") in str(info.value)
     assert isinstance(info.value, InvalidValueError)
 
 
@@ -272,3 +273,110 @@ def test_module_docstring_examples_run() -> None:
     result = doctest.testmod(datavalues, verbose=False)
     assert result.attempted > 0
     assert result.failed == 0
+
+
+# --- value_problem ---------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("value", "value_type", "expected"),
+    [
+        ("12.6", "INTEGER", "value_not_integer"),
+        ("12", "INTEGER", None),
+        ("-0", "INTEGER", "value_not_integer"),  # DHIS2's pattern has no negative zero
+        ("2147483648", "INTEGER", "value_not_integer"),  # beyond 32 bits
+        ("0", "INTEGER_POSITIVE", "value_not_positive_integer"),
+        ("0", "INTEGER_ZERO_OR_POSITIVE", None),
+        ("-4", "INTEGER_ZERO_OR_POSITIVE", "value_not_zero_or_positive_integer"),
+        ("4", "INTEGER_NEGATIVE", "value_not_negative_integer"),
+        ("100", "PERCENTAGE", None),
+        ("99.5", "PERCENTAGE", "value_not_percentage"),  # whole numbers only
+        ("1.0", "UNIT_INTERVAL", None),
+        ("1.01", "UNIT_INTERVAL", "value_not_unit_interval"),
+        ("1e3", "NUMBER", "value_not_numeric"),
+        ("12.", "NUMBER", "value_not_numeric"),
+        ("T", "BOOLEAN", None),
+        ("maybe", "BOOLEAN", "value_not_bool"),
+        ("false", "TRUE_ONLY", "value_not_true_only"),
+        ("12.6", "TEXT", None),
+        ("x" * 50_001, "LONG_TEXT", "value_length_greater_than_max_length"),
+        ("whatever", "COORDINATE", None),  # types DHIS2 checks otherwise are left to it
+        ("", "INTEGER", None),  # an empty value deletes, it is not judged
+    ],
+)
+def test_value_problem_answers_with_dhis2s_reason_key(
+    value: str, value_type: str, expected: str | None
+) -> None:
+    assert valuetypes.value_problem(value, value_type) == expected
+    if expected is not None:
+        assert expected in valuetypes.VALUE_PROBLEMS
+
+
+def test_value_problem_checks_option_codes_after_the_value_type() -> None:
+    codes = {"1", "2"}
+    assert valuetypes.value_problem("2", "INTEGER", codes) is None
+    assert valuetypes.value_problem("3", "INTEGER", codes) == "value_not_valid_option"
+    assert valuetypes.value_problem("2.5", "INTEGER", codes) == "value_not_integer"
+
+
+def test_every_formatted_number_is_a_dhis2_number() -> None:
+    """What the builder sends for NUMBER data elements is what value_problem accepts."""
+    for value in (0, -0.0, 12.5, Decimal("1E+3"), "007", 1e-7, Decimal("-2.50")):
+        text = format_value(value, data_element="X")
+        assert valuetypes.value_problem(text, "NUMBER") is None, text
+
+
+# --- add_rows and row names --------------------------------------------------------------------
+
+
+def test_add_rows_adds_the_good_rows_and_keeps_the_refused_ones_by_index() -> None:
+    builder = make_builder()
+    added = builder.add_rows(
+        [
+            {"data_element": "StockOnHnd1", "value": "12"},
+            {"data_element": "StockOnHnd2", "value": "lots"},
+            {"data_element": "", "value": "3"},
+            {"data_element": "StockOnHnd1", "value": 4},  # a repeat of row 0
+            {"data_element": "StockOnHnd3", "value": 0, "comment": "stock-out"},
+        ]
+    )
+    assert added == 2 and len(builder) == 2
+    assert [r.row for r in builder.rejected] == ["row 1", "row 2", "row 3"]
+    assert "not a number" in str(builder.rejected[0])
+    assert "no data_element" in str(builder.rejected[1])
+    assert isinstance(builder.rejected[2].error, DuplicateValueError)
+    assert builder.row_names == ("row 0", "row 4")  # the index in the caller's list
+    assert builder.rows[1] == {"dataElement": "StockOnHnd3", "value": "0", "comment": "stock-out"}
+
+
+def test_add_rows_names_rows_as_the_caller_says() -> None:
+    builder = make_builder()
+    lines = [2, 3, 5]  # a CSV whose row 3 spans two lines
+    builder.add_rows(
+        [
+            {"data_element": "A", "value": 1},
+            {"data_element": "B"},
+            {"data_element": "C", "value": 2},
+        ],
+        names=lambda i: f"soh.csv:{lines[i]}",
+    )
+    assert [str(r) for r in builder.rejected] == [
+        "soh.csv:3: value None for data element B cannot be sent: no value"
+    ]
+    assert builder.row_names == ("soh.csv:2", "soh.csv:5")
+    chunks = list(builder.iter_named_chunks(1))
+    assert [names for _, names in chunks] == [["soh.csv:2"], ["soh.csv:5"]]
+
+
+def test_attribute_option_combo_is_part_of_a_values_identity() -> None:
+    builder = make_builder(attribute_option_combo="FundA000001")
+    builder.add("StockOnHnd1", 5)
+    builder.add("StockOnHnd1", 6, attribute_option_combo="FundB000001")
+    with pytest.raises(DuplicateValueError, match="FundA000001"):
+        builder.add("StockOnHnd1", 7, attribute_option_combo="FundA000001")
+    payload = builder.build()
+    assert payload["attributeOptionCombo"] == "FundA000001"
+    assert payload["dataValues"] == [
+        {"dataElement": "StockOnHnd1", "value": "5"},
+        {"dataElement": "StockOnHnd1", "attributeOptionCombo": "FundB000001", "value": "6"},
+    ]

@@ -8,9 +8,9 @@ from collections.abc import Iterator
 
 import pytest
 
-from dhis2_lmis.auth import BasicAuth, BodyAuth
-from dhis2_lmis.events import EventQuery, iter_events
-from dhis2_lmis.session import Dhis2Session
+from dhis2_lmis.dhis2.auth import BasicAuth, BodyAuth
+from dhis2_lmis.dhis2.events import EventQuery, iter_events
+from dhis2_lmis.dhis2.session import Dhis2Session
 from dhis2_lmis.testing import FakeDhis2
 
 VERSIONS = ["2.36", "2.37", "2.38", "2.39", "2.40", "2.41", "2.42", "2.43"]

@@ -12,9 +12,9 @@ import pandas as pd
 import pytest
 
 from dhis2_lmis import Dhis2Error, Dhis2Lmis, Event, ImportConflict, ImportSummary
-from dhis2_lmis.demo import demo_config, demo_customers, demo_items, demo_stores
-from dhis2_lmis.frames import MissingExtraError, to_dataframe
-from dhis2_lmis.models import DataValue
+from dhis2_lmis.lmis.models import DataValue, RecordProblem, StockReport
+from dhis2_lmis.run.demo import demo_config, demo_customers, demo_items, demo_stores
+from dhis2_lmis.run.frames import MissingExtraError, to_dataframe
 from dhis2_lmis.testing import DEMO, FakeDhis2
 
 PERIOD = "202610"
@@ -214,12 +214,23 @@ def test_stock_levels_frame_pivots_to_facility_by_item(lmis: Dhis2Lmis) -> None:
 def test_stock_reports_frame_has_one_row_per_line(lmis: Dhis2Lmis) -> None:
     reports = list(lmis.fetch_stock_reports(PERIOD))
     frame = to_dataframe(reports)
-    assert frame.shape == (15, 15)
+    assert frame.shape == (15, 17)
     assert set(frame["period"]) == {PERIOD}
+    assert set(frame["attribute_option_combo"]) == {"HllvX50cXC0"}  # DHIS2's default combo
     assert frame["value"].dtype == pd.Float64Dtype()
     assert frame["value"].sum() == sum(10 * f + i for f in range(3) for i in range(5))
     assert is_aware(frame["updated_at"])
     assert frame["complete_date"].dtype.kind == "M"
+
+
+def test_stock_report_without_lines_is_one_row_of_its_problems() -> None:
+    problem = RecordProblem("unknown_org_unit", "org unit OuGone00001 maps to nothing")
+    report = StockReport("OuGone00001", None, None, PERIOD, None, (), (problem,))
+    frame = to_dataframe([report])
+    assert len(frame) == 1
+    row = frame.iloc[0]
+    assert row["org_unit"] == "OuGone00001" and row["problems"] == str(problem)
+    assert pd.isna(row["attribute_option_combo"]) and pd.isna(row["value"])
 
 
 # -- import conflicts --------------------------------------------------------------------------

@@ -5,21 +5,16 @@ Recorded bodies live in tests/cassettes/imports/<source>/ with SOURCE.md and the
 
 from __future__ import annotations
 
-import contextlib
-import copy
 import json
 import re
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
-from hypothesis import HealthCheck, given, settings
-from hypothesis import strategies as st
+from hypothesis import given
 
-from dhis2_lmis._json import JsonObject, JsonValue
-from dhis2_lmis.errors import Dhis2Error, ResponseFormatError
-from dhis2_lmis.imports import (
+from dhis2_lmis.dhis2._json import JsonObject, JsonValue
+from dhis2_lmis.dhis2.imports import (
     ImportConflict,
     ImportSummary,
     TrackerImportError,
@@ -29,6 +24,8 @@ from dhis2_lmis.imports import (
     parse_legacy_event_summaries,
     parse_tracker_report,
 )
+from dhis2_lmis.errors import ResponseFormatError
+from tests._fuzz import JSON, PROFILE, assert_only_dhis2_errors, mutated, paths
 
 CASSETTES = Path(__file__).parent / "cassettes" / "imports"
 BLSQ_DHIS2 = "BLSQ-dhis2/spec/fixtures"
@@ -532,80 +529,20 @@ ODD_VALUES: list[JsonValue] = [None, True, -1, 1.5, "x", [], {}, [None], {"a": N
 PARSERS = [parse_import_summary, parse_tracker_report, parse_legacy_event_summaries, job_location]
 
 
-def _paths(value: JsonValue, prefix: tuple[str | int, ...] = ()) -> Iterator[tuple[str | int, ...]]:
-    yield prefix
-    if isinstance(value, dict):
-        for key, item in value.items():
-            yield from _paths(item, (*prefix, key))
-    elif isinstance(value, list):
-        for index, item in enumerate(value[:3]):
-            yield from _paths(item, (*prefix, index))
-
-
-def _replace(value: JsonValue, path: tuple[str | int, ...], new: JsonValue) -> JsonValue:
-    if not path:
-        return new
-    out = copy.deepcopy(value)
-    target: Any = out
-    for step in path[:-1]:
-        target = target[step]
-    target[path[-1]] = new
-    return out
-
-
 def _call_each_parser(body: JsonValue) -> None:
     for parser in PARSERS:
-        with contextlib.suppress(Dhis2Error):
-            parser(body)  # type: ignore[operator]  # mixed parser signatures, one positional arg
+        assert_only_dhis2_errors(parser.__name__, parser, body)  # type: ignore[arg-type]
 
 
 @pytest.mark.parametrize("name", ALL_FIXTURES)
 def test_mutated_fixture_raises_nothing_but_dhis2_errors(name: str) -> None:
     original = load(name)
-    for path in _paths(original):
+    for path in paths(original, width=3):
         for odd in ODD_VALUES:
-            _call_each_parser(_replace(original, path, odd))
+            _call_each_parser(mutated(original, path, "replace", odd))
 
 
-json_values = st.recursive(
-    st.none() | st.booleans() | st.integers() | st.floats() | st.text(max_size=5),
-    lambda children: (
-        st.lists(children, max_size=4)
-        | st.dictionaries(
-            st.sampled_from(
-                [
-                    "status",
-                    "response",
-                    "importCount",
-                    "imported",
-                    "conflicts",
-                    "indexes",
-                    "object",
-                    "value",
-                    "stats",
-                    "validationReport",
-                    "errorReports",
-                    "bundleReport",
-                    "typeReportMap",
-                    "objectReports",
-                    "importSummaries",
-                    "reference",
-                    "id",
-                    "location",
-                    "jobType",
-                    "responseType",
-                ]
-            )
-            | st.text(max_size=3),
-            children,
-            max_size=5,
-        )
-    ),
-    max_leaves=25,
-)
-
-
-@settings(max_examples=400, derandomize=True, suppress_health_check=[HealthCheck.too_slow])
-@given(json_values)
+@PROFILE
+@given(JSON)
 def test_arbitrary_json_raises_nothing_but_dhis2_errors(body: JsonValue) -> None:
     _call_each_parser(body)

@@ -16,7 +16,7 @@ from typing import Any
 
 import pytest
 
-import dhis2_lmis.demo
+import dhis2_lmis.run.demo
 from dhis2_lmis import (
     ConnectionCheck,
     Dhis2Config,
@@ -27,10 +27,10 @@ from dhis2_lmis import (
     StockReport,
     StockReportLine,
 )
-from dhis2_lmis.demo import demo_config, demo_customers, demo_items, demo_stores
-from dhis2_lmis.models import DataValue, RecordProblem
-from dhis2_lmis.progress import with_progress
-from dhis2_lmis.references import Customer, Item
+from dhis2_lmis.lmis._progress import with_progress
+from dhis2_lmis.lmis.models import DataValue, RecordProblem
+from dhis2_lmis.lmis.references import Customer, Item
+from dhis2_lmis.run.demo import demo_config, demo_customers, demo_items, demo_stores
 from dhis2_lmis.testing import DEMO, FakeDhis2
 
 NOTEBOOK = Path(__file__).resolve().parents[1] / "examples" / "explore_events.ipynb"
@@ -219,7 +219,7 @@ def test_demo_world_page_names_every_uid_and_code_and_helper() -> None:
     # the 30 tracked entity and enrollment UIDs are given by their pattern
     assert "`LmTe<f><i>xxxxx`" in page
     assert "`LmEn<f><i>yyyyy`" in page
-    for helper in dhis2_lmis.demo.__all__:
+    for helper in dhis2_lmis.run.demo.__all__:
         if helper not in ("DemoSummary", "PackingList"):
             assert f"`{helper}" in page, helper
 

@@ -11,7 +11,7 @@ from datetime import datetime, timezone
 import attrs
 import pytest
 
-from dhis2_lmis.notify import (
+from dhis2_lmis.run.notify import (
     ErrorReport,
     ReportEntry,
     SmtpSettingsLike,
@@ -70,9 +70,9 @@ def sample_report() -> ErrorReport:
 
 
 def test_add_logs_each_error_with_its_record(caplog: pytest.LogCaptureFixture) -> None:
-    caplog.set_level(logging.ERROR, logger="dhis2_lmis.sync")
+    caplog.set_level(logging.ERROR, logger="dhis2_lmis.run.sync")
     sample_report()
-    records = [r for r in caplog.records if r.name == "dhis2_lmis.sync"]
+    records = [r for r in caplog.records if r.name == "dhis2_lmis.run.sync"]
     assert [r.levelno for r in records] == [logging.ERROR, logging.ERROR]
     assert "event AbC123def45" in records[0].getMessage()
     assert "DE_AMOX500" in records[0].getMessage()
@@ -80,7 +80,7 @@ def test_add_logs_each_error_with_its_record(caplog: pytest.LogCaptureFixture) -
 
 
 def test_log_error_names_program_and_record(caplog: pytest.LogCaptureFixture) -> None:
-    caplog.set_level(logging.ERROR, logger="dhis2_lmis.sync")
+    caplog.set_level(logging.ERROR, logger="dhis2_lmis.run.sync")
     log_error(ReportEntry(program="str", record="store Central", message="boom", at=AT))
     assert [r.getMessage() for r in caplog.records] == ["str store Central: boom"]
 
@@ -108,7 +108,7 @@ def test_subject_is_one_line_with_count_and_summary() -> None:
 
 
 def test_report_masks_its_secrets_before_logging(caplog: pytest.LogCaptureFixture) -> None:
-    caplog.set_level(logging.ERROR, logger="dhis2_lmis.sync")
+    caplog.set_level(logging.ERROR, logger="dhis2_lmis.run.sync")
     report = ErrorReport(now=lambda: AT, secrets=[TOKEN])
     report.add("order", "event X", f"server echoed ApiToken {TOKEN}")
     assert TOKEN not in caplog.text
@@ -201,7 +201,7 @@ def test_logs_in_when_username_is_set(fake_smtp: LocalSmtpServer, mechanism: str
 def test_refused_login_returns_false_and_logs_warning_without_password(
     fake_smtp: LocalSmtpServer, caplog: pytest.LogCaptureFixture
 ) -> None:
-    caplog.set_level(logging.WARNING, logger="dhis2_lmis.notify")
+    caplog.set_level(logging.WARNING, logger="dhis2_lmis.run.notify")
     fake_smtp.credentials = ("mailer", "the-right-one")
     sent = send_error_report(
         sample_report(),
@@ -215,12 +215,12 @@ def test_refused_login_returns_false_and_logs_warning_without_password(
 
 
 def test_dead_smtp_port_returns_false_and_logs_warning(caplog: pytest.LogCaptureFixture) -> None:
-    caplog.set_level(logging.WARNING, logger="dhis2_lmis.notify")
+    caplog.set_level(logging.WARNING, logger="dhis2_lmis.run.notify")
     sent = send_error_report(
         sample_report(), recipients=RECIPIENTS, smtp=Smtp(port=free_port(), timeout=2.0)
     )
     assert sent is False
-    warnings = [r for r in caplog.records if r.name == "dhis2_lmis.notify"]
+    warnings = [r for r in caplog.records if r.name == "dhis2_lmis.run.notify"]
     assert [r.levelno for r in warnings] == [logging.WARNING]
     assert "could not e-mail the error report" in warnings[0].getMessage()
 
@@ -228,7 +228,7 @@ def test_dead_smtp_port_returns_false_and_logs_warning(caplog: pytest.LogCapture
 def test_refused_starttls_returns_false_and_logs_warning(
     fake_smtp: LocalSmtpServer, caplog: pytest.LogCaptureFixture
 ) -> None:
-    caplog.set_level(logging.WARNING, logger="dhis2_lmis.notify")
+    caplog.set_level(logging.WARNING, logger="dhis2_lmis.run.notify")
     sent = send_error_report(
         sample_report(), recipients=RECIPIENTS, smtp=settings_for(fake_smtp, starttls=True)
     )
@@ -240,7 +240,7 @@ def test_refused_starttls_returns_false_and_logs_warning(
 def test_ssl_against_plain_server_returns_false(
     fake_smtp: LocalSmtpServer, caplog: pytest.LogCaptureFixture
 ) -> None:
-    caplog.set_level(logging.WARNING, logger="dhis2_lmis.notify")
+    caplog.set_level(logging.WARNING, logger="dhis2_lmis.run.notify")
     sent = send_error_report(
         sample_report(), recipients=RECIPIENTS, smtp=settings_for(fake_smtp, ssl=True)
     )

@@ -6,16 +6,21 @@ from datetime import date, datetime, timedelta
 
 import pytest
 
-from dhis2_lmis.errors import Dhis2Error
-from dhis2_lmis.periods import (
+from dhis2_lmis.config import PERIOD_TYPE_NAMES
+from dhis2_lmis.dhis2.periods import (
     Period,
     PeriodError,
     PeriodType,
     format_period,
     parse_period,
     period_for,
+    period_type_named,
     period_type_of_format,
 )
+from dhis2_lmis.dhis2.versions import ServerVersion
+from dhis2_lmis.errors import Dhis2Error
+from dhis2_lmis.testing._periods import period_range
+from dhis2_lmis.testing._version import parse_version
 
 # --- every example printed in WEB_API.md §7 -------------------------------------------------
 
@@ -183,6 +188,95 @@ def test_parsed_period_covers_hand_computed_dates(
     assert (period.start, period.end) == (date(*start), date(*end))
 
 
+# --- the DHIS2 2.43 additions (dhis2-core tag 2.43.0) ----------------------------------------
+# WeeklyFriday weeks run Friday to Thursday; week 1 is the one holding 4 January, and the id's
+# year is the year holding most (4+) of the week's days. FinancialFeb and FinancialAug years are
+# labelled with the year they start in. Calendar facts: 2027-01-01, 2021-01-01, 2019-01-04 and
+# 2024-12-27 are Fridays; 2020-01-04 a Saturday; 2024-01-04 a Thursday.
+
+DHIS2_243_TABLE = [
+    ("2027FriW1", (2027, 1, 1), (2027, 1, 7)),
+    ("2021FriW1", (2021, 1, 1), (2021, 1, 7)),
+    ("2022FriW1", (2021, 12, 31), (2022, 1, 6)),  # the week starts in the old year
+    ("2019FriW1", (2019, 1, 4), (2019, 1, 10)),
+    ("2020FriW1", (2020, 1, 3), (2020, 1, 9)),
+    ("2024FriW1", (2023, 12, 29), (2024, 1, 4)),
+    ("2024FriW53", (2024, 12, 27), (2025, 1, 2)),  # Jan 4 on a Thursday: a 53-week year
+    ("2027Feb", (2027, 2, 1), (2028, 1, 31)),
+    ("2024Feb", (2024, 2, 1), (2025, 1, 31)),
+    ("2027Aug", (2027, 8, 1), (2028, 7, 31)),
+]
+
+
+@pytest.mark.parametrize(("period_id", "start", "end"), DHIS2_243_TABLE)
+def test_dhis2_243_period_ids_cover_the_dhis2_core_dates(
+    period_id: str, start: tuple[int, int, int], end: tuple[int, int, int]
+) -> None:
+    period = parse_period(period_id)
+    assert (period.start, period.end, period.id) == (date(*start), date(*end), period_id)
+    for day in (period.start, period.end):
+        assert format_period(day, period.type.value) == period_id
+
+
+@pytest.mark.parametrize(
+    ("ymd", "type_name", "expected"),
+    [
+        ((2026, 12, 31), "WeeklyFriday", "2026FriW52"),
+        ((2020, 1, 2), "WeeklyFriday", "2019FriW52"),
+        ((2024, 3, 15), "WeeklyFriday", "2024FriW12"),
+        ((2028, 1, 31), "FinancialFeb", "2027Feb"),
+        ((2028, 2, 1), "FinancialFeb", "2028Feb"),
+        ((2024, 3, 15), "FinancialFeb", "2024Feb"),
+        ((2027, 7, 31), "FinancialAug", "2026Aug"),
+        ((2027, 8, 1), "FinancialAug", "2027Aug"),
+    ],
+)
+def test_dhis2_243_types_label_dates_like_dhis2(
+    ymd: tuple[int, int, int], type_name: str, expected: str
+) -> None:
+    assert format_period(date(*ymd), type_name) == expected
+
+
+def test_dhis2_243_types_step_to_the_next_and_previous_period() -> None:
+    assert parse_period("2027Feb").next().id == "2028Feb"
+    assert parse_period("2027Aug").previous().id == "2026Aug"
+    assert parse_period("2024FriW53").next().id == "2025FriW1"
+    assert parse_period("2025FriW1").previous().id == "2024FriW53"
+
+
+@pytest.mark.parametrize(
+    ("ptype", "version", "exists"),
+    [
+        (PeriodType.FINANCIAL_FEB, "2.42.3", False),
+        (PeriodType.FINANCIAL_FEB, "2.43.0", True),
+        (PeriodType.WEEKLY_FRIDAY, "2.43.1", True),
+        (PeriodType.FINANCIAL_AUG, "2.41.0", False),
+        (PeriodType.FINANCIAL_SEP, "2.41.4", False),
+        (PeriodType.FINANCIAL_SEP, "2.42.0", True),
+        (PeriodType.QUARTERLY_NOV, "2.38.3", False),
+        (PeriodType.QUARTERLY_NOV, "2.38.4", True),
+        (PeriodType.QUARTERLY_NOV, "2.39.2", False),
+        (PeriodType.QUARTERLY_NOV, "2.39.3", True),
+        (PeriodType.QUARTERLY_NOV, "2.40.0", True),
+        (PeriodType.MONTHLY, "2.36.0", True),
+    ],
+)
+def test_period_type_exists_from_its_dhis2_release(
+    ptype: PeriodType, version: str, exists: bool
+) -> None:
+    assert ptype.exists_in(ServerVersion.parse(version)) is exists
+
+
+def test_configuration_accepts_exactly_the_period_types_known_here() -> None:
+    assert tuple(t.value for t in PeriodType) == PERIOD_TYPE_NAMES
+
+
+def test_period_type_since_names_the_first_release() -> None:
+    assert PeriodType.FINANCIAL_FEB.since == "2.43"
+    assert PeriodType.QUARTERLY_NOV.since == "2.38.4 / 2.39.3 / 2.40"
+    assert PeriodType.WEEKLY.since is None
+
+
 # --- properties over every day of 2019-2027 --------------------------------------------------
 
 DAYS = [date(2019, 1, 1) + timedelta(days=n) for n in range(0, 9 * 366, 3)]
@@ -194,6 +288,21 @@ def test_period_for_contains_the_day_and_round_trips_through_its_id(ptype: Perio
         period = period_for(day, ptype)
         assert period.contains(day), (day, period)
         assert parse_period(period.id) == period
+
+
+@pytest.mark.parametrize("ptype", list(PeriodType))
+def test_offline_dhis2_reads_every_period_id_to_the_same_dates(ptype: PeriodType) -> None:
+    # FakeDhis2 works the dates out its own way; the two agreeing is the cross-check
+    newest = parse_version("2.43")
+    for day in DAYS:
+        period = period_for(day, ptype)
+        assert period_range(period.id, newest) == (ptype.value, period.start, period.end)
+
+
+@pytest.mark.parametrize("period_id", ["2027FriW1", "2027Feb", "2027Aug"])
+def test_offline_dhis2_accepts_243_periods_only_from_243(period_id: str) -> None:
+    assert period_range(period_id, parse_version("2.43.0")) is not None
+    assert period_range(period_id, parse_version("2.42.2")) is None
 
 
 @pytest.mark.parametrize("ptype", [t for t in PeriodType if t is not PeriodType.BI_WEEKLY])
@@ -231,7 +340,8 @@ def test_period_is_frozen_and_prints_its_id() -> None:
 
 def test_period_type_values_are_dhis2_names() -> None:
     assert PeriodType("FinancialSep") is PeriodType.FINANCIAL_SEP
-    assert len(PeriodType) == 20
+    assert PeriodType("WeeklyFriday") is PeriodType.WEEKLY_FRIDAY
+    assert len(PeriodType) == 23  # DHIS2 2.43's 24 types, less TwoYearly (no ISO id)
 
 
 # --- format_period and period_type_of_format -------------------------------------------------
@@ -320,8 +430,53 @@ def test_unparseable_id_raises_period_error_naming_it(period_id: str) -> None:
 
 
 def test_unknown_id_error_lists_accepted_forms() -> None:
-    with pytest.raises(PeriodError, match="yyyyNovQn"):
+    with pytest.raises(PeriodError, match="yyyyNovQn") as info:
         parse_period("2024X1")
+    for form in ("yyyyFriWn", "yyyyFeb", "yyyyAug"):
+        assert form in str(info.value)
+
+
+@pytest.mark.parametrize(
+    ("period_id", "says"),
+    [
+        ("2024-13", "month 13 is out of range (01-12)"),
+        ("202413", "month 13 is out of range (01-12)"),
+        ("2024-00", "month 00 is out of range (01-12)"),
+        ("20241301", "month 13 is out of range (01-12)"),
+        ("20240230", "day 30 is out of range: Feb 2024 has 29 days"),
+        ("2023-02-29", "day 29 is out of range: Feb 2023 has 28 days"),
+        ("2024W54", "Weekly week 54 is out of range (1-52 in 2024)"),
+        ("2021W53", "Weekly week 53 is out of range (1-52 in 2021)"),
+        ("2020W0", "Weekly week 0 is out of range (1-53 in 2020)"),
+        ("2021FriW53", "WeeklyFriday week 53 is out of range (1-52 in 2021)"),
+        ("2021SunW54", "WeeklySunday week 54 is out of range (1-52 in 2021)"),
+        ("2024BiW27", "bi-week 27 is out of range (1-26 in 2024)"),
+        ("202407B", "bi-month 07 is out of range (01-06)"),
+        ("2024Q5", "quarter 5 is out of range (1-4)"),
+        ("2024NovQ0", "quarter 0 is out of range (1-4)"),
+        ("2024S3", "half-year 3 is out of range (1-2)"),
+        ("2024AprilS3", "half-year 3 is out of range (1-2)"),
+        ("0000", "year 0000 is out of range (0001-9999)"),
+        ("0000Feb", "year 0000 is out of range (0001-9999)"),
+    ],
+)
+def test_id_of_a_known_form_says_which_part_is_out_of_range(period_id: str, says: str) -> None:
+    with pytest.raises(PeriodError) as info:
+        parse_period(period_id)
+    assert str(info.value) == f"period id {period_id!r}: {says}"
+
+
+def test_unknown_period_type_names_the_dhis2_versions() -> None:
+    with pytest.raises(PeriodError) as info:
+        period_type_named("WeeklyTuesday", server_version=ServerVersion.parse("2.44.1"))
+    message = str(info.value)
+    assert "'WeeklyTuesday'" in message
+    assert "this server runs DHIS2 2.44.1" in message
+    assert "DHIS2 2.36 to 2.43" in message
+    assert "newer dhis2-lmis" in message
+    with pytest.raises(PeriodError, match=r"DHIS2 2\.36 to 2\.43"):
+        period_for(date(2024, 1, 1), "WeeklyTuesday")
+    assert period_type_named("financialfeb") is PeriodType.FINANCIAL_FEB
 
 
 def test_valid_week_53_in_a_53_week_year_parses() -> None:

@@ -3,83 +3,52 @@
 from __future__ import annotations
 
 import datetime as dt
+from collections.abc import Callable
 from decimal import Decimal
 
+import attrs
 import pytest
 
 from dhis2_lmis.client import Dhis2Lmis
 from dhis2_lmis.config import Dhis2Config
-from dhis2_lmis.references import Customer, Item, Store
+from dhis2_lmis.errors import RequestRejectedError
 from dhis2_lmis.testing import FakeDhis2
-
-ORDER, ORDER_STAGE = "OrderProg01", "OrderStage1"
-RECEIPT, RECEIPT_STAGE = "ReceiptPrg1", "ReceiptStg1"
-STR, STR_STAGE = "StrProgram1", "StrStage001"
-ROOT, FACILITY, WAREHOUSE = "RootUnit001", "FacilityA01", "Warehouse01"
-AMOX, PARA, COMMENT = "DeAmox00001", "DePara00001", "DeComment01"
-CONSIGNMENT = "DeConsign01"
-SOH, RECEIVED, ITEM_CODE = "DeSoh000001", "DeRecv00001", "TeaItemCode"
-T0 = dt.datetime(2026, 11, 2, 9, 0, 0)
-
-
-def seed(fake: FakeDhis2) -> None:
-    fake.add_org_unit(ROOT, "ROOT", "Country")
-    fake.add_org_unit(FACILITY, "FAC_A", "Facility A", parent=ROOT)
-    fake.add_org_unit(WAREHOUSE, "WH", "Central warehouse", parent=ROOT)
-    fake.add_data_element(AMOX, "AMOX250", "Amoxicillin 250mg", domain_type="TRACKER")
-    fake.add_data_element(PARA, "PARA500", "Paracetamol 500mg", domain_type="TRACKER")
-    fake.add_data_element(COMMENT, "COMMENT", "Comment", value_type="TEXT", domain_type="TRACKER")
-    fake.add_data_element(CONSIGNMENT, "CONSIGNMENT_NO", "Consignment", value_type="TEXT")
-    fake.add_data_element(SOH, "SOH", "Stock on hand", domain_type="TRACKER")
-    fake.add_data_element(RECEIVED, "RECEIVED", "Stock received", domain_type="TRACKER")
-    fake.add_tracked_entity_attribute(ITEM_CODE, "ITEM_CODE", "Item code")
-    fake.add_program(ORDER, "Order", stages={ORDER_STAGE: (AMOX, PARA, COMMENT)})
-    fake.add_program(RECEIPT, "Receipt", stages={RECEIPT_STAGE: (CONSIGNMENT,)})
-    fake.add_program(
-        STR,
-        "Real-Time Stock",
-        program_type="WITH_REGISTRATION",
-        stages={STR_STAGE: (SOH, RECEIVED)},
-        attributes=(ITEM_CODE,),
-    )
+from tests._lmis_world import (
+    AMOX,
+    COMMENT,
+    CONSIGNMENT,
+    CUSTOMERS,
+    EN_AMOX,
+    EN_PARA,
+    FACILITY,
+    ITEMS,
+    ORDER,
+    ORDER_STAGE,
+    PARA,
+    RECEIPT,
+    RECEIPT_STAGE,
+    ROOT,
+    SOH,
+    STORES,
+    STR,
+    STR_STAGE,
+    T0,
+    TE_AMOX,
+    TE_PARA,
+    VERSIONS,
+    add_stock_cards,
+    seed,
+    settings,
+)
 
 
 def config(fake: FakeDhis2, **lmis: object) -> Dhis2Config:
-    return Dhis2Config.from_dict(
-        {
-            "dhis2": {"url": fake.url, "username": "admin", "password": "district"},
-            "lmis": {"data_element_id_scheme": "CODE", **lmis},
-            "programs": {"order": ORDER, "receipt": RECEIPT, "str": STR},
-            "receipt": {"consignment_data_element": CONSIGNMENT},
-            "data_elements": {
-                "stock_on_hand": {
-                    "data_element": SOH,
-                    "program_stage": STR_STAGE,
-                    "attribute": ITEM_CODE,
-                },
-                "received_quantity": {
-                    "data_element": RECEIVED,
-                    "program_stage": STR_STAGE,
-                    "attribute": ITEM_CODE,
-                },
-            },
-        }
-    )
+    return Dhis2Config.from_dict(settings(fake, lmis=lmis))
 
 
-ITEMS = (
-    Item("I-AMOX", "Amoxicillin 250mg", universal_code="AMOX250"),
-    Item("I-PARA", "Paracetamol 500mg", universal_code="PARA500"),
-)
-CUSTOMERS = (Customer("C-FAC-A", "Facility A", custom_fields={"Dhis2Code": FACILITY}),)
-STORES = (Store("S-WH", "Central warehouse", custom_fields={"Dhis2Code": WAREHOUSE}),)
-
-
-@pytest.fixture(params=["2.38", "2.41", "2.42"])
-def fake(request: pytest.FixtureRequest) -> FakeDhis2:
-    with FakeDhis2(version=str(request.param)) as server:
-        seed(server)
-        yield server
+@pytest.fixture(params=VERSIONS)
+def fake(request: pytest.FixtureRequest, fake_dhis2_factory: Callable[..., FakeDhis2]) -> FakeDhis2:
+    return seed(fake_dhis2_factory(request.param))
 
 
 def lmis_for(fake: FakeDhis2, **kwargs: object) -> Dhis2Lmis:
@@ -211,24 +180,11 @@ def stock_event(
 
 
 def test_stock_transactions_and_latest_stock_on_hand(fake: FakeDhis2) -> None:
-    fake.add_tracked_entity(
-        "TeAmox00001",
-        FACILITY,
-        STR,
-        attributes={ITEM_CODE: "AMOX250"},
-        enrollment_uid="EnAmox00001",
-    )
-    fake.add_tracked_entity(
-        "TePara00001",
-        FACILITY,
-        STR,
-        attributes={ITEM_CODE: "PARA500"},
-        enrollment_uid="EnPara00001",
-    )
-    stock_event(fake, "StockEv0001", "TeAmox00001", "EnAmox00001", T0, 100)
-    stock_event(fake, "StockEv0002", "TeAmox00001", "EnAmox00001", T0 + dt.timedelta(days=2), 80)
-    stock_event(fake, "StockEv0003", "TeAmox00001", "EnAmox00001", T0 + dt.timedelta(days=1), 90)
-    stock_event(fake, "StockEv0004", "TePara00001", "EnPara00001", T0, 12)
+    add_stock_cards(fake, "AMOX250", "PARA500")
+    stock_event(fake, "StockEv0001", TE_AMOX, EN_AMOX, T0, 100)
+    stock_event(fake, "StockEv0002", TE_AMOX, EN_AMOX, T0 + dt.timedelta(days=2), 80)
+    stock_event(fake, "StockEv0003", TE_AMOX, EN_AMOX, T0 + dt.timedelta(days=1), 90)
+    stock_event(fake, "StockEv0004", TE_PARA, EN_PARA, T0, 12)
     lmis = lmis_for(fake)
     transactions = list(lmis.fetch_stock_transactions())
     assert {t.item_code for t in transactions} == {"AMOX250", "PARA500"}
@@ -241,3 +197,24 @@ def test_pull_returns_raw_events_of_one_program(fake: FakeDhis2) -> None:
     fake.add_event("Active00001", ORDER, FACILITY, status="ACTIVE", program_stage=ORDER_STAGE)
     uids = {event.uid for event in lmis_for(fake).pull("order")}
     assert uids == {"Order000009", "Active00001"}
+
+
+def test_unknown_program_names_the_setting_and_suggests_check(fake: FakeDhis2) -> None:
+    cfg = config(fake)
+    cfg = attrs.evolve(cfg, programs=attrs.evolve(cfg.programs, order="NoSuchProg1"))
+
+    with Dhis2Lmis(cfg) as lmis, pytest.raises(RequestRejectedError) as raised:
+        list(lmis.fetch_completed_requisitions())
+
+    message = str(raised.value)
+    assert 'programs.order: DHIS2 has no program "NoSuchProg1"' in message
+    assert "dhis2-lmis check" in message
+    assert raised.value.status == 400
+
+
+def test_rejection_about_something_else_keeps_dhis2s_words(fake: FakeDhis2) -> None:
+    with lmis_for(fake) as lmis, pytest.raises(RequestRejectedError) as raised:
+        list(lmis.pull("order", org_unit="NoSuchUnit1"))
+
+    assert "programs.order" not in str(raised.value)
+    assert "NoSuchUnit1" in str(raised.value)

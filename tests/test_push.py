@@ -194,3 +194,56 @@ def test_add_item_names_the_data_element_by_item_reference_and_skips_the_exclude
     assert "not included in DHIS2 data push" in str(stock.skipped[0])
     assert summary.imported == 1
     assert stored == [(AMOX, "340")]
+
+
+@pytest.mark.parametrize(
+    ("period_type", "day", "period_id"),
+    [
+        ("FinancialFeb", dt.date(2028, 1, 31), "2027Feb"),
+        ("FinancialAug", dt.date(2027, 8, 1), "2027Aug"),
+        ("WeeklyFriday", dt.date(2027, 1, 7), "2027FriW1"),
+    ],
+)
+def test_dhis2_243_period_data_value_set_round_trips_through_the_fake(
+    period_type: str, day: dt.date, period_id: str
+) -> None:
+    with FakeDhis2(version="2.43") as fake:
+        seed(fake)
+        fake.add_data_set(
+            DATA_SET,
+            "LMIS_SOH",
+            "Stock",
+            period_type=period_type,
+            data_elements=(AMOX, PARA),
+            org_units=(FACILITY,),
+        )
+        lmis = lmis_for(fake, period_format=period_type)
+        builder = lmis.data_value_set(period=day, org_unit=FACILITY)
+        builder.add(AMOX, 340)
+        builder.add(PARA, 0)
+        summary = lmis.push_data_values(builder, preflight=True)
+        (report,) = lmis.fetch_stock_reports(day, FACILITY)
+
+    assert (summary.status, summary.imported) == ("SUCCESS", 2)
+    assert posted_payload(fake)["period"] == period_id
+    assert report.period == period_id
+    assert sorted((line.data_element, str(line.value)) for line in report.lines) == [
+        (AMOX, "340"),
+        (PARA, "0"),
+    ]
+
+
+def test_dhis2_243_period_is_refused_by_an_older_server() -> None:
+    with FakeDhis2(version="2.42") as fake:
+        seed(fake)
+        lmis = lmis_for(fake)
+        builder = lmis.data_value_set(period="2027Feb", org_unit=FACILITY)
+        builder.add(AMOX, 340)
+        summary = lmis.push_data_values(builder)
+        stored = list(fake.data_values)
+
+    assert (summary.imported, summary.ignored) == (0, 1)
+    assert [(c.object, c.value) for c in summary.conflicts] == [
+        ("2027Feb", "Period not valid: `2027Feb`")
+    ]
+    assert stored == []

@@ -11,9 +11,10 @@ from urllib.parse import urlencode
 import attrs
 import pytest
 
-from dhis2_lmis.auth import BasicAuth
+from dhis2_lmis.dhis2.auth import BasicAuth
+from dhis2_lmis.dhis2.session import Dhis2Session
 from dhis2_lmis.errors import ConfigError
-from dhis2_lmis.references import (
+from dhis2_lmis.lmis.references import (
     ITEM_FIELDS,
     MAX_URL_LENGTH,
     Customer,
@@ -26,7 +27,6 @@ from dhis2_lmis.references import (
     load_items,
     load_stores,
 )
-from dhis2_lmis.session import Dhis2Session
 from dhis2_lmis.testing import FakeDhis2
 
 # -- records ----------------------------------------------------------------------------------

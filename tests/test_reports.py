@@ -10,15 +10,15 @@ from urllib.parse import urlencode
 
 import pytest
 
-from dhis2_lmis.auth import BasicAuth
 from dhis2_lmis.client import Dhis2Lmis
 from dhis2_lmis.config import Dhis2Config, IdScheme
+from dhis2_lmis.dhis2.auth import BasicAuth
+from dhis2_lmis.dhis2.periods import PeriodError
+from dhis2_lmis.dhis2.session import Dhis2Session
 from dhis2_lmis.errors import UnknownReferenceError
-from dhis2_lmis.models import StockReport
-from dhis2_lmis.periods import PeriodError
-from dhis2_lmis.references import Customer, Item, ItemResolver, OrgUnitResolver, Store
-from dhis2_lmis.reports import StockReportReader
-from dhis2_lmis.session import Dhis2Session
+from dhis2_lmis.lmis.models import StockReport
+from dhis2_lmis.lmis.references import Customer, Item, ItemResolver, OrgUnitResolver, Store
+from dhis2_lmis.lmis.reports import StockReportReader
 from dhis2_lmis.testing import FakeDhis2, RecordedRequest
 
 VERSIONS = ["2.36", "2.40", "2.41", "2.42", "2.43"]
@@ -429,3 +429,52 @@ def test_reports_stream_batch_by_batch(fake: FakeDhis2, session: Dhis2Session) -
     assert len(value_requests(fake)) == 1
     assert len(list(reports)) == 29
     assert len(value_requests(fake)) == 3
+
+
+# -- attribute option combos -------------------------------------------------------------------
+
+FUNDED, FUNDING, FUND_A, FUND_B = "DsFunded001", "CcFunding01", "AocFundA001", "AocFundB001"
+
+
+def test_values_differing_only_by_attribute_option_combo_stay_apart(fake: FakeDhis2) -> None:
+    """Pushed with a funding source each, read back as two lines of one report."""
+    fake.add_category_combo(FUNDING, "FUNDING", "Funding", {FUND_A: "FUND_A", FUND_B: "FUND_B"})
+    fake.add_data_set(
+        FUNDED,
+        "FUNDED",
+        "Stock on hand by funding",
+        data_elements=(AMOX, PARA),
+        org_units=(FAC_A,),
+        category_combo=FUNDING,
+    )
+    config = Dhis2Config.from_dict(
+        {
+            "dhis2": {"url": fake.url, "username": "admin", "password": "district"},
+            "lmis": {"data_set": FUNDED, "period_format": "YYYYMM", "name_field": "Dhis2Code"},
+        }
+    )
+    with Dhis2Lmis(config, items=CODE_ITEMS, customers=CUSTOMERS, stores=STORES) as lmis:
+        builder = lmis.data_value_set(period=PERIOD, org_unit=FAC_A)
+        builder.add("AMOX250", 30, category_option_combo=SOH, attribute_option_combo=FUND_A)
+        builder.add("AMOX250", 45, category_option_combo=SOH, attribute_option_combo=FUND_B)
+        assert lmis.push_data_values(builder, preflight=True).imported == 2
+        (report,) = lmis.fetch_stock_reports(PERIOD, org_unit=FAC_A)
+
+    funded = [line for line in report.lines if line.attribute_option_combo in (FUND_A, FUND_B)]
+    assert sorted((line.attribute_option_combo, line.value) for line in funded) == [
+        (FUND_A, Decimal(30)),
+        (FUND_B, Decimal(45)),
+    ]
+    assert {(line.data_element, line.category_option_combo) for line in funded} == {
+        ("AMOX250", "SOH")
+    }
+    assert all(line.item == CODE_ITEMS[0] for line in funded)
+    # the values seeded without one are DHIS2's default combo, still apart from these
+    assert any(line.attribute_option_combo == "HllvX50cXC0" for line in report.lines)
+
+
+def test_lines_without_an_attribute_option_combo_carry_dhis2s_default(
+    session: Dhis2Session,
+) -> None:
+    reports = by_org_unit(list(make_reader(session).read(PERIOD)))
+    assert {line.attribute_option_combo for line in reports[FAC_A].lines} == {"HllvX50cXC0"}

@@ -2,12 +2,16 @@
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import random
+import socket
 
 import pytest
 
-from dhis2_lmis.auth import BasicAuth
+from dhis2_lmis.dhis2.auth import BasicAuth
+from dhis2_lmis.dhis2.retry import RetryPolicy
+from dhis2_lmis.dhis2.session import Dhis2Session
 from dhis2_lmis.errors import (
     AuthenticationError,
     Dhis2ConnectionError,
@@ -18,8 +22,6 @@ from dhis2_lmis.errors import (
     ResponseFormatError,
     ServerError,
 )
-from dhis2_lmis.retry import RetryPolicy
-from dhis2_lmis.session import Dhis2Session
 from dhis2_lmis.testing import FakeDhis2
 
 PASSWORD = "district"
@@ -113,11 +115,29 @@ def test_persistent_503_gives_up_after_bounded_attempts(
 def test_a_post_is_not_retried_after_a_503_unless_idempotent(
     fake: FakeDhis2, sleep: SleepRecorder
 ) -> None:
-    fake.inject("POST", "/api/dataValueSets", status=503, times=5)
+    fake.add_org_unit("ClinicUnit1", "CLINIC", "Clinic")
+    fake.add_data_element("StockDe0001", "SOH", "Stock on hand")
+    value = {"dataElement": "StockDe0001", "period": "202611", "orgUnit": "ClinicUnit1"}
+    payload = {"dataValues": [{**value, "value": "5"}]}
     session = make_session(fake, sleep)
+
+    def posts() -> int:
+        return len([r for r in fake.requests if r.method == "POST"])
+
+    # not marked idempotent: a repeat could double the write, so the 503 is final
+    fake.inject("POST", "/api/dataValueSets", status=503, times=2)
     with pytest.raises(ServerError):
-        session.post_json("dataValueSets", {"dataValues": []})
-    assert len([r for r in fake.requests if r.method == "POST"]) == 1
+        session.post_json("dataValueSets", payload)
+    assert (posts(), sleep.calls, fake.data_values) == (1, [], [])
+
+    # marked idempotent (an upsert): the remaining 503 and one more are retried, and it lands once
+    fake.inject("POST", "/api/dataValueSets", status=503, times=1)
+    response = session.post_json("dataValueSets", payload, idempotent=True)
+    assert response.status == 200
+    assert (posts(), len(sleep.calls)) == (4, 2)
+    assert [(v.data_element, v.org_unit, v.value) for v in fake.data_values] == [
+        ("StockDe0001", "ClinicUnit1", "5")
+    ]
 
 
 def test_dropped_connection_on_a_get_is_retried(fake: FakeDhis2, sleep: SleepRecorder) -> None:
@@ -141,8 +161,11 @@ def test_slow_reply_past_the_read_timeout_is_a_timeout_error(
 ) -> None:
     fake.inject("GET", "/api/me", fault="delay", seconds=1.0, times=5)
     session = make_session(fake, sleep, timeout=0.2, retry=RetryPolicy(attempts=2))
-    with pytest.raises(Dhis2TimeoutError):
+    with pytest.raises(Dhis2TimeoutError) as raised:
         session.get_json("me")
+    address = fake.url.removeprefix("http://")
+    assert f"no answer within 0.2 s from {address}" in str(raised.value)
+    assert raised.value.address == address
 
 
 def test_html_login_page_is_an_authentication_error(fake: FakeDhis2, sleep: SleepRecorder) -> None:
@@ -192,13 +215,73 @@ def test_409_without_accept_status_is_rejected(fake: FakeDhis2, sleep: SleepReco
         make_session(fake, sleep).post_json("dataValueSets", {"dataValues": []})
 
 
-def test_refused_connection_is_a_connection_error(sleep: SleepRecorder) -> None:
+def test_refused_connection_names_the_address_and_the_cause(sleep: SleepRecorder) -> None:
     server = FakeDhis2()
     url = server.url
     server.stop()  # the port is released: nothing listens there now
+    address = url.removeprefix("http://")
     session = Dhis2Session(url, BasicAuth("admin", PASSWORD), sleep=sleep)
-    with pytest.raises(Dhis2ConnectionError, match="could not connect"):
+
+    with pytest.raises(Dhis2ConnectionError) as raised:
         session.get_json("me")
+
+    assert (raised.value.address, raised.value.cause) == (address, "connection refused")
+    assert f"cannot reach {address} (connection refused)" in str(raised.value)
+    assert "is DHIS2 running there" in str(raised.value)
+    assert len(sleep.calls) == RetryPolicy().attempts - 1  # nothing was sent: retried
+
+
+def test_unknown_host_names_the_address_and_the_cause(sleep: SleepRecorder) -> None:
+    # .invalid never resolves (RFC 6761), so this fails the same way with or without a network
+    session = Dhis2Session("https://dhis2.example.invalid/dhis", sleep=sleep)
+
+    with pytest.raises(Dhis2ConnectionError) as raised:
+        session.get_json("me")
+
+    assert raised.value.address == "dhis2.example.invalid:443"
+    assert raised.value.cause == "host name not resolved"
+    assert "cannot reach dhis2.example.invalid:443 (host name not resolved)" in str(raised.value)
+    assert "check the host name in [dhis2] url" in str(raised.value)
+
+
+def test_connect_timeout_names_the_address_and_the_wait(sleep: SleepRecorder) -> None:
+    # A listener that never accepts: once its queue is full, the kernel leaves new connection
+    # attempts unanswered, as a firewall that drops packets does.
+    with socket.socket() as listener, contextlib.ExitStack() as stack:
+        listener.bind(("127.0.0.1", 0))
+        listener.listen(0)
+        address = f"127.0.0.1:{listener.getsockname()[1]}"
+        for _ in range(64):  # fill the queue until a connection attempt goes unanswered
+            probe = stack.enter_context(socket.socket())
+            probe.settimeout(0.3)
+            try:
+                probe.connect(listener.getsockname())
+            except TimeoutError:
+                break
+        session = Dhis2Session(f"http://{address}", connect_timeout=0.3, sleep=sleep)
+
+        with pytest.raises(Dhis2TimeoutError) as raised:
+            session.get_json("me")
+
+    assert (raised.value.address, raised.value.cause) == (address, "timed out after 0.3 s")
+    assert f"cannot reach {address} (timed out after 0.3 s)" in str(raised.value)
+    assert "connect_timeout" in str(raised.value)
+
+
+def test_https_to_a_plain_http_server_is_a_tls_failure(
+    fake: FakeDhis2, sleep: SleepRecorder
+) -> None:
+    url = fake.url.replace("http://", "https://")
+    session = Dhis2Session(url, BasicAuth("admin", PASSWORD), sleep=sleep)
+
+    with pytest.raises(Dhis2ConnectionError) as raised:
+        session.get_json("me")
+
+    assert raised.value.address == url.removeprefix("https://")
+    assert raised.value.cause is not None
+    assert raised.value.cause.startswith("TLS handshake failed")
+    assert "check verify_tls" in str(raised.value)
+    assert "speaks https on this port" in str(raised.value)
 
 
 def test_disabled_session_sends_nothing(fake: FakeDhis2, sleep: SleepRecorder) -> None:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import inspect
 import os
 import shutil
 import sqlite3
@@ -15,7 +16,7 @@ from pathlib import Path
 import pytest
 
 from dhis2_lmis.errors import Dhis2Error
-from dhis2_lmis.state import (
+from dhis2_lmis.run.state import (
     SCHEMA_VERSION,
     ProcessedEvent,
     SqliteStateStore,
@@ -65,9 +66,72 @@ def test_empty_file_is_initialised(db_path: Path) -> None:
         assert s.get_cursor("order") == T0
 
 
-def test_store_satisfies_state_store_protocol(store: SqliteStateStore) -> None:
-    as_protocol: StateStore = store
-    assert as_protocol.get_cursor("order") is None
+# Every method of the StateStore protocol; a new one fails the test below until it is exercised.
+PROTOCOL_METHODS = sorted(
+    name for name, member in vars(StateStore).items() if callable(member) and name[0] != "_"
+)
+
+
+@pytest.mark.parametrize("name", PROTOCOL_METHODS)
+def test_store_takes_the_protocol_parameters(name: str) -> None:
+    # what mypy checks only where a SqliteStateStore is passed as a StateStore, checked always
+    def parameters(owner: type) -> list[tuple[str, object, object, object]]:
+        signature = inspect.signature(getattr(owner, name))
+        return [(p.name, p.kind, p.default, p.annotation) for p in signature.parameters.values()]
+
+    assert parameters(SqliteStateStore) == parameters(StateStore)
+
+
+def test_store_behaves_as_the_protocol_says(store: SqliteStateStore) -> None:
+    state: StateStore = store  # from here on, only what the protocol offers
+    assert sorted(
+        ["get_cursor", "set_cursor", "record_outcome", "outcome_for", "is_processed",
+         "was_handled_before", "failed_events", "transaction", "set_last_connection",
+         "last_connection", "start_run", "finish_run", "runs", "acquire_runner_lock", "close"]
+    ) == PROTOCOL_METHODS  # fmt: skip
+
+    assert state.get_cursor("order") is None
+    state.set_cursor("order", T1)
+    state.set_cursor("order", T0)  # forward-only: an older value is ignored
+    assert state.get_cursor("order") == T1
+
+    def broken_batch() -> None:
+        with state.transaction():
+            state.record_outcome("order", "EventDone01", T0, "handled")
+            raise RuntimeError("the batch broke")
+
+    with pytest.raises(RuntimeError, match="batch broke"):
+        broken_batch()
+    assert state.outcome_for("order", "EventDone01") is None  # rolled back
+    with state.transaction():
+        state.record_outcome("order", "EventDone01", T0, "handled")
+        state.record_outcome("order", "EventFail01", T0, "failed", error="handler raised")
+    done = state.outcome_for("order", "EventDone01")
+    assert done is not None and (done.outcome, done.updated_at) == ("handled", T0)
+    assert state.is_processed("order", "EventDone01", T0)
+    assert not state.is_processed("order", "EventDone01", T2)  # re-completed since
+    assert state.was_handled_before("order", "EventDone01")
+    assert not state.was_handled_before("order", "EventFail01")
+    assert [(e.event_uid, e.error) for e in state.failed_events("order")] == [
+        ("EventFail01", "handler raised")
+    ]
+
+    state.set_last_connection(CLOCK, "2.41.0")
+    assert state.last_connection() == (CLOCK, "2.41.0")
+    run_id = state.start_run(["order"])
+    state.finish_run(
+        run_id, fetched=2, handled=1, duplicates_skipped=0, failed=1, pushed=0,
+        errors=["handler raised"],
+    )  # fmt: skip
+    (run,) = state.runs()
+    assert (run.run_id, run.programs, run.finished_at) == (run_id, ("order",), CLOCK)
+    assert (run.fetched, run.handled, run.failed, run.errors) == (2, 1, 1, ("handler raised",))
+
+    with state.acquire_runner_lock("first"), pytest.raises(StateLockedError):
+        state.acquire_runner_lock("second")
+    state.close()
+    with pytest.raises(StateError, match="closed"):
+        state.get_cursor("order")
 
 
 def test_default_path_is_dhis2_lmis_sqlite(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:

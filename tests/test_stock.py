@@ -4,17 +4,17 @@ from __future__ import annotations
 
 import datetime as dt
 import re
-from collections.abc import Iterator
+from collections.abc import Callable
 from decimal import Decimal
 
 import pytest
 
-from dhis2_lmis.auth import BasicAuth
-from dhis2_lmis.datavalues import InvalidValueError
+from dhis2_lmis.dhis2.auth import BasicAuth
+from dhis2_lmis.dhis2.retry import RetryPolicy
+from dhis2_lmis.dhis2.session import Dhis2Session
 from dhis2_lmis.errors import ConfigError, ServerError
-from dhis2_lmis.retry import RetryPolicy
-from dhis2_lmis.session import Dhis2Session
-from dhis2_lmis.stock import (
+from dhis2_lmis.lmis.datavalues import InvalidValueError
+from dhis2_lmis.lmis.stock import (
     StockPusher,
     StockPushReport,
     StockReceipt,
@@ -22,58 +22,31 @@ from dhis2_lmis.stock import (
     receipt_event_uid,
 )
 from dhis2_lmis.testing import FakeDhis2, RecordedRequest
+from tests._lmis_world import (
+    EN_AMOX,
+    FACILITY,
+    FACILITY_B,
+    ITEM_CODE,
+    RECEIVED,
+    SOH,
+    STR,
+    STR_STAGE,
+    T0,
+    TE_AMOX,
+    TE_DONE,
+    VERSIONS,
+    add_stock_cards,
+    seed,
+)
 
-STR, STAGE = "StrProgram1", "StrStage001"
-ROOT, FAC_A, FAC_B = "RootUnit001", "FacilityA01", "FacilityB01"
-SOH, RECEIVED, ITEM_CODE = "DeSoh000001", "DeRecv00001", "TeaItemCode"
-TE_AMOX, EN_AMOX = "TeAmoxA0001", "EnAmoxA0001"
-TE_PARA, EN_PARA = "TeParaA0001", "EnParaA0001"
-TE_IBU_B, EN_IBU_B = "TeIbuB00001", "EnIbuB00001"
-TE_DONE, EN_DONE = "TeDoneA0001", "EnDoneA0001"
-T0 = dt.datetime(2026, 11, 2, 9, 0, 0)
 NOW = dt.datetime(2026, 11, 20, 14, 30, 0)
-VERSIONS = ("2.38", "2.41", "2.42")
-
-
-def seed(fake: FakeDhis2) -> None:
-    fake.add_org_unit(ROOT, "ROOT", "Country")
-    fake.add_org_unit(FAC_A, "FAC_A", "Facility A", parent=ROOT)
-    fake.add_org_unit(FAC_B, "FAC_B", "Facility B", parent=ROOT)
-    fake.add_data_element(SOH, "SOH", "Stock on hand", domain_type="TRACKER")
-    fake.add_data_element(RECEIVED, "RECEIVED", "Stock receipt", domain_type="TRACKER")
-    fake.add_tracked_entity_attribute(ITEM_CODE, "ITEM_CODE", "Item code")
-    fake.add_program(
-        STR,
-        "Real-Time Stock",
-        program_type="WITH_REGISTRATION",
-        stages={STAGE: (SOH, RECEIVED)},
-        attributes=(ITEM_CODE,),
-    )
-    items = (
-        (TE_AMOX, EN_AMOX, FAC_A, "AMOX250", "ACTIVE"),
-        (TE_PARA, EN_PARA, FAC_A, "PARA500", "ACTIVE"),
-        (TE_IBU_B, EN_IBU_B, FAC_B, "IBU200", "ACTIVE"),
-        (TE_DONE, EN_DONE, FAC_A, "DISCONTINUED", "COMPLETED"),
-    )
-    for te, en, ou, code, status in items:
-        fake.add_tracked_entity(
-            te,
-            ou,
-            STR,
-            attributes={ITEM_CODE: code},
-            enrollment_uid=en,
-            enrollment_status=status,
-            enrolled_at=T0,
-        )
 
 
 @pytest.fixture(params=VERSIONS)
-def fake(request: pytest.FixtureRequest) -> Iterator[FakeDhis2]:
-    with FakeDhis2(version=request.param, now=T0) as server:
-        seed(server)
-        yield server
-    assert not server.unanswered, server.unanswered
-    assert not server.errors, server.errors
+def fake(request: pytest.FixtureRequest, fake_dhis2_factory: Callable[..., FakeDhis2]) -> FakeDhis2:
+    server = seed(fake_dhis2_factory(request.param, now=T0))
+    add_stock_cards(server)
+    return server
 
 
 def session_for(fake: FakeDhis2) -> Dhis2Session:
@@ -88,7 +61,7 @@ def session_for(fake: FakeDhis2) -> Dhis2Session:
 def pusher_for(fake: FakeDhis2, **options: object) -> StockPusher:
     settings: dict[str, object] = {
         "program": STR,
-        "program_stage": STAGE,
+        "program_stage": STR_STAGE,
         "stock_on_hand": SOH,
         "received_quantity": RECEIVED,
         "item_code_attribute": ITEM_CODE,
@@ -99,7 +72,7 @@ def pusher_for(fake: FakeDhis2, **options: object) -> StockPusher:
 
 
 def receipt(
-    code: str, quantity: int | str, reference: str = "CI-0001", ou: str = FAC_A
+    code: str, quantity: int | str, reference: str = "CI-0001", ou: str = FACILITY
 ) -> StockReceipt:
     return StockReceipt(ou, code, quantity, reference)
 
@@ -122,7 +95,7 @@ def stock_event(
     return fake.add_event(
         None,
         STR,
-        FAC_A,
+        FACILITY,
         data_values=values,
         occurred_at=occurred,
         created_at=created,
@@ -171,7 +144,7 @@ def test_stock_on_hand_builds_on_newest_event_whatever_order_it_was_captured(
     assert (event.tracked_entity, event.enrollment, event.program_stage) == (
         TE_AMOX,
         EN_AMOX,
-        STAGE,
+        STR_STAGE,
     )
 
 
@@ -241,14 +214,14 @@ def test_a_receipt_repeated_within_one_push_is_skipped(fake: FakeDhis2) -> None:
 
 
 def test_event_uid_is_a_valid_dhis2_uid_derived_from_reference_item_and_org_unit() -> None:
-    uid = receipt_event_uid("CI-0001", "AMOX250", FAC_A)
+    uid = receipt_event_uid("CI-0001", "AMOX250", FACILITY)
 
     assert re.fullmatch(r"[A-Za-z][A-Za-z0-9]{10}", uid)
     assert uid == receipt("AMOX250", 1).event_uid
     others = {
-        receipt_event_uid("CI-0002", "AMOX250", FAC_A),
-        receipt_event_uid("CI-0001", "PARA500", FAC_A),
-        receipt_event_uid("CI-0001", "AMOX250", FAC_B),
+        receipt_event_uid("CI-0002", "AMOX250", FACILITY),
+        receipt_event_uid("CI-0001", "PARA500", FACILITY),
+        receipt_event_uid("CI-0001", "AMOX250", FACILITY_B),
     }
     assert uid not in others
     assert len(others) == 3
@@ -274,7 +247,7 @@ def test_missing_tracked_entity_or_active_enrollment_fails_only_that_receipt(
     assert [o.receipt.item_code for o in report.created] == ["AMOX250"]
     missing, _, inactive, elsewhere = report.outcomes
     assert missing.message == (
-        f"no tracked entity with item code NOSUCHITEM at org unit {FAC_A} in program {STR}"
+        f"no tracked entity with item code NOSUCHITEM at org unit {FACILITY} in program {STR}"
     )
     assert inactive.message is not None
     assert "no ACTIVE enrollment" in inactive.message
@@ -318,12 +291,12 @@ def test_a_failed_post_raises_and_writes_nothing(fake: FakeDhis2) -> None:
 @pytest.mark.parametrize("quantity", [0, -3, "NaN", "Infinity", "many", "-0.5"])
 def test_receipt_quantity_must_be_a_finite_number_above_zero(quantity: int | str) -> None:
     with pytest.raises(InvalidValueError, match="CI-0042"):
-        StockReceipt(FAC_A, "AMOX250", quantity, "CI-0042")
+        StockReceipt(FACILITY, "AMOX250", quantity, "CI-0042")
 
 
 def test_receipt_quantity_is_normalised_to_decimal() -> None:
-    assert StockReceipt(FAC_A, "AMOX250", "1.5e2", "CI-1").quantity == Decimal(150)
-    assert StockReceipt(FAC_A, "AMOX250", 7, "CI-1").quantity == Decimal(7)
+    assert StockReceipt(FACILITY, "AMOX250", "1.5e2", "CI-1").quantity == Decimal(150)
+    assert StockReceipt(FACILITY, "AMOX250", 7, "CI-1").quantity == Decimal(7)
 
 
 # --------------------------------------------------------------------------- payload and wire
@@ -364,7 +337,7 @@ def test_import_is_sent_synchronously_with_the_literal_lowercase_false(fake: Fak
 
 def test_a_back_dated_receipt_is_recorded_now_with_a_note(fake: FakeDhis2) -> None:
     stock_event(fake, TE_AMOX, 10, T0 + dt.timedelta(days=3), T0)
-    late = StockReceipt(FAC_A, "AMOX250", 5, "CI-0009", occurred_at=T0)
+    late = StockReceipt(FACILITY, "AMOX250", 5, "CI-0009", occurred_at=T0)
 
     (outcome,) = pusher_for(fake).push([late]).outcomes
 
@@ -381,14 +354,14 @@ def test_look_ups_are_one_request_per_org_unit(fake: FakeDhis2) -> None:
             receipt("AMOX250", 1),
             receipt("PARA500", 1),
             receipt("NOSUCHITEM", 1),
-            receipt("IBU200", 1, ou=FAC_B),
+            receipt("IBU200", 1, ou=FACILITY_B),
         ]
     )
 
     lookups = requests_to(fake, "GET", "/api/tracker/trackedEntities")
     assert len(lookups) == 2
     org_unit_param = "orgUnits" if fake.server_version.minor >= 41 else "orgUnit"
-    assert sorted(r.query[org_unit_param][0] for r in lookups) == [FAC_A, FAC_B]
+    assert sorted(r.query[org_unit_param][0] for r in lookups) == [FACILITY, FACILITY_B]
     (existing_check,) = [
         r for r in requests_to(fake, "GET", "/api/tracker/events") if "trackedEntity" not in r.query
     ]
@@ -402,11 +375,11 @@ def test_look_ups_are_one_request_per_org_unit(fake: FakeDhis2) -> None:
 def test_many_item_codes_are_chunked_to_keep_urls_short(fake: FakeDhis2) -> None:
     codes = [f"ITEM-{n:04d}-" + "X" * 40 for n in range(250)]
     for n, code in enumerate(codes):
-        fake.add_tracked_entity(f"TeBulk{n:05d}", FAC_B, STR, attributes={ITEM_CODE: code})
+        fake.add_tracked_entity(f"TeBulk{n:05d}", FACILITY_B, STR, attributes={ITEM_CODE: code})
     fake.clear_requests()
 
     report = pusher_for(fake, stock_on_hand=None).push(
-        [receipt(code, 1, ou=FAC_B) for code in codes]
+        [receipt(code, 1, ou=FACILITY_B) for code in codes]
     )
 
     assert by_status(report) == ["created"] * len(codes)
@@ -476,7 +449,7 @@ def test_latest_event_order_uses_the_names_the_version_understands(
     version: str, order: str
 ) -> None:
     with FakeDhis2(version=version, now=T0) as server:
-        seed(server)
+        add_stock_cards(seed(server))
         stock_event(server, TE_AMOX, 70, T0 + dt.timedelta(days=2), T0)
         stock_event(server, TE_AMOX, 90, T0 + dt.timedelta(days=1), T0 + dt.timedelta(days=3))
 

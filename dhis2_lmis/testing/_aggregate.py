@@ -9,6 +9,12 @@ from 2.39.5/2.40.3/2.41 (earlier they count as ``updated``).
 A zero for a numeric data element whose ``zeroIsSignificant`` is false is not stored: it is
 counted as ``ignored`` with no conflict on every version (or ``deleted`` when it replaces a
 stored value), as DHIS2 does for insignificant zeros.
+
+Values are judged as DHIS2's ``ValidationUtils.valueIsValid`` judges them (``E7619``, reason
+keys such as ``value_not_integer``), options as ``E7621``, and periods as the data set allows
+them now: ``expiryDays`` (``E7640``, not for users with ``ALL`` or ``F_EDIT_EXPIRED``),
+``openFuturePeriods`` (``E7641``) and data input periods (``E7643``). These rules are written
+here independently of the library's preflight, so the tests that compare the two are real.
 """
 
 from __future__ import annotations
@@ -22,9 +28,17 @@ from typing import TYPE_CHECKING, Any
 from dhis2_lmis.testing._metadata import fmt_time
 from dhis2_lmis.testing._periods import period_range
 from dhis2_lmis.testing._server import Request, Response, json_response, web_message
-from dhis2_lmis.testing._tracker import BadRequest, numeric_problem, parse_when
+from dhis2_lmis.testing._tracker import BadRequest, parse_when
 from dhis2_lmis.testing._version import FakeVersion
-from dhis2_lmis.testing._world import DEFAULT_COC, AggregateValue, Job, User, new_uid
+from dhis2_lmis.testing._world import (
+    DEFAULT_COC,
+    AggregateValue,
+    DataElement,
+    DataSet,
+    Job,
+    User,
+    new_uid,
+)
 
 if TYPE_CHECKING:  # pragma: no cover - import for type checkers only
     from dhis2_lmis.testing._fake import FakeDhis2
@@ -80,6 +94,7 @@ class _Options:
     dry_run: bool
     strategy: str
     strict_periods: bool
+    strict_combos: bool
     is_async: bool
     de_scheme: str
     ou_scheme: str
@@ -102,6 +117,7 @@ class _Options:
             dry_run=req.flag("dryRun"),
             strategy=strategy,
             strict_periods=req.flag("strictPeriods"),
+            strict_combos=req.flag("strictCategoryOptionCombos"),
             is_async=req.flag("async"),
             de_scheme=scheme("dataElementIdScheme", general),
             ou_scheme=scheme("orgUnitIdScheme", general),
@@ -134,7 +150,7 @@ class _Options:
             "datasetAllowsPeriods": False,
             "strictPeriods": self.strict_periods,
             "strictDataElements": False,
-            "strictCategoryOptionCombos": False,
+            "strictCategoryOptionCombos": self.strict_combos,
             "strictAttributeOptionCombos": False,
             "strictOrganisationUnits": False,
             "requireCategoryOptionCombo": False,
@@ -147,6 +163,131 @@ class _Options:
             "mergeDataValues": False,
             "skipCache": False,
         }
+
+
+_NUMERIC_TYPES = frozenset(
+    {
+        "NUMBER",
+        "UNIT_INTERVAL",
+        "PERCENTAGE",
+        "INTEGER",
+        "INTEGER_POSITIVE",
+        "INTEGER_NEGATIVE",
+        "INTEGER_ZERO_OR_POSITIVE",
+    }
+)
+_INTEGER_PATTERNS = {
+    "INTEGER": r"0|-?[1-9]\d*",
+    "PERCENTAGE": r"0|-?[1-9]\d*",
+    "INTEGER_POSITIVE": r"[1-9]\d*",
+    "INTEGER_ZERO_OR_POSITIVE": r"0|[1-9]\d*",
+    "INTEGER_NEGATIVE": r"-[1-9]\d*",
+}
+_INTEGER_KEYS = {
+    "INTEGER": "value_not_integer",
+    "PERCENTAGE": "value_not_percentage",
+    "INTEGER_POSITIVE": "value_not_positive_integer",
+    "INTEGER_ZERO_OR_POSITIVE": "value_not_zero_or_positive_integer",
+    "INTEGER_NEGATIVE": "value_not_negative_integer",
+}
+
+
+def _normal_boolean(value: str, value_type: str, version: FakeVersion) -> str:
+    """DHIS2 rewrites boolean spellings before checking: 1/t/True as true (and, for BOOLEAN,
+    0/f/False as false); 2.43 also takes y/yes and n/no, in any case."""
+    yes = value in ("true", "True", "TRUE", "t", "T", "1")
+    no = value in ("false", "False", "FALSE", "f", "F", "0")
+    if version.minor >= 43:
+        yes = yes or value.lower() in ("y", "yes")
+        no = no or value.lower() in ("n", "no")
+    if yes:
+        return "true"
+    if no and value_type == "BOOLEAN":
+        return "false"
+    return value
+
+
+def _value_problem(value: str, element: DataElement) -> str | None:
+    """The reason key DHIS2 gives for a value (booleans already rewritten) its data element
+    cannot take, or None."""
+    kind = element.value_type
+    if len(value) > 50_000:
+        return "value_length_greater_than_max_length"
+    if kind in ("NUMBER", "UNIT_INTERVAL"):
+        if len(value) >= 250 or not re.fullmatch(r"-?(0|[1-9]\d*)(\.\d+)?", value):
+            return "value_not_numeric"
+        if kind == "UNIT_INTERVAL" and not 0 <= float(value) <= 1:
+            return "value_not_unit_interval"
+    elif kind in _INTEGER_PATTERNS:
+        fits = re.fullmatch(_INTEGER_PATTERNS[kind], value) and -(2**31) <= int(value) < 2**31
+        if not fits or (kind == "PERCENTAGE" and not 0 <= int(value) <= 100):
+            return _INTEGER_KEYS[kind]
+    elif kind == "BOOLEAN" and value.lower() not in ("true", "false"):
+        return "value_not_bool"
+    elif kind == "TRUE_ONLY" and value.lower() != "true":
+        return "value_not_true_only"
+    return None
+
+
+def _period_closed(
+    fake: FakeDhis2,
+    targets: list[DataSet],
+    pe: str,
+    info: tuple[str, dt.date, dt.date],
+    user: User | None,
+) -> tuple[str, str] | None:
+    """The conflict (code, message) when no target data set takes values of ``pe`` now.
+
+    Data input periods, when a data set has any, bind every user; ``expiryDays`` and
+    ``openFuturePeriods`` only users without ``ALL`` or ``F_EDIT_EXPIRED`` (as 2.43 judges).
+    """
+    now = fake.now
+    exempt = user is None or not {"ALL", "F_EDIT_EXPIRED"}.isdisjoint(user.authorities)
+    late = fake.server_version.minor >= 43  # 2.43 keeps a period open through its last day
+    conflict: tuple[str, str] | None = None
+    for ds in targets:
+        if ds.input_periods:
+            if any(
+                p.period == pe
+                and (p.opening is None or p.opening <= now)
+                and (p.closing is None or now <= p.closing)
+                for p in ds.input_periods
+            ):
+                return None
+            conflict = conflict or (
+                "E7643",
+                f"Period: `{pe}` is not open for this data set at this time: `{ds.uid}`",
+            )
+            continue
+        if exempt:
+            return None
+        if _periods_ahead(now.date(), info) > ds.open_future_periods:
+            conflict = conflict or (
+                "E7641",
+                f"Period: `{pe}` is after latest open future period for data set: `{ds.uid}`",
+            )
+            continue
+        closes = dt.datetime.combine(info[2], dt.time()) + dt.timedelta(
+            days=ds.expiry_days + (1 if late else 0)
+        )
+        if ds.expiry_days > 0 and now > closes:
+            conflict = conflict or (
+                "E7640",
+                f"Current date is past expiry days for period: `{pe}`  and data set: `{ds.uid}`",
+            )
+            continue
+        return None
+    return conflict
+
+
+def _periods_ahead(today: dt.date, info: tuple[str, dt.date, dt.date]) -> int:
+    """How many periods of its type ``info`` lies after the one holding ``today``."""
+    _, start, end = info
+    if info[0] in ("Daily", "Weekly", "BiWeekly") or info[0].startswith("Weekly"):
+        length = (end - start).days + 1
+        return -((today - start).days // length)
+    months = (end.year * 12 + end.month) - (start.year * 12 + start.month) + 1
+    return -(((today.year * 12 + today.month) - (start.year * 12 + start.month)) // months)
 
 
 def _text(value: object) -> str | None:
@@ -207,7 +348,7 @@ def import_data_values(fake: FakeDhis2, body: Json, opts: _Options, user: User |
                 summary.ignored += 1
                 continue
             pe = str(dv.get("period") or top_pe or "")
-            pe_info = period_range(pe)
+            pe_info = period_range(pe, fake.server_version)
             if pe_info is None:
                 summary.conflict(
                     "E7611", pe, f"Period not valid: `{pe}`", "period", kind="period", index=index
@@ -264,6 +405,19 @@ def import_data_values(fake: FakeDhis2, body: Json, opts: _Options, user: User |
                 summary.ignored += 1
                 continue
             element = world.data_elements[de]
+            foreign = world.category_option_combos[coc].category_combo != element.category_combo
+            if opts.strict_combos and foreign:
+                summary.conflict(
+                    "E7634",
+                    world.identify("category_option_combos", coc, opts.coc_scheme),
+                    f"Category option combo: `{coc}` must be part of category combo of data "
+                    f"element: `{de}`",
+                    "categoryOptionCombo",
+                    kind="categoryOptionCombo",
+                    index=index,
+                )
+                summary.ignored += 1
+                continue
             if opts.strict_periods:
                 types = {d.period_type for d in world.data_sets.values() if de in d.data_elements}
                 if types and pe_info[0] not in types:
@@ -279,10 +433,12 @@ def import_data_values(fake: FakeDhis2, body: Json, opts: _Options, user: User |
                     continue
             value = _text(dv.get("value"))
             comment = _text(dv.get("comment"))
+            if value and element.value_type in ("BOOLEAN", "TRUE_ONLY"):
+                value = _normal_boolean(value, element.value_type, fake.server_version)
             key = (de, pe, ou, coc, aoc)
             existing = world.data_values.get(key)
-            if value is not None and value != "":
-                problem = numeric_problem(element.value_type, value)
+            if value:
+                problem = _value_problem(value, element)
                 if problem is not None:
                     summary.conflict(
                         "E7619",
@@ -294,12 +450,34 @@ def import_data_values(fake: FakeDhis2, body: Json, opts: _Options, user: User |
                     )
                     summary.ignored += 1
                     continue
+                options = world.option_sets.get(element.option_set or "")
+                if options is not None and value not in options.options:
+                    summary.conflict(
+                        "E7621",
+                        value,
+                        f"Data value is not a valid option of the data element option set: `{de}`",
+                        "value",
+                        kind="value",
+                        index=index,
+                    )
+                    summary.ignored += 1
+                    continue
+            targets = (
+                [ds] if ds else [d.uid for d in world.data_sets.values() if de in d.data_elements]
+            )
+            closed = (
+                _period_closed(fake, [world.data_sets[t] for t in targets], pe, pe_info, user)
+                if targets
+                else None
+            )
+            if closed is not None:
+                summary.conflict(closed[0], pe, closed[1], "period", kind="period", index=index)
+                summary.ignored += 1
+                continue
             insignificant_zero = (
-                value is not None
-                and value != ""
-                and numeric_problem(element.value_type, value) is None
-                and element.value_type not in ("TEXT", "LONG_TEXT", "BOOLEAN", "TRUE_ONLY")
-                and float(value) == 0
+                bool(value)
+                and element.value_type in _NUMERIC_TYPES
+                and float(value or 0) == 0
                 and not element.zero_is_significant
             )
             empty = value is None or value == ""

@@ -35,10 +35,12 @@ from dhis2_lmis.testing._world import (
     CategoryCombo,
     CategoryOptionCombo,
     DataElement,
+    DataInputPeriod,
     DataSet,
     Enrollment,
     Event,
     OAuthClient,
+    OptionSet,
     OrgUnit,
     Program,
     ProgramStage,
@@ -296,9 +298,22 @@ class FakeDhis2:
         uid: str | None = None,
         first_name: str = "John",
         surname: str = "Traore",
+        authorities: Sequence[str] = ("ALL",),
     ) -> User:
-        """Add (or replace) a user; ``org_units`` are its data capture roots."""
-        user = User(uid or new_uid(), username, password, tuple(org_units), first_name, surname)
+        """Add (or replace) a user; ``org_units`` are its data capture roots.
+
+        ``authorities`` matter to aggregate imports: without ``ALL`` or ``F_EDIT_EXPIRED`` the
+        user cannot write periods past a data set's ``expiry_days``.
+        """
+        user = User(
+            uid or new_uid(),
+            username,
+            password,
+            tuple(org_units),
+            first_name,
+            surname,
+            authorities=tuple(authorities),
+        )
         with self.world.lock:
             self.world.users[username] = user
         return user
@@ -419,15 +434,23 @@ class FakeDhis2:
             return ou
 
     def add_category_combo(
-        self, uid: str, code: str | None, name: str, option_combos: Mapping[str, str] | None = None
+        self,
+        uid: str,
+        code: str | None,
+        name: str,
+        option_combos: Mapping[str, str | None] | None = None,
+        *,
+        names: Mapping[str, str] | None = None,
     ) -> CategoryCombo:
-        """Add a category combo; ``option_combos`` maps option combo UID to its code."""
+        """Add a category combo; ``option_combos`` maps option combo UID to its code (None:
+        no code), ``names`` option combo UID to its name (default: the code, else the UID)."""
         with self.world.lock:
             combo = CategoryCombo(uid, code, name, list(option_combos or {}))
             self.world.category_combos[uid] = combo
             for coc_uid, coc_code in (option_combos or {}).items():
+                coc_name = (names or {}).get(coc_uid) or coc_code or coc_uid
                 self.world.category_option_combos[coc_uid] = CategoryOptionCombo(
-                    coc_uid, coc_code, coc_code, uid
+                    coc_uid, coc_code, coc_name, uid
                 )
             return combo
 
@@ -441,10 +464,18 @@ class FakeDhis2:
         zero_is_significant: bool = False,
         category_combo: str = DEFAULT_CATEGORY_COMBO,
         domain_type: str = "AGGREGATE",
+        option_set: str | None = None,
     ) -> DataElement:
-        """Add a data element (``value_type`` drives numeric validation)."""
+        """Add a data element (``value_type`` and ``option_set`` drive value validation)."""
         de = DataElement(
-            uid, code, name, value_type, zero_is_significant, category_combo, domain_type
+            uid,
+            code,
+            name,
+            value_type,
+            zero_is_significant,
+            category_combo,
+            domain_type,
+            option_set,
         )
         with self.world.lock:
             self.world.data_elements[uid] = de
@@ -459,12 +490,48 @@ class FakeDhis2:
         period_type: str = "Monthly",
         data_elements: Sequence[str] = (),
         org_units: Sequence[str] = (),
+        category_combo: str = DEFAULT_CATEGORY_COMBO,
+        expiry_days: int = 0,
+        open_future_periods: int = 0,
+        input_periods: Sequence[DataInputPeriod] = (),
     ) -> DataSet:
-        """Add a data set with its data elements and assigned org units."""
-        ds = DataSet(uid, code, name, period_type, tuple(data_elements), tuple(org_units))
+        """Add a data set with its data elements, assigned org units and entry windows.
+
+        ``category_combo`` holds its attribute option combos (a funding source, say). Imports
+        refuse values of periods ``expiry_days`` after their end (0: never), after the
+        ``open_future_periods``-th period from now, or, when ``input_periods`` are given,
+        outside them, as DHIS2 does.
+        """
+        ds = DataSet(
+            uid,
+            code,
+            name,
+            period_type,
+            tuple(data_elements),
+            tuple(org_units),
+            category_combo,
+            expiry_days,
+            open_future_periods,
+            tuple(input_periods),
+        )
         with self.world.lock:
             self.world.data_sets[uid] = ds
         return ds
+
+    def add_option_set(
+        self,
+        uid: str,
+        code: str | None,
+        name: str,
+        options: Sequence[str],
+        *,
+        value_type: str = "TEXT",
+    ) -> OptionSet:
+        """Add an option set; ``options`` are the codes its values must be one of."""
+        option_set = OptionSet(uid, code, name, value_type, tuple(options))
+        with self.world.lock:
+            self.world.option_sets[uid] = option_set
+        return option_set
 
     def add_tracked_entity_attribute(
         self, uid: str, code: str | None, name: str, *, value_type: str = "TEXT"

@@ -98,6 +98,24 @@ def _data_element(w: World, uid: str) -> dict[str, Any] | None:
             if uid in ds.data_elements
         ],
     )
+    if de.option_set is not None:
+        out["optionSet"] = Ref("optionSets", de.option_set)
+        out["optionSetValue"] = True
+    return out
+
+
+def _option_set(w: World, uid: str) -> dict[str, Any] | None:
+    os_ = w.option_sets.get(uid)
+    if os_ is None:
+        return None
+    out = _base(os_.uid, os_.code, os_.name)
+    out.update(
+        valueType=os_.value_type,
+        options=[
+            {"id": f"{uid[:6]}{n:05d}", "code": code, "name": code, "sortOrder": n + 1}
+            for n, code in enumerate(os_.options)
+        ],
+    )
     return out
 
 
@@ -146,6 +164,16 @@ def _data_set(w: World, uid: str) -> dict[str, Any] | None:
             for de in ds.data_elements
         ],
         organisationUnits=[Ref("organisationUnits", o) for o in ds.org_units],
+        expiryDays=ds.expiry_days,
+        openFuturePeriods=ds.open_future_periods,
+        dataInputPeriods=[
+            {
+                "period": {"id": p.period},
+                "openingDate": fmt_time(p.opening),
+                "closingDate": fmt_time(p.closing),
+            }
+            for p in ds.input_periods
+        ],
     )
     return out
 
@@ -221,6 +249,7 @@ COLLECTIONS: dict[str, tuple[str, Callable[[World, str], dict[str, Any] | None]]
     "categoryOptionCombos": ("category_option_combos", _coc),
     "categoryOptions": ("", _category_option),
     "dataSets": ("data_sets", _data_set),
+    "optionSets": ("option_sets", _option_set),
     "programs": ("programs", _program),
     "programStages": ("program_stages", _program_stage),
     "trackedEntityAttributes": ("attributes", _tea),
@@ -386,7 +415,7 @@ def handle_me(fake: FakeDhis2, req: Request, m: re.Match[str], user: User | None
         organisationUnits=[{"id": ou} for ou in user.org_units],
         dataViewOrganisationUnits=[{"id": ou} for ou in user.org_units],
         teiSearchOrganisationUnits=[],
-        authorities=["ALL"],
+        authorities=list(user.authorities),
         settings={"keyUiLocale": "en"},
     )
     if minor <= 41:

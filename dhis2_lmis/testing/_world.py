@@ -23,11 +23,13 @@ __all__ = [
     "CategoryCombo",
     "CategoryOptionCombo",
     "DataElement",
+    "DataInputPeriod",
     "DataSet",
     "Enrollment",
     "Event",
     "Job",
     "OAuthClient",
+    "OptionSet",
     "OrgUnit",
     "Program",
     "ProgramStage",
@@ -85,8 +87,19 @@ class CategoryOptionCombo:
 
 
 @dataclass
+class OptionSet:
+    """An option set: the codes a value of its data elements must be one of."""
+
+    uid: str
+    code: str | None
+    name: str
+    value_type: str
+    options: tuple[str, ...]
+
+
+@dataclass
 class DataElement:
-    """A data element; ``value_type`` drives numeric validation."""
+    """A data element; ``value_type`` and ``option_set`` drive value validation."""
 
     uid: str
     code: str | None
@@ -95,11 +108,25 @@ class DataElement:
     zero_is_significant: bool = False
     category_combo: str = DEFAULT_CATEGORY_COMBO
     domain_type: str = "AGGREGATE"
+    option_set: str | None = None
+
+
+@dataclass(frozen=True)
+class DataInputPeriod:
+    """A window in which values of ``period`` may be entered (None: open on that side)."""
+
+    period: str
+    opening: dt.datetime | None = None
+    closing: dt.datetime | None = None
 
 
 @dataclass
 class DataSet:
-    """An aggregate data set with its data elements and assigned org units."""
+    """An aggregate data set with its data elements, assigned org units and entry windows.
+
+    ``expiry_days`` 0 never closes a period; ``open_future_periods`` counts the periods after
+    the current one open for entry; ``input_periods``, when any, are the only open windows.
+    """
 
     uid: str
     code: str | None
@@ -108,6 +135,9 @@ class DataSet:
     data_elements: tuple[str, ...]
     org_units: tuple[str, ...]
     category_combo: str = DEFAULT_CATEGORY_COMBO
+    expiry_days: int = 0
+    open_future_periods: int = 0
+    input_periods: tuple[DataInputPeriod, ...] = ()
 
 
 @dataclass
@@ -234,6 +264,7 @@ class User:
     surname: str = "Traore"
     failed_logins: int = 0
     locked: bool = False
+    authorities: tuple[str, ...] = ("ALL",)
 
 
 @dataclass
@@ -284,6 +315,7 @@ class World:
                 DEFAULT_COC, "default", "default", DEFAULT_CATEGORY_COMBO
             )
         }
+        self.option_sets: dict[str, OptionSet] = {}
         self.data_elements: dict[str, DataElement] = {}
         self.data_sets: dict[str, DataSet] = {}
         self.programs: dict[str, Program] = {}

@@ -14,7 +14,7 @@ from datetime import date
 import pytest
 
 from dhis2_lmis import Dhis2Lmis, Event, EventQuery, ImportFailedError, iter_events
-from dhis2_lmis.session import Dhis2Session
+from dhis2_lmis.dhis2.session import Dhis2Session
 from tests.live._live import SKIP_REASON, LiveSettings, live_settings
 
 pytestmark = pytest.mark.skipif(live_settings() is None, reason=SKIP_REASON)

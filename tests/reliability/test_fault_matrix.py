@@ -21,7 +21,6 @@ session gets a recording no-op ``sleep``. The only real waiting is the ``delay``
 
 from __future__ import annotations
 
-import datetime as dt
 import json
 import logging
 import re
@@ -35,9 +34,11 @@ from typing import Any
 
 import pytest
 
-from dhis2_lmis.auth import BodyAuth
 from dhis2_lmis.client import Dhis2Lmis
 from dhis2_lmis.config import Dhis2Config
+from dhis2_lmis.dhis2.auth import BodyAuth
+from dhis2_lmis.dhis2.retry import RetryPolicy
+from dhis2_lmis.dhis2.session import Dhis2Session
 from dhis2_lmis.errors import (
     AuthenticationError,
     Dhis2ConnectionError,
@@ -45,14 +46,37 @@ from dhis2_lmis.errors import (
     ResponseFormatError,
     ServerError,
 )
-from dhis2_lmis.models import ConsignmentReceipt, Requisition
-from dhis2_lmis.references import Customer, Item, Store
-from dhis2_lmis.retry import RetryPolicy
-from dhis2_lmis.session import Dhis2Session
-from dhis2_lmis.state import SqliteStateStore
-from dhis2_lmis.stock import StockReceipt
-from dhis2_lmis.sync import SyncRunner
+from dhis2_lmis.lmis.models import ConsignmentReceipt, Requisition
+from dhis2_lmis.lmis.stock import StockReceipt
+from dhis2_lmis.run.state import SqliteStateStore
+from dhis2_lmis.run.sync import SyncRunner
 from dhis2_lmis.testing import FakeDhis2
+from tests._lmis_world import (
+    AMOX,
+    CONSIGNMENT,
+    CUSTOMERS,
+    DATA_SET,
+    FACILITY,
+    HOUR,
+    ITEMS,
+    ORDER,
+    ORDER_STAGE,
+    PARA,
+    RECEIPT,
+    RECEIPT_STAGE,
+    RECEIVED,
+    ROOT,
+    SOH,
+    STORES,
+    STR,
+    STR_STAGE,
+    T0,
+    TE_AMOX,
+    TE_PARA,
+    add_stock_cards,
+    settings,
+)
+from tests._lmis_world import seed as seed_world
 
 # --- the matrix ---------------------------------------------------------------------------------
 
@@ -118,7 +142,8 @@ for _operation in OPERATIONS:
 EXPECTED["push_data_values", "drop_after"] = SURVIVED_AS_UPDATE
 # test_connection never raises (its contract); the error type is read from the failed
 # ConnectionCheck. SyncRunner.run_once reports fetch errors in RunReport.errors and carries on
-# with the next program; the cursor stays, so the next run reads the missed events.
+# with the next program (except refused credentials, which stop the run); the cursor stays, so
+# the next run reads the missed events.
 
 # What the session's message of each error type says (to recognise a reported error).
 SIGNATURES: dict[str, str] = {
@@ -135,20 +160,10 @@ ERROR_TYPES: dict[str, type[Dhis2Error]] = {
     "Dhis2ConnectionError": Dhis2ConnectionError,
 }
 
-# --- a small LMIS world -------------------------------------------------------------------------
+# --- the shared LMIS world (tests/_lmis_world.py), its events and a user ----------------------
 
-ORDER, ORDER_STAGE = "OrderProg01", "OrderStage1"
-RECEIPT, RECEIPT_STAGE = "ReceiptPrg1", "ReceiptStg1"
-STR, STR_STAGE = "StrProgram1", "StrStage001"
-ROOT, FACILITY, WAREHOUSE = "RootUnit001", "FacilityA01", "Warehouse01"
-AMOX, PARA, CONSIGNMENT = "DeAmox00001", "DePara00001", "DeConsign01"
-SOH, RECEIVED, ITEM_CODE = "DeSoh000001", "DeRecv00001", "TeaItemCode"
-DATA_SET, AGG_AMOX, AGG_PARA = "DataSetSoh1", "DeAggAmox01", "DeAggPara01"
-TE_AMOX, EN_AMOX, TE_PARA, EN_PARA = "TeAmoxA0001", "EnAmoxA0001", "TeParaA0001", "EnParaA0001"
 USER, PASSWORD = "lmis", "Fault-Matrix-Pa55"
 CLIENT_ID, CLIENT_SECRET = "lmis-client", "client-S3cret-x"
-T0 = dt.datetime(2026, 11, 2, 9, 0, 0)
-HOUR = dt.timedelta(hours=1)
 WEBMESSAGE_500 = json.dumps(
     {
         "httpStatus": "Internal Server Error",
@@ -157,12 +172,6 @@ WEBMESSAGE_500 = json.dumps(
         "message": "Could not get JDBC Connection",
     }
 )
-ITEMS = (
-    Item("I-AMOX", "Amoxicillin 250mg", universal_code="AMOX250"),
-    Item("I-PARA", "Paracetamol 500mg", universal_code="PARA500"),
-)
-CUSTOMERS = (Customer("C-FAC-A", "Facility A", custom_fields={"Dhis2Code": FACILITY}),)
-STORES = (Store("S-WH", "Central warehouse", custom_fields={"Dhis2Code": WAREHOUSE}),)
 PAGE_SIZE = 2  # every fetch reads at least two pages, so a fault can land between them
 NORMAL_TIMEOUT = 10.0
 DELAY_TIMEOUT, DELAY_SECONDS = 0.25, 0.6
@@ -170,38 +179,13 @@ RETRY_AFTER = 7
 
 
 def seed(fake: FakeDhis2) -> None:
-    """Three completed orders (and an open one), three receipts, two stock cards, a data set."""
-    fake.add_org_unit(ROOT, "ROOT", "Country")
-    fake.add_org_unit(FACILITY, "FAC_A", "Facility A", parent=ROOT)
-    fake.add_org_unit(WAREHOUSE, "WH", "Central warehouse", parent=ROOT)
-    fake.add_data_element(AMOX, "AMOX250", "Amoxicillin 250mg", domain_type="TRACKER")
-    fake.add_data_element(PARA, "PARA500", "Paracetamol 500mg", domain_type="TRACKER")
-    fake.add_data_element(CONSIGNMENT, "CONSIGNMENT_NO", "Consignment", value_type="TEXT")
-    fake.add_data_element(SOH, "SOH", "Stock on hand", domain_type="TRACKER")
-    fake.add_data_element(RECEIVED, "RECEIVED", "Stock received", domain_type="TRACKER")
-    fake.add_data_element(AGG_AMOX, "SOH_AMOX250", "SOH Amoxicillin", zero_is_significant=True)
-    fake.add_data_element(AGG_PARA, "SOH_PARA500", "SOH Paracetamol", zero_is_significant=True)
-    fake.add_data_set(
-        DATA_SET, "LMIS_SOH", "Stock on hand", data_elements=(AGG_AMOX, AGG_PARA),
-        org_units=(FACILITY,),
-    )  # fmt: skip
-    fake.add_tracked_entity_attribute(ITEM_CODE, "ITEM_CODE", "Item code")
-    fake.add_program(ORDER, "Order", stages={ORDER_STAGE: (AMOX, PARA)})
-    fake.add_program(RECEIPT, "Receipt", stages={RECEIPT_STAGE: (CONSIGNMENT, AMOX)})
-    fake.add_program(
-        STR,
-        "Real-Time Stock",
-        program_type="WITH_REGISTRATION",
-        stages={STR_STAGE: (SOH, RECEIVED)},
-        attributes=(ITEM_CODE,),
-    )
+    """The shared world, its AMOX and PARA stock cards with three stock events, three completed
+    orders (and an open one), three receipts, and the matrix's user (an OAuth2 client to 2.41)."""
+    seed_world(fake)
     fake.add_user(USER, PASSWORD, org_units=(ROOT,))
     if fake.server_version.minor <= 41:
         fake.add_oauth_client(CLIENT_ID, CLIENT_SECRET)
-    for te, en, code in ((TE_AMOX, EN_AMOX, "AMOX250"), (TE_PARA, EN_PARA, "PARA500")):
-        fake.add_tracked_entity(
-            te, FACILITY, STR, attributes={ITEM_CODE: code}, enrollment_uid=en, enrolled_at=T0
-        )
+    add_stock_cards(fake, "AMOX250", "PARA500")
     for n, (te, soh) in enumerate(((TE_AMOX, 100), (TE_PARA, 50), (TE_AMOX, 90))):
         fake.add_event(
             f"StrEvent00{n}",
@@ -252,7 +236,6 @@ def oauth(version: str) -> bool:
 
 def build_lmis(fake: FakeDhis2, version: str, sleeps: list[float], timeout: float) -> Dhis2Lmis:
     """The facade over a session that records its retry sleeps instead of sleeping."""
-    row = {"program_stage": STR_STAGE, "attribute": ITEM_CODE}
     server: dict[str, object] = {
         "url": fake.url,
         "auth": "body",
@@ -264,19 +247,13 @@ def build_lmis(fake: FakeDhis2, version: str, sleeps: list[float], timeout: floa
     if oauth(version):
         server.update(client_id=CLIENT_ID, client_secret=CLIENT_SECRET)
     config = Dhis2Config.from_dict(
-        {
-            "dhis2": server,
-            "lmis": {"data_element_id_scheme": "CODE", "name_field": "Dhis2Code",
-                     "data_set": DATA_SET},
-            "programs": {"order": ORDER, "receipt": RECEIPT, "str": STR},
-            "receipt": {"consignment_data_element": CONSIGNMENT},
-            "data_elements": {
-                "stock_on_hand": {"data_element": SOH, **row},
-                "received_quantity": {"data_element": RECEIVED, **row},
-            },
-            "sync": {"page_size": PAGE_SIZE},
-        }
-    )  # fmt: skip
+        settings(
+            fake,
+            dhis2=server,
+            lmis={"name_field": "Dhis2Code", "data_set": DATA_SET},
+            sync={"page_size": PAGE_SIZE},
+        )
+    )
     auth = BodyAuth(
         USER,
         PASSWORD,
@@ -707,7 +684,12 @@ def test_fault_matrix_cell(
         return
     # a write: all or nothing, never half; then a re-run completes it exactly once
     acted = fault == "truncated_json"  # the server acted before the body broke
-    if operation == "SyncRunner.run_once":
+    if operation == "SyncRunner.run_once" and expected == "AuthenticationError":
+        # refused credentials stop the whole run (docs/sync.md): no more logins, nothing
+        # handed over or written; the re-run below does it all
+        assert after == before
+        assert not cell.handed_over
+    elif operation == "SyncRunner.run_once":
         # the fault hit the order fetch, which writes nothing; the receipts synced and pushed
         # their stock in full, and no order was handed over (its cursor did not move)
         assert after == base_state
@@ -778,11 +760,12 @@ def test_stock_receipts_in_the_matrix_are_distinct_lines() -> None:
 
 @pytest.mark.parametrize("version", VERSIONS)
 def test_stock_on_hand_has_one_level_per_item(version: str) -> None:
-    """Library bug on 2.37 (kept failing on purpose, reported): see docs/reliability.md.
+    """One level per item, on 2.37 too (a bug this suite found, fixed in 0.1.0).
 
     DHIS2 2.37's /api/tracker/events leaves ``trackedEntity`` out of every event (WEB_API.md
-    §4.4), so the STR reader finds no item code, and fetch_stock_on_hand keys every card of an
-    org unit on ``(org_unit, "")``: two items' stock becomes one level, the newest one.
+    §4.4). Before the fix the STR reader found no item code there and keyed every card of an org
+    unit on ``(org_unit, "")``, so two items' stock became one level, the newest one; it now
+    finds the tracked entity through the event's enrollment. The 2.37 case guards that.
     """
     fake = new_fake(version)
     try:

@@ -8,67 +8,30 @@ subclass (``ResponseFormatError`` in practice); the ones documented as "never ra
 held to that. Random configuration dicts either load or raise one ``ConfigError`` listing
 what is wrong.
 
-Example counts come from the profile in conftest.py (``HYPOTHESIS_PROFILE=thorough`` for
-thousands); the default profile keeps this module to a few seconds.
+The strategies, the mutations and the profile are tests/_fuzz.py's (``HYPOTHESIS_PROFILE=thorough``
+for thousands of examples); the default profile keeps this module to a few seconds.
 """
 
 from __future__ import annotations
 
 import copy
 import json
-import os
 from collections.abc import Callable, Iterator
 from datetime import timezone
-from pathlib import Path
 from typing import Any
 
 import pytest
-import yaml
-from hypothesis import given, settings
+from hypothesis import given
 from hypothesis import strategies as st
 
-from dhis2_lmis import convert, imports
 from dhis2_lmis.config import Dhis2Config
-from dhis2_lmis.errors import ConfigError, Dhis2Error
-
-PROFILE = settings.get_profile(os.environ.get("HYPOTHESIS_PROFILE", "reliability"))
-CASSETTES = Path(__file__).resolve().parents[1] / "cassettes"
+from dhis2_lmis.dhis2 import convert, imports
+from dhis2_lmis.errors import ConfigError
+from tests._fuzz import JSON, PROFILE, assert_only_dhis2_errors, mutated_bodies, real_bodies
 
 # --- the corpus: real bodies -------------------------------------------------------------------
 
-
-def _cassette_bodies(path: Path) -> Iterator[object]:
-    data = yaml.safe_load(path.read_text(encoding="utf-8"))
-    for interaction in data.get("interactions", ()):
-        text = interaction["response"]["body"].get("string")
-        if isinstance(text, bytes):
-            text = text.decode("utf-8", "replace")
-        try:
-            yield json.loads(text)
-        except (TypeError, ValueError):
-            continue  # HTML pages and static resources are not JSON bodies
-
-
-def load_corpus() -> list[object]:
-    bodies: list[object] = []
-    for path in sorted(CASSETTES.rglob("*.yaml")):
-        bodies.extend(_cassette_bodies(path))
-    for path in sorted(CASSETTES.rglob("*.json")):
-        bodies.append(json.loads(path.read_text(encoding="utf-8")))
-    # single events and single summaries too, so mutations reach their fields directly
-    for body in list(bodies):
-        if isinstance(body, dict):
-            for key in ("events", "instances", "importSummaries", "trackedEntities"):
-                items = body.get(key)
-                if isinstance(items, list):
-                    bodies.extend(items[:3])
-            response = body.get("response")
-            if isinstance(response, dict):
-                bodies.append(response)
-    return bodies
-
-
-CORPUS = load_corpus()
+CORPUS = real_bodies()
 
 
 def test_corpus_holds_real_bodies_of_every_kind() -> None:
@@ -78,107 +41,7 @@ def test_corpus_holds_real_bodies_of_every_kind() -> None:
         assert f'"{key}"' in text, key
 
 
-# --- strategies --------------------------------------------------------------------------------
-
-SCALARS = (
-    st.none()
-    | st.booleans()
-    | st.integers(min_value=-(2**63), max_value=2**63)
-    | st.floats(allow_nan=True, allow_infinity=True)
-    | st.text(max_size=20)
-    | st.sampled_from(["", "OK", "SUCCESS", "ERROR", "WARNING", "2.41.0", "2024-07-26T18:01"])
-)
-JSON = st.recursive(
-    SCALARS,
-    lambda children: (
-        st.lists(children, max_size=4)
-        | st.dictionaries(
-            st.sampled_from(
-                [
-                    "status",
-                    "response",
-                    "importCount",
-                    "conflicts",
-                    "events",
-                    "instances",
-                    "stats",
-                    "bundleReport",
-                    "typeReportMap",
-                    "objectReports",
-                    "errorReports",
-                    "message",
-                    "username",
-                    "userCredentials",
-                    "attributes",
-                    "dataValues",
-                    "id",
-                    "location",
-                    "jobType",
-                    "pager",
-                    "event",
-                    "occurredAt",
-                    "updatedAt",
-                    "importSummaries",
-                    "trackedEntity",
-                    "enrollments",
-                    "value",
-                    "dataElement",
-                    "period",
-                    "orgUnit",
-                ]
-            )
-            | st.text(max_size=8),
-            children,
-            max_size=5,
-        )
-    ),
-    max_leaves=20,
-)
-
-
-def _paths(value: Any, prefix: tuple[Any, ...] = ()) -> Iterator[tuple[Any, ...]]:
-    yield prefix
-    if isinstance(value, dict):
-        for key, child in value.items():
-            yield from _paths(child, (*prefix, key))
-    elif isinstance(value, list):
-        for index, child in enumerate(value[:5]):
-            yield from _paths(child, (*prefix, index))
-
-
-def _mutate(body: Any, path: tuple[Any, ...], how: str, replacement: Any) -> Any:
-    if not path:
-        return replacement if how == "replace" else body
-    parent = body
-    for step in path[:-1]:
-        parent = parent[step]
-    last = path[-1]
-    current = parent[last]
-    if how == "replace":
-        parent[last] = replacement
-    elif how == "delete":
-        del parent[last]
-    elif how == "truncate" and isinstance(current, (list, str)):
-        parent[last] = current[: len(current) // 2]
-    elif how == "empty" and isinstance(current, (list, dict, str)):
-        parent[last] = type(current)()
-    elif how == "stringify":
-        parent[last] = json.dumps(current)[:12]
-    return body
-
-
-@st.composite
-def mutated_bodies(draw: st.DrawFn) -> Any:
-    body = copy.deepcopy(draw(st.sampled_from(CORPUS)))
-    for _ in range(draw(st.integers(min_value=1, max_value=4))):
-        paths = list(_paths(body))
-        path = draw(st.sampled_from(paths))
-        how = draw(st.sampled_from(["replace", "delete", "truncate", "empty", "stringify"]))
-        body = _mutate(body, path, how, draw(JSON) if how == "replace" else None)
-    return body
-
-
-BODIES = JSON | mutated_bodies() | st.sampled_from(CORPUS)
+BODIES = JSON | mutated_bodies(CORPUS) | st.sampled_from(CORPUS)
 
 # --- the parsers -------------------------------------------------------------------------------
 
@@ -234,35 +97,27 @@ DHIS2_ERRORS_ONLY = _present(
 )
 
 
-def _check(name: str, parse: Callable[[Any], object], body: Any, *, may_raise: bool) -> None:
-    try:
-        parse(copy.deepcopy(body))
-    except Dhis2Error:
-        if not may_raise:
-            raise
-    except Exception as exc:  # the property under test: nothing but a Dhis2Error escapes
-        raise AssertionError(f"{name} raised {type(exc).__name__}: {exc}") from exc
-
-
 @PROFILE
 @given(body=BODIES)
 def test_never_raising_parsers_never_raise(body: Any) -> None:
     for name, parse in NEVER_RAISE.items():
-        _check(name, parse, body, may_raise=False)
+        assert_only_dhis2_errors(name, parse, copy.deepcopy(body), may_raise=False)
 
 
 @PROFILE
 @given(body=BODIES)
 def test_other_parsers_raise_only_dhis2_errors(body: Any) -> None:
     for name, parse in DHIS2_ERRORS_ONLY.items():
-        _check(name, parse, body, may_raise=True)
+        assert_only_dhis2_errors(name, parse, copy.deepcopy(body))
 
 
 @pytest.mark.parametrize("name", sorted(NEVER_RAISE | DHIS2_ERRORS_ONLY))
 def test_every_parser_reads_every_real_body(name: str) -> None:
     parse = (NEVER_RAISE | DHIS2_ERRORS_ONLY)[name]
     for body in CORPUS:
-        _check(name, parse, body, may_raise=name in DHIS2_ERRORS_ONLY)
+        assert_only_dhis2_errors(
+            name, parse, copy.deepcopy(body), may_raise=name in DHIS2_ERRORS_ONLY
+        )
 
 
 # --- configuration ---------------------------------------------------------------------------

@@ -18,11 +18,11 @@ from pathlib import Path
 
 import pytest
 
-from dhis2_lmis.auth import BodyAuth
 from dhis2_lmis.client import Dhis2Lmis
 from dhis2_lmis.config import Dhis2Config
-from dhis2_lmis.retry import RetryPolicy
-from dhis2_lmis.session import Dhis2Session
+from dhis2_lmis.dhis2.auth import BodyAuth
+from dhis2_lmis.dhis2.retry import RetryPolicy
+from dhis2_lmis.dhis2.session import Dhis2Session
 from dhis2_lmis.testing import FakeDhis2
 
 THREADS = 50

@@ -9,20 +9,21 @@ mSupply "receives the stock on hand reports" of facilities from the aggregate da
   response of hundreds of thousands of values, slow on the server and held whole in memory on
   both sides. The reader lists the facilities the data set is assigned to under the chosen
   roots and asks for them in batches (repeatable ``orgUnit``, each URL below
-  :data:`~dhis2_lmis.references.MAX_URL_LENGTH`), one request per batch and period, and turns
+  :data:`~dhis2_lmis.lmis.references.MAX_URL_LENGTH`), one request per batch and period, and turns
   each answer into reports before sending the next;
 * it answers in **UIDs** unless told otherwise: the reader asks for ``dataElementIdScheme``,
   ``orgUnitIdScheme`` and ``categoryOptionComboIdScheme``, so a deployment that works in codes
   gets codes back (a data element without a code still comes back as its UID, and is
-  translated through the item resolver);
+  translated through the item resolver); attribute option combos stay UIDs, as pushes name
+  them;
 * its shape varies: the top-level ``period``, ``orgUnit`` and ``completeDate`` appear only
   when the request named one of each (2.28, 2.41 recordings), ``completeDate`` is a date on
   some versions and a timestamp on others, and a request without data answers ``{}`` on some.
-  :mod:`dhis2_lmis.convert` reads every shape.
+  :mod:`dhis2_lmis.dhis2.convert` reads every shape.
 
 Nothing in a report is an exception: an unknown data element, an org unit that maps to no
 store or customer, a value that is not a quantity becomes a
-:class:`~dhis2_lmis.models.RecordProblem` on its report, and the report is yielded anyway.
+:class:`~dhis2_lmis.lmis.models.RecordProblem` on its report, and the report is yielded anyway.
 """
 
 from __future__ import annotations
@@ -33,9 +34,9 @@ from datetime import date, datetime, tzinfo
 from typing import Literal, TypeAlias, Union
 from urllib.parse import urlencode
 
-from dhis2_lmis._json import JsonValue
 from dhis2_lmis.config import IdScheme
-from dhis2_lmis.convert import (
+from dhis2_lmis.dhis2._json import JsonValue
+from dhis2_lmis.dhis2.convert import (
     DataValueRow,
     data_value_rows,
     data_value_set_header,
@@ -44,18 +45,25 @@ from dhis2_lmis.convert import (
     parse_timestamp,
     timestamp_parser,
 )
-from dhis2_lmis.errors import ConfigError, UnknownReferenceError
-from dhis2_lmis.models import RecordProblem, StockReport, StockReportLine
-from dhis2_lmis.periods import (
+from dhis2_lmis.dhis2.periods import (
     PeriodError,
     format_period,
     parse_period,
     period_for,
     period_type_of_format,
 )
-from dhis2_lmis.programs import ItemLookup, OrgUnitLookup, parse_quantity
-from dhis2_lmis.references import MAX_URL_LENGTH, Customer, Item, OrgUnitResolver, Store
-from dhis2_lmis.session import Dhis2Session, ParamValue
+from dhis2_lmis.dhis2.session import Dhis2Session, ParamValue
+from dhis2_lmis.errors import ConfigError, UnknownReferenceError
+from dhis2_lmis.lmis.models import RecordProblem, StockReport, StockReportLine
+from dhis2_lmis.lmis.programs import ItemLookup, OrgUnitLookup, parse_quantity
+from dhis2_lmis.lmis.references import (
+    MAX_URL_LENGTH,
+    Customer,
+    Item,
+    LayoutResolver,
+    OrgUnitResolver,
+    Store,
+)
 
 __all__ = [
     "DEFAULT_BATCH_SIZE",
@@ -97,6 +105,9 @@ class StockReportReader:
             gives "Stock on hand").
         items: resolves data elements to mSupply items (None: lines keep ``item = None``).
         org_units: resolves org units to stores and customers (None: both stay None).
+        layout: the ``[data_set]`` layout; each line's item and measure then come from its
+            data element and category option combo (docs/layouts.md), and a value that
+            matches no item or no measure is a problem on its report.
         batch_size: at most this many org units per request.
         max_url_length: no request URL is longer than this.
         time_zone: the zone of DHIS2's offset-less timestamps: ``"server"`` asks the server
@@ -118,6 +129,7 @@ class StockReportReader:
         category_option_combo_id_scheme: CategoryOptionComboIdScheme | None = None,
         items: ItemLookup | None = None,
         org_units: OrgUnitLookup | None = None,
+        layout: LayoutResolver | None = None,
         batch_size: int = DEFAULT_BATCH_SIZE,
         max_url_length: int = MAX_URL_LENGTH,
         time_zone: tzinfo | Literal["server"] | None = "server",
@@ -137,6 +149,7 @@ class StockReportReader:
         )
         self.items = items
         self.org_units = org_units
+        self.layout = layout
         self.batch_size = batch_size
         self.max_url_length = max_url_length
         self.time_zone = time_zone
@@ -406,21 +419,34 @@ class _Resolution:
         lines: list[StockReportLine] = []
         unknown: set[str] = set()
         items = self.reader.items
+        layout = self.reader.layout
         item_of = self._item
         parse = self.parse
-        for _, _, element, combo, raw, updated in rows:
+        for _, _, element, combo, raw, updated, aoc in rows:
             if element is None:
                 problems.append(RecordProblem("malformed", "a data value has no data element", raw))
                 continue
-            item = item_of(element) if items is not None else None
-            if item is None and items is not None and element not in unknown:
-                unknown.add(element)
-                problems.append(
-                    RecordProblem("unknown_item", items.describe_lookup(element), element)
+            combos = ", ".join(c for c in (combo, aoc) if c is not None)
+            where = f"data element {element}" + (f" ({combos})" if combos else "")
+            measure = None
+            if layout is not None:
+                item, measure = layout.match(element, combo)
+                self._layout_problems(
+                    item,
+                    measure,
+                    element=element,
+                    combo=combo,
+                    where=where,
+                    seen=unknown,
+                    problems=problems,
                 )
-            where = (
-                f"data element {element}" if combo is None else f"data element {element} ({combo})"
-            )
+            else:
+                item = item_of(element) if items is not None else None
+                if item is None and items is not None and element not in unknown:
+                    unknown.add(element)
+                    problems.append(
+                        RecordProblem("unknown_item", items.describe_lookup(element), element)
+                    )
             value, problem = parse_quantity(raw, where=where)
             if problem is not None:
                 problems.append(problem)
@@ -434,7 +460,8 @@ class _Resolution:
                             "malformed", f"lastUpdated of {where} is not a timestamp", updated
                         )
                     )
-            lines.append(StockReportLine(element, combo, item, value, raw, updated_at))
+            line = StockReportLine(element, combo, item, value, raw, updated_at, measure, aoc)
+            lines.append(line)
         return StockReport(
             org_unit=org_unit,
             customer=customer,
@@ -444,6 +471,44 @@ class _Resolution:
             lines=tuple(lines),
             problems=tuple(problems),
         )
+
+    def _layout_problems(
+        self,
+        item: Item | None,
+        measure: str | None,
+        *,
+        element: str,
+        combo: str | None,
+        where: str,
+        seen: set[str],
+        problems: list[RecordProblem],
+    ) -> None:
+        """Problems of a line the layout placed only in part (each reference once a report)."""
+        layout = self.reader.layout
+        assert layout is not None  # callers check
+        if item is None:
+            by_combo = layout.layout.item_is == "category_option_combo"
+            ref = (combo or "") if by_combo else element
+            if ref not in seen:
+                seen.add(ref)
+                problems.append(
+                    RecordProblem(
+                        "unknown_item",
+                        f"{where} belongs to no item under the data set layout (no item's "
+                        f"{layout.items.item_field} leads to it)",
+                        ref,
+                    )
+                )
+        if measure is None and f"measure {where}" not in seen:
+            seen.add(f"measure {where}")
+            problems.append(
+                RecordProblem(
+                    "unknown_measure",
+                    f"{where} matches no measure of [data_set.measures] "
+                    f"({', '.join(layout.measures)})",
+                    combo if layout.layout.item_is == "data_element" else element,
+                )
+            )
 
     def _place(
         self, org_unit: str, problems: list[RecordProblem]
@@ -516,8 +581,8 @@ class _Resolution:
         """Look up, in one batched request, the codes of UIDs a server sent instead of codes,
         so that the per-line look-ups hit the resolver's cache."""
         items = self.reader.items
-        if items is None or self.reader.data_element_id_scheme != "CODE":
-            return
+        if items is None or self.reader.data_element_id_scheme != "CODE" or self.reader.layout:
+            return  # a layout matches UIDs and codes alike
         pending = {
             e
             for e in elements

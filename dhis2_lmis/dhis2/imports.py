@@ -24,8 +24,8 @@ from typing import Literal
 
 import attrs
 
-from dhis2_lmis import _html
-from dhis2_lmis._json import JsonObject, JsonValue
+from dhis2_lmis.dhis2 import _html
+from dhis2_lmis.dhis2._json import JsonObject, JsonValue
 from dhis2_lmis.errors import ResponseFormatError
 
 __all__ = [
@@ -65,6 +65,8 @@ class ImportConflict:
         indexes: 0-based positions in the pushed ``dataValues``. Sent by 2.37+; for 2.36 they
             are inferred by matching ``object`` against the rows' identifiers.
         data_values: the caller's rows at ``indexes``, so the conflict maps back to the input.
+        rows: the caller's names for those rows (``values.csv:7``, ``row 3``), as
+            :func:`~dhis2_lmis.lmis.datavalues.push_data_value_set` knows them; messages use them.
     """
 
     object: str | None
@@ -73,12 +75,13 @@ class ImportConflict:
     property: str | None = None
     indexes: tuple[int, ...] = ()
     data_values: tuple[JsonObject, ...] = ()
+    rows: tuple[str, ...] = ()
 
     def __str__(self) -> str:
         head = " ".join(p for p in (self.error_code, self.property, self.object) if p)
         text = f"{head}: {self.value}" if head else self.value
-        if self.indexes:
-            text += " (rows " + ", ".join(str(i) for i in self.indexes) + ")"
+        if self.rows or self.indexes:
+            text += f" ({_rows_text(self)})"
         return text
 
     def shifted(self, offset: int) -> ImportConflict:
@@ -86,6 +89,13 @@ class ImportConflict:
         if not offset or not self.indexes:
             return self
         return attrs.evolve(self, indexes=tuple(i + offset for i in self.indexes))
+
+
+def _rows_text(conflict: ImportConflict) -> str:
+    """The rows of a conflict as the caller names them, else as push positions."""
+    if conflict.rows:
+        return ", ".join(conflict.rows)
+    return "rows " + ", ".join(map(str, conflict.indexes)) if conflict.indexes else ""
 
 
 @attrs.frozen
@@ -173,7 +183,7 @@ class ImportSummary:
             text += _html.table(
                 ("error code", "property", "object", "message", "rows"),
                 (
-                    (c.error_code, c.property, c.object, c.value, ", ".join(map(str, c.indexes)))
+                    (c.error_code, c.property, c.object, c.value, _rows_text(c))
                     for c in self.conflicts
                 ),
             )

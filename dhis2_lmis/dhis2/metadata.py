@@ -9,20 +9,25 @@ A metadata answer without the properties asked for raises :class:`ResponseFormat
 
 from __future__ import annotations
 
+from datetime import datetime
 from typing import Literal
 
 import attrs
 
-from dhis2_lmis._json import JsonObject, JsonValue
+from dhis2_lmis.dhis2._json import JsonObject, JsonValue
 from dhis2_lmis.errors import ResponseFormatError
 
 __all__ = [
+    "CATEGORY_OPTION_COMBO_FIELDS",
     "DATA_ELEMENT_FIELDS",
     "DATA_SET_FIELDS",
+    "LAYOUT_DATA_ELEMENT_FIELDS",
     "ORG_UNIT_FIELDS",
     "PROGRAM_FIELDS",
+    "CategoryOptionComboInfo",
     "DataElementInfo",
     "DataSetInfo",
+    "InputPeriod",
     "MetadataRef",
     "OrgUnitInfo",
     "ProgramInfo",
@@ -30,6 +35,7 @@ __all__ = [
     "json_object",
     "json_objects",
     "json_text",
+    "parse_category_option_combo",
     "parse_data_element",
     "parse_data_set",
     "parse_org_unit",
@@ -38,13 +44,22 @@ __all__ = [
 
 DATA_ELEMENT_FIELDS = "id,code,name,valueType,zeroIsSignificant"
 ORG_UNIT_FIELDS = "id,code,name,path,level"
+LAYOUT_DATA_ELEMENT_FIELDS = f"{DATA_ELEMENT_FIELDS},categoryCombo[id]"
+"""Data elements as a data set layout needs them: with the category combo their measures
+(category option combos) must belong to."""
+CATEGORY_OPTION_COMBO_FIELDS = "id,code,name,categoryCombo[id]"
 PROGRAM_FIELDS = (
     "id,code,name,programType,"
     f"programStages[id,code,name,programStageDataElements[dataElement[{DATA_ELEMENT_FIELDS}]]],"
     "programTrackedEntityAttributes[trackedEntityAttribute[id,code,name]]"
 )
+_COMBOS = "categoryCombo[id,categoryOptionCombos[id,code,name]]"
+# What a data set's elements need for the push preflight: option codes and option combos.
+_ELEMENT_RULES = f"optionSet[options[code]],{_COMBOS}"
 DATA_SET_FIELDS = (
-    f"id,code,name,periodType,dataSetElements[dataElement[{DATA_ELEMENT_FIELDS}]],"
+    "id,code,name,periodType,expiryDays,openFuturePeriods,"
+    f"dataInputPeriods[period,openingDate,closingDate],{_COMBOS},"
+    f"dataSetElements[dataElement[{DATA_ELEMENT_FIELDS},{_ELEMENT_RULES}]],"
     "organisationUnits[id,code,name]"
 )
 
@@ -75,7 +90,10 @@ class MetadataRef:
 class DataElementInfo:
     """A data element: its identifiers, value type and whether zeros are stored.
 
-    ``zero_is_significant`` is None when the server did not say.
+    ``zero_is_significant`` is None when the server did not say; ``category_combo`` (a UID)
+    is known only when asked for (:data:`LAYOUT_DATA_ELEMENT_FIELDS`, :data:`DATA_SET_FIELDS`).
+    ``options`` holds the codes of its option set (None: no option set, or not asked);
+    ``option_combos`` the category option combos of its category combo (empty: not asked).
     """
 
     uid: str
@@ -83,6 +101,9 @@ class DataElementInfo:
     name: str
     value_type: str = ""
     zero_is_significant: bool | None = None
+    category_combo: str | None = None
+    options: frozenset[str] | None = None
+    option_combos: tuple[MetadataRef, ...] = ()
 
     @property
     def label(self) -> str:
@@ -96,6 +117,25 @@ class DataElementInfo:
     def ref_in(self, scheme: Literal["CODE", "UID"]) -> str | None:
         """The identifier in ``scheme`` (None when it has no code)."""
         return self.code if scheme == "CODE" else self.uid
+
+
+@attrs.frozen
+class CategoryOptionComboInfo:
+    """A category option combo (a measure or an item in a data set layout) and its combo."""
+
+    uid: str
+    code: str | None
+    name: str
+    category_combo: str | None = None
+
+    @property
+    def label(self) -> str:
+        """``name (code)`` for messages."""
+        return _label(self.uid, self.code, self.name)
+
+    def known_as(self, ref: str | None) -> bool:
+        """Whether ``ref`` is this combo's UID or code."""
+        return bool(ref) and ref in (self.uid, self.code)
 
 
 @attrs.frozen
@@ -132,13 +172,35 @@ class ProgramInfo:
 
 
 @attrs.frozen
+class InputPeriod:
+    """A data input period of a data set: when values of ``period`` may be entered.
+
+    A missing opening or closing date leaves that side open.
+    """
+
+    period: str
+    opening: datetime | None
+    closing: datetime | None
+
+
+@attrs.frozen
 class DataSetInfo:
-    """A data set: its period type, data elements and assigned org units."""
+    """A data set: its period type, data elements and assigned org units.
+
+    The rest says which values DHIS2 takes when: ``attribute_combos`` are the attribute option
+    combos of its category combo (empty: not asked); ``expiry_days`` how many days after a
+    period ends it stays open (0: always); ``open_future_periods`` how many periods after the
+    current one are open (None: not told); ``input_periods``, when any, the only windows open.
+    """
 
     ref: MetadataRef
     period_type: str
     elements: tuple[DataElementInfo, ...]
     org_units: tuple[MetadataRef, ...]
+    attribute_combos: tuple[MetadataRef, ...] = ()
+    expiry_days: int = 0
+    open_future_periods: int | None = None
+    input_periods: tuple[InputPeriod, ...] = ()
 
     def assigned(self, org_unit: str, scheme: Literal["CODE", "UID"] | None = None) -> bool:
         """Whether ``org_unit`` (in ``scheme``, or either when None) is assigned."""
@@ -181,8 +243,26 @@ def _ref(obj: JsonObject, path: str) -> MetadataRef:
     return MetadataRef(uid, json_text(obj, "code"), json_text(obj, "name") or "")
 
 
+def _option_combos(obj: JsonObject, path: str) -> tuple[MetadataRef, ...]:
+    """The option combos of ``obj``'s ``categoryCombo`` (empty when not there)."""
+    combo = obj.get("categoryCombo")
+    if not isinstance(combo, dict):
+        return ()
+    return tuple(_ref(c, path) for c in json_objects(combo, "categoryOptionCombos", path))
+
+
+def _options(obj: JsonObject, path: str) -> frozenset[str] | None:
+    option_set = obj.get("optionSet")
+    if not isinstance(option_set, dict):
+        return None
+    return frozenset(
+        code for o in json_objects(option_set, "options", path) if (code := json_text(o, "code"))
+    )
+
+
 def parse_data_element(obj: JsonObject, path: str = "/api/dataElements") -> DataElementInfo:
-    """A data element object (fields :data:`DATA_ELEMENT_FIELDS`)."""
+    """A data element object (fields :data:`DATA_ELEMENT_FIELDS`, and within a data set its
+    option set and option combos)."""
     ref = _ref(obj, path)
     zero = obj.get("zeroIsSignificant")
     return DataElementInfo(
@@ -191,7 +271,23 @@ def parse_data_element(obj: JsonObject, path: str = "/api/dataElements") -> Data
         ref.name,
         json_text(obj, "valueType") or "",
         zero if isinstance(zero, bool) else None,
+        _category_combo(obj),
+        options=_options(obj, path),
+        option_combos=_option_combos(obj, path),
     )
+
+
+def _category_combo(obj: JsonObject) -> str | None:
+    combo = obj.get("categoryCombo")
+    return json_text(combo, "id") if isinstance(combo, dict) else None
+
+
+def parse_category_option_combo(
+    obj: JsonObject, path: str = "/api/categoryOptionCombos"
+) -> CategoryOptionComboInfo:
+    """A category option combo object (fields :data:`CATEGORY_OPTION_COMBO_FIELDS`)."""
+    ref = _ref(obj, path)
+    return CategoryOptionComboInfo(ref.uid, ref.code, ref.name, _category_combo(obj))
 
 
 def parse_org_unit(obj: JsonObject, path: str = "/api/organisationUnits") -> OrgUnitInfo:
@@ -246,4 +342,49 @@ def parse_data_set(raw: JsonValue, path: str) -> DataSetInfo:
         for de in _nested(json_objects(obj, "dataSetElements", path), "dataElement", path)
     )
     org_units = tuple(_ref(o, path) for o in json_objects(obj, "organisationUnits", path))
-    return DataSetInfo(_ref(obj, path), json_text(obj, "periodType") or "", elements, org_units)
+    future = obj.get("openFuturePeriods")
+    return DataSetInfo(
+        _ref(obj, path),
+        json_text(obj, "periodType") or "",
+        elements,
+        org_units,
+        attribute_combos=_option_combos(obj, path),
+        expiry_days=_count(obj.get("expiryDays")) or 0,
+        open_future_periods=_count(future),
+        input_periods=tuple(_input_period(p) for p in json_objects(obj, "dataInputPeriods", path)),
+    )
+
+
+def _count(value: JsonValue) -> int | None:
+    """A whole number DHIS2 sent as a number (or numeric text); None otherwise."""
+    if isinstance(value, bool):
+        return None
+    if isinstance(value, int):
+        return value
+    if isinstance(value, (float, str)):
+        try:
+            return int(value)
+        except ValueError:
+            return None
+    return None
+
+
+def _input_period(obj: JsonObject) -> InputPeriod:
+    """``{"period": {"id": "202401"}, "openingDate": ..., "closingDate": ...}``; the period may
+    also come as its bare id."""
+    period = obj.get("period")
+    period_id = json_text(period, "id") if isinstance(period, dict) else period
+    return InputPeriod(
+        period_id if isinstance(period_id, str) else "",
+        _when(json_text(obj, "openingDate")),
+        _when(json_text(obj, "closingDate")),
+    )
+
+
+def _when(text: str | None) -> datetime | None:
+    if text is None:
+        return None
+    try:
+        return datetime.fromisoformat(text.replace("Z", "+00:00")).replace(tzinfo=None)
+    except ValueError:
+        return None

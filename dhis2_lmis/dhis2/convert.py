@@ -1,4 +1,4 @@
-"""The converter: DHIS2 event JSON of any version -> :class:`~dhis2_lmis.models.Event`.
+"""The converter: DHIS2 event JSON of any version -> :class:`~dhis2_lmis.lmis.models.Event`.
 
 One structure function reads both spellings of every renamed field (``occurredAt`` /
 ``eventDate``, ``updatedAt`` / ``lastUpdated``, ``trackedEntity`` / ``trackedEntityInstance``
@@ -13,7 +13,7 @@ The structure hook is written by hand rather than generated: it runs once per ev
 hottest path of the library, and ``datetime.fromisoformat`` with a ``dateutil`` fallback is
 several times cheaper than a generic parse (STYLE.md §3, ``benchmarks/bench_fetch.py``).
 It never raises on a bad field: the field becomes None and the event carries a
-:class:`~dhis2_lmis.models.RecordProblem`.
+:class:`~dhis2_lmis.lmis.models.RecordProblem`.
 """
 
 from __future__ import annotations
@@ -26,8 +26,8 @@ import attrs
 import cattrs
 from dateutil import parser as date_parser
 
-from dhis2_lmis._json import JsonObject, JsonValue
-from dhis2_lmis.models import DataValue, Event, Note, RecordProblem
+from dhis2_lmis.dhis2._json import JsonObject, JsonValue
+from dhis2_lmis.lmis.models import DataValue, Event, Note, RecordProblem
 
 __all__ = [
     "DataValueRow",
@@ -382,10 +382,11 @@ def job_completed(body: JsonValue) -> bool:
 # --------------------------------------------------------------------- aggregate data value sets
 
 DataValueRow: TypeAlias = tuple[
-    str | None, str | None, str | None, str | None, str | None, str | None
+    str | None, str | None, str | None, str | None, str | None, str | None, str | None
 ]
 """One data value of a ``GET /api/dataValueSets`` answer, as text:
-``(org_unit, period, data_element, category_option_combo, value, last_updated)``.
+``(org_unit, period, data_element, category_option_combo, value, last_updated,
+attribute_option_combo)``.
 
 A plain tuple because a month of a national data set is hundreds of thousands of values: the
 reader groups and converts them, and a record per row would only be thrown away.
@@ -414,21 +415,23 @@ def data_value_rows(body: JsonValue) -> Iterator[DataValueRow]:
     text, as DHIS2 stores them; a number sent unquoted becomes its text. An entry that is not
     an object yields a row of Nones, so the reader can report it rather than lose it.
     """
-    top_period = top_org_unit = None
+    top_period = top_org_unit = top_aoc = None
     if isinstance(body, dict):
         values = body.get("dataValues")
         top_period, top_org_unit = _text(body, "period"), _text(body, "orgUnit")
+        top_aoc = _text(body, "attributeOptionCombo")
     else:
         values = body
     if not isinstance(values, list):
         return
     for raw in values:
         if type(raw) is not dict:
-            yield (top_org_unit, top_period, None, None, None, None)
+            yield (top_org_unit, top_period, None, None, None, None, top_aoc)
             continue
         get = raw.get
         org_unit, period, element = get("orgUnit"), get("period"), get("dataElement")
         combo, value, updated = get("categoryOptionCombo"), get("value"), get("lastUpdated")
+        aoc = get("attributeOptionCombo")
         yield (
             org_unit if type(org_unit) is str else _or_text(org_unit, top_org_unit),
             period if type(period) is str else _or_text(period, top_period),
@@ -436,6 +439,7 @@ def data_value_rows(body: JsonValue) -> Iterator[DataValueRow]:
             combo if type(combo) is str else _or_text(combo, None),
             value if type(value) is str else _or_text(value, None),
             updated if type(updated) is str else _or_text(updated, None),
+            aoc if type(aoc) is str else _or_text(aoc, top_aoc),
         )
 
 

@@ -2,12 +2,12 @@
 
 The mSupply preferences page has a "Send errors to" field: whoever runs the integration wants to
 hear about failed events without reading logs. A run collects its errors in an
-:class:`ErrorReport`; each one is logged at once (logger ``dhis2_lmis.sync``, level ERROR, with
+:class:`ErrorReport`; each one is logged at once (logger ``dhis2_lmis.run.sync``, level ERROR, with
 the record it concerns), and after the run :func:`send_error_report` sends ONE message listing
 them all.
 
 E-mail is a side channel: an unreachable or misconfigured SMTP server is logged as a WARNING on
-``dhis2_lmis.notify`` and :func:`send_error_report` returns False; it never raises, so mail
+``dhis2_lmis.run.notify`` and :func:`send_error_report` returns False; it never raises, so mail
 trouble cannot break a sync run. Error texts are built without secrets in the first place
 (see :mod:`dhis2_lmis.errors`); as a second line of defence every known secret (passwords,
 tokens, client secrets, the SMTP password) is replaced by ``***`` in the subject and body.
@@ -38,7 +38,7 @@ __all__ = [
 ]
 
 log = logging.getLogger(__name__)
-_sync_log = logging.getLogger("dhis2_lmis.sync")
+_sync_log = logging.getLogger("dhis2_lmis.run.sync")
 
 _MASK = "***"
 _SUBJECT_MAX = 200  # long subjects get folded or cut by mail clients anyway
@@ -124,7 +124,7 @@ def parse_recipients(value: str | Iterable[str]) -> tuple[str, ...]:
 
 
 def log_error(entry: ReportEntry) -> None:
-    """Log one error at ERROR on ``dhis2_lmis.sync``, naming the program and the record."""
+    """Log one error at ERROR on ``dhis2_lmis.run.sync``, naming the program and the record."""
     _sync_log.error(
         "%s %s: %s",
         entry.program,
@@ -202,7 +202,7 @@ class ErrorReport:
             lines.append(f"{number}. [{entry.program}] {entry.record} at {entry.at.isoformat()}")
             lines.extend(f"   {line}" for line in (entry.message.splitlines() or [""]))
             lines.append("")
-        lines.append("Each error above is also in the dhis2-lmis log (logger dhis2_lmis.sync).")
+        lines.append("Each error above is also in the dhis2-lmis log (logger dhis2_lmis.run.sync).")
         return "\n".join(lines) + "\n"
 
     def __repr__(self) -> str:
@@ -233,7 +233,7 @@ def send_error_report(
     Returns:
         True when the server accepted the message for at least one recipient; False when there
         was nothing to send, no recipient, or any SMTP or network failure (logged as a WARNING
-        on ``dhis2_lmis.notify``). Never raises for mail trouble: a run must not fail because
+        on ``dhis2_lmis.run.notify``). Never raises for mail trouble: a run must not fail because
         its report could not be mailed.
     """
     addresses = parse_recipients(recipients)

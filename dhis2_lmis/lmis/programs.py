@@ -1,6 +1,6 @@
 """Order, Receipt and STR fetchers: program events -> LMIS records.
 
-Each fetcher reads events lazily through :func:`~dhis2_lmis.events.iter_events` and maps one
+Each fetcher reads events lazily through :func:`~dhis2_lmis.dhis2.events.iter_events` and maps one
 event at a time, so nothing loads a whole program into memory. A record that cannot be mapped
 completely is still yielded, with its ``problems`` filled (an unknown item, an org unit that
 matches no store, a quantity that is not a number): one bad record never sinks the batch, and a
@@ -18,9 +18,12 @@ from typing import Literal, Protocol
 
 import attrs
 
-from dhis2_lmis.errors import ConfigError
-from dhis2_lmis.events import EventQuery, IdScheme, iter_events, iter_tracked_entities
-from dhis2_lmis.models import (
+from dhis2_lmis.dhis2._uids import is_uid
+from dhis2_lmis.dhis2.events import EventQuery, IdScheme, iter_events, iter_tracked_entities
+from dhis2_lmis.dhis2.session import Dhis2Session, ParamValue
+from dhis2_lmis.dhis2.versions import events_dialect
+from dhis2_lmis.errors import ConfigError, NotFoundError, RequestRejectedError
+from dhis2_lmis.lmis.models import (
     ConsignmentReceipt,
     Event,
     RecordProblem,
@@ -29,10 +32,7 @@ from dhis2_lmis.models import (
     StockLevel,
     StockTransaction,
 )
-from dhis2_lmis.references import Customer, Item, Store
-from dhis2_lmis.session import Dhis2Session, ParamValue
-from dhis2_lmis.uids import is_uid
-from dhis2_lmis.versions import events_dialect
+from dhis2_lmis.lmis.references import Customer, Item, Store
 
 __all__ = [
     "ItemLookup",
@@ -49,7 +49,7 @@ _TE_BATCH = 100
 
 
 class ItemLookup(Protocol):
-    """What the fetchers need of an :class:`~dhis2_lmis.references.ItemResolver`."""
+    """What the fetchers need of an :class:`~dhis2_lmis.lmis.references.ItemResolver`."""
 
     def item_for_data_element(self, data_element_ref: str, scheme_of_ref: IdScheme) -> Item | None:
         """The item a data element (in either id scheme) stands for."""
@@ -65,7 +65,7 @@ class ItemLookup(Protocol):
 
 
 class OrgUnitLookup(Protocol):
-    """What the fetchers need of an :class:`~dhis2_lmis.references.OrgUnitResolver`."""
+    """What the fetchers need of an :class:`~dhis2_lmis.lmis.references.OrgUnitResolver`."""
 
     def store_for(self, org_unit: str) -> Store | None:
         """The supplying store mapped to ``org_unit``."""
@@ -75,6 +75,27 @@ class OrgUnitLookup(Protocol):
 
     def describe_lookup(self, org_unit: str) -> str:
         """A sentence saying where ``org_unit`` was looked for."""
+
+
+def _naming_the_setting(events: Iterator[Event], key: str, uid: str) -> Iterator[Event]:
+    """Pass ``events`` on; say which setting is wrong when DHIS2 does not know the program.
+
+    DHIS2 answers an unknown program with 400 "Program is specified but does not exist: <uid>"
+    (404 on some paths), which names neither the configuration key nor the way to check it.
+    """
+    try:
+        yield from events
+    except (RequestRejectedError, NotFoundError) as exc:
+        if exc.status != 404 and uid not in (exc.dhis2_message or ""):
+            raise  # about something else (an org unit, a parameter): DHIS2's words suffice
+        raise type(exc)(
+            f'programs.{key}: DHIS2 has no program "{uid}"; correct the UID in the '
+            "configuration, and run `dhis2-lmis check` to test every setting against the server",
+            method=exc.method,
+            path=exc.path,
+            status=exc.status,
+            dhis2_message=exc.dhis2_message,
+        ) from exc
 
 
 def parse_quantity(raw: str | None, *, where: str) -> tuple[Decimal | None, RecordProblem | None]:
@@ -160,16 +181,22 @@ class ProgramReader:
         org_unit: str | None = None,
         status: str | None = None,
     ) -> Iterator[Event]:
-        """The manual pull: raw events of one program, updated after ``since``."""
+        """The manual pull: raw events of one program, updated after ``since``.
+
+        Raises:
+            RequestRejectedError, NotFoundError: DHIS2 has no program with the configured UID;
+                the message names the ``programs.<key>`` setting and suggests ``check``.
+        """
+        uid = self.program_uid(key)
         query = EventQuery(
-            program=self.program_uid(key),
+            program=uid,
             org_unit=org_unit,
             status=status,
             updated_after=since,
             page_size=self.page_size,
             data_element_id_scheme=self.data_element_id_scheme if key == "order" else "UID",
         )
-        return iter_events(self.session, query, legacy=self.legacy)
+        return _naming_the_setting(iter_events(self.session, query, legacy=self.legacy), key, uid)
 
     def source(self) -> str:
         """Where records come from, e.g. ``DHIS2 2.41.0 /api/tracker/events``."""

@@ -30,19 +30,23 @@ from urllib.parse import quote_plus, urlencode
 
 import attrs
 
-from dhis2_lmis._json import JsonObject, JsonValue
-from dhis2_lmis.config import IdScheme, ItemField
-from dhis2_lmis.errors import ConfigError, ConfigProblem, ResponseFormatError
-from dhis2_lmis.metadata import (
+from dhis2_lmis.config import TEMPLATE_FIELD, DataSetLayout, IdScheme, ItemField
+from dhis2_lmis.dhis2._json import JsonObject, JsonValue
+from dhis2_lmis.dhis2._uids import is_uid
+from dhis2_lmis.dhis2.metadata import (
+    CATEGORY_OPTION_COMBO_FIELDS,
     DATA_ELEMENT_FIELDS,
+    LAYOUT_DATA_ELEMENT_FIELDS,
     ORG_UNIT_FIELDS,
+    CategoryOptionComboInfo,
     DataElementInfo,
     OrgUnitInfo,
+    parse_category_option_combo,
     parse_data_element,
     parse_org_unit,
 )
-from dhis2_lmis.session import Dhis2Session
-from dhis2_lmis.uids import is_uid
+from dhis2_lmis.dhis2.session import Dhis2Session
+from dhis2_lmis.errors import ConfigError, ConfigProblem, ResponseFormatError, UnknownReferenceError
 
 __all__ = [
     "ITEM_FIELDS",
@@ -53,6 +57,8 @@ __all__ = [
     "Item",
     "ItemField",
     "ItemResolver",
+    "LayoutCell",
+    "LayoutResolver",
     "OrgUnitInfo",
     "OrgUnitResolver",
     "Store",
@@ -435,9 +441,12 @@ class _Identified(Protocol):
     @property
     def code(self) -> str | None: ...
 
+    @property
+    def name(self) -> str: ...
+
 
 _T = TypeVar("_T", bound=_Identified)
-_Property = Literal["id", "code"]
+_Property = Literal["id", "code", "name"]
 
 
 class _MetadataCache(Generic[_T]):
@@ -450,8 +459,9 @@ class _MetadataCache(Generic[_T]):
     here because a chunk's answer is bounded by its key count; should a server page anyway, the
     remaining pages are fetched.
 
-    Every answer is cached under both its UID and its code, and a key the server does not know is
-    cached as missing, so asking again within ``ttl_s`` sends nothing.
+    Every answer is cached under its UID and its code (and, when looked up by name, its name),
+    and a key the server does not know is cached as missing, so asking again within ``ttl_s``
+    sends nothing.
     """
 
     def __init__(
@@ -501,7 +511,9 @@ class _MetadataCache(Generic[_T]):
                     self._entries[("id", record.uid)] = (record, stamp)
                     if record.code:
                         self._entries[("code", record.code)] = (record, stamp)
-                    answered_as = record.uid if prop == "id" else record.code
+                    if prop == "name":
+                        self._entries[("name", record.name)] = (record, stamp)
+                    answered_as = {"id": record.uid, "code": record.code, "name": record.name}[prop]
                     if answered_as:
                         answered[answered_as] = record
                 for key in missing:
@@ -949,3 +961,336 @@ def _index(
             continue
         index[ref] = party
     return index
+
+
+# -- data set layouts ---------------------------------------------------------------------------
+
+_Target = DataElementInfo | CategoryOptionComboInfo
+
+
+@attrs.frozen
+class LayoutCell:
+    """Where one measure of one item sits in the data set.
+
+    Attributes:
+        item: the mSupply item.
+        measure: the configured measure name (``stock_on_hand``).
+        data_element: the data element holding the value.
+        category_option_combo: the combo holding it; None for the default combo (templates).
+    """
+
+    item: Item
+    measure: str
+    data_element: DataElementInfo
+    category_option_combo: CategoryOptionComboInfo | None
+
+
+class LayoutResolver:
+    """Places an item's measure in the data set, and finds the item and measure of a value.
+
+    Built from the ``[data_set]`` section (:class:`~dhis2_lmis.config.DataSetLayout`) and the
+    item resolver (whose ``item_field`` and ``id_scheme`` say where and how items keep their
+    reference). Everything is resolved at the first use, in a few batched metadata look-ups
+    (``categoryOptionCombos`` and ``dataElements`` with ``filter=...:in:[...]``, packed and
+    TTL-cached like the other resolvers): measure values by UID (when UID-shaped), then code,
+    then name; item references in the configured scheme; template renderings by code.
+    :meth:`refresh` forgets them.
+
+    Args:
+        layout: the ``[data_set]`` section; it must name measures.
+        items: the items and where their references live.
+        session: the connection used for the look-ups.
+        ttl_s: how long a look-up answer is trusted.
+        clock: monotonic seconds, injectable for tests.
+
+    Raises:
+        ConfigError: the layout names no measure.
+    """
+
+    def __init__(
+        self,
+        layout: DataSetLayout,
+        items: ItemResolver,
+        *,
+        session: Dhis2Session,
+        ttl_s: float = 3600.0,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
+        if not layout.configured:
+            raise ConfigError("a data set layout needs measures: fill [data_set.measures]")
+        self.layout = layout
+        self.items = items
+        self.session = session
+        self._elements: _MetadataCache[DataElementInfo] = _MetadataCache(
+            session,
+            collection="dataElements",
+            fields=LAYOUT_DATA_ELEMENT_FIELDS,
+            parse=parse_data_element,
+            ttl_s=ttl_s,
+            clock=clock,
+        )
+        self._combos: _MetadataCache[CategoryOptionComboInfo] = _MetadataCache(
+            session,
+            collection="categoryOptionCombos",
+            fields=CATEGORY_OPTION_COMBO_FIELDS,
+            parse=parse_category_option_combo,
+            ttl_s=ttl_s,
+            clock=clock,
+        )
+        self._resolved: _Resolved | None = None
+        self._lock = threading.Lock()
+
+    def __repr__(self) -> str:
+        return (
+            f"LayoutResolver(item_is={self.layout.item_is!r}, "
+            f"measures={tuple(self.layout.measures)!r})"
+        )
+
+    @property
+    def measures(self) -> tuple[str, ...]:
+        """The configured measure names, in the order of the configuration."""
+        return tuple(self.layout.measures)
+
+    def refresh(self) -> None:
+        """Forget what was resolved, so metadata changed on the server is seen."""
+        with self._lock:
+            self._resolved = None
+        self._elements.clear()
+        self._combos.clear()
+
+    # -- resolution ----------------------------------------------------------------------------
+
+    def _state(self) -> _Resolved:
+        with self._lock:
+            if self._resolved is None:
+                self._resolved = self._resolve()
+            return self._resolved
+
+    def _resolve(self) -> _Resolved:
+        layout = self.layout
+        plain = {m: v.strip() for m, v in layout.measures.items() if not layout.is_template(m)}
+        measures: dict[str, _Target] = dict(
+            _by_uid_code_or_name(self._combos, plain)
+            if layout.item_is == "data_element"
+            else _by_uid_code_or_name(self._elements, plain)
+        )
+        refs, targets, rendered, templates = self._resolve_items(self.items.items)
+        log.debug(
+            "data set layout: %d of %d measures, %d of %d item references, %d of %d template "
+            "data elements resolved",
+            len(measures),
+            len(plain),
+            sum(v is not None for v in targets.values()),
+            len(targets),
+            sum(v is not None for v in templates.values()),
+            len(templates),
+        )
+        return _Resolved(
+            layout.item_is,
+            refs=refs,
+            measures=measures,
+            items=targets,
+            rendered=rendered,
+            templates=templates,
+        )
+
+    def _resolve_items(
+        self, items: Iterable[Item]
+    ) -> tuple[
+        dict[Item, str],
+        dict[Item, _Target | None],
+        dict[tuple[Item, str], str],
+        dict[tuple[Item, str], DataElementInfo | None],
+    ]:
+        """Items' references, what they name, their template codes and what those name, in
+        one batched look-up per kind."""
+        layout = self.layout
+        refs = {item: ref for item in items if (ref := self.items.dhis2_ref(item))}
+        targets: dict[Item, _Target | None] = {}
+        if layout.item_is == "category_option_combo" or not all(
+            map(layout.is_template, layout.measures)
+        ):
+            cache: _MetadataCache[DataElementInfo] | _MetadataCache[CategoryOptionComboInfo]
+            cache = self._elements if layout.item_is == "data_element" else self._combos
+            prop: _Property = "code" if self.items.id_scheme == "CODE" else "id"
+            found = cache.lookup(prop, refs.values())
+            targets = {item: found.get(ref) for item, ref in refs.items()}
+        rendered = {
+            (item, m): layout.measures[m].strip().replace(TEMPLATE_FIELD, ref)
+            for item, ref in refs.items()
+            for m in layout.measures
+            if layout.is_template(m)
+        }
+        codes = self._elements.lookup("code", rendered.values()) if rendered else {}
+        templates = {key: codes.get(code) for key, code in rendered.items()}
+        return refs, targets, rendered, templates
+
+    def _state_with(self, item: Item) -> _Resolved:
+        """The resolved state, extended by an item the resolver was not given (pushes may
+        name any item; reading back knows only the given ones)."""
+        state = self._state()
+        if item in state.refs or self.items.dhis2_ref(item) is None:
+            return state
+        refs, targets, rendered, templates = self._resolve_items((item,))
+        with self._lock:
+            state.refs.update(refs)
+            state.items.update(targets)
+            state.rendered.update(rendered)
+            state.templates.update(templates)
+        return state
+
+    # -- pushing -------------------------------------------------------------------------------
+
+    def cell(self, item: Item, measure: str) -> LayoutCell:
+        """The data element and combo of ``item``'s ``measure``.
+
+        Raises:
+            ConfigError: ``measure`` is not a configured measure name.
+            UnknownReferenceError: the item has no reference, or its reference, the measure's
+                value or the rendered template names nothing on the server (the message says
+                which).
+            Dhis2Error: a look-up failed.
+        """
+        if measure not in self.layout.measures:
+            raise ConfigError(
+                f"unknown measure {measure!r}: [data_set.measures] names "
+                f"{', '.join(map(repr, self.layout.measures))}"
+            )
+        state = self._state_with(item)
+        if item not in state.refs:
+            raise UnknownReferenceError(f"its {self.items.item_field} is empty")
+        if self.layout.is_template(measure):
+            element = state.templates.get((item, measure))
+            if element is None:
+                raise UnknownReferenceError(
+                    f"no data element has code {state.rendered[(item, measure)]} (measure "
+                    f"{measure} = {self.layout.measures[measure]!r})"
+                )
+            return LayoutCell(item, measure, element, None)
+        target = state.measures.get(measure)
+        if target is None:
+            raise UnknownReferenceError(self.describe_measure(measure))
+        own = state.items.get(item)
+        if own is None:
+            raise UnknownReferenceError(
+                f"its {self.items.item_field} {state.refs[item]} names no "
+                f"{_kind(self.layout.item_is)} {self.items.id_scheme.lower()} on the server"
+            )
+        if isinstance(target, CategoryOptionComboInfo):
+            assert isinstance(own, DataElementInfo)  # item_is = "data_element"
+            return LayoutCell(item, measure, own, target)
+        assert isinstance(own, CategoryOptionComboInfo)  # item_is = "category_option_combo"
+        return LayoutCell(item, measure, target, own)
+
+    def describe_measure(self, measure: str) -> str:
+        """Why a measure's value resolved to nothing, worded for a finding or an error."""
+        other = "category option combo" if self.layout.item_is == "data_element" else "data element"
+        return (
+            f"measure {measure} = {self.layout.measures[measure]!r} matches no {other} on the "
+            "server by UID, code or name"
+        )
+
+    def measure_target(self, measure: str) -> DataElementInfo | CategoryOptionComboInfo | None:
+        """What a (non-template) measure resolved to: a combo, or a data element."""
+        return self._state().measures.get(measure)
+
+    def item_target(self, item: Item) -> DataElementInfo | CategoryOptionComboInfo | None:
+        """What an item's reference resolved to (data element or combo, per ``item_is``)."""
+        return self._state().items.get(item)
+
+    def rendered(self, item: Item, measure: str) -> tuple[str, DataElementInfo | None] | None:
+        """A template measure's code for ``item`` and the data element it names (or None)."""
+        state = self._state()
+        code = state.rendered.get((item, measure))
+        return None if code is None else (code, state.templates.get((item, measure)))
+
+    # -- reading -------------------------------------------------------------------------------
+
+    def match(self, data_element: str, combo: str | None) -> tuple[Item | None, str | None]:
+        """The item and measure of a data value, given as DHIS2 sent it (UID or code each).
+
+        Either may be None: a value of an item's data element under a combo that is no
+        measure keeps its item; a measure's value under a combo no item has keeps its measure.
+
+        Raises:
+            Dhis2Error: a look-up failed (only on the first use).
+        """
+        index = self._state().index
+        hit = index.cells.get((data_element, combo)) or index.cells.get((data_element, None))
+        if hit is not None:
+            return hit
+        if self.layout.item_is == "data_element":
+            return index.items.get(data_element), None
+        return index.items.get(combo or ""), index.measures.get(data_element)
+
+
+def _kind(item_is: str) -> str:
+    return "data element" if item_is == "data_element" else "category option combo"
+
+
+_I = TypeVar("_I", DataElementInfo, CategoryOptionComboInfo)
+
+
+def _by_uid_code_or_name(cache: _MetadataCache[_I], values: Mapping[str, str]) -> dict[str, _I]:
+    """Resolve each value by UID (when UID-shaped), else code, else name: at most three
+    batched look-ups for all of them."""
+    found: dict[str, _I] = {}
+    pending = dict(values)
+    props: tuple[_Property, ...] = ("id", "code", "name")
+    for prop in props:
+        if not pending:
+            break
+        keys = [v for v in pending.values() if prop != "id" or is_uid(v)]
+        answers = cache.lookup(prop, keys) if keys else {}
+        for key, value in list(pending.items()):
+            if value in answers:
+                found[key] = answers[value]
+                del pending[key]
+    return found
+
+
+def _keys(obj: DataElementInfo | CategoryOptionComboInfo) -> tuple[str, ...]:
+    return (obj.uid,) if not obj.code or obj.code == obj.uid else (obj.uid, obj.code)
+
+
+@attrs.frozen
+class _Index:
+    """Reverse look-ups for reading: by (data element, combo) in either scheme."""
+
+    cells: dict[tuple[str, str | None], tuple[Item, str]]
+    items: dict[str, Item]
+    measures: dict[str, str]
+
+
+class _Resolved:
+    """Everything a layout resolved, and the reverse index built from it."""
+
+    def __init__(
+        self,
+        item_is: str,
+        *,
+        refs: dict[Item, str],
+        measures: dict[str, _Target],
+        items: dict[Item, _Target | None],
+        rendered: dict[tuple[Item, str], str],
+        templates: dict[tuple[Item, str], DataElementInfo | None],
+    ) -> None:
+        self.refs = refs
+        self.measures = measures
+        self.items = items
+        self.rendered = rendered
+        self.templates = templates
+        cells: dict[tuple[str, str | None], tuple[Item, str]] = {}
+        for (item, measure), element in templates.items():
+            if element is not None:
+                cells.update(((key, None), (item, measure)) for key in _keys(element))
+        by_item = {key: item for item, t in items.items() if t is not None for key in _keys(t)}
+        by_measure = {key: m for m, t in measures.items() for key in _keys(t)}
+        if item_is == "data_element":
+            for item, own in items.items():
+                if own is None:
+                    continue
+                for measure, combo in measures.items():
+                    for de in _keys(own):
+                        cells.update(((de, cc), (item, measure)) for cc in _keys(combo))
+        self.index = _Index(cells, by_item, by_measure)

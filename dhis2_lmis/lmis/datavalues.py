@@ -5,7 +5,13 @@ wrongly (``NaN``, ``1e+3``, ``True``), catches the same value given twice before
 and splits big pushes into chunks. :func:`push_data_value_set` sends the chunks and folds their
 import summaries into one, with every conflict pointing back at the caller's rows.
 
-Period arguments here are already-formatted period ids; :func:`dhis2_lmis.periods.format_period`
+One rule for bad rows, the same for the CLI and for Python (docs/flows.md, "Bad rows"):
+:meth:`DataValueSetBuilder.add_rows` checks every row and keeps the ones it refuses in
+:attr:`~DataValueSetBuilder.rejected`, named the way the caller sees them (``values.csv:7``,
+``row 3``); a push sends the good rows and reports the rest, and a push with a preflight sends
+nothing at all while any row, refused or checked, would be lost.
+
+Period arguments here are already-formatted period ids; :func:`~periods.format_period`
 makes them from dates.
 """
 
@@ -23,17 +29,18 @@ from typing import TYPE_CHECKING, Literal, Protocol, TypeAlias, overload
 
 import attrs
 
-from dhis2_lmis._json import JsonObject, JsonValue
+from dhis2_lmis.dhis2._json import JsonObject, JsonValue
+from dhis2_lmis.dhis2.imports import ImportSummary, merge_summaries, parse_import_summary
 from dhis2_lmis.errors import (
     ConfigError,
     DuplicateValueError,
     ImportFailedError,
     InvalidValueError,
+    UnknownReferenceError,
 )
-from dhis2_lmis.imports import ImportSummary, merge_summaries, parse_import_summary
 
 if TYPE_CHECKING:  # pragma: no cover - annotations only
-    from dhis2_lmis.references import Item
+    from dhis2_lmis.lmis.references import Item, LayoutCell
 
 __all__ = [
     "DataValueSetBuilder",
@@ -41,11 +48,14 @@ __all__ = [
     "ImportStrategy",
     "ImportSummary",
     "InvalidValueError",
+    "ItemLayout",
     "ItemReferences",
     "ItemValueSetBuilder",
     "JsonResponseLike",
+    "NamedChunk",
     "NumberLike",
     "Preflight",
+    "RejectedRow",
     "SkippedItem",
     "SupportsPostJson",
     "format_value",
@@ -54,10 +64,12 @@ __all__ = [
 
 log = logging.getLogger(__name__)
 
-_Key: TypeAlias = "tuple[str, str | None, str, str]"
+# (data element, category option combo, attribute option combo, org unit, period)
+_Key: TypeAlias = "tuple[str, str | None, str | None, str, str]"
 ImportStrategy = Literal["CREATE_AND_UPDATE", "CREATE", "UPDATE", "DELETE"]
-Preflight = Callable[[JsonObject], None]
 NumberLike: TypeAlias = "int | float | Decimal | str"
+NamedChunk: TypeAlias = "tuple[JsonObject, Sequence[str]]"
+"""A chunk payload and the names of its rows, as the caller sees them (``values.csv:7``)."""
 
 _NUMERIC_RE = re.compile(r"[+-]?(?:[0-9]+(?:\.[0-9]*)?|\.[0-9]+)(?:[eE][+-]?[0-9]+)?")
 # Top-level payload keys a row inherits when it leaves them out.
@@ -143,17 +155,46 @@ def _to_decimal(value: object, data_element: str) -> Decimal:
     return number
 
 
+@attrs.frozen
+class RejectedRow:
+    """A row :meth:`DataValueSetBuilder.add_rows` left out, named the way the caller sees it.
+
+    Attributes:
+        row: ``values.csv:7`` for a file, ``row 3`` (0-based index) for a Python list.
+        error: why: not a number, no data element, no org unit, or a repeat of another row.
+    """
+
+    row: str
+    error: InvalidValueError
+
+    def __str__(self) -> str:
+        return f"{self.row}: {self.error}"
+
+
+ROW_COLUMNS = (
+    "data_element",
+    "value",
+    "category_option_combo",
+    "attribute_option_combo",
+    "org_unit",
+    "period",
+    "comment",
+)
+"""The keys :meth:`DataValueSetBuilder.add_rows` reads (the CLI's ``push-values`` CSV columns)."""
+
+
 class DataValueSetBuilder:
     """Collects data values into a ``/api/dataValueSets`` payload.
 
     Top-level ``period``, ``orgUnit`` and ``attributeOptionCombo`` apply to every row; a row
-    repeats ``orgUnit`` or ``period`` only when it differs, which keeps payloads small.
+    repeats one only when it differs, which keeps payloads small.
 
     Args:
         data_set: data set UID (or code); None for bulk pushes across data sets.
         period: the default period id (already formatted, e.g. ``"202404"``).
         org_unit: the default org unit; None when every row names its own.
-        attribute_option_combo: applies to the whole set; None means the default combo.
+        attribute_option_combo: the default attribute option combo (a funding source, say);
+            None means DHIS2's default combo, as DHIS2 does when a value names none.
         round_off: round every value to a whole number (see :func:`format_value`).
         complete_date: mark the data set complete on this date (needs ``data_set``).
 
@@ -163,6 +204,11 @@ class DataValueSetBuilder:
         >>> b.build()["dataValues"]
         [{'dataElement': 'StockOnHnd1', 'value': '340'}]
     """
+
+    #: Ask DHIS2 to refuse a category option combo that is not in the data element's category
+    #: combo (``strictCategoryOptionCombos``); without it DHIS2 stores the value where no form
+    #: or report shows it. Builders placing values by a data set layout set it.
+    strict_category_option_combos: bool = False
 
     def __init__(
         self,
@@ -182,12 +228,16 @@ class DataValueSetBuilder:
         self.complete_date = (
             complete_date.isoformat() if isinstance(complete_date, date) else complete_date
         )
-        # (data element, option combo, org unit, period) -> value text. One dict keeps the
-        # insertion order and refuses duplicates; rows become JSON objects only a chunk at a
-        # time, so a large push holds a key and a string per value, not a dict. The rare
-        # comments sit beside it.
+        # key -> value text. One dict keeps the insertion order and refuses duplicates; rows
+        # become JSON objects only a chunk at a time, so a large push holds a key and a string
+        # per value, not a dict. The rare comments, and the row names that differ from
+        # "row <position>", sit beside it.
         self._values: dict[_Key, str] = {}
         self._comments: dict[_Key, str] = {}
+        self._names: dict[_Key, str] = {}
+        self.rejected: list[RejectedRow] = []
+        """Rows :meth:`add_rows` refused, in order; a push with a preflight sends nothing while
+        this is not empty."""
 
     def add(
         self,
@@ -195,15 +245,21 @@ class DataValueSetBuilder:
         value: NumberLike,
         *,
         category_option_combo: str | None = None,
+        attribute_option_combo: str | None = None,
         comment: str | None = None,
         org_unit: str | None = None,
         period: str | None = None,
+        row: str | None = None,
     ) -> None:
         """Add one value.
 
+        Args:
+            row: how messages name this value (``values.csv:7``); default ``row <n>``, its
+                0-based position in the push.
+
         Raises:
             InvalidValueError: the value is not a finite number, or no org unit is known for it.
-            DuplicateValueError: this data element, option combo, org unit and period were
+            DuplicateValueError: this data element, option combos, org unit and period were
                 already added.
         """
         text = format_value(value, data_element=data_element, round_off=self.round_off)
@@ -211,26 +267,84 @@ class DataValueSetBuilder:
         if row_org_unit is None:
             raise _invalid(value, data_element, "no org unit (none given here or to the builder)")
         row_period = period or self.period
-        key = (data_element, category_option_combo, row_org_unit, row_period)
+        aoc = attribute_option_combo or self.attribute_option_combo
+        key = (data_element, category_option_combo, aoc, row_org_unit, row_period)
         if key in self._values:
             raise DuplicateValueError(
                 f"data element {data_element}, category option combo "
-                f"{category_option_combo or '(default)'}, org unit {row_org_unit}, period "
-                f"{row_period} was already added; DHIS2 would keep only one of them",
+                f"{category_option_combo or '(default)'}, attribute option combo "
+                f"{aoc or '(default)'}, org unit {row_org_unit}, period {row_period} was "
+                f"already added{self._named(key)}; DHIS2 would keep only one of them",
                 key=key,
                 value=repr(value),
             )
+        if row is not None and row != f"row {len(self._values)}":
+            self._names[key] = row
         self._values[key] = text
         if comment is not None:
             self._comments[key] = comment
 
+    def _named(self, key: _Key) -> str:
+        name = self._names.get(key)
+        return f" ({name})" if name is not None else ""
+
+    def add_rows(
+        self,
+        rows: Iterable[Mapping[str, object]],
+        *,
+        names: Callable[[int], str] | None = None,
+    ) -> int:
+        """Add many values; bad rows are kept in :attr:`rejected`, never raised.
+
+        The batch form of :meth:`add`, and what ``dhis2-lmis push-values`` runs on its CSV:
+        every row is checked, each refused one lands in :attr:`rejected` with its name and
+        reason, and the others are added. Keys are :data:`ROW_COLUMNS` (``data_element`` and
+        ``value`` required; empty strings count as absent).
+
+        Args:
+            rows: mappings such as ``{"data_element": "AMOX250", "value": 12}``.
+            names: names row ``i`` (0-based) in messages; default ``row <i>``.
+
+        Returns:
+            How many rows were added.
+        """
+        name_of = names or (lambda i: f"row {i}")
+        added = 0
+        for index, raw in enumerate(rows):
+            name = name_of(index)
+            fields = {k: v for k in ROW_COLUMNS if (v := raw.get(k)) is not None and v != ""}
+            element, value = fields.get("data_element"), fields.get("value")
+            try:
+                if not isinstance(element, str) or value is None:
+                    missing = " and ".join(
+                        n for n, v in (("data_element", element), ("value", value)) if v is None
+                    )
+                    raise _invalid(value, str(element or "?"), f"no {missing or 'data_element'}")
+                self.add(
+                    element,
+                    value,  # type: ignore[arg-type]  # format_value refuses the wrong types
+                    category_option_combo=_text_or_none(fields, "category_option_combo"),
+                    attribute_option_combo=_text_or_none(fields, "attribute_option_combo"),
+                    comment=_text_or_none(fields, "comment"),
+                    org_unit=_text_or_none(fields, "org_unit"),
+                    period=_text_or_none(fields, "period"),
+                    row=name,
+                )
+            except InvalidValueError as exc:
+                self.rejected.append(RejectedRow(name, exc))
+                continue
+            added += 1
+        return added
+
     def _row(self, key: _Key, text: str) -> JsonObject:
-        """The JSON object of one value; org unit and period only when they differ."""
-        data_element, combo, org_unit, period = key
+        """The JSON object of one value; org unit, period and combo only when they differ."""
+        data_element, combo, aoc, org_unit, period = key
         comment = self._comments.get(key)
         row: JsonObject = {"dataElement": data_element}
         if combo is not None:
             row["categoryOptionCombo"] = combo
+        if aoc != self.attribute_option_combo:
+            row["attributeOptionCombo"] = aoc
         if org_unit != self.org_unit:
             row["orgUnit"] = org_unit
         if period != self.period:
@@ -247,6 +361,11 @@ class DataValueSetBuilder:
     def rows(self) -> tuple[JsonObject, ...]:
         """The rows as JSON objects, in the order they were added (fresh each time)."""
         return tuple(self._row(k, v) for k, v in self._values.items())
+
+    @property
+    def row_names(self) -> tuple[str, ...]:
+        """How messages name each row, in the order of :attr:`rows`."""
+        return tuple(self._names.get(k, f"row {i}") for i, k in enumerate(self._values))
 
     def _header(self) -> JsonObject:
         head: JsonObject = {}
@@ -277,46 +396,85 @@ class DataValueSetBuilder:
             ConfigError: ``size`` is less than 1.
         """
         _check_chunk_size(size)
+        return (chunk for chunk, _ in self._chunks(size))
+
+    def iter_named_chunks(self, size: int) -> Iterator[NamedChunk]:
+        """:meth:`iter_chunks` with the names of each chunk's rows (see :meth:`add`).
+
+        Raises:
+            ConfigError: ``size`` is less than 1.
+        """
+        _check_chunk_size(size)
         return self._chunks(size)
 
-    def _chunks(self, size: int) -> Iterator[JsonObject]:
+    def _chunks(self, size: int) -> Iterator[NamedChunk]:
         head = self._header()
         values = iter(self._values.items())
+        offset = 0
         while batch := list(itertools.islice(values, size)):
-            yield {**head, "dataValues": [self._row(k, v) for k, v in batch]}
+            names = [self._names.get(k, f"row {offset + i}") for i, (k, _) in enumerate(batch)]
+            yield {**head, "dataValues": [self._row(k, v) for k, v in batch]}, names
+            offset += len(batch)
+
+
+def _text_or_none(fields: Mapping[str, object], key: str) -> str | None:
+    value = fields.get(key)
+    return None if value is None else str(value)
 
 
 class ItemReferences(Protocol):
-    """What an item builder needs of an :class:`~dhis2_lmis.references.ItemResolver`."""
+    """What an item builder needs of an :class:`~dhis2_lmis.lmis.references.ItemResolver`."""
 
     @property
     def item_field(self) -> str:
         """Where items keep their data element reference."""
 
+    @property
+    def id_scheme(self) -> Literal["CODE", "UID"]:
+        """Whether references (and pushed data elements) are codes or UIDs."""
+
     def dhis2_ref(self, item: Item) -> str | None:
         """The item's data element code or UID; None when its field is empty."""
 
 
+class ItemLayout(Protocol):
+    """What an item builder needs of a :class:`~dhis2_lmis.lmis.references.LayoutResolver`."""
+
+    @property
+    def measures(self) -> tuple[str, ...]:
+        """The configured measure names."""
+
+    def cell(self, item: Item, measure: str) -> LayoutCell:
+        """The data element and combo of the item's measure (raises UnknownReferenceError)."""
+
+
 @attrs.frozen
 class SkippedItem:
-    """An item :meth:`ItemValueSetBuilder.add_item` left out, and why."""
+    """An item (or one measure of it) :meth:`ItemValueSetBuilder.add_item` left out, and why."""
 
     item: Item
     reason: str
+    measure: str | None = None
 
     def __str__(self) -> str:
-        return f"item {self.item.code} ({self.item.name}) skipped: {self.reason}"
+        what = f" {self.measure}" if self.measure else ""
+        return f"item {self.item.code} ({self.item.name}){what} skipped: {self.reason}"
 
 
 class ItemValueSetBuilder(DataValueSetBuilder):
     """A data value set builder that names data elements by mSupply item.
 
-    The data element comes from the item's reference (``item_field``, in the configured id
-    scheme). Items not "included in DHIS2 data push", and items whose reference field is
-    empty, are skipped and listed in :attr:`skipped` instead of failing the whole push.
+    Without a layout the data element comes from the item's reference (``item_field``, in
+    the configured id scheme). With a ``layout`` (the ``[data_set]`` section) each value is an
+    item's measure, and the layout says which data element and category option combo hold it
+    (docs/layouts.md); data elements go out in the configured id scheme, combos as UIDs.
+    Items not "included in DHIS2 data push", items whose reference field is empty and measures
+    the layout cannot place are skipped and listed in :attr:`skipped` instead of failing the
+    whole push.
 
     Args:
         items: resolves an item to its data element reference.
+        layout: places items' measures; None keeps one data element per item.
 
     The other arguments are those of :class:`DataValueSetBuilder`.
     """
@@ -328,6 +486,7 @@ class ItemValueSetBuilder(DataValueSetBuilder):
         org_unit: str | None,
         *,
         items: ItemReferences,
+        layout: ItemLayout | None = None,
         attribute_option_combo: str | None = None,
         round_off: bool = False,
         complete_date: date | str | None = None,
@@ -341,6 +500,8 @@ class ItemValueSetBuilder(DataValueSetBuilder):
             complete_date=complete_date,
         )
         self.items = items
+        self.layout = layout
+        self.strict_category_option_combos = layout is not None
         self.skipped: list[SkippedItem] = []
 
     def add_item(
@@ -348,15 +509,85 @@ class ItemValueSetBuilder(DataValueSetBuilder):
         item: Item,
         value: NumberLike,
         *,
+        measure: str | None = None,
         category_option_combo: str | None = None,
+        attribute_option_combo: str | None = None,
         comment: str | None = None,
     ) -> bool:
-        """Add the value of one item; False (and an entry in :attr:`skipped`) when left out.
+        """Add the value of one item (or of one measure of it, under a layout).
+
+        Returns:
+            True when added; False (and an entry in :attr:`skipped`) when left out.
 
         Raises:
+            ConfigError: ``measure`` without a layout, no ``measure`` under one, a measure
+                name the layout does not have, or ``category_option_combo`` under a layout
+                (the layout chooses the combo).
             InvalidValueError: the value is not a finite number.
-            DuplicateValueError: the item's data element was already added.
+            DuplicateValueError: this data element and combo were already added.
+            Dhis2Error: the layout's metadata look-up failed (first use only).
         """
+        if self.layout is None and measure is None:
+            return self._add_by_reference(
+                item, value, category_option_combo, attribute_option_combo, comment
+            )
+        layout = self._require_layout(measure, category_option_combo)
+        assert measure is not None  # checked by _require_layout
+        if not item.include_in_dhis2_push:
+            self.skipped.append(SkippedItem(item, "not included in DHIS2 data push", measure))
+            return False
+        try:
+            cell = layout.cell(item, measure)
+        except UnknownReferenceError as exc:
+            self.skipped.append(SkippedItem(item, str(exc), measure))
+            return False
+        ref = cell.data_element.ref_in(self.items.id_scheme)
+        if ref is None:
+            reason = f"data element {cell.data_element.label} has no code"
+            self.skipped.append(SkippedItem(item, reason, measure))
+            return False
+        combo = cell.category_option_combo
+        combo_uid = None if combo is None else combo.uid
+        self.add(
+            ref,
+            value,
+            category_option_combo=combo_uid,
+            attribute_option_combo=attribute_option_combo,
+            comment=comment,
+        )
+        return True
+
+    def add_stock(self, values: Mapping[Item, Mapping[str, NumberLike]]) -> int:
+        """Add every measure of every item, ``{item: {"stock_on_hand": 610, ...}}``.
+
+        A value that cannot be sent (not a number, or a data element and combo already added)
+        is listed in :attr:`skipped` with the reason instead of failing the rest.
+
+        Returns:
+            How many values were added.
+
+        Raises:
+            ConfigError: no layout, or a measure name the layout does not have.
+            Dhis2Error: the layout's metadata look-up failed.
+        """
+        added = 0
+        for item, measures in values.items():
+            for measure, value in measures.items():
+                try:
+                    added += self.add_item(item, value, measure=measure)
+                except (InvalidValueError, DuplicateValueError) as exc:
+                    self.skipped.append(SkippedItem(item, str(exc), measure))
+        return added
+
+    def _add_by_reference(
+        self,
+        item: Item,
+        value: NumberLike,
+        combo: str | None,
+        attribute_option_combo: str | None,
+        comment: str | None,
+    ) -> bool:
+        """The layout-less rule: the item's reference is the data element."""
         if not item.include_in_dhis2_push:
             self.skipped.append(SkippedItem(item, "not included in DHIS2 data push"))
             return False
@@ -364,8 +595,33 @@ class ItemValueSetBuilder(DataValueSetBuilder):
         if ref is None:
             self.skipped.append(SkippedItem(item, f"its {self.items.item_field} is empty"))
             return False
-        self.add(ref, value, category_option_combo=category_option_combo, comment=comment)
+        self.add(
+            ref,
+            value,
+            category_option_combo=combo,
+            attribute_option_combo=attribute_option_combo,
+            comment=comment,
+        )
         return True
+
+    def _require_layout(self, measure: str | None, combo: str | None) -> ItemLayout:
+        """The layout, when the call fits it."""
+        if self.layout is None:
+            raise ConfigError(
+                f"add_item(measure={measure!r}) needs a data set layout: name the measures "
+                "in the [data_set] section (docs/layouts.md)"
+            )
+        if measure is None:
+            raise ConfigError(
+                "the data set has a layout: name the measure, one of "
+                f"{', '.join(map(repr, self.layout.measures))}"
+            )
+        if combo is not None:
+            raise ConfigError(
+                "category_option_combo cannot be given with a data set layout: the layout "
+                "chooses the combo of each measure"
+            )
+        return self.layout
 
 
 def _check_chunk_size(size: int) -> None:
@@ -373,8 +629,11 @@ def _check_chunk_size(size: int) -> None:
         raise ConfigError(f"chunk size must be a whole number of at least 1, got {size!r}")
 
 
-def _chunks(head: JsonObject, rows: Sequence[JsonValue], size: int) -> Iterator[JsonObject]:
-    return ({**head, "dataValues": list(rows[i : i + size])} for i in range(0, len(rows), size))
+def _chunks(head: JsonObject, rows: Sequence[JsonValue], size: int) -> Iterator[NamedChunk]:
+    """Chunks of a ready payload; its rows are named by their index in ``dataValues``."""
+    for start in range(0, len(rows), size):
+        part = rows[start : start + size]
+        yield {**head, "dataValues": list(part)}, [f"row {start + i}" for i in range(len(part))]
 
 
 def _payload_rows(payload: Mapping[str, JsonValue]) -> list[JsonValue]:
@@ -411,6 +670,18 @@ class _EffectiveRows(Sequence[JsonObject]):
         return full
 
 
+class Preflight(Protocol):
+    """A check run on a whole push before its first chunk is sent; it raises to send nothing.
+
+    :class:`dhis2_lmis.lmis.checks.Preflight` is the library's; :func:`push_data_value_set` calls
+    it once, with every chunk and the names of its rows, and with the rows the builder refused
+    (:attr:`DataValueSetBuilder.rejected`), so one error can list every problem of the push.
+    """
+
+    def __call__(self, chunks: Sequence[NamedChunk], refused: Sequence[RejectedRow]) -> None:
+        """Raise (e.g. :class:`~dhis2_lmis.errors.PreflightError`) if anything would be lost."""
+
+
 class JsonResponseLike(Protocol):
     """What :func:`push_data_value_set` reads from a response (``session.JsonResponse``)."""
 
@@ -422,7 +693,7 @@ class JsonResponseLike(Protocol):
 
 
 class SupportsPostJson(Protocol):
-    """The part of :class:`~dhis2_lmis.session.Dhis2Session` a push needs."""
+    """The part of :class:`~dhis2_lmis.dhis2.session.Dhis2Session` a push needs."""
 
     def post_json(
         self,
@@ -433,6 +704,17 @@ class SupportsPostJson(Protocol):
         idempotent: bool = False,
         accept_status: tuple[int, ...] = (),
     ) -> JsonResponseLike: ...
+
+
+def _named(summary: ImportSummary, names: Sequence[str]) -> ImportSummary:
+    """The chunk's summary with each conflict's rows named as the caller knows them."""
+    if not summary.conflicts:
+        return summary
+    conflicts = tuple(
+        attrs.evolve(c, rows=tuple(names[i] for i in c.indexes if 0 <= i < len(names)))
+        for c in summary.conflicts
+    )
+    return attrs.evolve(summary, conflicts=conflicts)
 
 
 def push_data_value_set(
@@ -451,17 +733,19 @@ def push_data_value_set(
     are upserts, so a retried chunk cannot double anything). 2.38+ answer conflicts with HTTP 409
     and a summary, which is a result here, not an error. Conflict indexes are positions in the
     whole push, and each conflict carries the rows it refers to with the top-level period, org
-    unit and attribute option combo filled in.
+    unit and attribute option combo filled in. A builder with
+    ``strict_category_option_combos`` asks DHIS2 to refuse combos foreign to their data element.
 
     Args:
-        session: a :class:`~dhis2_lmis.session.Dhis2Session` (anything with its ``post_json``).
+        session: a :class:`~session.Dhis2Session` (anything with its ``post_json``).
         payload_or_builder: a builder, or a ready payload with a ``dataValues`` list.
         dry_run: ask DHIS2 to validate without saving.
         import_strategy: DHIS2's ``importStrategy``.
         id_scheme: how data elements are identified (``dataElementIdScheme``).
         chunk_size: most values per request.
-        preflight: called with every chunk before the first is sent; raise to abort with
-            nothing sent (e.g. to check period types or data set membership).
+        preflight: called once with every chunk (and the builder's refused rows) before the
+            first is sent; it raises to abort with nothing sent. Without one, the rows a
+            builder refused stay in its ``rejected`` list and the others are sent.
 
     Returns:
         The merged summary; an empty SUCCESS summary when there was nothing to send.
@@ -474,33 +758,40 @@ def push_data_value_set(
         Dhis2Error: any error of ``session.post_json`` (connection, authentication, ...).
     """
     _check_chunk_size(chunk_size)
+    refused: Sequence[RejectedRow] = ()
+    strict = False
     if isinstance(payload_or_builder, DataValueSetBuilder):
+        strict = payload_or_builder.strict_category_option_combos
         total = len(payload_or_builder)
-        chunks: Iterable[JsonObject] = payload_or_builder.iter_chunks(chunk_size)
+        named: Iterable[NamedChunk] = payload_or_builder.iter_named_chunks(chunk_size)
+        refused = payload_or_builder.rejected
     else:
         rows = _payload_rows(payload_or_builder)
         head = {k: v for k, v in payload_or_builder.items() if k != "dataValues"}
         total = len(rows)
-        chunks = _chunks(head, rows, chunk_size)
+        named = _chunks(head, rows, chunk_size)
     chunk_count = -(-total // chunk_size)
     if preflight is not None:
-        chunks = list(chunks)  # every chunk is checked before the first is sent
-        for chunk in chunks:
-            preflight(chunk)
+        named = list(named)  # every chunk is checked before the first is sent
+        preflight(named, refused)
     params = {
         "dryRun": "true" if dry_run else "false",
         "importStrategy": import_strategy,
         "dataElementIdScheme": id_scheme,
         "async": "false",
     }
+    if strict:
+        params["strictCategoryOptionCombos"] = "true"
     parts: list[tuple[ImportSummary, int]] = []
     offset = 0
-    for number, chunk in enumerate(chunks, start=1):
+    for number, (chunk, names) in enumerate(named, start=1):
         sent = _EffectiveRows(chunk)
         response = session.post_json(
             "dataValueSets", chunk, params=params, idempotent=True, accept_status=(409,)
         )
-        summary = parse_import_summary(response.body, payload_values=sent, dry_run=dry_run)
+        summary = _named(
+            parse_import_summary(response.body, payload_values=sent, dry_run=dry_run), names
+        )
         parts.append((summary, offset))
         log.info(
             "data value set chunk %d/%d (%d values): %s, %d imported, %d updated, %d ignored",

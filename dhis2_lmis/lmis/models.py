@@ -1,7 +1,7 @@
 """Frozen records: what DHIS2 events are, and what the LMIS flows make of them.
 
 Records are shaped for the program, not the wire: snake_case, tuples, timezone-aware datetimes,
-``Decimal`` quantities. Only :mod:`dhis2_lmis.convert` knows the JSON names they come from.
+``Decimal`` quantities. Only :mod:`dhis2_lmis.dhis2.convert` knows the JSON names they come from.
 A record that could not be mapped completely still exists, with its ``problems`` filled:
 nothing is dropped silently.
 """
@@ -15,10 +15,10 @@ from typing import TYPE_CHECKING, Literal
 
 import attrs
 
-from dhis2_lmis import _html
+from dhis2_lmis.dhis2 import _html
 
 if TYPE_CHECKING:  # pragma: no cover - annotations only; references sits above models
-    from dhis2_lmis.references import Customer, Item, Store
+    from dhis2_lmis.lmis.references import Customer, Item, Store
 
 __all__ = [
     "ConnectionCheck",
@@ -46,6 +46,7 @@ ProblemKind = Literal[
     "negative",
     "missing_value",
     "missing_tracked_entity",
+    "unknown_measure",
 ]
 
 
@@ -380,6 +381,12 @@ class StockReportLine:
         value: the quantity; None when the value is missing or not a number.
         raw_value: the text DHIS2 sent.
         updated_at: when the value was last updated on the server.
+        measure: under a ``[data_set]`` layout, the configured measure name
+            (``stock_on_hand``); None without a layout or when the value matches no measure.
+        attribute_option_combo: the attribute option combo (a funding source, say) as DHIS2
+            sent it, a UID; two values that differ only by it are two lines. DHIS2 names its
+            default combo too (``HllvX50cXC0`` on most servers); None when the answer named
+            none, which DHIS2 reads as the default.
     """
 
     data_element: str
@@ -388,6 +395,8 @@ class StockReportLine:
     value: Decimal | None
     raw_value: str | None
     updated_at: datetime | None = None
+    measure: str | None = None
+    attribute_option_combo: str | None = None
 
 
 @attrs.frozen
@@ -431,11 +440,12 @@ class StockReport:
             )
         )
         lines = _html.table(
-            ("data element", "category option combo", "item", "value"),
+            ("data element", "category option combo", "attribute option combo", "item", "value"),
             (
                 (
                     line.data_element,
                     line.category_option_combo,
+                    line.attribute_option_combo,
                     line.item.code if line.item else None,
                     line.raw_value if line.value is None else _html.number(line.value),
                 )

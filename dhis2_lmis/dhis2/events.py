@@ -18,17 +18,17 @@ from typing import Literal
 
 import attrs
 
-from dhis2_lmis._json import JsonObject, JsonValue
-from dhis2_lmis.convert import (
+from dhis2_lmis.dhis2._json import JsonObject, JsonValue
+from dhis2_lmis.dhis2.convert import (
     TrackedEntityRef,
     event_converter,
     format_timestamp,
     tracked_entity_refs,
 )
+from dhis2_lmis.dhis2.session import Dhis2Session, ParamValue, is_last_page
+from dhis2_lmis.dhis2.versions import EventsDialect, events_dialect
 from dhis2_lmis.errors import ResponseFormatError
-from dhis2_lmis.models import Event
-from dhis2_lmis.session import Dhis2Session, ParamValue, is_last_page
-from dhis2_lmis.versions import EventsDialect, events_dialect
+from dhis2_lmis.lmis.models import Event
 
 __all__ = ["EventQuery", "OrgUnitMode", "iter_events", "iter_tracked_entities"]
 

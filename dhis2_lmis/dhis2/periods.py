@@ -10,8 +10,12 @@ DHIS2 identifies every aggregate period by a string such as ``202403``, ``2024W1
 * ``BiMonthly`` ids carry the *index* of the two-month block (``202402B`` is March–April), as in
   ``BiMonthlyPeriodType.getIsoDate`` and the parser's ``month * 2 - 1``;
 * the November types (``QuarterlyNov``, ``SixMonthlyNov``, ``FinancialNov``) are labelled with the
-  year their Nov–Oct cycle *ends*, while ``SixMonthlyApril`` and ``FinancialApril``, ``July``,
-  ``Sep`` and ``Oct`` use the year it *starts*.
+  year their Nov–Oct cycle *ends*, while ``SixMonthlyApril`` and ``FinancialFeb``, ``April``,
+  ``July``, ``Aug``, ``Sep`` and ``Oct`` use the year it *starts* (``2027Feb`` is 1 February 2027
+  to 31 January 2028);
+* some types are younger than DHIS2 2.36: ``FinancialSep`` came with 2.42, ``WeeklyFriday``,
+  ``FinancialFeb`` and ``FinancialAug`` with 2.43 (:attr:`PeriodType.since`). A type newer than
+  2.43 is refused with a :class:`PeriodError` that says so, rather than guessed at.
 
 Only the ISO-8601 calendar is supported; DHIS2 instances on Ethiopian or Nepali calendars still
 exchange ISO period ids, but their period boundaries differ.
@@ -19,6 +23,7 @@ exchange ISO period ids, but their period boundaries differ.
 
 from __future__ import annotations
 
+import calendar
 import enum
 import logging
 import re
@@ -27,6 +32,7 @@ from datetime import date, datetime, timedelta
 
 import attrs
 
+from dhis2_lmis.dhis2.versions import ServerVersion
 from dhis2_lmis.errors import PeriodError
 
 __all__ = [
@@ -36,14 +42,19 @@ __all__ = [
     "format_period",
     "parse_period",
     "period_for",
+    "period_type_named",
     "period_type_of_format",
 ]
 
 log = logging.getLogger(__name__)
 
 
+#: The newest DHIS2 release whose period types this module knows.
+KNOWN_UP_TO = "2.43"
+
+
 class PeriodType(str, enum.Enum):
-    """Every DHIS2 period type usable in data values; the value is DHIS2's ``periodType`` name.
+    """Every DHIS2 2.36-2.43 period type usable in data values; the value is DHIS2's name.
 
     ``TwoYearly`` is left out on purpose: DHIS2 gives it no ISO id, so no data value can use it.
     """
@@ -52,6 +63,7 @@ class PeriodType(str, enum.Enum):
     WEEKLY = "Weekly"
     WEEKLY_WEDNESDAY = "WeeklyWednesday"
     WEEKLY_THURSDAY = "WeeklyThursday"
+    WEEKLY_FRIDAY = "WeeklyFriday"
     WEEKLY_SATURDAY = "WeeklySaturday"
     WEEKLY_SUNDAY = "WeeklySunday"
     BI_WEEKLY = "BiWeekly"
@@ -63,14 +75,48 @@ class PeriodType(str, enum.Enum):
     SIX_MONTHLY_APRIL = "SixMonthlyApril"
     SIX_MONTHLY_NOV = "SixMonthlyNov"
     YEARLY = "Yearly"
+    FINANCIAL_FEB = "FinancialFeb"
     FINANCIAL_APRIL = "FinancialApril"
     FINANCIAL_JULY = "FinancialJuly"
+    FINANCIAL_AUG = "FinancialAug"
     FINANCIAL_SEP = "FinancialSep"
     FINANCIAL_OCT = "FinancialOct"
     FINANCIAL_NOV = "FinancialNov"
 
     def __str__(self) -> str:
         return self.value
+
+    @property
+    def since(self) -> str | None:
+        """The first DHIS2 release(s) with this type (``"2.43"``); None for every supported one."""
+        firsts = _SINCE.get(self)
+        if firsts is None:
+            return None
+        return " / ".join(
+            f"2.{minor}.{patch}" if patch else f"2.{minor}" for minor, patch in firsts
+        )
+
+    def exists_in(self, version: ServerVersion) -> bool:
+        """Whether a server of ``version`` has this period type (and accepts its ids)."""
+        firsts = _SINCE.get(self)
+        if firsts is None:
+            return True
+        last_minor = firsts[-1][0]
+        return any(
+            version >= (2, minor, patch) and minor in (version.minor, last_minor)
+            for minor, patch in firsts
+        )
+
+
+# Period types younger than DHIS2 2.36: the first (minor, patch) of each release line that has
+# them; the last entry holds for every later line (QuarterlyNov was back-ported to 2.38 and 2.39).
+_SINCE: dict[PeriodType, tuple[tuple[int, int], ...]] = {
+    PeriodType.QUARTERLY_NOV: ((38, 4), (39, 3), (40, 0)),
+    PeriodType.FINANCIAL_SEP: ((42, 0),),
+    PeriodType.WEEKLY_FRIDAY: ((43, 0),),
+    PeriodType.FINANCIAL_FEB: ((43, 0),),
+    PeriodType.FINANCIAL_AUG: ((43, 0),),
+}
 
 
 _ONE_DAY = timedelta(days=1)
@@ -80,6 +126,7 @@ _WEEKLY: dict[PeriodType, tuple[int, str]] = {
     PeriodType.WEEKLY: (0, "W"),
     PeriodType.WEEKLY_WEDNESDAY: (2, "WedW"),
     PeriodType.WEEKLY_THURSDAY: (3, "ThuW"),
+    PeriodType.WEEKLY_FRIDAY: (4, "FriW"),
     PeriodType.WEEKLY_SATURDAY: (5, "SatW"),
     PeriodType.WEEKLY_SUNDAY: (6, "SunW"),
 }
@@ -90,7 +137,9 @@ class _MonthRule:
     """A period type made of whole months inside a yearly cycle starting in ``first_month``.
 
     ``end_year_label`` is true for the November types, whose ids carry the year the cycle ends.
-    ``label`` turns (label year, 1-based index of the period in the cycle) into the id.
+    ``label`` turns (label year, 1-based index of the period in the cycle) into the id;
+    ``pattern`` reads it back (year, then index when there is more than one per cycle).
+    ``unit`` names the index in messages; ``form`` is the id's shape for the list of forms.
     """
 
     first_month: int
@@ -98,38 +147,73 @@ class _MonthRule:
     end_year_label: bool
     label: Callable[[int, int], str]
     pattern: str
+    unit: str
+    form: str
 
     @property
     def per_cycle(self) -> int:
         return 12 // self.months
 
 
+def _yearly(first_month: int, suffix: str, *, end_year_label: bool = False) -> _MonthRule:
+    """A financial year starting in ``first_month``, written ``yyyy`` + ``suffix``."""
+    return _MonthRule(
+        first_month,
+        12,
+        end_year_label,
+        lambda y, i: f"{y}{suffix}",
+        rf"(\d{{4}}){suffix}",
+        "year",
+        f"yyyy{suffix}",
+    )
+
+
 _MONTHLY: dict[PeriodType, _MonthRule] = {
-    PeriodType.MONTHLY: _MonthRule(1, 1, False, lambda y, i: f"{y}{i:02d}", r"(\d{4})-?(\d{2})"),
-    PeriodType.BI_MONTHLY: _MonthRule(1, 2, False, lambda y, i: f"{y}{i:02d}B", r"(\d{4})(\d{2})B"),
-    PeriodType.QUARTERLY: _MonthRule(1, 3, False, lambda y, i: f"{y}Q{i}", r"(\d{4})Q(\d)"),
-    PeriodType.QUARTERLY_NOV: _MonthRule(
-        11, 3, True, lambda y, i: f"{y}NovQ{i}", r"(\d{4})NovQ(\d)"
+    PeriodType.MONTHLY: _MonthRule(
+        1, 1, False, lambda y, i: f"{y}{i:02d}", r"(\d{4})-?(\d{2})", "month", "yyyyMM, yyyy-MM"
     ),
-    PeriodType.SIX_MONTHLY: _MonthRule(1, 6, False, lambda y, i: f"{y}S{i}", r"(\d{4})S(\d)"),
+    PeriodType.BI_MONTHLY: _MonthRule(
+        1,
+        2,
+        False,
+        lambda y, i: f"{y}{i:02d}B",
+        r"(\d{4})(\d{2})B",
+        "bi-month",
+        "yyyyMMB (MM = 01-06, 01 = Jan-Feb)",
+    ),
+    PeriodType.QUARTERLY: _MonthRule(
+        1, 3, False, lambda y, i: f"{y}Q{i}", r"(\d{4})Q(\d+)", "quarter", "yyyyQn"
+    ),
+    PeriodType.QUARTERLY_NOV: _MonthRule(
+        11, 3, True, lambda y, i: f"{y}NovQ{i}", r"(\d{4})NovQ(\d+)", "quarter", "yyyyNovQn"
+    ),
+    PeriodType.SIX_MONTHLY: _MonthRule(
+        1, 6, False, lambda y, i: f"{y}S{i}", r"(\d{4})S(\d+)", "half-year", "yyyySn"
+    ),
     PeriodType.SIX_MONTHLY_APRIL: _MonthRule(
-        4, 6, False, lambda y, i: f"{y}AprilS{i}", r"(\d{4})AprilS(\d)"
+        4, 6, False, lambda y, i: f"{y}AprilS{i}", r"(\d{4})AprilS(\d+)", "half-year", "yyyyAprilSn"
     ),
     PeriodType.SIX_MONTHLY_NOV: _MonthRule(
-        11, 6, True, lambda y, i: f"{y}NovS{i}", r"(\d{4})NovS(\d)"
+        11, 6, True, lambda y, i: f"{y}NovS{i}", r"(\d{4})NovS(\d+)", "half-year", "yyyyNovSn"
     ),
-    PeriodType.YEARLY: _MonthRule(1, 12, False, lambda y, i: f"{y}", r"(\d{4})"),
-    PeriodType.FINANCIAL_APRIL: _MonthRule(4, 12, False, lambda y, i: f"{y}April", r"(\d{4})April"),
-    PeriodType.FINANCIAL_JULY: _MonthRule(7, 12, False, lambda y, i: f"{y}July", r"(\d{4})July"),
-    PeriodType.FINANCIAL_SEP: _MonthRule(9, 12, False, lambda y, i: f"{y}Sep", r"(\d{4})Sep"),
-    PeriodType.FINANCIAL_OCT: _MonthRule(10, 12, False, lambda y, i: f"{y}Oct", r"(\d{4})Oct"),
-    PeriodType.FINANCIAL_NOV: _MonthRule(11, 12, True, lambda y, i: f"{y}Nov", r"(\d{4})Nov"),
+    PeriodType.YEARLY: _yearly(1, ""),
+    PeriodType.FINANCIAL_FEB: _yearly(2, "Feb"),
+    PeriodType.FINANCIAL_APRIL: _yearly(4, "April"),
+    PeriodType.FINANCIAL_JULY: _yearly(7, "July"),
+    PeriodType.FINANCIAL_AUG: _yearly(8, "Aug"),
+    PeriodType.FINANCIAL_SEP: _yearly(9, "Sep"),
+    PeriodType.FINANCIAL_OCT: _yearly(10, "Oct"),
+    PeriodType.FINANCIAL_NOV: _yearly(11, "Nov", end_year_label=True),
 }
 
-_ACCEPTED_IDS = (
-    "yyyyMMdd, yyyy-MM-dd, yyyyWn, yyyyWedWn, yyyyThuWn, yyyySatWn, yyyySunWn, yyyyBiWn, "
-    "yyyyMM, yyyy-MM, yyyyMMB (MM = 01-06), yyyyQn, yyyyNovQn, yyyySn, yyyyAprilSn, yyyyNovSn, "
-    "yyyy, yyyyApril, yyyyJuly, yyyySep, yyyyOct, yyyyNov"
+_ACCEPTED_IDS = ", ".join(
+    [
+        "yyyyMMdd",
+        "yyyy-MM-dd",
+        *(f"yyyy{infix}n" for _, infix in _WEEKLY.values()),
+        "yyyyBiWn",
+        *(rule.form for rule in _MONTHLY.values()),
+    ]
 )
 
 # Date-token patterns whose output DHIS2 parses as a period id, keyed by the pattern upper-cased.
@@ -177,16 +261,33 @@ def _as_date(day: date) -> date:
     return day.date() if isinstance(day, datetime) else day
 
 
+def period_type_named(name: str, *, server_version: ServerVersion | None = None) -> PeriodType:
+    """Return the :class:`PeriodType` DHIS2 calls ``name`` (matched case-insensitively).
+
+    Args:
+        name: a ``periodType`` as in ``dataSet.periodType`` or ``lmis.period_format``.
+        server_version: the server's version, named in the error when the type is unknown
+            (a type DHIS2 added after 2.43 needs a newer dhis2-lmis).
+
+    Raises:
+        PeriodError: no DHIS2 2.36-2.43 period type has that name.
+    """
+    found = _TYPE_BY_LOWER_NAME.get(str(name).strip().lower())
+    if found is not None:
+        return found
+    names = ", ".join(t.value for t in PeriodType)
+    where = f" (this server runs DHIS2 {server_version})" if server_version is not None else ""
+    raise PeriodError(
+        f"unknown period type {name!r}{where}: dhis2-lmis knows the period types of DHIS2 2.36 "
+        f"to {KNOWN_UP_TO} ({names}); a type DHIS2 added later needs a newer dhis2-lmis",
+        value=str(name),
+    )
+
+
 def _coerce_type(period_type: PeriodType | str) -> PeriodType:
     if isinstance(period_type, PeriodType):
         return period_type
-    found = _TYPE_BY_LOWER_NAME.get(str(period_type).strip().lower())
-    if found is None:
-        names = ", ".join(t.value for t in PeriodType)
-        raise PeriodError(
-            f"unknown period type {period_type!r}; accepted: {names}", value=str(period_type)
-        )
-    return found
+    return period_type_named(period_type)
 
 
 def _add_months(year: int, month0: int) -> tuple[int, int]:
@@ -314,9 +415,14 @@ def _bad_format_message(fmt: str) -> str:
 
 
 _DAILY_RE = re.compile(r"(\d{4})(\d{2})(\d{2})|(\d{4})-(\d{2})-(\d{2})", re.ASCII)
-_WEEK_RE = re.compile(r"(\d{4})(W|WedW|ThuW|SatW|SunW|BiW)(\d{1,2})", re.ASCII)
+_WEEK_RE = re.compile(r"(\d{4})(W|WedW|ThuW|FriW|SatW|SunW|BiW)(\d{1,2})", re.ASCII)
 _WEEK_INFIX = {infix: ptype for ptype, (_, infix) in _WEEKLY.items()}
 _MONTH_RES = [(ptype, rule, re.compile(rule.pattern, re.ASCII)) for ptype, rule in _MONTHLY.items()]
+_MONTH_NAMES = ("Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec")
+
+
+class _OutOfRange(ValueError):
+    """A part of a well-formed id (month, week, quarter, ...) names one that does not exist."""
 
 
 def parse_period(period_id: str) -> Period:
@@ -327,8 +433,9 @@ def parse_period(period_id: str) -> Period:
     so ``parse_period("2024-03").id == "202403"``.
 
     Raises:
-        PeriodError: the id matches no form, or names a day, week, month or index that does not
-            exist (``20240230``, ``2021W53``, ``2024Q5``, ``202407B``).
+        PeriodError: the id matches no form (the message lists the forms), or it has a form but
+            names a day, week, month or index that does not exist: the message says which
+            (``2024-13``: "month 13 is out of range (01-12)").
     """
     if not isinstance(period_id, str):
         raise PeriodError(
@@ -338,11 +445,13 @@ def parse_period(period_id: str) -> Period:
     text = period_id.strip()
     try:
         parsed = _parse(text)
-    except (
-        ValueError,
-        OverflowError,
-    ) as exc:  # date() refused a day/month/year that does not exist
-        raise PeriodError(f"period id {period_id!r} names no real date: {exc}", value=text) from exc
+    except _OutOfRange as exc:
+        raise PeriodError(f"period id {period_id!r}: {exc}", value=text) from exc
+    except (ValueError, OverflowError) as exc:  # past date.max, e.g. 9999April ends in 10000
+        raise PeriodError(
+            f"period id {period_id!r} ends after 31 December 9999, the last supported day",
+            value=text,
+        ) from exc
     if parsed is None:
         raise PeriodError(
             f"unknown period id {period_id!r}; accepted forms: {_ACCEPTED_IDS}", value=text
@@ -350,26 +459,42 @@ def parse_period(period_id: str) -> Period:
     return parsed
 
 
+def _in_range(
+    number: int, low: int, high: int, what: str, *, width: int = 1, within: str = ""
+) -> None:
+    if not low <= number <= high:
+        bounds = f"{low:0{width}d}-{high:0{width}d}{within}"
+        raise _OutOfRange(f"{what} {number:0{width}d} is out of range ({bounds})")
+
+
 def _parse(text: str) -> Period | None:
     match = _DAILY_RE.fullmatch(text)
     if match:
         parts = match.groups()[:3] if match.group(1) else match.groups()[3:]
-        return period_for(date(*(int(p) for p in parts)), PeriodType.DAILY)
+        year, month, day = (int(p) for p in parts)
+        _in_range(year, 1, 9999, "year", width=4)
+        _in_range(month, 1, 12, "month", width=2)
+        days = calendar.monthrange(year, month)[1]
+        if not 1 <= day <= days:
+            raise _OutOfRange(
+                f"day {day:02d} is out of range: {_MONTH_NAMES[month - 1]} {year} has {days} days"
+            )
+        return period_for(date(year, month, day), PeriodType.DAILY)
     match = _WEEK_RE.fullmatch(text)
     if match:
         year, infix, number = int(match.group(1)), match.group(2), int(match.group(3))
+        _in_range(year, 1, 9998, "year", width=4)
         if infix == "BiW":
-            week = number * 2 - 1
-            if year < 1 or not 1 <= week <= _weeks_in_year(year, 0):
-                return None
-            start = _week1_start(year, 0) + timedelta(days=7 * (week - 1))
+            weeks = _weeks_in_year(year, 0)
+            _in_range(number, 1, (weeks + 1) // 2, "bi-week", within=f" in {year}")
+            start = _week1_start(year, 0) + timedelta(days=7 * (number * 2 - 2))
             return Period(
                 PeriodType.BI_WEEKLY, start, start + timedelta(days=13), f"{year}BiW{number}"
             )
         ptype = _WEEK_INFIX[infix]
         first_weekday = _WEEKLY[ptype][0]
-        if year < 1 or not 1 <= number <= _weeks_in_year(year, first_weekday):
-            return None
+        weeks = _weeks_in_year(year, first_weekday)
+        _in_range(number, 1, weeks, f"{ptype.value} week", within=f" in {year}")
         start = _week1_start(year, first_weekday) + timedelta(days=7 * (number - 1))
         return Period(ptype, start, start + timedelta(days=6), f"{year}{infix}{number}")
     for ptype, rule, regex in _MONTH_RES:
@@ -377,9 +502,9 @@ def _parse(text: str) -> Period | None:
         if match is None:
             continue
         label_year = int(match.group(1))
+        _in_range(label_year, 1, 9999, "year", width=4)
         index = int(match.group(2)) if rule.per_cycle > 1 else 1
-        if not 1 <= index <= rule.per_cycle:
-            return None
+        _in_range(index, 1, rule.per_cycle, rule.unit, width=2 if rule.months < 3 else 1)
         cycle_year = label_year - 1 if rule.end_year_label else label_year
         return _month_period(rule, ptype, cycle_year, index)
     return None

@@ -7,7 +7,7 @@ with typed columns, so the first ``groupby`` or ``pivot_table`` works without cl
 * timestamps are ``datetime64`` columns, timezone-aware in the zone the records carry (DHIS2
   sends none; the readers attach ``serverTimeZoneId`` when the server says it). Records in
   several zones become UTC; naive timestamps, or a mix of naive and aware ones, stay naive
-  wall-clock times, as :meth:`~dhis2_lmis.models.Event.recency` compares them;
+  wall-clock times, as :meth:`~dhis2_lmis.lmis.models.Event.recency` compares them;
 * quantities (``Decimal`` in the records) are nullable ``Float64``: a missing or non-numeric
   quantity is ``<NA>``, never 0;
 * identifiers, names and messages are ``string``; record problems are joined into one text.
@@ -28,9 +28,9 @@ from datetime import datetime
 from decimal import Decimal, InvalidOperation
 from typing import TYPE_CHECKING, Any, Literal
 
+from dhis2_lmis.dhis2.imports import ImportConflict, ImportSummary
 from dhis2_lmis.errors import MissingExtraError
-from dhis2_lmis.imports import ImportConflict, ImportSummary
-from dhis2_lmis.models import (
+from dhis2_lmis.lmis.models import (
     ConsignmentReceipt,
     Event,
     RecordProblem,
@@ -43,7 +43,7 @@ from dhis2_lmis.models import (
 if TYPE_CHECKING:  # pragma: no cover - pandas is an optional extra
     import pandas as pd
 
-    from dhis2_lmis.references import Customer, Item, Store
+    from dhis2_lmis.lmis.references import Customer, Item, Store
 
 __all__ = ["ColumnType", "MissingExtraError", "Record", "RecordKind", "to_dataframe"]
 
@@ -163,8 +163,10 @@ _REPORT: _Columns = (
     ("complete_date", "date"),
     ("data_element", "string"),
     ("category_option_combo", "string"),
+    ("attribute_option_combo", "string"),
     ("item_code", "string"),
     ("item_name", "string"),
+    ("measure", "string"),
     ("value", "number"),
     ("raw_value", "string"),
     ("updated_at", "datetime"),
@@ -281,13 +283,15 @@ def _report_rows(r: StockReport) -> Iterator[_Row]:
     head = (r.org_unit, *_place(r.customer, r.store), r.period, r.complete_date)
     problems = _problems(r.problems)
     if not r.lines:
-        yield (*head, None, None, None, None, None, None, None, problems)
+        yield (*head, *(None,) * 9, problems)
     for line in r.lines:
         yield (
             *head,
             line.data_element,
             line.category_option_combo,
+            line.attribute_option_combo,
             *_item(line.item),
+            line.measure,
             line.value,
             line.raw_value,
             line.updated_at,
@@ -329,7 +333,8 @@ def to_dataframe(
     * :class:`StockTransaction`: one row per STR event (``stock_on_hand``,
       ``received_quantity``);
     * :class:`StockLevel`: one row per (org unit, item), the latest stock on hand;
-    * :class:`StockReport`: one row per line (data element and category option combo);
+    * :class:`StockReport`: one row per line (data element and category option combo, and
+      under a data set layout the item and measure they stand for);
     * :class:`ImportSummary` or :class:`ImportConflict`: one row per refused pushed row
       (``index`` into the pushed values), with that row's fields in snake case
       (``data_element``, ``period``, ...).

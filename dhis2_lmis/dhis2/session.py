@@ -12,14 +12,18 @@ One ``Dhis2Session`` per thread is the simple rule; sharing one across threads a
 
 from __future__ import annotations
 
+import errno
 import json
 import logging
 import random
+import socket
+import ssl
 import threading
 import time
 from collections.abc import Callable, Collection, Iterator, Mapping, Sequence
 from datetime import tzinfo
 from typing import TypeAlias, Union
+from urllib.parse import urlsplit
 
 import attrs
 import requests
@@ -27,8 +31,10 @@ from dateutil import tz
 from requests.adapters import HTTPAdapter
 
 from dhis2_lmis import __version__
-from dhis2_lmis._json import JsonObject, JsonValue
-from dhis2_lmis.auth import Dhis2Auth
+from dhis2_lmis.dhis2._json import JsonObject, JsonValue
+from dhis2_lmis.dhis2.auth import Dhis2Auth
+from dhis2_lmis.dhis2.retry import FailureKind, RetryPolicy, parse_retry_after
+from dhis2_lmis.dhis2.versions import ServerVersion
 from dhis2_lmis.errors import (
     AuthenticationError,
     Dhis2ConnectionError,
@@ -42,8 +48,6 @@ from dhis2_lmis.errors import (
     ServerError,
     redact_path,
 )
-from dhis2_lmis.retry import FailureKind, RetryPolicy, parse_retry_after
-from dhis2_lmis.versions import ServerVersion
 
 __all__ = ["Dhis2Session", "JsonResponse", "Page", "ParamValue", "Params", "is_last_page"]
 
@@ -99,7 +103,7 @@ class Dhis2Session:
     Args:
         url: the DHIS2 base URL, with any context path (``https://host/dhis``); a trailing
             ``/api`` is accepted and removed.
-        auth: a scheme from :mod:`dhis2_lmis.auth`, or None for anonymous calls.
+        auth: a scheme from :mod:`dhis2_lmis.dhis2.auth`, or None for anonymous calls.
         timeout: read timeout in seconds.
         connect_timeout: connect timeout in seconds; short, because a dead host should fail fast.
         retry: which failures to retry and how long to wait.
@@ -127,6 +131,7 @@ class Dhis2Session:
         rng: random.Random | None = None,
     ) -> None:
         self.url = _normalise_base_url(url)
+        self._address = _host_port(self.url)
         self.auth = auth
         self.timeout = (connect_timeout, timeout)
         self.retry = retry or RetryPolicy()
@@ -409,37 +414,38 @@ class Dhis2Session:
     def _map_exception(
         self, exc: requests.RequestException, method: str, path: str
     ) -> tuple[FailureKind, Dhis2Error]:
-        """Translate a requests failure: was the request possibly received, and what to raise."""
-        if isinstance(exc, requests.exceptions.ConnectTimeout):
-            return FailureKind.CONNECT, Dhis2TimeoutError(
-                f"could not connect within {self.timeout[0]:g} s: check the URL and network",
-                method=method,
-                path=path,
-            )
+        """Translate a requests failure: was the request possibly received, and what to raise.
+
+        Every message names ``host:port`` and the cause in words, because "could not connect"
+        alone cannot tell a stopped server from a typo in the host name or a TLS mismatch.
+        """
+        address = self._address
+        where = {"address": address, "method": method, "path": path}
         if isinstance(exc, requests.exceptions.ReadTimeout):
             return FailureKind.READ, Dhis2TimeoutError(
-                f"no answer within {self.timeout[1]:g} s: the server is slow or overloaded; "
-                "raise [dhis2] timeout or retry later",
-                method=method,
-                path=path,
+                f"no answer within {self.timeout[1]:g} s from {address}: the server is slow or "
+                "overloaded; raise [dhis2] timeout or retry later",
+                cause="timed out waiting for the answer",
+                **where,
             )
         reason = exc.args[0] if exc.args else None
-        never_sent = type(getattr(reason, "reason", None)).__name__ in {
-            "NewConnectionError",
-            "NameResolutionError",
-        }
-        if isinstance(exc, requests.exceptions.SSLError):
-            return FailureKind.CONNECT, Dhis2ConnectionError(
-                "TLS handshake failed: check verify_tls or the server certificate",
-                method=method,
-                path=path,
+        never_sent = isinstance(exc, requests.exceptions.ConnectTimeout) or type(
+            getattr(reason, "reason", None)
+        ).__name__ in {"NewConnectionError", "NameResolutionError"}
+        cause, hint = _connect_cause(exc, self.timeout[0])
+        if isinstance(exc, requests.exceptions.ConnectTimeout):
+            return FailureKind.CONNECT, Dhis2TimeoutError(
+                f"cannot reach {address} ({cause}): {hint}", cause=cause, **where
             )
-        kind = FailureKind.CONNECT if never_sent else FailureKind.READ
-        what = "could not connect" if never_sent else "the connection broke before an answer"
-        return kind, Dhis2ConnectionError(
-            f"{what} ({type(exc).__name__}): check the URL and network, or retry later",
-            method=method,
-            path=path,
+        if isinstance(exc, requests.exceptions.SSLError) or never_sent:
+            return FailureKind.CONNECT, Dhis2ConnectionError(
+                f"cannot reach {address} ({cause}): {hint}", cause=cause, **where
+            )
+        return FailureKind.READ, Dhis2ConnectionError(
+            f"the connection to {address} broke before an answer ({cause}): retry later; "
+            "if it keeps happening, check the proxy or load balancer in front of DHIS2",
+            cause=cause,
+            **where,
         )
 
     def _raise_for_status(
@@ -513,6 +519,73 @@ class Dhis2Session:
 
     def _auth_name(self) -> str:
         return self.auth.describe() if self.auth else "anonymous (no credentials configured)"
+
+
+def _host_port(url: str) -> str:
+    """``host:port`` of a base URL, the port filled in from the scheme, for error messages."""
+    parts = urlsplit(url)
+    host = parts.hostname or parts.netloc or url
+    if ":" in host:  # an IPv6 literal
+        host = f"[{host}]"
+    try:
+        port = parts.port
+    except ValueError:  # a port that is not a number: the URL itself will fail to send
+        port = None
+    if port is None:
+        port = 443 if parts.scheme.lower() == "https" else 80
+    return f"{host}:{port}"
+
+
+def _exception_chain(exc: BaseException) -> Iterator[BaseException]:
+    """``exc`` and every exception it wraps: requests, then urllib3, then the socket or ssl."""
+    seen: set[int] = set()
+    pending = [exc]
+    while pending:
+        current = pending.pop()
+        if id(current) in seen:
+            continue
+        seen.add(id(current))
+        yield current
+        linked = (*current.args, getattr(current, "reason", None))
+        linked += (current.__cause__, current.__context__)
+        pending += [e for e in linked if isinstance(e, BaseException)]
+
+
+_HINTS = {
+    "host name not resolved": "check the host name in [dhis2] url, and the DNS of this machine",
+    "connection refused": "is DHIS2 running there, and is the port in [dhis2] url right?",
+    "network unreachable": "check the network connection and routes of this machine",
+    "timed out": "check the URL, the firewall and the network, or raise [dhis2] connect_timeout",
+}
+_UNREACHABLE = frozenset({errno.ENETUNREACH, errno.EHOSTUNREACH})
+_TLS_HINT = (
+    "check verify_tls and the server certificate, and that the server speaks https on this port"
+)
+
+
+def _connect_cause(exc: BaseException, connect_timeout: float) -> tuple[str, str]:
+    """Name why a connection failed (refused, not resolved, timed out, TLS) and what to do."""
+    chain = list(_exception_chain(exc))
+    for error in chain:
+        if isinstance(error, ssl.SSLCertVerificationError):
+            return f"TLS certificate not accepted: {error.verify_message}", _TLS_HINT
+    for error in chain:
+        if isinstance(error, ssl.SSLError):
+            detail = (error.reason or "").replace("_", " ").lower()
+            return ("TLS handshake failed" + (f": {detail}" if detail else "")), _TLS_HINT
+    if isinstance(exc, requests.exceptions.SSLError):
+        return "TLS handshake failed", _TLS_HINT
+    if any(isinstance(e, socket.gaierror) for e in chain):
+        cause = "host name not resolved"
+    elif any(isinstance(e, ConnectionRefusedError) for e in chain):
+        cause = "connection refused"
+    elif any(isinstance(e, OSError) and e.errno in _UNREACHABLE for e in chain):
+        cause = "network unreachable"
+    elif isinstance(exc, requests.exceptions.ConnectTimeout):
+        return f"timed out after {connect_timeout:g} s", _HINTS["timed out"]
+    else:
+        return type(exc).__name__, "check the URL and network, or retry later"
+    return cause, _HINTS[cause]
 
 
 def _normalise_base_url(url: str) -> str:

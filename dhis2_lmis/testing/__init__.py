@@ -11,7 +11,7 @@ from typing import TYPE_CHECKING
 
 from dhis2_lmis.testing._demo import DEMO, DemoIds, seed_demo
 from dhis2_lmis.testing._fake import FakeDhis2
-from dhis2_lmis.testing._server import FaultKind, RecordedRequest
+from dhis2_lmis.testing._server import FaultKind, Latency, RecordedRequest
 from dhis2_lmis.testing._world import (
     AggregateValue,
     DataElement,
@@ -42,6 +42,7 @@ __all__ = [
     "Event",
     "FakeDhis2",
     "FaultKind",
+    "Latency",
     "LocalSmtpServer",
     "OptionSet",
     "OrgUnit",

@@ -129,6 +129,22 @@ def _invalid(value: object, data_element: str, reason: str) -> InvalidValueError
     )
 
 
+def _incomplete(element: object, value: object) -> InvalidValueError:
+    """A row without its data element or its value, saying which and what the row does hold."""
+    if isinstance(element, str):
+        return InvalidValueError(
+            f"no value for data element {element}: fill the value column",
+            data_element=element,
+            value=repr(value),
+        )
+    message = (
+        "no data_element and no value: fill both columns, or delete the row"
+        if value is None
+        else f"no data_element for value {value!r}: fill the data_element column"
+    )
+    return InvalidValueError(message, data_element="", value=repr(value))
+
+
 def _to_decimal(value: object, data_element: str) -> Decimal:
     if value is None:
         raise _invalid(value, data_element, "no value (None)")
@@ -316,10 +332,7 @@ class DataValueSetBuilder:
             element, value = fields.get("data_element"), fields.get("value")
             try:
                 if not isinstance(element, str) or value is None:
-                    missing = " and ".join(
-                        n for n, v in (("data_element", element), ("value", value)) if v is None
-                    )
-                    raise _invalid(value, str(element or "?"), f"no {missing or 'data_element'}")
+                    raise _incomplete(element, value)
                 self.add(
                     element,
                     value,  # type: ignore[arg-type]  # format_value refuses the wrong types

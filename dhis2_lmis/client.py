@@ -1,9 +1,9 @@
 """Dhis2Lmis: the facade that wires everything from one :class:`~dhis2_lmis.config.Dhis2Config`.
 
 It holds no logic of its own beyond choosing parts from the configuration: the session and its
-authentication, the item and org-unit resolvers, the program reader, the data value builder and
-the stock pusher. Each method says which part does the work, so a caller who needs only one
-piece can use that piece directly.
+authentication, the item and org-unit resolvers, one reader per program (order, receipt, STR),
+the data value builder and the stock pusher. Each method says which part does the work, so a
+caller who needs only one piece can use that piece directly.
 """
 
 from __future__ import annotations
@@ -49,10 +49,15 @@ from dhis2_lmis.lmis.models import (
     StockTransaction,
     Store,
 )
-from dhis2_lmis.lmis.programs import ProgramKey, ProgramReader
+from dhis2_lmis.lmis.programs import (
+    OrderReader,
+    ProgramKey,
+    ReceiptReader,
+    StrReader,
+)
 from dhis2_lmis.lmis.references import ItemResolver, LayoutResolver, OrgUnitResolver
 from dhis2_lmis.lmis.reports import PeriodSpec, StockReportReader
-from dhis2_lmis.lmis.stock import StockPusher, StockPushReport, StockReceipt
+from dhis2_lmis.lmis.stock import StockPusher, StockPushReport, StockReceipt, StrSettings
 
 __all__ = ["Dhis2Lmis"]
 
@@ -121,26 +126,31 @@ class Dhis2Lmis:
             self.layout = LayoutResolver(
                 config.data_set, self.items or self._no_items(), session=self.session
             )
-        table = config.data_elements
-        self.reader = ProgramReader(
+        page_size = config.sync.page_size
+        #: Reads the Order program, per ``programs.order`` and the ``[order]`` section.
+        self.order_reader = OrderReader(
             self.session,
-            programs={
-                "order": config.programs.order,
-                "receipt": config.programs.receipt,
-                "str": config.programs.str,
-            },
+            program=config.programs.order,
             items=self.items,
             org_units=self.org_units,
             data_element_id_scheme=lmis.data_element_id_scheme,
-            order_item_data_element=config.order.item_data_element,
-            order_quantity_data_element=config.order.quantity_data_element,
+            item_data_element=config.order.item_data_element,
+            quantity_data_element=config.order.quantity_data_element,
+            page_size=page_size,
+        )
+        #: Reads the Receipt program, per ``programs.receipt`` and the ``[receipt]`` section.
+        self.receipt_reader = ReceiptReader(
+            self.session,
+            program=config.programs.receipt,
+            org_units=self.org_units,
             consignment_data_element=config.receipt.consignment_data_element,
-            stock_on_hand=table.stock_on_hand.data_element if table.stock_on_hand.active else None,
-            received_quantity=(
-                table.received_quantity.data_element if table.received_quantity.active else None
-            ),
-            item_code_attribute=table.stock_on_hand.attribute or table.received_quantity.attribute,
-            page_size=config.sync.page_size,
+            page_size=page_size,
+        )
+        #: Where STR data lives; shared by :attr:`str_reader` and the stock pusher.
+        self.str_settings = _str_settings(config)
+        #: Reads the STR program, per :attr:`str_settings`.
+        self.str_reader = StrReader(
+            self.session, settings=self.str_settings, org_units=self.org_units, page_size=page_size
         )
 
     def __repr__(self) -> str:
@@ -204,7 +214,7 @@ class Dhis2Lmis:
         each once, in no overall order (docs/performance.md#parallel-reads). Close the
         iterator (or let a ``for`` loop end) to stop its threads early.
         """
-        records = self.reader.completed_requisitions(
+        records = self.order_reader.completed_requisitions(
             since=since, org_unit=org_unit, workers=workers
         )
         return with_progress(records, desc="requisitions", enabled=progress)
@@ -221,7 +231,9 @@ class Dhis2Lmis:
 
         ``workers``: as in :meth:`fetch_completed_requisitions`.
         """
-        records = self.reader.completed_receipts(since=since, org_unit=org_unit, workers=workers)
+        records = self.receipt_reader.completed_receipts(
+            since=since, org_unit=org_unit, workers=workers
+        )
         return with_progress(records, desc="receipts", enabled=progress)
 
     def fetch_stock_transactions(
@@ -236,7 +248,9 @@ class Dhis2Lmis:
 
         ``workers``: as in :meth:`fetch_completed_requisitions`.
         """
-        records = self.reader.stock_transactions(since=since, org_unit=org_unit, workers=workers)
+        records = self.str_reader.stock_transactions(
+            since=since, org_unit=org_unit, workers=workers
+        )
         return with_progress(records, desc="stock transactions", enabled=progress)
 
     def fetch_stock_on_hand(
@@ -248,12 +262,12 @@ class Dhis2Lmis:
             ConfigError: ``[data_elements.stock_on_hand]`` is not configured (without it every
                 answer would be empty, which reads as "no stock").
         """
-        if self.reader.stock_on_hand is None:
+        if self.str_settings.stock_on_hand is None:
             raise ConfigError(
                 "data_elements.stock_on_hand is not configured: set its data_element, "
                 "program_stage and attribute to read stock on hand"
             )
-        records = self.reader.stock_on_hand_levels(org_unit=org_unit)
+        records = self.str_reader.stock_on_hand_levels(org_unit=org_unit)
         return with_progress(records, desc="stock levels", enabled=progress)
 
     def fetch_stock_reports(
@@ -310,7 +324,12 @@ class Dhis2Lmis:
         """
         if program not in ("order", "receipt", "str"):
             raise ConfigError(f"unknown program {program!r}: use order, receipt or str")
-        events = self.reader.pull(program, since=since, org_unit=org_unit, workers=workers)
+        readers = {
+            "order": self.order_reader,
+            "receipt": self.receipt_reader,
+            "str": self.str_reader,
+        }
+        events = readers[program].pull(since=since, org_unit=org_unit, workers=workers)
         return with_progress(events, desc=f"{program} events", enabled=progress)
 
     # -- stock out ---------------------------------------------------------------------------------
@@ -448,22 +467,7 @@ class Dhis2Lmis:
     # -- internals ---------------------------------------------------------------------------------
 
     def _stock_pusher(self) -> StockPusher:
-        table = self.config.data_elements
-        stage = table.received_quantity.program_stage or table.stock_on_hand.program_stage
-        attribute = table.stock_on_hand.attribute or table.received_quantity.attribute
-        if not stage or not attribute:
-            raise ConfigError(
-                "data_elements: the STR push needs program_stage and attribute (the item-code "
-                "tracked entity attribute) on the received_quantity or stock_on_hand row"
-            )
-        return StockPusher(
-            self.session,
-            program=self.reader.program_uid("str"),
-            program_stage=stage,
-            stock_on_hand=self.reader.stock_on_hand,
-            received_quantity=self.reader.received_quantity,
-            item_code_attribute=attribute,
-        )
+        return StockPusher(self.session, settings=self.str_settings)
 
     def _no_items(self) -> ItemResolver:
         """An empty item resolver with the configured field and scheme."""
@@ -487,6 +491,19 @@ class Dhis2Lmis:
                 f"{field or '(unset)'} field: fill it in mSupply or pass org_unit="
             )
         return org_unit
+
+
+def _str_settings(config: Dhis2Config) -> StrSettings:
+    """The STR settings: ``programs.str`` and the active ``[data_elements]`` rows."""
+    table = config.data_elements
+    soh, received = table.stock_on_hand, table.received_quantity
+    return StrSettings(
+        program=config.programs.str,
+        stage=received.program_stage or soh.program_stage,
+        stock_on_hand=soh.data_element if soh.active else None,
+        received_quantity=received.data_element if received.active else None,
+        item_code_attribute=soh.attribute or received.attribute,
+    )
 
 
 def _auth_from(config: Dhis2Config) -> Dhis2Auth | None:

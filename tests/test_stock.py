@@ -20,6 +20,7 @@ from dhis2_lmis.lmis.stock import (
     StockPushReport,
     StockReceipt,
     StockReceiptOutcome,
+    StrSettings,
     receipt_event_uid,
 )
 from dhis2_lmis.testing import FakeDhis2, RecordedRequest
@@ -60,17 +61,26 @@ def session_for(fake: FakeDhis2, *, legacy_events: bool = False) -> Dhis2Session
     )
 
 
-def pusher_for(fake: FakeDhis2, *, legacy_events: bool = False, **options: object) -> StockPusher:
-    settings: dict[str, object] = {
-        "program": STR,
-        "program_stage": STR_STAGE,
-        "stock_on_hand": SOH,
-        "received_quantity": RECEIVED,
-        "item_code_attribute": ITEM_CODE,
-        "now": lambda: NOW,
-        **options,
-    }
-    return StockPusher(session_for(fake, legacy_events=legacy_events), **settings)  # type: ignore[arg-type]
+def pusher_for(
+    fake: FakeDhis2,
+    *,
+    legacy_events: bool = False,
+    stock_on_hand: str | None = SOH,
+    received_quantity: str | None = RECEIVED,
+    **options: object,
+) -> StockPusher:
+    settings = StrSettings(
+        program=STR,
+        stage=STR_STAGE,
+        stock_on_hand=stock_on_hand,
+        received_quantity=received_quantity,
+        item_code_attribute=ITEM_CODE,
+    )
+    return StockPusher(
+        session_for(fake, legacy_events=legacy_events),
+        settings=settings,
+        **{"now": lambda: NOW, **options},  # type: ignore[arg-type]
+    )
 
 
 def receipt(

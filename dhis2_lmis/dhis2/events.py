@@ -41,7 +41,7 @@ from dhis2_lmis.dhis2.session import Dhis2Session, ParamValue, is_last_page
 from dhis2_lmis.dhis2.versions import Dialect
 from dhis2_lmis.errors import ResponseFormatError
 
-__all__ = ["EventQuery", "OrgUnitMode", "iter_events", "iter_tracked_entities"]
+__all__ = ["EventQuery", "OrgUnitMode", "iter_event_pages", "iter_events", "iter_tracked_entities"]
 
 log = logging.getLogger(__name__)
 
@@ -140,6 +140,19 @@ def iter_events(session: Dhis2Session, query: EventQuery, *, workers: int = 1) -
         ValueError: ``workers`` is below 1.
         Dhis2Error subclasses from the session; ResponseFormatError for an unreadable page.
     """
+    for page in iter_event_pages(session, query, workers=workers):
+        yield from page
+
+
+def iter_event_pages(
+    session: Dhis2Session, query: EventQuery, *, workers: int = 1
+) -> Iterator[list[Event]]:
+    """The events of :func:`iter_events`, one page (a non-empty list) at a time.
+
+    For readers that look something up per event in batches (item refs, tracked entities):
+    a page is the natural batch, so they need not re-chunk a flat stream. Same arguments,
+    order, uniqueness and errors as :func:`iter_events`.
+    """
     if workers < 1:
         raise ValueError(f"workers must be at least 1, got {workers}")
     read = _WindowReader(session, query, session.dialect)
@@ -149,12 +162,15 @@ def iter_events(session: Dhis2Session, query: EventQuery, *, workers: int = 1) -
         pages = _read_parallel(read, workers)
     seen: set[str] = set()
     for events in pages:
+        fresh = []
         for event in events:
             if event.uid:
                 if event.uid in seen:
                     continue
                 seen.add(event.uid)
-            yield event
+            fresh.append(event)
+        if fresh:
+            yield fresh
 
 
 @attrs.define

@@ -1,25 +1,26 @@
-"""Order, Receipt and STR fetchers: program events -> LMIS records.
+"""Order, Receipt and STR readers: program events -> LMIS records, one reader per program.
 
-Each fetcher reads events lazily through :func:`~dhis2_lmis.dhis2.events.iter_events` and maps one
-event at a time, so nothing loads a whole program into memory. A record that cannot be mapped
-completely is still yielded, with its ``problems`` filled (an unknown item, an org unit that
-matches no store, a quantity that is not a number): one bad record never sinks the batch, and a
-requisition line is never silently dropped.
+Each reader is built from its own configuration section and reads events lazily, a page at a
+time (:func:`~dhis2_lmis.dhis2.events.iter_event_pages`), mapping one event at a time, so nothing
+loads a whole program into memory. Look-ups done in batches (item refs in the other id scheme,
+STR item codes) are batched per page, and their caches live only as long as one fetch. A record
+that cannot be mapped completely is still yielded, with its ``problems`` filled (an unknown item,
+an org unit that matches no store, a quantity that is not a number): one bad record never sinks
+the batch, and a requisition line is never silently dropped.
 """
 
 from __future__ import annotations
 
-import itertools
 import logging
-from collections.abc import Iterable, Iterator, Mapping, Sequence
+from collections.abc import Iterable, Iterator, Sequence
 from datetime import datetime
 from decimal import Decimal, InvalidOperation
-from typing import Literal, Protocol
+from typing import ClassVar, Literal, Protocol, TypeVar
 
 import attrs
 
 from dhis2_lmis.dhis2._uids import IdScheme
-from dhis2_lmis.dhis2.events import EventQuery, iter_events, iter_tracked_entities
+from dhis2_lmis.dhis2.events import EventQuery, iter_event_pages, iter_tracked_entities
 from dhis2_lmis.dhis2.records import Event, RecordProblem
 from dhis2_lmis.dhis2.session import Dhis2Session, ParamValue
 from dhis2_lmis.errors import ConfigError, NotFoundError, RequestRejectedError
@@ -33,11 +34,14 @@ from dhis2_lmis.lmis.models import (
     StockTransaction,
     Store,
 )
+from dhis2_lmis.lmis.stock import StrSettings
 
 __all__ = [
     "ItemLookup",
+    "OrderReader",
     "OrgUnitLookup",
-    "ProgramReader",
+    "ReceiptReader",
+    "StrReader",
     "parse_quantity",
 ]
 
@@ -46,6 +50,7 @@ log = logging.getLogger(__name__)
 ProgramKey = Literal["order", "receipt", "str"]
 # Tracked entities per look-up request: keeps the URL far below proxy limits.
 _TE_BATCH = 100
+_T = TypeVar("_T")
 
 
 class ItemLookup(Protocol):
@@ -77,8 +82,8 @@ class OrgUnitLookup(Protocol):
         """A sentence saying where ``org_unit`` was looked for."""
 
 
-def _naming_the_setting(events: Iterator[Event], key: str, uid: str) -> Iterator[Event]:
-    """Pass ``events`` on; say which setting is wrong when DHIS2 does not know the program.
+def _naming_the_setting(events: Iterator[_T], key: str, uid: str) -> Iterator[_T]:
+    """Pass ``events`` (or pages of them) on; name the setting when DHIS2 lacks the program.
 
     DHIS2 answers an unknown program with 400 "Program is specified but does not exist: <uid>"
     (404 on some paths), which names neither the configuration key nor the way to check it.
@@ -126,62 +131,45 @@ def _is_number(raw: str | None) -> bool:
 
 
 @attrs.define
-class ProgramReader:
-    """Reads the three LMIS programs of one configuration.
+class _ProgramEvents:
+    """What every program reader shares: which program, how to page through it, where events are.
 
     Args:
-        session: the connection.
-        programs: program UIDs keyed ``order``, ``receipt``, ``str``.
-        items: resolves data elements to items (None: lines keep ``item = None``).
+        session: the connection; its dialect decides the endpoints.
         org_units: resolves org units to stores and customers.
-        data_element_id_scheme: the scheme item references use (CODE or UID).
-        order_item_data_element / order_quantity_data_element: the one-event-per-line layout.
-        consignment_data_element: the Receipt program's consignment number data element.
-        stock_on_hand / received_quantity: STR data elements (None when inactive).
-        item_code_attribute: the STR tracked entity attribute holding the item code.
         page_size: events per request.
-
-    The session's dialect decides the endpoints (``legacy_events`` for ``/api/events``).
     """
 
+    _key: ClassVar[ProgramKey]
+
     session: Dhis2Session
-    programs: Mapping[str, str | None]
-    items: ItemLookup | None = None
-    org_units: OrgUnitLookup | None = None
-    data_element_id_scheme: IdScheme = "UID"
-    order_item_data_element: str | None = None
-    order_quantity_data_element: str | None = None
-    consignment_data_element: str | None = None
-    stock_on_hand: str | None = None
-    received_quantity: str | None = None
-    item_code_attribute: str | None = None
-    page_size: int = 1000
-    _item_codes: dict[str, str | None] = attrs.field(factory=dict, init=False, repr=False)
-    _enrollment_owners: dict[str, str | None] = attrs.field(factory=dict, init=False, repr=False)
+    org_units: OrgUnitLookup | None = attrs.field(kw_only=True, default=None)
+    page_size: int = attrs.field(kw_only=True, default=1000)
 
-    # -- raw events ------------------------------------------------------------------------------
-
-    def program_uid(self, key: str) -> str:
-        """The configured UID of program ``key``.
+    def program_uid(self) -> str:
+        """The configured program UID.
 
         Raises:
             ConfigError: the program is not configured.
         """
-        uid = self.programs.get(key)
+        uid = self._configured_program()
         if not uid:
+            key = self._key
             raise ConfigError(f"programs.{key} is not set: configure the {key} program UID")
         return uid
 
+    def _configured_program(self) -> str | None:
+        raise NotImplementedError  # each reader knows where its program is configured
+
     def pull(
         self,
-        key: ProgramKey,
         *,
         since: datetime | None = None,
         org_unit: str | None = None,
         status: str | None = None,
         workers: int = 1,
     ) -> Iterator[Event]:
-        """The manual pull: raw events of one program, updated after ``since``.
+        """The manual pull: the program's raw events, updated after ``since``.
 
         ``workers`` above 1 reads that many pages at once, in no overall order
         (:func:`~dhis2_lmis.dhis2.events.iter_events`).
@@ -190,42 +178,92 @@ class ProgramReader:
             RequestRejectedError, NotFoundError: DHIS2 has no program with the configured UID;
                 the message names the ``programs.<key>`` setting and suggests ``check``.
         """
-        uid = self.program_uid(key)
+        for page in self._pages(since=since, org_unit=org_unit, status=status, workers=workers):
+            yield from page
+
+    def source(self) -> str:
+        """Where records come from, e.g. ``DHIS2 2.41.0 /api/tracker/events``."""
+        return self.session.dialect.describe()
+
+    def _query_scheme(self) -> IdScheme:
+        """The id scheme data elements are asked for in (UID unless a reader says otherwise)."""
+        return "UID"
+
+    def _pages(
+        self,
+        *,
+        since: datetime | None,
+        org_unit: str | None,
+        status: str | None,
+        workers: int,
+    ) -> Iterator[list[Event]]:
+        uid = self.program_uid()
         query = EventQuery(
             program=uid,
             org_unit=org_unit,
             status=status,
             updated_after=since,
             page_size=self.page_size,
-            data_element_id_scheme=self.data_element_id_scheme if key == "order" else "UID",
+            data_element_id_scheme=self._query_scheme(),
         )
-        events = iter_events(self.session, query, workers=workers)
-        return _naming_the_setting(events, key, uid)
+        pages = iter_event_pages(self.session, query, workers=workers)
+        return _naming_the_setting(pages, self._key, uid)
 
-    def source(self) -> str:
-        """Where records come from, e.g. ``DHIS2 2.41.0 /api/tracker/events``."""
-        return self.session.dialect.describe()
+    def _places(
+        self, event: Event, problems: list[RecordProblem]
+    ) -> tuple[Store | None, Customer | None]:
+        if self.org_units is None or not event.org_unit:
+            return None, None
+        store = self.org_units.store_for(event.org_unit)
+        customer = self.org_units.customer_for(event.org_unit)
+        if store is None and customer is None:
+            problems.append(
+                RecordProblem(
+                    "unknown_org_unit",
+                    self.org_units.describe_lookup(event.org_unit),
+                    event.org_unit,
+                )
+            )
+        return store, customer
 
-    # -- orders ----------------------------------------------------------------------------------
+
+@attrs.define
+class OrderReader(_ProgramEvents):
+    """Reads the Order program (the ``programs.order`` UID and the ``[order]`` section).
+
+    Args:
+        program: the Order program UID; None when not configured (reading raises ConfigError).
+        items: resolves data elements to items (None: lines keep ``item = None``).
+        data_element_id_scheme: the scheme item references use (CODE or UID).
+        item_data_element / quantity_data_element: the one-event-per-line layout; both None
+            for one data element per item.
+    """
+
+    _key: ClassVar[ProgramKey] = "order"
+
+    program: str | None = attrs.field(kw_only=True)
+    items: ItemLookup | None = attrs.field(kw_only=True, default=None)
+    data_element_id_scheme: IdScheme = attrs.field(kw_only=True, default="UID")
+    item_data_element: str | None = attrs.field(kw_only=True, default=None)
+    quantity_data_element: str | None = attrs.field(kw_only=True, default=None)
 
     def completed_requisitions(
         self, *, since: datetime | None = None, org_unit: str | None = None, workers: int = 1
     ) -> Iterator[Requisition]:
         """Completed Order-program events as requisitions (re-completed events come back)."""
         source = self.source()
-        events = self.pull(
-            "order", since=since, org_unit=org_unit, status="COMPLETED", workers=workers
-        )
-        while batch := list(itertools.islice(events, self.page_size)):
-            self._translate_uids(batch)
-            for event in batch:
+        pages = self._pages(since=since, org_unit=org_unit, status="COMPLETED", workers=workers)
+        for page in pages:
+            if self.items is not None:  # refs a page carried in the other scheme, in one batch
+                self.items.prefetch(dv.data_element for event in page for dv in event.data_values)
+            for event in page:
                 yield self.requisition(event, source)
 
     def requisition(self, event: Event, source: str) -> Requisition:
         """Map one Order-program event to a requisition."""
         problems = list(event.problems)
         store, customer = self._places(event, problems)
-        if self.order_item_data_element and self.order_quantity_data_element:
+        if self.item_data_element and self.quantity_data_element:
             lines, other = self._line_per_event(event, problems)
         else:
             lines, other = self._line_per_data_element(event, problems)
@@ -243,6 +281,12 @@ class ProgramReader:
             problems=tuple(problems),
             source=source,
         )
+
+    def _configured_program(self) -> str | None:
+        return self.program
+
+    def _query_scheme(self) -> IdScheme:
+        return self.data_element_id_scheme
 
     def _line_per_data_element(
         self, event: Event, problems: list[RecordProblem]
@@ -270,16 +314,11 @@ class ProgramReader:
             lines.append(RequisitionLine(element, item, quantity, raw))
         return lines, other
 
-    def _translate_uids(self, events: list[Event]) -> None:
-        """Let the item resolver translate, in one batch, a page's refs sent in the wrong scheme."""
-        if self.items is not None:
-            self.items.prefetch(dv.data_element for event in events for dv in event.data_values)
-
     def _line_per_event(
         self, event: Event, problems: list[RecordProblem]
     ) -> tuple[list[RequisitionLine], dict[str, str | None]]:
-        item_element = self.order_item_data_element or ""
-        quantity_element = self.order_quantity_data_element or ""
+        item_element = self.item_data_element or ""
+        quantity_element = self.quantity_data_element or ""
         ref = event.value(item_element)
         item = None
         if ref is None:
@@ -301,33 +340,30 @@ class ProgramReader:
         }
         return [RequisitionLine(ref or item_element, item, quantity, raw)], other
 
-    def _places(
-        self, event: Event, problems: list[RecordProblem]
-    ) -> tuple[Store | None, Customer | None]:
-        if self.org_units is None or not event.org_unit:
-            return None, None
-        store = self.org_units.store_for(event.org_unit)
-        customer = self.org_units.customer_for(event.org_unit)
-        if store is None and customer is None:
-            problems.append(
-                RecordProblem(
-                    "unknown_org_unit",
-                    self.org_units.describe_lookup(event.org_unit),
-                    event.org_unit,
-                )
-            )
-        return store, customer
 
-    # -- receipts --------------------------------------------------------------------------------
+@attrs.define
+class ReceiptReader(_ProgramEvents):
+    """Reads the Receipt program (the ``programs.receipt`` UID and the ``[receipt]`` section).
+
+    Args:
+        program: the Receipt program UID; None when not configured (reading raises ConfigError).
+        consignment_data_element: the data element holding the consignment number.
+    """
+
+    _key: ClassVar[ProgramKey] = "receipt"
+
+    program: str | None = attrs.field(kw_only=True)
+    consignment_data_element: str | None = attrs.field(kw_only=True, default=None)
+
+    def _configured_program(self) -> str | None:
+        return self.program
 
     def completed_receipts(
         self, *, since: datetime | None = None, org_unit: str | None = None, workers: int = 1
     ) -> Iterator[ConsignmentReceipt]:
         """Completed Receipt-program events: acknowledged consignments."""
         source = self.source()
-        events = self.pull(
-            "receipt", since=since, org_unit=org_unit, status="COMPLETED", workers=workers
-        )
+        events = self.pull(since=since, org_unit=org_unit, status="COMPLETED", workers=workers)
         for event in events:
             yield self.receipt(event, source)
 
@@ -336,15 +372,15 @@ class ProgramReader:
         problems = list(event.problems)
         store, customer = self._places(event, problems)
         number = None
-        if self.consignment_data_element:
-            number = event.value(self.consignment_data_element)
+        element = self.consignment_data_element
+        if element:
+            number = event.value(element)
             if not number:
                 problems.append(
                     RecordProblem(
                         "missing_value",
-                        f"consignment number data element {self.consignment_data_element} "
-                        "has no value",
-                        self.consignment_data_element,
+                        f"consignment number data element {element} has no value",
+                        element,
                     )
                 )
         return ConsignmentReceipt(
@@ -360,54 +396,35 @@ class ProgramReader:
             source=source,
         )
 
-    # -- STR (Real-Time Stock) -------------------------------------------------------------------
+
+@attrs.define
+class StrReader(_ProgramEvents):
+    """Reads the STR (Real-Time Stock) program, per the :class:`StrSettings` the pusher shares.
+
+    Args:
+        settings: the STR program, data elements and item-code attribute.
+    """
+
+    _key: ClassVar[ProgramKey] = "str"
+
+    settings: StrSettings = attrs.field(kw_only=True)
+
+    def _configured_program(self) -> str | None:
+        return self.settings.program
 
     def stock_transactions(
         self, *, since: datetime | None = None, org_unit: str | None = None, workers: int = 1
     ) -> Iterator[StockTransaction]:
-        """STR program events with their item codes, looked up in batches per page."""
-        source = self.source()
-        events = self.pull("str", since=since, org_unit=org_unit, workers=workers)
-        while batch := list(itertools.islice(events, self.page_size)):
-            self._load_enrollment_owners(batch)
-            self._load_item_codes(self._tracked_entity_of(e) for e in batch)
-            for event in batch:
-                yield self.stock_transaction(event, source)
+        """STR program events with their item codes, looked up in batches per page.
 
-    def stock_transaction(self, event: Event, source: str) -> StockTransaction:
-        """Map one STR event; item codes come from the cache filled per batch."""
-        problems = list(event.problems)
-        item_code = None
-        tracked_entity = self._tracked_entity_of(event)
-        if self.item_code_attribute:
-            if tracked_entity is None:
-                problems.append(
-                    RecordProblem("missing_tracked_entity", "the event has no tracked entity")
-                )
-            else:
-                item_code = self._item_codes.get(tracked_entity)
-                if item_code is None:
-                    problems.append(
-                        RecordProblem(
-                            "missing_value",
-                            f"tracked entity {tracked_entity} has no item code attribute "
-                            f"{self.item_code_attribute}",
-                            tracked_entity,
-                        )
-                    )
-        return StockTransaction(
-            event=event,
-            org_unit=event.org_unit,
-            tracked_entity=tracked_entity,
-            enrollment=event.enrollment,
-            item_code=item_code,
-            occurred_at=event.occurred_at,
-            stock_on_hand=self._quantity(event, self.stock_on_hand, problems),
-            received_quantity=self._quantity(event, self.received_quantity, problems),
-            values=event.values(),
-            problems=tuple(problems),
-            source=source,
-        )
+        The item codes and enrollment owners learnt are kept for this read only.
+        """
+        source = self.source()
+        owners = _StrOwners(self)
+        for page in self._pages(since=since, org_unit=org_unit, status=None, workers=workers):
+            owners.learn(page)
+            for event in page:
+                yield self._transaction(event, source, owners)
 
     def stock_on_hand_levels(self, *, org_unit: str | None = None) -> Iterator[StockLevel]:
         """The latest stock on hand per (org unit, item): the "RTS SOH raw data".
@@ -440,35 +457,90 @@ class ProgramReader:
             )
 
     def item_code_for(self, tracked_entity: str) -> str | None:
-        """The item code of one STR tracked entity (cached)."""
-        self._load_item_codes([tracked_entity])
-        return self._item_codes.get(tracked_entity)
+        """The item code of one STR tracked entity (one request; nothing is kept)."""
+        owners = _StrOwners(self)
+        owners.load_item_codes([tracked_entity])
+        return owners.item_codes.get(tracked_entity)
 
-    def _quantity(
-        self, event: Event, data_element: str | None, problems: list[RecordProblem]
-    ) -> Decimal | None:
-        if not data_element:
-            return None
-        raw = event.value(data_element)
-        if raw is None:
-            return None  # a distribution event carries no receipt; not a problem
-        quantity, problem = parse_quantity(raw, where=f"data element {data_element}")
-        if problem is not None:
-            problems.append(problem)
-        return quantity
+    def _transaction(self, event: Event, source: str, owners: _StrOwners) -> StockTransaction:
+        """Map one STR event; its item code comes from what ``owners`` learnt for its page."""
+        problems = list(event.problems)
+        item_code = None
+        tracked_entity = owners.tracked_entity_of(event)
+        attribute = self.settings.item_code_attribute
+        if attribute:
+            if tracked_entity is None:
+                problems.append(
+                    RecordProblem("missing_tracked_entity", "the event has no tracked entity")
+                )
+            else:
+                item_code = owners.item_codes.get(tracked_entity)
+                if item_code is None:
+                    problems.append(
+                        RecordProblem(
+                            "missing_value",
+                            f"tracked entity {tracked_entity} has no item code attribute "
+                            f"{attribute}",
+                            tracked_entity,
+                        )
+                    )
+        return StockTransaction(
+            event=event,
+            org_unit=event.org_unit,
+            tracked_entity=tracked_entity,
+            enrollment=event.enrollment,
+            item_code=item_code,
+            occurred_at=event.occurred_at,
+            stock_on_hand=_quantity(event, self.settings.stock_on_hand, problems),
+            received_quantity=_quantity(event, self.settings.received_quantity, problems),
+            values=event.values(),
+            problems=tuple(problems),
+            source=source,
+        )
 
-    def _tracked_entity_of(self, event: Event) -> str | None:
+
+def _quantity(
+    event: Event, data_element: str | None, problems: list[RecordProblem]
+) -> Decimal | None:
+    if not data_element:
+        return None
+    raw = event.value(data_element)
+    if raw is None:
+        return None  # a distribution event carries no receipt; not a problem
+    quantity, problem = parse_quantity(raw, where=f"data element {data_element}")
+    if problem is not None:
+        problems.append(problem)
+    return quantity
+
+
+@attrs.define
+class _StrOwners:
+    """Whose tracked entity each STR event is and that entity's item code, learnt for one read.
+
+    Kept per fetch, not per reader: a long-lived client never accumulates them.
+    """
+
+    reader: StrReader
+    item_codes: dict[str, str | None] = attrs.field(factory=dict)
+    enrollment_owners: dict[str, str | None] = attrs.field(factory=dict)
+
+    def learn(self, page: Sequence[Event]) -> None:
+        """Look up, in batches, what the page's events need: owners first, then item codes."""
+        self._load_enrollment_owners(page)
+        self.load_item_codes(self.tracked_entity_of(e) for e in page)
+
+    def tracked_entity_of(self, event: Event) -> str | None:
         """The event's tracked entity; DHIS2 2.37 leaves it out, so via its enrollment."""
         if event.tracked_entity or not event.enrollment:
             return event.tracked_entity
-        return self._enrollment_owners.get(event.enrollment)
+        return self.enrollment_owners.get(event.enrollment)
 
     def _load_enrollment_owners(self, events: Sequence[Event]) -> None:
         """Learn whose enrollments the events without a tracked entity belong to.
 
         DHIS2 2.37 sends tracker events without ``trackedEntity``. The STR program's tracked
         entities at each such event's org unit are read once (with their enrollments and item
-        codes), which fills both caches in one request per org unit.
+        codes), which fills both maps in one request per org unit.
         """
         org_units = {
             e.org_unit
@@ -476,43 +548,46 @@ class ProgramReader:
             if not e.tracked_entity
             and e.enrollment
             and e.org_unit
-            and e.enrollment not in self._enrollment_owners
+            and e.enrollment not in self.enrollment_owners
         }
         if not org_units:
             return
-        dialect = self.session.dialect
-        attribute = self.item_code_attribute
+        reader = self.reader
+        dialect = reader.session.dialect
+        attribute = reader.settings.item_code_attribute
         for unit in sorted(org_units):
             params: dict[str, ParamValue] = {
-                "program": self.program_uid("str"),
+                "program": reader.program_uid(),
                 dialect.org_units_param: unit,
                 dialect.org_unit_mode_param: "SELECTED",
             }
-            entities = iter_tracked_entities(self.session, params, page_size=self.page_size)
+            entities = iter_tracked_entities(reader.session, params, page_size=reader.page_size)
             for entity in entities:
                 if attribute:
-                    self._item_codes[entity.uid] = entity.attributes.get(attribute)
+                    self.item_codes[entity.uid] = entity.attributes.get(attribute)
                 for enrollment in entity.enrollments:
-                    self._enrollment_owners[enrollment.uid] = entity.uid
+                    self.enrollment_owners[enrollment.uid] = entity.uid
         for event in events:
             if event.enrollment:
-                self._enrollment_owners.setdefault(event.enrollment, None)
+                self.enrollment_owners.setdefault(event.enrollment, None)
 
-    def _load_item_codes(self, tracked_entities: Iterable[str | None]) -> None:
-        attribute = self.item_code_attribute
+    def load_item_codes(self, tracked_entities: Iterable[str | None]) -> None:
+        """Read the item codes of the tracked entities not yet known, in URL-sized batches."""
+        reader = self.reader
+        attribute = reader.settings.item_code_attribute
         if not attribute:
             return
-        missing = sorted({te for te in tracked_entities if te and te not in self._item_codes})
+        missing = sorted({te for te in tracked_entities if te and te not in self.item_codes})
         if not missing:
             return
-        dialect = self.session.dialect
-        program = self.program_uid("str")
+        session = reader.session
+        dialect = session.dialect
         fixed: dict[str, ParamValue] = {
-            "program": program,
+            "program": reader.program_uid(),
             dialect.org_unit_mode_param: "ACCESSIBLE",
             "fields": dialect.tracked_entity_fields,
         }
-        chunks = self.session.batches(
+        chunks = session.batches(
             dialect.tracked_entities_path,
             {**fixed, "page": 1, "pageSize": _TE_BATCH + 1},
             missing,
@@ -522,8 +597,8 @@ class ProgramReader:
         for chunk in chunks:
             params = {**fixed, **dict([dialect.tracked_entity_uids(chunk)])}
             # a page one larger than the chunk is never full: no second request to learn the end
-            entities = iter_tracked_entities(self.session, params, page_size=len(chunk) + 1)
+            entities = iter_tracked_entities(session, params, page_size=len(chunk) + 1)
             for entity in entities:
-                self._item_codes[entity.uid] = entity.attributes.get(attribute)
+                self.item_codes[entity.uid] = entity.attributes.get(attribute)
             for te in chunk:
-                self._item_codes.setdefault(te, None)
+                self.item_codes.setdefault(te, None)

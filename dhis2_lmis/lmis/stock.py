@@ -58,7 +58,7 @@ from dhis2_lmis.dhis2.imports import (
 from dhis2_lmis.dhis2.records import Event
 from dhis2_lmis.dhis2.session import Dhis2Session, ParamValue
 from dhis2_lmis.dhis2.versions import Dialect
-from dhis2_lmis.errors import Dhis2TimeoutError, NotFoundError, PackingListError
+from dhis2_lmis.errors import ConfigError, Dhis2TimeoutError, NotFoundError, PackingListError
 from dhis2_lmis.lmis.datavalues import InvalidValueError, format_value
 from dhis2_lmis.lmis.models import ConsignmentReceipt
 from dhis2_lmis.lmis.references import foreign_separator
@@ -70,6 +70,7 @@ __all__ = [
     "StockPusher",
     "StockReceipt",
     "StockReceiptOutcome",
+    "StrSettings",
     "csv_header_problem",
     "receipt_event_uid",
 ]
@@ -480,18 +481,48 @@ class _Planned:
     note: str | None
 
 
+@attrs.frozen(kw_only=True)
+class StrSettings:
+    """Where STR (Real-Time Stock) data lives in DHIS2: one record for reading and for writing.
+
+    Built once from the configuration (``programs.str`` and the ``[data_elements]`` rows) and
+    handed to both the STR reader and the :class:`StockPusher`, so the two never disagree on
+    which program, stage or data element holds stock.
+
+    Args:
+        program: the STR tracker program UID; None when not configured.
+        stage: the program stage receipt events go in.
+        stock_on_hand: the stock-on-hand data element; None when that row is inactive.
+        received_quantity: the stock-receipt data element; None when that row is inactive.
+        item_code_attribute: the tracked entity attribute holding the item code.
+    """
+
+    program: str | None
+    stage: str | None = None
+    stock_on_hand: str | None = None
+    received_quantity: str | None = None
+    item_code_attribute: str | None = None
+
+    def program_uid(self) -> str:
+        """The STR program UID.
+
+        Raises:
+            ConfigError: ``programs.str`` is not set.
+        """
+        if not self.program:
+            raise ConfigError("programs.str is not set: configure the str program UID")
+        return self.program
+
+
 @attrs.define
 class StockPusher:
     """Writes stock receipts to the STR program, once each, with the stock on hand carried on.
 
     Args:
         session: the connection.
-        program: the STR (tracker) program UID.
-        program_stage: the stage the receipt events go in.
-        stock_on_hand: the stock-on-hand data element; None when that row is inactive (then
-            no balance is read or written).
-        received_quantity: the stock-receipt data element; None when that row is inactive.
-        item_code_attribute: the tracked entity attribute holding the item code.
+        settings: the STR program, stage, data elements and item-code attribute; the stage
+            and attribute must be set. Without a stock-on-hand data element no balance is
+            read or written.
         now: the clock; events are dated by it (naive = server-local time).
         sleep: waits between polls of an import job (only when a server answers a synchronous
             import with a job).
@@ -499,15 +530,41 @@ class StockPusher:
     """
 
     session: Dhis2Session
-    program: str = attrs.field(kw_only=True)
-    program_stage: str = attrs.field(kw_only=True)
-    stock_on_hand: str | None = attrs.field(kw_only=True)
-    received_quantity: str | None = attrs.field(kw_only=True)
-    item_code_attribute: str = attrs.field(kw_only=True)
+    settings: StrSettings = attrs.field(kw_only=True)
     now: Callable[[], datetime] = attrs.field(kw_only=True, default=utc_now)
     sleep: Callable[[float], None] = attrs.field(kw_only=True, default=time.sleep, repr=False)
     poll_attempts: int = attrs.field(kw_only=True, default=60)
     poll_interval_s: float = attrs.field(kw_only=True, default=1.0)
+    # the settings' required parts, checked once when the pusher is made
+    program: str = attrs.field(init=False)
+    program_stage: str = attrs.field(init=False)
+    item_code_attribute: str = attrs.field(init=False)
+
+    def __attrs_post_init__(self) -> None:
+        """Refuse settings a push cannot work with, before anything is sent.
+
+        Raises:
+            ConfigError: the STR program, stage or item-code attribute is not configured.
+        """
+        settings = self.settings
+        self.program = settings.program_uid()
+        if not settings.stage or not settings.item_code_attribute:
+            raise ConfigError(
+                "data_elements: the STR push needs program_stage and attribute (the item-code "
+                "tracked entity attribute) on the received_quantity or stock_on_hand row"
+            )
+        self.program_stage = settings.stage
+        self.item_code_attribute = settings.item_code_attribute
+
+    @property
+    def stock_on_hand(self) -> str | None:
+        """The stock-on-hand data element (None: no balance is read or written)."""
+        return self.settings.stock_on_hand
+
+    @property
+    def received_quantity(self) -> str | None:
+        """The stock-receipt data element (None: no quantity is written)."""
+        return self.settings.received_quantity
 
     def push(self, receipts: Iterable[StockReceipt]) -> StockPushReport:
         """Write each receipt once, as a COMPLETED event with the carried-on stock on hand.

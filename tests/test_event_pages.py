@@ -14,7 +14,7 @@ import pytest
 
 from dhis2_lmis.dhis2.auth import BasicAuth
 from dhis2_lmis.dhis2.convert import structure_event
-from dhis2_lmis.dhis2.events import EventQuery, iter_events
+from dhis2_lmis.dhis2.events import EventQuery, iter_event_pages, iter_events
 from dhis2_lmis.dhis2.records import DataValue, Event
 from dhis2_lmis.dhis2.session import Dhis2Session
 from dhis2_lmis.errors import ResponseFormatError
@@ -155,3 +155,17 @@ def test_structure_event_never_raises_on_a_dict_msgspec_cannot_read() -> None:
     event = structure_event({"event": "E1", 3: "a key that is not text"})  # type: ignore[dict-item]
     assert event.uid == ""
     assert "could not be read" in str(event.problems[0])
+
+
+@pytest.mark.parametrize("workers", [1, 3])
+def test_event_pages_hand_out_every_event_once_in_non_empty_pages(workers: int) -> None:
+    query = EventQuery(program=PROGRAM, page_size=3)
+    with seeded("2.41") as fake, session_for(fake) as session:
+        pages = list(iter_event_pages(session, query, workers=workers))
+        flat = list(iter_events(session, query, workers=workers))
+
+    assert pages and all(0 < len(page) <= 3 for page in pages)
+    paged = [event.uid for page in pages for event in page]
+    assert sorted(paged) == sorted(event.uid for event in flat) == [f"Ev{n:09d}" for n in range(7)]
+    if workers == 1:  # one cursor: pages in update order, as iter_events yields them
+        assert paged == [event.uid for event in flat]

@@ -11,7 +11,8 @@ import pytest
 
 from dhis2_lmis.client import Dhis2Lmis
 from dhis2_lmis.config import Dhis2Config
-from dhis2_lmis.errors import RequestRejectedError
+from dhis2_lmis.errors import ConfigError, RequestRejectedError
+from dhis2_lmis.lmis.stock import StockReceipt
 from dhis2_lmis.testing import FakeDhis2
 from tests._lmis_world import (
     AMOX,
@@ -21,6 +22,7 @@ from tests._lmis_world import (
     EN_AMOX,
     EN_PARA,
     FACILITY,
+    ITEM_CODE,
     ITEMS,
     ORDER,
     ORDER_STAGE,
@@ -218,3 +220,49 @@ def test_rejection_about_something_else_keeps_dhis2s_words(fake: FakeDhis2) -> N
 
     assert "programs.order" not in str(raised.value)
     assert "NoSuchUnit1" in str(raised.value)
+
+
+def test_item_codes_are_read_afresh_by_each_fetch(fake: FakeDhis2) -> None:
+    """A long-lived client sees an item code relabelled in DHIS2 on its next read."""
+    add_stock_cards(fake, "AMOX250")
+    stock_event(fake, "StockEv0001", TE_AMOX, EN_AMOX, T0, 100)
+    lmis = lmis_for(fake)
+    (before,) = lmis.fetch_stock_transactions()
+    fake.world.tracked_entities[TE_AMOX].attributes[ITEM_CODE] = "AMOX500"
+    (after,) = lmis.fetch_stock_transactions()
+
+    assert (before.item_code, after.item_code) == ("AMOX250", "AMOX500")
+
+
+def test_each_program_needs_only_its_own_setting(fake: FakeDhis2) -> None:
+    order(fake, "Order000001", {AMOX: "5"})
+    cfg = config(fake, name_field="Dhis2Code")
+    cfg = attrs.evolve(cfg, programs=attrs.evolve(cfg.programs, receipt=None, str=None))
+
+    with Dhis2Lmis(cfg, items=ITEMS) as lmis:
+        (requisition,) = lmis.fetch_completed_requisitions()
+        for fetch, key in [
+            (lmis.fetch_completed_receipts, "receipt"),
+            (lmis.fetch_stock_transactions, "str"),
+        ]:
+            with pytest.raises(ConfigError, match=rf"programs\.{key} is not set"):
+                list(fetch())
+        with pytest.raises(ConfigError, match=r"programs\.str is not set"):
+            lmis.push_stock_receipts([StockReceipt(FACILITY, "AMOX250", 5, "CI-1")])
+
+    assert requisition.lines[0].quantity == Decimal(5)
+
+
+def test_pushed_receipts_read_back_through_the_same_str_settings(fake: FakeDhis2) -> None:
+    add_stock_cards(fake, "AMOX250")
+    stock_event(fake, "StockEv0001", TE_AMOX, EN_AMOX, T0, 100)
+    lmis = lmis_for(fake)
+    report = lmis.push_stock_receipts([StockReceipt(FACILITY, "AMOX250", 25, "CI-0042")])
+    assert [o.status for o in report.outcomes] == ["created"]
+
+    (pushed,) = (t for t in lmis.fetch_stock_transactions() if t.received_quantity is not None)
+    assert (pushed.item_code, pushed.received_quantity, pushed.stock_on_hand) == (
+        "AMOX250",
+        Decimal(25),
+        Decimal(125),
+    )

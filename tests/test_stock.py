@@ -475,3 +475,19 @@ def test_latest_event_order_uses_the_names_the_version_understands(
         ]
         assert read.query["order"] == [order]
         assert not server.unanswered
+
+
+@pytest.mark.parametrize(
+    ("settings", "message"),
+    [
+        (StrSettings(program=None, stage=STR_STAGE, item_code_attribute=ITEM_CODE), "programs.str"),
+        (StrSettings(program=STR, stage=None, item_code_attribute=ITEM_CODE), "program_stage"),
+        (StrSettings(program=STR, stage=STR_STAGE, item_code_attribute=None), "attribute"),
+    ],
+)
+def test_pusher_refuses_incomplete_str_settings_before_sending(
+    fake: FakeDhis2, settings: StrSettings, message: str
+) -> None:
+    with pytest.raises(ConfigError, match=message):
+        StockPusher(session_for(fake), settings=settings)
+    assert fake.requests == []

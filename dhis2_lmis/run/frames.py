@@ -13,7 +13,9 @@ with typed columns, so the first ``groupby`` or ``pivot_table`` works without cl
 * identifiers, names and messages are ``string``; record problems are joined into one text.
 
 Nothing is dropped: a requisition without lines, an event without data values or a report
-without values still gives one row, with its line columns empty.
+without values still gives one row, with its line columns empty. The columns are those
+``dhis2-lmis pull`` prints for the same records: both read them from
+:mod:`dhis2_lmis.run._tabular`; this module only types them.
 
 pandas is imported only when :func:`to_dataframe` runs, so the library itself never needs it.
 """

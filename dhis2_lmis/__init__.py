@@ -29,6 +29,7 @@ from dhis2_lmis.errors import (
     ImportFailedError,
     MissingExtraError,
     NotFoundError,
+    PackingListError,
     PermissionDeniedError,
     RequestRejectedError,
     ResponseFormatError,
@@ -61,7 +62,12 @@ from dhis2_lmis.lmis.references import (
     load_items,
     load_stores,
 )
-from dhis2_lmis.lmis.stock import StockPushReport, StockReceipt, StockReceiptOutcome
+from dhis2_lmis.lmis.stock import (
+    PackingList,
+    StockPushReport,
+    StockReceipt,
+    StockReceiptOutcome,
+)
 from dhis2_lmis.run.frames import to_dataframe
 from dhis2_lmis.run.state import SqliteStateStore, StateError, StateLockedError, StateStore
 from dhis2_lmis.run.sync import RunReport, SyncRunner
@@ -100,6 +106,8 @@ __all__ = [
     "MissingExtraError",
     "NotFoundError",
     "OrgUnitResolver",
+    "PackingList",
+    "PackingListError",
     "Period",
     "PeriodError",
     "PeriodType",

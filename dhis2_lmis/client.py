@@ -229,7 +229,17 @@ class Dhis2Lmis:
     def fetch_stock_on_hand(
         self, org_unit: str | None = None, *, progress: bool = False
     ) -> Iterator[StockLevel]:
-        """ "RTS SOH raw data": the latest stock on hand per (org unit, item)."""
+        """ "RTS SOH raw data": the latest stock on hand per (org unit, item).
+
+        Raises:
+            ConfigError: ``[data_elements.stock_on_hand]`` is not configured (without it every
+                answer would be empty, which reads as "no stock").
+        """
+        if self.reader.stock_on_hand is None:
+            raise ConfigError(
+                "data_elements.stock_on_hand is not configured: set its data_element, "
+                "program_stage and attribute to read stock on hand"
+            )
         records = self.reader.stock_on_hand_levels(org_unit=org_unit)
         return with_progress(records, desc="stock levels", enabled=progress)
 

@@ -53,6 +53,7 @@ __all__ = [
     "InvalidValueError",
     "MissingExtraError",
     "NotFoundError",
+    "PackingListError",
     "PeriodError",
     "PermissionDeniedError",
     "PreflightError",
@@ -280,6 +281,14 @@ class DuplicateValueError(InvalidValueError):
     ) -> None:
         self.key = key
         super().__init__(message, data_element=key[0], value=value)
+
+
+class PackingListError(Dhis2Error, ValueError):
+    """A packing list cannot be read, or a received consignment is not on it.
+
+    A sync handler raises it for a receipt whose consignment is missing: the receipt is then
+    failed and retried next run (once the packing list has the consignment), never dropped.
+    """
 
 
 class StateError(Dhis2Error):

@@ -7,7 +7,8 @@ The two handlers are where a real bridge talks to mSupply:
 * ``on_requisition`` turns a completed Order-program event into a customer requisition (here: a
   dict in memory, keyed by the DHIS2 event UID, so a re-completed event replaces its old copy);
 * ``on_receipt`` looks up what the acknowledged consignment held (here: a fake packing list)
-  and returns the stock receipts the runner writes to the STR program.
+  and returns the stock receipts the runner writes to the STR program; a consignment missing
+  from the packing list raises, so the receipt is retried, never dropped (docs/sync.md).
 
 The runner is run twice on the same state file: the first run hands every completed event over,
 the second finds nothing new. Raising inside a handler marks that event failed; it is handed
@@ -18,7 +19,6 @@ from __future__ import annotations
 
 import sys
 import tempfile
-from decimal import Decimal
 from pathlib import Path
 
 from dhis2_lmis import (
@@ -27,6 +27,7 @@ from dhis2_lmis import (
     Dhis2Config,
     Dhis2Lmis,
     Item,
+    PackingList,
     Requisition,
     SqliteStateStore,
     StockReceipt,
@@ -44,11 +45,13 @@ CUSTOMERS = tuple(
 )
 
 # What mSupply shipped under each consignment number (the QR code on the packing list).
-PACKING_LISTS: dict[str, tuple[tuple[str, int], ...]] = {
-    "CN-2024-1001": (("AMOX250", 100), ("ORS200", 40)),
-    "CN-2024-1002": (("AMOX250", 120), ("PARA500", 60)),
-    "CN-2024-1003": (("AMOX250", 140), ("ZINC20", 30)),
-}
+PACKING_LIST = PackingList.from_mapping(
+    {
+        "CN-2024-1001": (("AMOX250", 100), ("ORS200", 40)),
+        "CN-2024-1002": (("AMOX250", 120), ("PARA500", 60)),
+        "CN-2024-1003": (("AMOX250", 140), ("ZINC20", 30)),
+    }
+)
 
 # Stands in for mSupply's customer requisitions.
 CUSTOMER_REQUISITIONS: dict[str, dict[str, object]] = {}
@@ -95,22 +98,15 @@ def on_requisition(requisition: Requisition, /, *, is_update: bool) -> None:
     }
 
 
-def on_receipt(receipt: ConsignmentReceipt, /, *, is_update: bool) -> list[StockReceipt]:
-    """The stock the facility received: one StockReceipt per packing-list line."""
-    number = receipt.consignment_number
-    if number is None or receipt.org_unit is None:
-        raise ValueError(f"event {receipt.event.uid} has no consignment number or org unit")
-    if number not in PACKING_LISTS:
-        raise LookupError(f"consignment {number} is on no packing list")
-    return [
-        StockReceipt(
-            org_unit=receipt.org_unit,
-            item_code=item_code,
-            quantity=Decimal(quantity),
-            reference=number,  # with item and org unit, names the DHIS2 event: pushed once
-        )
-        for item_code, quantity in PACKING_LISTS[number]
-    ]
+def on_receipt(receipt: ConsignmentReceipt, /, *, is_update: bool) -> tuple[StockReceipt, ...]:
+    """The stock the facility received: one StockReceipt per packing-list line.
+
+    Each receipt's reference is the consignment number: with the item and org unit it names
+    the DHIS2 event, so a line is pushed once however often the receipt is handed over.
+    Raises PackingListError when the consignment is not on the list: the event is failed and
+    handed over again next run.
+    """
+    return PACKING_LIST.stock_receipts_for(receipt)
 
 
 def main() -> int:

@@ -6,19 +6,25 @@ import csv
 import io
 import json
 import logging
+import os
+import re
 import signal
 import subprocess
 import sys
 from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
+from typing import IO
 
 import pytest
 
 from dhis2_lmis import __version__
 from dhis2_lmis.run.cli import main
-from dhis2_lmis.testing import DEMO, FakeDhis2
+from dhis2_lmis.run.demo import run_demo
+from dhis2_lmis.testing import DEMO, AggregateValue, FakeDhis2
 
 WRONG_PASSWORD = "not-the-Pa55word-1234"  # must never show in any output
+EXE = str(Path(sys.executable).with_name("dhis2-lmis"))
 
 
 @pytest.fixture(autouse=True)
@@ -142,11 +148,95 @@ def test_demo_exits_0_and_prints_every_summary_section(capsys: pytest.CaptureFix
 
 
 def test_demo_sends_nothing_but_results_to_stdout(capsys: pytest.CaptureFixture[str]) -> None:
-    assert main(["demo", "--version", "2.38"]) == 0
+    assert main(["demo", "--dhis2-version", "2.38"]) == 0
     captured = capsys.readouterr()
     assert "Starting an offline DHIS2 2.38" in captured.err
     assert "Starting" not in captured.out
     assert "fake DHIS2 2.38" in captured.out
+
+
+def test_demo_tells_one_story_in_facility_names(capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["demo"]) == 0
+    out = capsys.readouterr().out
+    assert "LmFacility" not in out  # facilities by name everywhere, never by UID
+    # each stock receipt's "before -> after" is the figure of the stock on hand section
+    pushed = re.findall(r"x (\w+) at ([\w ]+?) \(stock on hand (\d+) -> (\d+)\)", out)
+    assert len(pushed) == 6
+    levels = {
+        (name, item): (before, after)
+        for name, item, before, after in re.findall(
+            r"^  ([A-Z][a-z]+(?: [A-Z][a-z]+)*) +([A-Z0-9]+) +(\d+) -> (\d+)", out, re.MULTILINE
+        )
+    }
+    for item, name, before, after in pushed:
+        assert levels[(name, item)] == (before, after)
+
+
+def test_demo_pushes_stock_on_hand_for_the_month_of_the_receipts() -> None:
+    summary = run_demo()
+    latest = max(r.completed_at for r in summary.receipts if r.completed_at is not None)
+    assert summary.period == f"{latest:%Y%m}"
+    assert summary.data_push.ok
+
+
+def read_serve_banner(stdout: IO[str]) -> list[str]:
+    lines = []
+    while not (line := stdout.readline()).startswith("Press Ctrl-C") and line:
+        lines.append(line.rstrip("\n"))
+    return lines
+
+
+def test_demo_serve_writes_a_folder_where_every_printed_command_works(tmp_path: Path) -> None:
+    folder = tmp_path / "demo"
+    with subprocess.Popen(
+        [EXE, "demo", "--serve", "--dir", str(folder)],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    ) as server:
+        assert server.stdout is not None
+        banner = read_serve_banner(server.stdout)
+        try:
+            assert "serving at http://127.0.0.1:" in banner[0]
+            assert f"cd {folder}" in "\n".join(banner)
+            commands = [line.split() for line in banner if line.startswith("  dhis2-lmis ")]
+            readers = [c for c in commands if "sync" not in c]
+            syncs = [c for c in commands if "sync" in c]  # after the readers: it pushes stock
+            with ThreadPoolExecutor(max_workers=4) as pool:
+                results = list(pool.map(lambda c: run_in(folder, c), readers))
+            results += [run_in(folder, c) for c in syncs]
+        finally:
+            server.send_signal(signal.SIGINT)
+            _, err = server.communicate(timeout=60)
+    for command, result in zip([*readers, *syncs], results, strict=True):
+        assert result.returncode == 0, (command, result.stderr)
+        assert "Traceback" not in result.stderr
+    assert len(commands) >= 8
+    reports = next(r for c, r in zip(readers, results, strict=True) if "stock-reports" in c)
+    assert len(reports.stdout.splitlines()) > 1  # the seeded data set values, as a table
+    assert server.returncode == 130
+    assert "demo server stopped" in err
+    for name in ("dhis2-lmis.toml", "items.csv", "stores.csv", "customers.csv"):
+        assert (folder / name).is_file()
+    for name in ("packing-list.csv", "values.csv"):
+        assert (folder / name).is_file()
+
+
+def run_in(folder: Path, command: list[str]) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [EXE, *command[1:]],
+        cwd=folder,
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+        env={k: v for k, v in os.environ.items() if not k.startswith("DHIS2_")},
+    )
+
+
+def test_demo_rejects_an_unknown_version(capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["demo", "--dhis2-version", "2.35"]) == 2
+    assert "2.35" in capsys.readouterr().err
 
 
 # -- test-connection -----------------------------------------------------------------------------
@@ -240,6 +330,24 @@ def test_check_prints_setup_findings_and_exits_1_when_something_would_fail(
     assert "item GHOST" in captured.out
     assert "NO_SUCH_DE" in captured.out
     assert "setup problem" in captured.err
+
+
+def test_check_lists_each_unconfigured_part_with_the_commands_it_stops(
+    tmp_path: Path, demo_server: FakeDhis2, capsys: pytest.CaptureFixture[str]
+) -> None:
+    path = write_config(tmp_path, demo_server.url)
+    text = path.read_text(encoding="utf-8")
+    text = text[: text.index("[data_elements.stock_on_hand]")] + text[text.index("[receipt]") :]
+    path.write_text(text, encoding="utf-8")
+    assert main(["--config", str(path), "check"]) == 0
+    out = capsys.readouterr().out
+    assert "not configured [data_elements.stock_on_hand]" in out
+    assert "refuse to run: stock-on-hand" in out
+    assert "not configured [data_elements.received_quantity]" in out
+    assert "sync --packing-list" in out
+    assert "setup: OK for pull order" in out  # not a plain "setup: OK"
+    assert main(["--config", str(path), "stock-on-hand"]) == 2
+    assert "data_elements.stock_on_hand" in capsys.readouterr().err
 
 
 def test_check_with_a_wrong_password_exits_2(
@@ -357,7 +465,7 @@ def test_pull_stock_reports_prints_one_row_per_reported_value(
     config: Path, tmp_path: Path, demo_server: FakeDhis2, capsys: pytest.CaptureFixture[str]
 ) -> None:
     for code, value in ((DEMO.soh_data_elements[0], 150), (DEMO.soh_data_elements[1], 0)):
-        demo_server.add_data_value(code, "202611", DEMO.facilities[0], value)
+        demo_server.add_data_value(code, "202201", DEMO.facilities[0], value)
     items = tmp_path / "soh-items.csv"
     items.write_text(
         "code,name,universal_code\n"
@@ -370,14 +478,14 @@ def test_pull_stock_reports_prints_one_row_per_reported_value(
         encoding="utf-8",
     )
     argv = ["--config", str(config), "--items", str(items), "pull", "stock-reports"]
-    argv += ["--period", "202611", "--org-unit", DEMO.facilities[0], "--format", "jsonl"]
+    argv += ["--period", "202201", "--org-unit", DEMO.facilities[0], "--format", "jsonl"]
     assert main(argv) == 0
     rows = [json.loads(line) for line in capsys.readouterr().out.splitlines()]
     assert {(row["item_code"], row["value"]) for row in rows} == {
         ("AMOX250", "150"),
         ("PARA500", "0"),
     }
-    assert {row["period"] for row in rows} == {"202611"}
+    assert {row["period"] for row in rows} == {"202201"}
 
 
 def test_pull_stock_reports_without_period_is_a_usage_error(
@@ -420,10 +528,10 @@ def test_push_values_imports_the_csv_and_prints_the_summary(
         f"{DEMO.soh_data_element_codes[0]},150,{DEMO.facilities[0]},counted\n",
         f"{DEMO.soh_data_element_codes[1]},80,{DEMO.facilities[0]},\n",
     )
-    assert main(["--config", str(config), "push-values", str(values), "--period", "202611"]) == 0
+    assert main(["--config", str(config), "push-values", str(values), "--period", "202201"]) == 0
     assert "SUCCESS: 2 imported" in capsys.readouterr().out
     stored = {(v.data_element, v.period, v.value) for v in demo_server.data_values}
-    assert (DEMO.soh_data_elements[0], "202611", "150") in stored
+    assert (DEMO.soh_data_elements[0], "202201", "150") in stored
 
 
 def test_push_values_with_unknown_data_element_exits_1_and_prints_the_conflict(
@@ -434,7 +542,7 @@ def test_push_values_with_unknown_data_element_exits_1_and_prints_the_conflict(
         f"{DEMO.soh_data_element_codes[0]},150,{DEMO.facilities[0]},\n",
         f"NO_SUCH_ELEMENT,3,{DEMO.facilities[0]},\n",
     )
-    assert main(["--config", str(config), "push-values", str(values), "--period", "202611"]) == 1
+    assert main(["--config", str(config), "push-values", str(values), "--period", "202201"]) == 1
     out = capsys.readouterr().out
     assert "1 imported" in out
     assert "NO_SUCH_ELEMENT" in out
@@ -446,9 +554,9 @@ def test_push_values_dry_run_saves_nothing(
 ) -> None:
     values = write_values(tmp_path, f"{DEMO.soh_data_element_codes[0]},150,,\n")
     argv = ["--config", str(config), "push-values", str(values), "--dry-run"]
-    assert main([*argv, "--period", "202611", "--org-unit", DEMO.facilities[2]]) == 0
+    assert main([*argv, "--period", "202201", "--org-unit", DEMO.facilities[2]]) == 0
     assert "(dry run)" in capsys.readouterr().out
-    assert demo_server.data_values == []
+    assert not [v for v in demo_server.data_values if v.period == "202201"]
 
 
 def test_push_values_reports_bad_rows_on_stderr_and_exits_1(
@@ -459,7 +567,7 @@ def test_push_values_reports_bad_rows_on_stderr_and_exits_1(
         f"{DEMO.soh_data_element_codes[0]},150,{DEMO.facilities[0]},\n",
         f"{DEMO.soh_data_element_codes[1]},lots,{DEMO.facilities[0]},\n",
     )
-    assert main(["--config", str(config), "push-values", str(values), "--period", "202611"]) == 1
+    assert main(["--config", str(config), "push-values", str(values), "--period", "202201"]) == 1
     captured = capsys.readouterr()
     assert "values.csv:3" in captured.err
     assert "SUCCESS: 1 imported" in captured.out
@@ -471,12 +579,17 @@ def test_push_values_preflight_sends_nothing_when_a_value_would_be_lost(
     values = write_values(
         tmp_path,
         f"{DEMO.soh_data_element_codes[0]},150,{DEMO.facilities[0]},\n",
-        f"{DEMO.soh_data_element_codes[0]},90,{DEMO.warehouse},not in the data set\n",
+        f"{DEMO.soh_data_element_codes[0]},90,{DEMO.district},not in the data set\n",
     )
-    argv = ["--config", str(config), "push-values", str(values), "--period", "202611"]
+    argv = ["--config", str(config), "push-values", str(values), "--period", "202201"]
     assert main([*argv, "--preflight"]) == 1
     assert "nothing was sent" in capsys.readouterr().err
-    assert demo_server.data_values == []
+    assert not [v for v in demo_server.data_values if v.period == "202201"]
+
+
+def pushed(fake: FakeDhis2, period: str = "202201") -> list[AggregateValue]:
+    """The values of ``period``: the demo world holds its own reports for recent months."""
+    return [v for v in fake.data_values if v.period == period]
 
 
 def test_push_values_preflight_refuses_a_fraction_for_a_whole_number_element_by_line(
@@ -487,16 +600,16 @@ def test_push_values_preflight_refuses_a_fraction_for_a_whole_number_element_by_
         f"{DEMO.soh_data_element_codes[0]},150,{DEMO.facilities[0]},\n",
         f"{DEMO.soh_data_element_codes[1]},12.6,{DEMO.facilities[0]},\n",
     )
-    argv = ["--config", str(config), "push-values", str(values), "--period", "202611"]
+    argv = ["--config", str(config), "push-values", str(values), "--period", "202201"]
     assert main([*argv, "--preflight"]) == 1
     err = capsys.readouterr().err
     assert "values.csv:3 ('12.6'): not a whole number of 0 or more" in err
     assert "nothing was sent" in err and "round_off" in err
-    assert demo_server.data_values == []
+    assert pushed(demo_server) == []
     assert main(argv) == 1  # without the preflight DHIS2 refuses that row itself
     out = capsys.readouterr().out
     assert "E7619" in out and "values.csv:3)" in out
-    assert [v.value for v in demo_server.data_values] == ["150"]
+    assert [v.value for v in pushed(demo_server)] == ["150"]
 
 
 def test_push_values_preflight_sends_nothing_when_a_row_cannot_be_read(
@@ -508,11 +621,11 @@ def test_push_values_preflight_sends_nothing_when_a_row_cannot_be_read(
         f"{DEMO.soh_data_element_codes[0]},150,{DEMO.facilities[0]},\n",
         f"{DEMO.soh_data_element_codes[1]},lots,{DEMO.facilities[0]},\n",
     )
-    argv = ["--config", str(config), "push-values", str(values), "--period", "202611"]
+    argv = ["--config", str(config), "push-values", str(values), "--period", "202201"]
     assert main([*argv, "--preflight"]) == 1
     err = capsys.readouterr().err
     assert "values.csv:3]: value 'lots'" in err and "nothing was sent" in err
-    assert demo_server.data_values == []
+    assert pushed(demo_server) == []
 
 
 def test_push_values_csv_attribute_option_combo_column_keeps_values_apart(
@@ -530,10 +643,10 @@ def test_push_values_csv_attribute_option_combo_column_keeps_values_apart(
         f"{element},30,{facility},\n",
         encoding="utf-8",
     )
-    argv = ["--config", str(config), "push-values", str(values), "--period", "202611"]
+    argv = ["--config", str(config), "push-values", str(values), "--period", "202201"]
     assert main(argv) == 0
     assert "SUCCESS: 3 imported" in capsys.readouterr().out
-    stored = {v.attribute_option_combo: v.value for v in demo_server.data_values}
+    stored = {v.attribute_option_combo: v.value for v in pushed(demo_server)}
     assert stored == {"AocFundA001": "10", "AocFundB001": "20", "HllvX50cXC0": "30"}
 
 
@@ -548,7 +661,7 @@ def test_push_values_without_period_is_a_usage_error(
 def test_push_values_of_a_missing_file_exits_2(
     config: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    assert main(["--config", str(config), "push-values", "nowhere.csv", "--period", "202611"]) == 2
+    assert main(["--config", str(config), "push-values", "nowhere.csv", "--period", "202201"]) == 2
     assert "cannot read nowhere.csv" in capsys.readouterr().err
 
 
@@ -580,15 +693,29 @@ def test_sync_pushes_packing_lists_of_received_consignments(
         encoding="utf-8",
     )
     argv = ["--config", str(config), "sync", "--programs", "receipt"]
+    # CN-2024-1003 is not on the list: its receipt fails (exit 1) instead of being dropped
+    assert main([*argv, "--packing-list", str(packing)]) == 1
+    first = capsys.readouterr()
+    assert "2 handled" in first.err and "1 failed" in first.err
+    assert "2 stock receipts pushed" in first.err
+    assert "consignment CN-2024-1003" in first.err and "not on the packing list" in first.err
+    assert "CN-2024-1003" not in first.out  # not handed over either
+
+    with packing.open("a", encoding="utf-8") as handle:
+        handle.write("CN-2024-1003,ZINC20,7\n")
     assert main([*argv, "--packing-list", str(packing)]) == 0
-    err = capsys.readouterr().err
-    assert "2 stock receipts pushed" in err
+    second = capsys.readouterr()
+    assert "1 handled" in second.err and "1 stock receipts pushed" in second.err
+    assert [json.loads(line)["consignment_number"] for line in second.out.splitlines()] == [
+        "CN-2024-1003"
+    ]
     received = [
         e for e in demo_server.events.values() if DEMO.stock_received_data_element in e.data_values
     ]
     assert sorted(e.data_values[DEMO.stock_received_data_element] for e in received) == [
         "10",
         "25",
+        "7",
     ]
 
 
@@ -694,7 +821,8 @@ def test_sync_forever_stops_cleanly_on_ctrl_c(config: Path) -> None:
         handed_over = [json.loads(process.stdout.readline()) for _ in range(3)]
         process.send_signal(signal.SIGINT)  # the first run is done: the loop is waiting
         out, err = process.communicate(timeout=60)
-    assert process.returncode == 0, err
+    assert process.returncode == 130, err
     assert [row["is_update"] for row in handed_over] == [False, False, False]
     assert out == ""
     assert "3 handled" in err
+    assert "dhis2-lmis: interrupted: " in err  # with what was left for the next run

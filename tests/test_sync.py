@@ -15,9 +15,10 @@ import pytest
 
 from dhis2_lmis.client import Dhis2Lmis
 from dhis2_lmis.config import Dhis2Config
+from dhis2_lmis.errors import ConfigError
 from dhis2_lmis.lmis.models import ConsignmentReceipt, Requisition
 from dhis2_lmis.lmis.references import Customer, Item
-from dhis2_lmis.lmis.stock import StockReceipt
+from dhis2_lmis.lmis.stock import PackingList, StockReceipt
 from dhis2_lmis.run.state import SqliteStateStore, StateError, StateLockedError
 from dhis2_lmis.run.sync import RunReport, SyncRunner
 from dhis2_lmis.testing import FakeDhis2, LocalSmtpServer
@@ -405,8 +406,23 @@ def test_wrong_password_is_reported_without_the_password(
     order(fake, "Order000001")
     lmis = lmis_for(fake, dhis2={"password": "wrong-" + PASSWORD})
     report = runner_for(lmis, state, Recorder()).run_once()
-    assert len(report.errors) == 2
+    assert len(report.errors) == 1
     assert not any(PASSWORD in e for e in report.errors)
+
+
+def test_refused_credentials_stop_the_whole_run_after_one_request(
+    fake: FakeDhis2, state: SqliteStateStore
+) -> None:
+    # DHIS2 locks an account after a few failed logins: one refusal must end the run
+    order(fake, "Order000001")
+    fake.clear_requests()
+    lmis = lmis_for(fake, dhis2={"password": "wrong-" + PASSWORD})
+    report = runner_for(lmis, state, Recorder()).run_once()
+    assert len(fake.requests) == 1
+    assert report.stopped == "authentication"
+    assert report.not_synced == ("order", "receipt")
+    assert not report.ok
+    assert state.get_cursor("order") is None
 
 
 # --- stock receipts ----------------------------------------------------------------------------
@@ -526,8 +542,15 @@ def test_run_forever_sleeps_interval_plus_jitter_between_runs(
     runner = SyncRunner(
         lmis_for(fake), state, on_requisition=recorder.requisition, sleep=waits.append
     )
-    reports = runner.run_forever("1h", jitter=dt.timedelta(minutes=5), max_runs=2)
+    seen: list[tuple[int, int]] = []  # (handled, waits so far) as each report arrives
+    reports = runner.run_forever(
+        "1h",
+        jitter=dt.timedelta(minutes=5),
+        max_runs=2,
+        on_report=lambda r: seen.append((r.handled, len(waits))),
+    )
     assert [r.handled for r in reports] == [1, 0]
+    assert seen == [(1, 0), (0, 1)]  # each report before the wait that follows its run
     (wait,) = waits
     assert 3600 <= wait <= 3600 + 300
 
@@ -591,3 +614,83 @@ def test_run_report_reads_well_as_text_and_html() -> None:
     assert "[order] event X: <bad> & worse" in text
     assert "&lt;bad&gt; &amp; worse" in report._repr_html_()
     assert not report.ok
+
+
+# --- docs/sync.md: "handled" means finished ------------------------------------------------------
+
+
+def test_a_receipt_not_on_the_packing_list_fails_is_mailed_and_is_pushed_once_listed(
+    fake: FakeDhis2, state: SqliteStateStore, fake_smtp: LocalSmtpServer
+) -> None:
+    # the rule of docs/sync.md: a handler that raises has not handled the event; the run
+    # lists it in the error e-mail and every later run tries it again until it succeeds
+    stock_card(fake)
+    receipt(fake, "Receipt0001", "CN-2026-0042")
+    packing = PackingList.from_mapping({})
+
+    def on_receipt(
+        receipt: ConsignmentReceipt, /, *, is_update: bool
+    ) -> Iterable[StockReceipt] | None:
+        return packing.stock_receipts_for(receipt)
+
+    lmis = mailing_lmis(fake, fake_smtp.port)
+    runner = SyncRunner(lmis, state, on_receipt=on_receipt)
+    first = runner.run_once(["receipt"])
+    assert (first.handled, first.failed, first.pushed) == (0, 1, 0)
+    assert not first.ok
+    (mail,) = fake_smtp.messages
+    assert "CN-2026-0042 (receipt event Receipt0001) is not on the packing list" in (
+        mail.parsed().get_content()
+    )
+    stored = state.outcome_for("receipt", "Receipt0001")
+    assert stored is not None and stored.outcome == "failed"
+    assert runner.run_once(["receipt"]).failed == 1  # still missing: still failed, not dropped
+
+    packing = PackingList.from_mapping({"CN-2026-0042": [("AMOX250", 25)]})
+    listed = runner.run_once(["receipt"])
+    assert (listed.handled, listed.failed, listed.pushed) == (1, 0, 1)
+    again = runner.run_once(["receipt"])
+    assert (again.handled, again.duplicates_skipped, again.pushed) == (0, 1, 0)
+    received = [e for e in fake.events.values() if RECEIVED in e.data_values]
+    assert [e.data_values[RECEIVED] for e in received] == ["25"]
+
+
+def test_a_stop_mid_run_reports_what_was_left_and_the_next_run_does_it(
+    fake: FakeDhis2, state: SqliteStateStore
+) -> None:
+    for n in range(3):
+        order(fake, f"Order00000{n}", T0 + n * HOUR)
+    receipt(fake, "Receipt0001", "CN-1")
+    recorder = Recorder()
+    stops = [True]  # Ctrl-C once, during the first requisition
+
+    def on_requisition(requisition: Requisition, /, *, is_update: bool) -> None:
+        recorder.requisition(requisition, is_update=is_update)
+        if stops:
+            stops.pop()
+            runner.stop()
+
+    runner = SyncRunner(
+        lmis_for(fake), state, on_requisition=on_requisition, on_receipt=recorder.receipt
+    )
+    first = runner.run_once()
+    assert (first.handled, first.stopped, first.not_synced) == (
+        1,
+        "interrupted",
+        ("order", "receipt"),
+    )
+    assert not first.ok
+    assert "interrupted: order, receipt not synced to the end" in str(first)
+    second = runner.run_once()
+    assert (second.handled, second.duplicates_skipped, second.stopped) == (3, 1, None)
+    assert second.ok
+    assert sorted(recorder.uids) == ["Order000000", "Order000001", "Order000002", "Receipt0001"]
+
+
+def test_stock_on_hand_without_its_row_is_refused_not_empty(fake: FakeDhis2) -> None:
+    # an empty answer would read as "no stock anywhere"
+    lmis = lmis_for(fake, data_elements={"stock_on_hand": {"active": False}})
+    fake.clear_requests()
+    with pytest.raises(ConfigError, match=r"data_elements\.stock_on_hand is not configured"):
+        lmis.fetch_stock_on_hand()
+    assert fake.requests == []

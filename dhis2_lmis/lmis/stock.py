@@ -21,15 +21,18 @@ request per chunk of derived event UIDs, and one small events read per stock car
 
 from __future__ import annotations
 
+import csv
 import hashlib
 import logging
+import os
 import string
 import time
 import urllib.parse
 from collections import defaultdict
-from collections.abc import Callable, Iterable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from datetime import datetime, timedelta, timezone, tzinfo
 from decimal import Decimal, InvalidOperation
+from pathlib import Path
 from typing import Literal
 
 import attrs
@@ -54,16 +57,18 @@ from dhis2_lmis.dhis2.imports import (
 )
 from dhis2_lmis.dhis2.session import Dhis2Session, ParamValue
 from dhis2_lmis.dhis2.versions import EventsDialect, events_dialect
-from dhis2_lmis.errors import ConfigError, Dhis2TimeoutError, NotFoundError
+from dhis2_lmis.errors import ConfigError, Dhis2TimeoutError, NotFoundError, PackingListError
 from dhis2_lmis.lmis.datavalues import InvalidValueError, format_value
-from dhis2_lmis.lmis.models import Event
+from dhis2_lmis.lmis.models import ConsignmentReceipt, Event
 
 __all__ = [
     "OutcomeStatus",
+    "PackingList",
     "StockPushReport",
     "StockPusher",
     "StockReceipt",
     "StockReceiptOutcome",
+    "csv_header_problem",
     "receipt_event_uid",
 ]
 
@@ -170,6 +175,148 @@ class StockReceipt:
 
     def __str__(self) -> str:
         return f"{self.reference}: {_number(self.quantity)} x {self.item_code} at {self.org_unit}"
+
+
+_PACKING_COLUMNS = ("consignment", "item_code", "quantity")
+
+
+@attrs.frozen
+class PackingList:
+    """What each consignment held, as the supplying store shipped it (mSupply's packing list).
+
+    A Receipt-program event only says *that* a facility acknowledged a consignment; the packing
+    list says *what* arrived, so together they give the stock receipts to write to the STR
+    program (:meth:`stock_receipts_for`).
+
+    Attributes:
+        consignments: consignment number -> ((item code, quantity), ...).
+    """
+
+    consignments: Mapping[str, tuple[tuple[str, Decimal], ...]]
+
+    @classmethod
+    def from_mapping(
+        cls, lines: Mapping[str, Iterable[tuple[str, Decimal | int | str]]]
+    ) -> PackingList:
+        """A packing list from ``{consignment: [(item code, quantity), ...]}``.
+
+        Raises:
+            PackingListError: a quantity is not a number.
+        """
+        consignments: dict[str, tuple[tuple[str, Decimal], ...]] = {}
+        for number, items in lines.items():
+            consignments[number] = tuple(
+                (code, _packed_quantity(quantity, f"consignment {number}, item {code}"))
+                for code, quantity in items
+            )
+        return cls(consignments)
+
+    @classmethod
+    def from_csv(cls, path: str | os.PathLike[str]) -> PackingList:
+        """Read a CSV with the columns ``consignment``, ``item_code`` and ``quantity``.
+
+        A UTF-8 byte order mark is accepted; column names ignore case and spaces. Rows of one
+        consignment may be anywhere in the file.
+
+        Raises:
+            PackingListError: the file cannot be read, a column is missing, or a row lacks a
+                value or has a quantity that is not a number (the message gives file and line).
+        """
+        lines: dict[str, list[tuple[str, Decimal]]] = {}
+        try:
+            with Path(path).open(newline="", encoding="utf-8-sig") as handle:
+                reader = csv.DictReader(handle)
+                problem = csv_header_problem(path, reader.fieldnames, _PACKING_COLUMNS)
+                if problem:
+                    raise PackingListError(problem)
+                for number, row in enumerate(reader, start=2):
+                    cells = {(k or "").strip().lower(): (v or "").strip() for k, v in row.items()}
+                    consignment, item = cells["consignment"], cells["item_code"]
+                    where = f"{path}:{number}"
+                    if not consignment or not item:
+                        raise PackingListError(f"{where}: consignment and item_code are required")
+                    quantity = _packed_quantity(cells["quantity"], where)
+                    lines.setdefault(consignment, []).append((item, quantity))
+        except OSError as exc:
+            raise PackingListError(f"cannot read {path}: {exc.strerror or exc}") from exc
+        except UnicodeDecodeError as exc:
+            raise PackingListError(
+                f"{path} is not UTF-8 text ({exc.reason}): save it as CSV UTF-8"
+            ) from exc
+        except csv.Error as exc:
+            raise PackingListError(f"{path} is not a readable CSV file: {exc}") from exc
+        return cls({number: tuple(items) for number, items in lines.items()})
+
+    def __contains__(self, consignment: object) -> bool:
+        return consignment in self.consignments
+
+    def __len__(self) -> int:
+        return len(self.consignments)
+
+    def items_of(self, consignment: str) -> tuple[tuple[str, Decimal], ...]:
+        """The (item code, quantity) lines of ``consignment``; empty when it is not listed."""
+        return self.consignments.get(consignment, ())
+
+    def stock_receipts_for(self, receipt: ConsignmentReceipt) -> tuple[StockReceipt, ...]:
+        """The stock receipts one acknowledged consignment stands for.
+
+        Raises:
+            PackingListError: the receipt has no consignment number or org unit, or its
+                consignment is not on the list. A sync handler lets it propagate, so the
+                receipt is failed and tried again next run instead of being marked handled.
+        """
+        number, org_unit = receipt.consignment_number, receipt.org_unit
+        where = f"receipt event {receipt.event.uid}"
+        if not number:
+            raise PackingListError(f"{where} has no consignment number")
+        if not org_unit:
+            raise PackingListError(f"{where} (consignment {number}) has no org unit")
+        if number not in self.consignments:
+            raise PackingListError(
+                f"consignment {number} ({where}) is not on the packing list; add it and the "
+                "next run pushes this receipt"
+            )
+        return tuple(
+            StockReceipt(org_unit, code, quantity, number, occurred_at=receipt.completed_at)
+            for code, quantity in self.consignments[number]
+        )
+
+
+def csv_header_problem(
+    path: str | os.PathLike[str], fieldnames: Sequence[str] | None, required: Sequence[str]
+) -> str | None:
+    """What is wrong with a CSV header that lacks ``required`` columns; None when it has them.
+
+    Names ignore case and surrounding spaces. A header that is one cell holding ``;`` or a tab
+    is a file saved with another separator (a spreadsheet's regional setting), and the message
+    says so, since "missing column" alone would puzzle whoever looks at the file.
+    """
+    header = [(name or "").strip().lower() for name in fieldnames or ()]
+    missing = [column for column in required if column not in header]
+    if not missing:
+        return None
+    text = (
+        f"{path}: missing column(s) {', '.join(missing)}; the header row must name "
+        f"{', '.join(required)}, separated by commas"
+    )
+    if not header:
+        return text + " (the file is empty)"
+    cells = header[0] if len(header) == 1 else ""
+    separator = next((sep for sep in (";", "\t", "|") if sep in cells), None)
+    if separator is not None:
+        shown = "a tab" if separator == "\t" else repr(separator)
+        text += f" (this file is separated by {shown}: save it as comma-separated CSV)"
+    return text
+
+
+def _packed_quantity(value: object, where: str) -> Decimal:
+    try:
+        quantity = Decimal(str(value).strip())
+    except ArithmeticError:
+        quantity = Decimal("NaN")
+    if not quantity.is_finite() or quantity <= 0:
+        raise PackingListError(f"{where}: quantity {value!r} is not a number above zero")
+    return quantity
 
 
 @attrs.frozen

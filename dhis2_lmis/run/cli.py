@@ -5,9 +5,13 @@ Conventions every subcommand follows (STYLE.md, "CLI"):
 * stdout carries results only (tables, JSON lines, CSV, summaries); progress, logs, warnings
   and errors go to stderr, so ``dhis2-lmis pull order --format jsonl > orders.jsonl`` is clean.
 * Exit codes: 0 success; 1 the command ran but some records failed or had problems; 2 usage,
-  configuration, authentication or connection failure (argparse also uses 2); 130 on Ctrl-C.
-* :func:`main` catches :class:`~dhis2_lmis.errors.Dhis2Error` once and prints one line; the
-  traceback only with ``-v``.
+  configuration, authentication or connection failure (argparse also uses 2); 130 on Ctrl-C or
+  SIGTERM (with what was not done); 141 when the reader of stdout went away (``| head``).
+  Never 0 when something was not done.
+* No traceback, ever: :func:`main` turns every error into one readable message on stderr
+  (configuration problems one per line); the traceback only with ``-v``.
+* Only what is configured runs: a command that needs a setting the configuration lacks says so
+  and exits 2 (:data:`_NEEDS`); ``check`` lists every such gap.
 * Secrets are never flag values (they would leak into ``ps`` and shell history): they come from
   the configuration file or the environment variables it names.
 * This is the only module that configures logging: one stderr handler on the ``dhis2_lmis``
@@ -22,7 +26,11 @@ import io
 import json
 import logging
 import os
+import signal
 import sys
+import tempfile
+import threading
+import time
 import traceback
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from datetime import date, datetime
@@ -38,6 +46,7 @@ from dhis2_lmis.errors import (
     ConfigError,
     Dhis2Error,
     ImportFailedError,
+    PackingListError,
     UnknownReferenceError,
 )
 from dhis2_lmis.lmis.checks import PreflightError
@@ -52,14 +61,21 @@ from dhis2_lmis.lmis.models import (
     StockTransaction,
 )
 from dhis2_lmis.lmis.references import load_customers, load_items, load_stores
-from dhis2_lmis.lmis.stock import StockReceipt
+from dhis2_lmis.lmis.stock import PackingList, StockReceipt, csv_header_problem
 from dhis2_lmis.run.state import SqliteStateStore
-from dhis2_lmis.run.sync import SyncProgram, SyncRunner
+from dhis2_lmis.run.sync import RunReport, SyncProgram, SyncRunner
 
-if TYPE_CHECKING:  # pragma: no cover - demo.py starts servers; import it only when needed
-    from dhis2_lmis.run.demo import PackingList
+if TYPE_CHECKING:  # pragma: no cover - for annotations only
+    from types import FrameType
 
-__all__ = ["EXIT_INTERRUPTED", "EXIT_OK", "EXIT_PROBLEMS", "EXIT_USAGE", "main"]
+__all__ = [
+    "EXIT_CLOSED_OUTPUT",
+    "EXIT_INTERRUPTED",
+    "EXIT_OK",
+    "EXIT_PROBLEMS",
+    "EXIT_USAGE",
+    "main",
+]
 
 log = logging.getLogger(__name__)
 
@@ -67,12 +83,57 @@ EXIT_OK = 0
 EXIT_PROBLEMS = 1
 EXIT_USAGE = 2
 EXIT_INTERRUPTED = 130
+EXIT_CLOSED_OUTPUT = 141  # 128 + SIGPIPE, what a shell reports for `... | head`
 
 _PROG = "dhis2-lmis"
 _DEFAULT_CONFIG = "dhis2-lmis.toml"
 _CONFIG_ENV = "DHIS2_LMIS_CONFIG"
 # errors about the data, not about being able to run at all
 _DATA_ERRORS = (ImportFailedError, InvalidValueError, PreflightError, UnknownReferenceError)
+_SYNC_PROGRAMS: tuple[SyncProgram, ...] = ("order", "receipt")
+_MAX_PROBLEMS_SHOWN = 10
+
+# What each command needs beyond [dhis2], by setting; `check` inverts it to say which commands
+# an unset setting would stop. Each setting is described once, in _SETTINGS.
+_SETTINGS: dict[str, str] = {
+    "programs.order": "the Order program UID",
+    "programs.receipt": "the Receipt program UID",
+    "programs.str": "the STR (Real-Time Stock) program UID",
+    "lmis.data_set": "the stock-on-hand data set",
+    "receipt.consignment_data_element": "the Receipt program's consignment number data element",
+    "data_elements.stock_on_hand": "the data element table's stock-on-hand row: "
+    "data_element, program_stage and attribute",
+    "data_elements.received_quantity": "the data element table's received-quantity row: "
+    "data_element, program_stage and attribute",
+}
+_NEEDS: dict[str, tuple[str, ...]] = {
+    "pull order": ("programs.order",),
+    "pull receipt": ("programs.receipt",),
+    "pull str": ("programs.str",),
+    "pull stock-reports": ("lmis.data_set",),
+    "stock-on-hand": ("programs.str", "data_elements.stock_on_hand"),
+    "push-values": ("lmis.data_set",),
+    "sync (orders)": ("programs.order",),
+    "sync (receipts)": ("programs.receipt",),
+    "sync --packing-list": (
+        "programs.receipt",
+        "receipt.consignment_data_element",
+        "programs.str",
+        "data_elements.received_quantity",
+    ),
+}
+# What an interrupt leaves undone, per command (sync says it from its run report).
+_NOT_DONE: dict[str, str] = {
+    "demo": "the demo did not finish",
+    "test-connection": "the connection was not checked",
+    "check": "the check did not finish",
+    "pull": "the output is incomplete",
+    "stock-on-hand": "the output is incomplete",
+    "push-values": "the values may not all have reached DHIS2; run the same command again "
+    "(pushing the same values twice is safe)",
+    "sync": "the event in hand was not recorded and is handed over again next run; events not "
+    "yet read wait for the next run",
+}
 
 Format = Literal["table", "jsonl", "csv"]
 Row = dict[str, str]
@@ -165,11 +226,13 @@ def build_parser() -> argparse.ArgumentParser:
         "receipts, push stock, run the scheduled sync.",
         epilog=_epilog(
             f"{_PROG} demo                     # the whole job against an offline DHIS2",
+            f"{_PROG} demo --serve             # keep it running, to try every command",
             f"{_PROG} --config site.toml test-connection",
             f"{_PROG} pull order --since 2026-11-01 --format jsonl > orders.jsonl",
         )
-        + "\n\nExit codes: 0 ok, 1 some records failed or had problems, 2 usage, "
-        "configuration,\nauthentication or connection failure, 130 interrupted.",
+        + "\n\nExit codes: 0 all done, 1 some records failed or had problems, 2 usage, "
+        "configuration,\nauthentication or connection failure, 130 interrupted (Ctrl-C, "
+        "SIGTERM), 141 output\nclosed by its reader. Problems always go to stderr.",
         formatter_class=fmt,
         parents=[_common_options(in_subcommand=False)],
     )
@@ -188,17 +251,28 @@ def build_parser() -> argparse.ArgumentParser:
 
     demo = add(
         "demo",
-        "Run the daily job against an offline demo DHIS2 (no network, no configuration).",
+        "Run the daily job against an offline demo DHIS2 (no network, no configuration); "
+        "with --serve, keep that DHIS2 running and write the files to try every command.",
         f"{_PROG} demo",
-        f"{_PROG} demo --version 2.39",
+        f"{_PROG} demo --dhis2-version 2.39",
+        f"{_PROG} demo --serve --dir demo   # then follow the printed commands",
         f"{_PROG} demo --layout category_option_combo",
     )
     demo.add_argument(
-        "--version",
-        dest="dhis2_version",
+        "--dhis2-version",
         default="2.41",
         metavar="X.Y",
-        help="the DHIS2 version the demo server answers as (2.36-2.43; default 2.41)",
+        help="the DHIS2 version the demo server answers as (2.36 to 2.43; default 2.41)",
+    )
+    demo.add_argument(
+        "--serve",
+        action="store_true",
+        help="run the demo DHIS2 on 127.0.0.1 until Ctrl-C, with a ready configuration",
+    )
+    demo.add_argument(
+        "--dir",
+        metavar="DIR",
+        help="--serve: write the files here (default: a new temporary folder)",
     )
     demo.add_argument(
         "--layout",
@@ -284,7 +358,10 @@ def build_parser() -> argparse.ArgumentParser:
         "The scheduled job: hand completed requisitions and receipts over once each (as JSON "
         "lines on stdout) and push packed stock to the STR program.",
         f"{_PROG} --items items.csv --customers customers.csv sync --once >> handed-over.jsonl",
-        f"{_PROG} sync --forever --programs order --packing-list packing.csv",
+        f"{_PROG} sync --forever --packing-list packing-list.csv",
+        "",
+        "A receipt whose consignment is not on the packing list is not marked handled: it",
+        "fails, is listed in the error e-mail, and is tried again every run (docs/sync.md).",
     )
     when = sync.add_mutually_exclusive_group()
     when.add_argument("--once", action="store_true", help="one run, then exit (default)")
@@ -294,9 +371,9 @@ def build_parser() -> argparse.ArgumentParser:
     sync.add_argument(
         "--programs",
         type=_programs,
-        default=("order", "receipt"),
+        default=None,
         metavar="LIST",
-        help="order, receipt or order,receipt (default)",
+        help="order, receipt or order,receipt (default: those set in [programs])",
     )
     sync.add_argument(
         "--packing-list",
@@ -321,31 +398,79 @@ def main(argv: Sequence[str] | None = None) -> int:
     logger = logging.getLogger("dhis2_lmis")
     previous_level = logger.level
     handler = _configure_logging(logger, verbosity, quiet=bool(args.quiet))
+    restore_sigterm = _sigterm_interrupts()
     try:
         return _COMMANDS[args.command](args)
     except KeyboardInterrupt:
-        print(f"{_PROG}: interrupted", file=sys.stderr)
+        _error(f"interrupted: {_NOT_DONE[args.command]}")
         return EXIT_INTERRUPTED
     except _UsageError as exc:
-        print(f"{_PROG}: {exc}", file=sys.stderr)
+        _error(str(exc))
         return EXIT_USAGE
     except Dhis2Error as exc:
         if verbosity:
             traceback.print_exc(file=sys.stderr)
-        print(f"{_PROG}: {_one_line(exc)}", file=sys.stderr)
+        _error(_message(exc))
         return EXIT_PROBLEMS if isinstance(exc, _DATA_ERRORS) else EXIT_USAGE
-    except BrokenPipeError:  # `dhis2-lmis pull ... | head`: the reader is done
+    except BrokenPipeError:  # `dhis2-lmis pull ... | head`: the reader is done, stop quietly
         _silence_stdout()
-        return EXIT_OK
+        return EXIT_CLOSED_OUTPUT
+    except OSError as exc:  # a file or folder named on the command line
+        if verbosity:
+            traceback.print_exc(file=sys.stderr)
+        where = f"{exc.filename}: " if exc.filename else ""
+        _error(f"{where}{exc.strerror or exc}")
+        return EXIT_USAGE
+    except Exception as exc:  # the last line of defence: a message, never a bare traceback
+        if verbosity:
+            traceback.print_exc(file=sys.stderr)
+        _error(
+            f"unexpected error: {type(exc).__name__}: {exc} (run again with -v for the "
+            "details, and please report it)"
+        )
+        return EXIT_PROBLEMS
     finally:  # main may run many times in one process (tests, notebooks): undo it all
+        restore_sigterm()
         logger.removeHandler(handler)
         logger.setLevel(previous_level)
 
 
-def _one_line(exc: Dhis2Error) -> str:
-    if isinstance(exc, ConfigError):  # one problem per line: the reasons contain "; " too
-        return str(exc)
+def _error(text: str) -> None:
+    print(f"{_PROG}: {text}", file=sys.stderr)
+
+
+def _message(exc: Dhis2Error, what: str = "invalid configuration") -> str:
+    """The error for stderr: configuration problems one per line (the reasons contain "; "
+    themselves), key first; anything else on one line."""
+    if isinstance(exc, ConfigError):
+        parts = [str(p) for p in exc.problems]
+        if len(parts) == 1:
+            return f"{what}: {parts[0]}"
+        shown = parts[:_MAX_PROBLEMS_SHOWN]
+        more = len(parts) - len(shown)
+        return (
+            f"{what}:"
+            + "".join(f"\n  {part}" for part in shown)
+            + (f"\n  ... and {more} more" if more else "")
+        )
     return " ".join(str(exc).split())
+
+
+def _sigterm_interrupts() -> Callable[[], None]:
+    """Make SIGTERM end a command as Ctrl-C does (exit 130, saying what was not done)."""
+    if threading.current_thread() is not threading.main_thread():
+        return lambda: None
+    previous = signal.getsignal(signal.SIGTERM)
+
+    def interrupt(signum: int, frame: FrameType | None) -> None:
+        raise KeyboardInterrupt
+
+    signal.signal(signal.SIGTERM, interrupt)
+
+    def restore() -> None:
+        signal.signal(signal.SIGTERM, previous)
+
+    return restore
 
 
 def _silence_stdout() -> None:
@@ -388,18 +513,62 @@ def _load_config(args: argparse.Namespace) -> Dhis2Config:
             f"no configuration found: pass --config PATH, set {_CONFIG_ENV}, or create "
             f"./{_DEFAULT_CONFIG} (see docs/configuration.md; `{_PROG} demo` needs none)"
         )
+    if Path(path).is_dir():
+        raise _UsageError(f"configuration file {path} is a folder: name the .toml file in it")
     if not Path(path).is_file():
-        raise _UsageError(f"configuration file {path} does not exist")
+        raise _UsageError(
+            f"configuration file {path} does not exist (check the path, or run "
+            f"`{_PROG} demo --serve` for a working example)"
+        )
     environ[_CONFIG_ENV] = path
     return Dhis2Config.from_env(environ)
 
 
+def _config_source(args: argparse.Namespace) -> str:
+    return str(args.config or os.environ.get(_CONFIG_ENV) or _DEFAULT_CONFIG)
+
+
+def _is_set(config: Dhis2Config, setting: str) -> bool:
+    """Whether ``setting`` (a key of :data:`_SETTINGS`) is configured well enough to use."""
+    section, key = setting.split(".")
+    value = getattr(getattr(config, section), key)
+    if section == "data_elements":
+        row = value
+        return bool(row.active and row.data_element and row.program_stage and row.attribute)
+    return bool(value)
+
+
+def _require(config: Dhis2Config, args: argparse.Namespace, *needs: str) -> None:
+    """Refuse to run (exit 2) when a need of :data:`_NEEDS` is not configured."""
+    settings = [setting for need in needs for setting in _NEEDS[need]]
+    unset = [s for s in dict.fromkeys(settings) if not _is_set(config, s)]
+    if unset:
+        what = "; ".join(f"{s} ({_SETTINGS[s]})" for s in unset)
+        raise _UsageError(
+            f"{' and '.join(needs)} needs {what}, which {_config_source(args)} does not set; "
+            f"add {'it' if len(unset) == 1 else 'them'} (docs/configuration.md). "
+            f"`{_PROG} check` lists every gap"
+        )
+
+
 def _open_lmis(args: argparse.Namespace, config: Dhis2Config | None = None) -> Dhis2Lmis:
     config = config or _load_config(args)
-    items = load_items(args.items) if args.items else ()
-    stores = load_stores(args.stores) if args.stores else ()
-    customers = load_customers(args.customers) if args.customers else ()
+    items = _references("--items", args.items, load_items)
+    stores = _references("--stores", args.stores, load_stores)
+    customers = _references("--customers", args.customers, load_customers)
     return Dhis2Lmis(config, items=items, stores=stores, customers=customers)
+
+
+def _references(
+    option: str, path: str | None, load: Callable[[str], tuple[_T, ...]]
+) -> tuple[_T, ...]:
+    """An mSupply list named on the command line; its problems are a usage error (exit 2)."""
+    if not path:
+        return ()
+    try:
+        return load(path)
+    except ConfigError as exc:
+        raise _UsageError(_message(exc, f"{option} {path} cannot be used")) from exc
 
 
 # -- commands --------------------------------------------------------------------------------------
@@ -407,12 +576,56 @@ def _open_lmis(args: argparse.Namespace, config: Dhis2Config | None = None) -> D
 
 def _cmd_demo(args: argparse.Namespace) -> int:
     # the fake server is only needed here: keep it out of every other command's start-up
-    from dhis2_lmis.run.demo import run_demo  # noqa: PLC0415
+    from dhis2_lmis.run.demo import demo_version, run_demo  # noqa: PLC0415
 
-    print(f"Starting an offline DHIS2 {args.dhis2_version} on 127.0.0.1 ...", file=sys.stderr)
-    summary = run_demo(version=args.dhis2_version, layout=args.layout)
+    try:
+        version = demo_version(args.dhis2_version)
+    except ValueError as exc:
+        raise _UsageError(f"--dhis2-version: {exc}") from exc
+    if args.dir and not args.serve:
+        raise _UsageError("--dir is for --serve: the plain demo writes no files")
+    if args.serve and args.layout:
+        raise _UsageError(
+            "--layout is for the plain demo: --serve configures the demo's one data element per "
+            "item data set (docs/layouts.md shows the layouts)"
+        )
+    if args.serve:
+        return _serve_demo(version, args.dir)
+    print(f"Starting an offline DHIS2 {version} on 127.0.0.1 ...", file=sys.stderr)
+    summary = run_demo(version=version, layout=args.layout)
     print(summary)
     return EXIT_OK if summary.ok else EXIT_PROBLEMS
+
+
+def _serve_demo(version: str, folder: str | None) -> int:
+    from dhis2_lmis.run.demo import write_demo_files  # noqa: PLC0415
+    from dhis2_lmis.testing import FakeDhis2  # noqa: PLC0415
+
+    directory = Path(folder) if folder else Path(tempfile.mkdtemp(prefix="dhis2-lmis-demo-"))
+    if directory.exists() and not directory.is_dir():
+        raise _UsageError(f"--dir {directory} is a file, not a folder")
+    with FakeDhis2.demo(version) as fake:
+        files = write_demo_files(directory, fake)
+        lines = [
+            f"Offline DHIS2 {fake.version} serving at {fake.url} (user admin, password "
+            "district), until Ctrl-C.",
+            f"Files written to {files.directory.resolve()}:",
+            "  dhis2-lmis.toml, items.csv, stores.csv, customers.csv, packing-list.csv, values.csv",
+            "In another terminal, try:",
+            f"  cd {files.directory.resolve()}",
+            *(f"  {command}" for command in files.commands()),
+            "Press Ctrl-C to stop the server.",
+        ]
+        print("\n".join(lines), flush=True)
+        try:
+            while True:
+                time.sleep(3600)
+        except KeyboardInterrupt:
+            _error(
+                f"interrupted: demo server stopped; the files in {files.directory} stay, "
+                "but point at a server that is gone (run demo --serve again to use them)"
+            )
+            return EXIT_INTERRUPTED
 
 
 def _cmd_test_connection(args: argparse.Namespace) -> int:
@@ -427,33 +640,41 @@ def _cmd_test_connection(args: argparse.Namespace) -> int:
 
 def _cmd_check(args: argparse.Namespace) -> int:
     config = _load_config(args)  # raises ConfigError listing every problem
-    source = args.config or os.environ.get(_CONFIG_ENV) or _DEFAULT_CONFIG
-    print(f"configuration: OK ({source})")
+    print(f"configuration: OK ({_config_source(args)})")
     with _open_lmis(args, config) as lmis:
         check = lmis.test_connection()
         if not check.ok:
-            print(f"{_PROG}: {check.message}", file=sys.stderr)
+            _error(check.message)
             return EXIT_USAGE
         print(f"connection: {check.message}")
         findings = lmis.validate_setup()
+    unset = [s for s in _SETTINGS if not _is_set(config, s)]
     for finding in findings:
-        print(finding)
-    serious = [f for f in findings if f.severity in ("error", "warning")]
-    if not findings:
-        print("setup: OK (programs, data elements, data set and references match the server)")
-    elif not serious:
-        print("setup: OK (notes above only)")
-    else:
+        if not (finding.severity == "info" and finding.subject in unset):
+            print(finding)  # the gaps are listed below, with the commands they stop
+    for setting in unset:
+        stopped = [need for need, settings in _NEEDS.items() if setting in settings]
         print(
-            f"{_PROG}: {len(serious)} setup problem{'s' if len(serious) != 1 else ''} found",
-            file=sys.stderr,
+            f"not configured [{setting}]: {_SETTINGS[setting]}; without it these refuse to "
+            f"run: {', '.join(stopped)}"
         )
-    return EXIT_PROBLEMS if serious else EXIT_OK
+    serious = [f for f in findings if f.severity in ("error", "warning")]
+    if serious:
+        _error(f"{len(serious)} setup problem{'s' if len(serious) != 1 else ''} found")
+        return EXIT_PROBLEMS
+    runnable = [need for need, settings in _NEEDS.items() if not set(settings) & set(unset)]
+    if unset:
+        print(f"setup: OK for {', '.join(runnable) or 'nothing yet'}; the rest is not configured")
+    else:
+        print("setup: OK (programs, data elements, data set and references match the server)")
+    return EXIT_OK
 
 
 def _cmd_pull(args: argparse.Namespace) -> int:
     what: str = args.what
-    with _open_lmis(args) as lmis:
+    config = _load_config(args)
+    _require(config, args, f"pull {what}")
+    with _open_lmis(args, config) as lmis:
         if what == "stock-reports":
             return _pull_stock_reports(lmis, args)
         program: Literal["order", "receipt", "str"] = (
@@ -489,24 +710,35 @@ def _pull_stock_reports(lmis: Dhis2Lmis, args: argparse.Namespace) -> int:
 
 
 def _cmd_stock_on_hand(args: argparse.Namespace) -> int:
-    with _open_lmis(args) as lmis:
+    config = _load_config(args)
+    _require(config, args, "stock-on-hand")
+    with _open_lmis(args, config) as lmis:
         levels = lmis.fetch_stock_on_hand(org_unit=args.org_unit)
         return _emit(_progress(levels), _level_rows, args.format)
 
 
 def _cmd_push_values(args: argparse.Namespace) -> int:
+    config = _load_config(args)
+    _require(config, args, "push-values")
     rows = _read_values_csv(args.file)
-    with _open_lmis(args) as lmis:
+    with _open_lmis(args, config) as lmis:
         period = args.period or next((r["period"] for _, r in rows if r.get("period")), None)
         if not period:
             raise _UsageError(f"{args.file}: no period: pass --period or fill the period column")
+        placeless = [line for line, row in rows if not row.get("org_unit")]
+        if placeless and not args.org_unit:
+            raise _UsageError(
+                f"{args.file}: {len(placeless)} row(s) name no org unit (line "
+                f"{', '.join(map(str, placeless[:5]))}{', ...' if len(placeless) > 5 else ''})"
+                ": pass --org-unit or fill the org_unit column"
+            )
         try:
             builder = lmis.data_value_set(period=_period_arg(period), org_unit=args.org_unit)
         except PeriodError as exc:
             raise _UsageError(f"period {period!r}: {exc}") from exc
         builder.add_rows((row for _, row in rows), names=lambda i: f"{args.file}:{rows[i][0]}")
         if not len(builder) and not builder.rejected:
-            print(f"{_PROG}: {args.file}: no values to push", file=sys.stderr)
+            _error(f"{args.file}: no values to push")
             return EXIT_PROBLEMS
         if not args.preflight:  # the preflight lists the refused rows with everything else
             for rejected in builder.rejected:
@@ -522,9 +754,11 @@ def _cmd_push_values(args: argparse.Namespace) -> int:
             return EXIT_PROBLEMS
         except ImportFailedError as exc:
             print(exc.summary)
-            print(f"{_PROG}: {_one_line(exc)}", file=sys.stderr)
+            _error(_message(exc))
             return EXIT_PROBLEMS
     print(summary)
+    for conflict in summary.conflicts:  # on stdout in the summary; problems go to stderr too
+        _error(f"{args.file}: not saved: {conflict}")
     return EXIT_OK if summary.ok and not builder.rejected else EXIT_PROBLEMS
 
 
@@ -539,13 +773,9 @@ def _read_values_csv(path: str) -> list[tuple[int, Row]]:
     try:
         with Path(path).open(newline="", encoding="utf-8-sig") as handle:
             reader = csv.DictReader(handle)
-            header = [h.strip().lower() for h in reader.fieldnames or ()]
-            missing = [c for c in ("data_element", "value") if c not in header]
-            if missing:
-                raise _UsageError(
-                    f"{path}: missing column(s) {', '.join(missing)} (the header row needs "
-                    "data_element and value)"
-                )
+            problem = csv_header_problem(path, reader.fieldnames, ("data_element", "value"))
+            if problem:
+                raise _UsageError(problem)
             return [
                 (
                     number,
@@ -555,72 +785,130 @@ def _read_values_csv(path: str) -> list[tuple[int, Row]]:
             ]
     except OSError as exc:
         raise _UsageError(f"cannot read {path}: {exc.strerror or exc}") from exc
-    except (csv.Error, UnicodeDecodeError) as exc:
+    except UnicodeDecodeError as exc:
+        raise _UsageError(f"{path} is not UTF-8 text ({exc.reason}): save it as CSV UTF-8") from exc
+    except csv.Error as exc:
         raise _UsageError(f"{path} is not a readable CSV file: {exc}") from exc
 
 
 def _cmd_sync(args: argparse.Namespace) -> int:
-    from dhis2_lmis.run.demo import stock_receipts_for  # noqa: PLC0415 - as in _cmd_demo
-
     config = _load_config(args)
-    packing: PackingList | None = (
-        _read_packing_list(args.packing_list) if args.packing_list else None
-    )
-    programs: tuple[SyncProgram, ...] = tuple(
-        "order" if p == "order" else "receipt" for p in args.programs
-    )
+    programs = _sync_programs(config, args)
+    packing: PackingList | None = None
+    if args.packing_list:
+        if "receipt" not in programs:
+            raise _UsageError("--packing-list is for receipts, but this sync reads no receipts")
+        _require(config, args, "sync --packing-list")
+        try:
+            packing = PackingList.from_csv(args.packing_list)
+        except PackingListError as exc:
+            raise _UsageError(str(exc)) from exc
+
+    closed_output = False
+
+    def hand_over(row: Mapping[str, object]) -> None:
+        nonlocal closed_output
+        try:
+            _write_json_line(row)
+        except BrokenPipeError:  # the reader is gone: this event fails, the rest waits
+            closed_output = True
+            runner.stop()
+            raise
 
     def on_requisition(requisition: Requisition, /, *, is_update: bool) -> None:
         for row in _requisition_rows(requisition):
-            _write_json_line({"program": "order", "is_update": is_update, **row})
+            hand_over({"program": "order", "is_update": is_update, **row})
 
     def on_receipt(
         receipt: ConsignmentReceipt, /, *, is_update: bool
     ) -> Iterable[StockReceipt] | None:
+        # look the consignment up first: a receipt that is not on the packing list fails
+        # (PackingListError) before it is handed over, and is tried again next run
+        stock = packing.stock_receipts_for(receipt) if packing is not None else None
         for row in _receipt_rows(receipt):
-            _write_json_line({"program": "receipt", "is_update": is_update, **row})
-        if packing is None:
-            return None
-        stock = stock_receipts_for(receipt, packing)
-        if not stock:
-            log.warning("consignment %s is not on the packing list", receipt.consignment_number)
+            hand_over({"program": "receipt", "is_update": is_update, **row})
         return stock
 
-    with SqliteStateStore(config.sync.state) as state:
-        lmis = _open_lmis(args, config)
-        lmis.on_connection = state.set_last_connection
-        with lmis:
-            runner = SyncRunner(lmis, state, on_requisition=on_requisition, on_receipt=on_receipt)
-            if args.forever:
-                reports = runner.run_forever(programs=programs)
-            else:
-                reports = [runner.run_once(programs)]
-    for report in reports:
-        print(report, file=sys.stderr)
-    return EXIT_OK if all(r.ok for r in reports) else EXIT_PROBLEMS
+    def print_report(report: RunReport) -> None:
+        print(report, file=sys.stderr, flush=True)
 
-
-def _read_packing_list(path: str) -> PackingList:
-    lists: dict[str, list[tuple[str, Decimal]]] = {}
+    sync_log = logging.getLogger("dhis2_lmis.run.sync")
+    repeats = _ListedInTheReport()
+    if not args.verbose:  # each error is in the report printed below: log it only with -v
+        sync_log.addFilter(repeats)
     try:
-        with Path(path).open(newline="", encoding="utf-8-sig") as handle:
-            for number, row in enumerate(csv.DictReader(handle), start=2):
-                cells = {(k or "").strip().lower(): (v or "").strip() for k, v in row.items()}
-                consignment, item = cells.get("consignment", ""), cells.get("item_code", "")
-                try:
-                    quantity = Decimal(cells.get("quantity", ""))
-                except ArithmeticError:
-                    quantity = Decimal("NaN")
-                if not consignment or not item or not quantity.is_finite():
-                    raise _UsageError(
-                        f"{path}:{number}: needs consignment, item_code and a numeric quantity"
-                    )
-                lists.setdefault(consignment, []).append((item, quantity))
-    except OSError as exc:
-        raise _UsageError(f"cannot read {path}: {exc.strerror or exc}") from exc
-    except (csv.Error, UnicodeDecodeError) as exc:
-        raise _UsageError(f"{path} is not a readable CSV file: {exc}") from exc
-    return {k: tuple(v) for k, v in lists.items()}
+        with SqliteStateStore(config.sync.state) as state:
+            lmis = _open_lmis(args, config)
+            lmis.on_connection = state.set_last_connection
+            with lmis:
+                runner = SyncRunner(
+                    lmis, state, on_requisition=on_requisition, on_receipt=on_receipt
+                )
+                if args.forever:
+                    reports = runner.run_forever(programs=programs, on_report=print_report)
+                else:
+                    with runner.handle_signals():
+                        reports = [runner.run_once(programs)]
+                    print_report(reports[0])
+    finally:
+        sync_log.removeFilter(repeats)
+    if closed_output:
+        _silence_stdout()
+        return EXIT_CLOSED_OUTPUT
+    return _sync_exit(reports, interrupted=runner.stopping)
+
+
+class _ListedInTheReport(logging.Filter):
+    """Drops the sync's per-error log lines: the run report the command prints lists them."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        return not hasattr(record, "dhis2_record")
+
+
+def _sync_programs(config: Dhis2Config, args: argparse.Namespace) -> tuple[SyncProgram, ...]:
+    """``--programs``, or every configured one; naming one that is not configured is an error."""
+    if args.programs is None:
+        configured = tuple(p for p in _SYNC_PROGRAMS if _is_set(config, f"programs.{p}"))
+        if not configured:
+            raise _UsageError(
+                f"nothing to sync: {_config_source(args)} sets neither programs.order nor "
+                "programs.receipt; set the program UIDs to sync (docs/configuration.md)"
+            )
+        return configured
+    wanted = tuple(p for p in _SYNC_PROGRAMS if p in args.programs)
+    _require(config, args, *(f"sync ({p}s)" for p in wanted))
+    return wanted
+
+
+def _sync_exit(reports: Sequence[RunReport], *, interrupted: bool) -> int:
+    """The exit code of the runs (their reports are printed already), with a closing line."""
+    if any(r.stopped == "authentication" for r in reports):
+        _error(
+            "DHIS2 refused the credentials: the sync stopped after the first refusal, so the "
+            "account is not locked; fix [dhis2] username/password (or token) and run again"
+        )
+        return EXIT_USAGE
+    if interrupted:
+        left = sorted({p for r in reports for p in r.not_synced})
+        _error(
+            "interrupted: "
+            + (
+                f"{', '.join(left)} not synced to the end; the next run reads the rest"
+                if left
+                else "every started run finished; no event is left half-done"
+            )
+        )
+        return EXIT_INTERRUPTED
+    failed = sum(r.failed for r in reports)
+    errors = sum(len(r.errors) for r in reports)
+    if failed or errors:
+        _error(
+            f"{failed} event{'s' if failed != 1 else ''} failed, {errors} error"
+            f"{'s' if errors != 1 else ''} (listed above; e-mailed when [smtp] host and "
+            "[lmis] error_emails are set); failed events are tried again next run"
+        )
+        return EXIT_PROBLEMS
+    return EXIT_OK
 
 
 _COMMANDS: dict[str, Callable[[argparse.Namespace], int]] = {

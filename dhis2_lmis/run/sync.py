@@ -21,11 +21,15 @@ The price of the last rule: while one event keeps failing, every run re-reads th
 updated since then (they are recognised and skipped, not handed over). Fix or handle the
 failing event to let the cursor move on.
 
-Fetch trouble (network, authentication, permissions, 5xx after retries, a missing program
-UID) stops that program's fetch for this run, lands in the report's ``errors`` and leaves the
-cursor where the last success put it; the next program still runs. Every error of a run is
+Fetch trouble (network, permissions, 5xx after retries, a missing program UID) stops that
+program's fetch for this run, lands in the report's ``errors`` and leaves the cursor where the
+last success put it; the next program still runs. Refused credentials are different: they stop
+the whole run at once (DHIS2 locks an account after a few failed logins, so trying each program
+in turn would lock it), and :meth:`SyncRunner.run_forever` ends its loop. Every error of a run is
 logged on ``dhis2_lmis.run.sync`` and, when ``lmis.error_emails`` and ``[smtp] host`` are set,
 mailed once after the run.
+
+The whole rule, for operators: docs/sync.md.
 """
 
 from __future__ import annotations
@@ -35,6 +39,7 @@ import random
 import signal
 import threading
 from collections.abc import Callable, Iterable, Iterator, Sequence
+from contextlib import contextmanager
 from datetime import datetime, timedelta, timezone
 from types import FrameType
 from typing import TYPE_CHECKING, Literal, Protocol, TypeVar
@@ -43,7 +48,7 @@ import attrs
 
 from dhis2_lmis.config import parse_interval
 from dhis2_lmis.dhis2 import _html
-from dhis2_lmis.errors import ConfigError, Dhis2Error
+from dhis2_lmis.errors import AuthenticationError, ConfigError, Dhis2Error
 from dhis2_lmis.lmis.models import ConsignmentReceipt, Requisition
 from dhis2_lmis.lmis.stock import StockReceipt
 from dhis2_lmis.run.notify import ErrorReport, send_error_report
@@ -56,6 +61,7 @@ __all__ = [
     "ReceiptHandler",
     "RequisitionHandler",
     "RunReport",
+    "StopReason",
     "SyncProgram",
     "SyncRunner",
 ]
@@ -63,6 +69,8 @@ __all__ = [
 log = logging.getLogger(__name__)
 
 SyncProgram = Literal["order", "receipt"]
+#: Why a run ended before syncing every program it was asked to (None: it did not).
+StopReason = Literal["interrupted", "authentication"]
 _PROGRAMS: tuple[SyncProgram, ...] = ("order", "receipt")
 _LOCK_OWNER = "sync"
 
@@ -109,6 +117,11 @@ class RunReport:
             problems of handed-over events are included.
         started_at / finished_at: the run's clock readings.
         programs: the programs this run was asked to sync.
+        stopped: why the run ended early: ``"interrupted"`` (a stop was asked for, e.g.
+            Ctrl-C) or ``"authentication"`` (DHIS2 refused the credentials); None when every
+            program ran to the end of its events.
+        not_synced: the programs not read to the end; their remaining events wait for the
+            next run (nothing is lost: the cursor stays before them).
     """
 
     fetched: int
@@ -120,11 +133,13 @@ class RunReport:
     started_at: datetime
     finished_at: datetime
     programs: tuple[str, ...]
+    stopped: StopReason | None = None
+    not_synced: tuple[str, ...] = ()
 
     @property
     def ok(self) -> bool:
-        """True when nothing failed and no error was recorded."""
-        return not self.failed and not self.errors
+        """True when every program ran to the end, nothing failed and no error was recorded."""
+        return not self.failed and not self.errors and not self.not_synced
 
     @property
     def duration(self) -> timedelta:
@@ -146,6 +161,12 @@ class RunReport:
             f"{self.started_at.isoformat(timespec='seconds')} "
             f"({self.duration.total_seconds():.1f} s): {self.summary()}"
         )
+        if self.not_synced:
+            why = "interrupted" if self.stopped == "interrupted" else "stopped"
+            head += (
+                f"\n  {why}: {', '.join(self.not_synced)} not synced to the end; the next run "
+                "reads the remaining events"
+            )
         return head + "".join(f"\n  - {error}" for error in self.errors)
 
     def __repr__(self) -> str:
@@ -164,6 +185,8 @@ class RunReport:
             ("stock receipts pushed", self.pushed),
             ("errors", len(self.errors)),
         )
+        if self.not_synced:
+            head += f"; {self.stopped or 'stopped'}: {', '.join(self.not_synced)} not synced"
         return (
             _html.paragraph(head) + _html.key_value_table(counts) + _html.ordered_list(self.errors)
         )
@@ -290,15 +313,19 @@ class SyncRunner:
         tally = _Tally()
         run_id = self.state.start_run(programs)
         log.info("sync run %d of %s started", run_id, ", ".join(programs))
+        stopped: StopReason | None = None
+        not_synced: list[str] = []
         for program in programs:
-            if self._stop.is_set():
-                log.info("sync stop requested: %s not synced in this run", program)
+            if stopped is not None or self._stop.is_set():
+                stopped = stopped or "interrupted"
+                log.info("sync stopped (%s): %s not synced in this run", stopped, program)
+                not_synced.append(program)
                 continue
             if program == "order":
                 if self.on_requisition is None:
                     log.debug("no requisition handler: orders are not synced")
                     continue
-                self._sync_program(
+                finished = self._sync_program(
                     "order",
                     self.lmis.fetch_completed_requisitions,
                     self._requisition_step(self.on_requisition),
@@ -309,13 +336,17 @@ class SyncRunner:
                 if self.on_receipt is None:
                     log.debug("no receipt handler: receipts are not synced")
                     continue
-                self._sync_program(
+                finished = self._sync_program(
                     "receipt",
                     self.lmis.fetch_completed_receipts,
                     self._receipt_step(self.on_receipt, tally, errors),
                     tally,
                     errors,
                 )
+            if finished is not True:
+                not_synced.append(program)
+            if isinstance(finished, str):
+                stopped = finished
         messages = tuple(f"[{e.program}] {e.record}: {e.message}" for e in errors.entries)
         report = RunReport(
             fetched=tally.fetched,
@@ -327,6 +358,8 @@ class SyncRunner:
             started_at=started_at,
             finished_at=self._now(),
             programs=programs,
+            stopped=stopped,
+            not_synced=tuple(not_synced),
         )
         self.state.finish_run(
             run_id,
@@ -349,8 +382,12 @@ class SyncRunner:
         step: Callable[[_Record, bool], str | None],
         tally: _Tally,
         errors: ErrorReport,
-    ) -> None:
-        """Fetch, de-duplicate, hand over, record and move the cursor for one program."""
+    ) -> Literal[True] | StopReason | None:
+        """Fetch, de-duplicate, hand over, record and move the cursor for one program.
+
+        Returns True when every event was read; else why not: ``"interrupted"``,
+        ``"authentication"``, or None for a fetch error (reported; the next program runs).
+        """
         state = self.state
         cursor = state.get_cursor(program)
         since = cursor - self.overlap if cursor is not None else None
@@ -365,14 +402,26 @@ class SyncRunner:
         pending: datetime | None = None  # a cursor move owed for skipped duplicates
         records = iter(fetch(since))
         complete = False
+        ended: Literal[True] | StopReason | None = "interrupted"
         while not self._stop.is_set():
             try:
                 record = next(records)
             except StopIteration:
                 complete = True
+                ended = True
+                break
+            except AuthenticationError as exc:
+                errors.add(
+                    program,
+                    "fetch",
+                    f"{exc}; the run stopped at once (DHIS2 locks accounts after a few failed "
+                    "logins): fix the credentials, nothing was marked handled",
+                )
+                ended = "authentication"
                 break
             except Dhis2Error as exc:
                 errors.add(program, "fetch", f"{exc}; the next run reads these events again")
+                ended = None
                 break
             tally.fetched += 1
             event = record.event
@@ -423,6 +472,7 @@ class SyncRunner:
                     uid,
                     at,
                 )
+        return ended
 
     def _requisition_step(
         self, handler: RequisitionHandler
@@ -522,6 +572,7 @@ class SyncRunner:
         jitter: timedelta = timedelta(minutes=5),
         programs: Sequence[SyncProgram] = _PROGRAMS,
         max_runs: int | None = None,
+        on_report: Callable[[RunReport], None] | None = None,
     ) -> list[RunReport]:
         """Run, wait ``interval`` plus a random part of ``jitter``, run again, until stopped.
 
@@ -537,9 +588,13 @@ class SyncRunner:
                 server at the same minute.
             programs: as for :meth:`run_once`.
             max_runs: stop after this many runs (None: until stopped).
+            on_report: called with each run's report as soon as the run ends (to print or
+                log it while the loop goes on).
 
         Returns:
-            The report of every run, oldest first.
+            The report of every run, oldest first. A run whose credentials DHIS2 refused
+            (``stopped == "authentication"``) is the last: the loop ends rather than lock
+            the account with a failed login every interval.
 
         Raises:
             StateLockedError, StateError: as for :meth:`run_once`; the loop ends.
@@ -558,21 +613,25 @@ class SyncRunner:
             raise ConfigError("interval must be positive and jitter must not be negative")
         self._stop.clear()
         reports: list[RunReport] = []
-        restore = self._install_signal_handlers()
         self._in_forever = True
         try:
-            while not self._stop.is_set():
-                reports.append(self.run_once(programs))
-                if max_runs is not None and len(reports) >= max_runs:
-                    break
-                if self._stop.is_set():
-                    break
-                wait = delay.total_seconds() + self._rng.uniform(0.0, jitter.total_seconds())
-                log.info("next sync run in %.0f s", wait)
-                self._sleep(wait)
+            with self.handle_signals():
+                while not self._stop.is_set():
+                    reports.append(self.run_once(programs))
+                    if on_report is not None:
+                        on_report(reports[-1])
+                    if reports[-1].stopped == "authentication":
+                        log.error("DHIS2 refused the credentials: the sync loop stops")
+                        break
+                    if max_runs is not None and len(reports) >= max_runs:
+                        break
+                    if self._stop.is_set():
+                        break
+                    wait = delay.total_seconds() + self._rng.uniform(0.0, jitter.total_seconds())
+                    log.info("next sync run in %.0f s", wait)
+                    self._sleep(wait)
         finally:
             self._in_forever = False
-            restore()
         log.info("sync loop ended after %d runs", len(reports))
         return reports
 
@@ -588,9 +647,20 @@ class SyncRunner:
     def _interruptible_sleep(self, seconds: float) -> None:
         self._stop.wait(seconds)
 
-    def _install_signal_handlers(self) -> Callable[[], None]:
+    @contextmanager
+    def handle_signals(self) -> Iterator[None]:
+        """While inside, SIGINT and SIGTERM ask for a stop instead of killing the process.
+
+        The event being handled finishes and is recorded; the run reports ``stopped =
+        "interrupted"`` and the programs it did not finish. A second signal raises
+        ``KeyboardInterrupt`` at once (the event in hand is then not recorded and is handed
+        over again next run). Does nothing outside the main thread; the previous handlers
+        are restored on exit. :meth:`run_forever` uses it; wrap :meth:`run_once` in it to give
+        a single run the same behaviour.
+        """
         if threading.current_thread() is not threading.main_thread():
-            return lambda: None
+            yield
+            return
         previous = {sig: signal.getsignal(sig) for sig in (signal.SIGINT, signal.SIGTERM)}
 
         def on_signal(signum: int, frame: FrameType | None) -> None:
@@ -601,12 +671,11 @@ class SyncRunner:
 
         for sig in previous:
             signal.signal(sig, on_signal)
-
-        def restore() -> None:
+        try:
+            yield
+        finally:
             for sig, handler in previous.items():
                 signal.signal(sig, handler)
-
-        return restore
 
 
 def _describe_handler_failure(exc: Exception) -> str:

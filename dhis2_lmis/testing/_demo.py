@@ -2,6 +2,10 @@
 
 ``seed_demo(fake)`` fills a FakeDhis2; ``DEMO`` names every UID so the CLI demo and tests can
 configure themselves without looking anything up.
+
+The seeded figures agree with each other, as a real site's would: each facility's stock cards
+in the STR program hold one stock-on-hand event each, and the data set holds the same figures as
+that month's stock-on-hand report, so ``pull stock-reports`` and ``stock-on-hand`` tell one story.
 """
 
 from __future__ import annotations
@@ -27,6 +31,7 @@ class DemoIds:
     warehouse: str
     facilities: tuple[str, ...]
     facility_codes: tuple[str, ...]
+    facility_names: tuple[str, ...]
     item_codes: tuple[str, ...]
     item_names: tuple[str, ...]
     order_program: str
@@ -72,6 +77,7 @@ DEMO = DemoIds(
     warehouse="LmCmsStore1",
     facilities=("LmFacility1", "LmFacility2", "LmFacility3"),
     facility_codes=("FAC001", "FAC002", "FAC003"),
+    facility_names=("Riverside Health Centre", "Hilltop Dispensary", "Lakeview Clinic"),
     item_codes=tuple(code for code, _ in _ITEMS),
     item_names=tuple(name for _, name in _ITEMS),
     order_program="LmOrderProg",
@@ -104,8 +110,7 @@ def seed_demo(fake: FakeDhis2) -> DemoIds:
     fake.add_org_unit(d.country, "DL", "Demoland")
     fake.add_org_unit(d.district, "DL-N", "North District", parent=d.country)
     fake.add_org_unit(d.warehouse, "CMS001", "Central Medical Store", parent=d.country)
-    names = ("Riverside Health Centre", "Hilltop Dispensary", "Lakeview Clinic")
-    for uid, code, name in zip(d.facilities, d.facility_codes, names, strict=True):
+    for uid, code, name in zip(d.facilities, d.facility_codes, d.facility_names, strict=True):
         fake.add_org_unit(uid, code, name, parent=d.district)
     for uid, code, name in zip(d.order_data_elements, d.item_codes, d.item_names, strict=True):
         fake.add_data_element(
@@ -184,7 +189,7 @@ def seed_demo(fake: FakeDhis2) -> DemoIds:
         "Monthly stock on hand",
         period_type="Monthly",
         data_elements=d.soh_data_elements,
-        org_units=d.facilities,
+        org_units=everywhere,  # the central store reports its stock on hand too
     )
     now = fake.now
     day = dt.timedelta(days=1)
@@ -199,6 +204,7 @@ def seed_demo(fake: FakeDhis2) -> DemoIds:
                 enrolled_at=now - 90 * day,
             )
             if i < 3:
+                counted_at = now - (20 - i) * day
                 fake.add_event(
                     None,
                     d.str_program,
@@ -206,8 +212,12 @@ def seed_demo(fake: FakeDhis2) -> DemoIds:
                     status="COMPLETED",
                     tracked_entity=d.tracked_entities[f][i],
                     data_values={d.stock_on_hand_data_element: 100 + 10 * i + f},
-                    occurred_at=now - (20 - i) * day,
-                    updated_at=now - (20 - i) * day,
+                    occurred_at=counted_at,
+                    updated_at=counted_at,
+                )
+                # the same count, reported in that month's stock-on-hand data set
+                fake.add_data_value(
+                    d.soh_data_elements[i], f"{counted_at:%Y%m}", facility, 100 + 10 * i + f
                 )
     for n in range(6):
         facility = d.facilities[n % 3]

@@ -142,7 +142,8 @@ for _operation in OPERATIONS:
 EXPECTED["push_data_values", "drop_after"] = SURVIVED_AS_UPDATE
 # test_connection never raises (its contract); the error type is read from the failed
 # ConnectionCheck. SyncRunner.run_once reports fetch errors in RunReport.errors and carries on
-# with the next program; the cursor stays, so the next run reads the missed events.
+# with the next program (except refused credentials, which stop the run); the cursor stays, so
+# the next run reads the missed events.
 
 # What the session's message of each error type says (to recognise a reported error).
 SIGNATURES: dict[str, str] = {
@@ -683,7 +684,12 @@ def test_fault_matrix_cell(
         return
     # a write: all or nothing, never half; then a re-run completes it exactly once
     acted = fault == "truncated_json"  # the server acted before the body broke
-    if operation == "SyncRunner.run_once":
+    if operation == "SyncRunner.run_once" and expected == "AuthenticationError":
+        # refused credentials stop the whole run (docs/sync.md): no more logins, nothing
+        # handed over or written; the re-run below does it all
+        assert after == before
+        assert not cell.handed_over
+    elif operation == "SyncRunner.run_once":
         # the fault hit the order fetch, which writes nothing; the receipts synced and pushed
         # their stock in full, and no order was handed over (its cursor did not move)
         assert after == base_state

@@ -46,6 +46,7 @@ from dhis2_lmis.run._tabular import (
     TABLES,
     Column,
     ColumnType,
+    LineColumn,
     RecordKind,
     number,
 )
@@ -175,7 +176,7 @@ def _checked(items: Iterable[Any], record_type: type) -> Iterator[Any]:
 # -- building frames ---------------------------------------------------------------------------
 
 
-def _typing(columns: Iterable[Column[Any, Any]]) -> _Columns:
+def _typing(columns: Iterable[Column[Any] | LineColumn[Any]]) -> _Columns:
     return tuple((column.name, column.type) for column in columns)
 
 
@@ -198,7 +199,7 @@ def _wide_events(pd: Any, events: Iterable[Event]) -> Any:
     per_event: list[dict[str, str | None]] = []
     elements: dict[str, None] = {}  # first-seen order
     for event in events:
-        heads.append(tuple(column.get(event, None) for column in EVENT_HEAD))
+        heads.append(tuple(column.get(event) for column in EVENT_HEAD))
         values = event.values()
         per_event.append(values)
         elements.update(dict.fromkeys(values))
@@ -219,11 +220,11 @@ def _conflict_table(pd: Any, conflicts: Iterable[ImportConflict]) -> Any:
     rows: list[tuple[_Row, Mapping[str, object]]] = []
     fields: dict[str, None] = {}
     for conflict in conflicts:
-        for line in CONFLICTS.lines_of(conflict):
+        for line, head in zip(CONFLICTS.lines_of(conflict), CONFLICTS.rows(conflict), strict=True):
             sent = line[1] if line is not None else None
             row = {_snake(key): value for key, value in (sent or {}).items()}
             fields.update(dict.fromkeys(row))
-            rows.append((CONFLICTS.row(conflict, line), row))
+            rows.append((head, row))
     extra: _Columns = tuple((name, "string") for name in fields if name not in CONFLICTS.names)
     columns: _Columns = (*_typing(CONFLICTS.columns), *extra)
     return _frame(

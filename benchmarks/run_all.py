@@ -27,6 +27,7 @@ HERE = Path(__file__).resolve().parent
 # Small sizes: enough pages and chunks to exercise the code paths, quick on a 2-core box.
 SMALL_ARGS: dict[str, tuple[str, ...]] = {
     "bench_fetch": ("--events", "20000", "--page-size", "1000", "--repeat", "2"),
+    "bench_parallel": ("--events", "12000"),
     "bench_push": ("--values", "20000", "--chunk", "5000", "--repeat", "1"),
     "bench_resolve": ("--count", "1000"),
     "bench_sync": ("--events", "2000"),
@@ -69,6 +70,17 @@ def parse_fetch(out: str) -> list[Row]:
         Row("fetch", "peak memory growth, 10k events -> all", _fmt(growth, " MB"), "<= 10 MB",
             _at_most(growth, 10.0)),
         Row("fetch", "peak memory, first 10k events", _fmt(peak, " MB"), "-", "info"),
+    ]  # fmt: skip
+
+
+def parse_parallel(out: str) -> list[Row]:
+    one = _number(r"^ratio workers=1 / bare\s+([\d.]+)", out)
+    many = _number(r"^ratio workers=(?!1 )\d+ / bare\s+([\d.]+)", out)
+    return [
+        Row("parallel", "workers=1 time / bare loop, 100 ms pages", _fmt(one, "x"), "<= 1.1x",
+            _at_most(one, 1.1)),
+        Row("parallel", "workers=4 time / bare loop, 100 ms pages", _fmt(many, "x"), "<= 0.35x",
+            _at_most(many, 0.35)),
     ]  # fmt: skip
 
 
@@ -141,6 +153,7 @@ def _fmt(value: float | None, unit: str = "") -> str:
 
 PARSERS: dict[str, Callable[[str], list[Row]]] = {
     "bench_fetch": parse_fetch,
+    "bench_parallel": parse_parallel,
     "bench_push": parse_push,
     "bench_resolve": parse_resolve,
     "bench_sync": parse_sync,

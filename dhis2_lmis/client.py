@@ -195,13 +195,19 @@ class Dhis2Lmis:
         org_unit: str | None = None,
         *,
         progress: bool = False,
+        workers: int = 1,
     ) -> Iterator[Requisition]:
         """Completed Order-program events as requisitions, lazily, oldest update first.
 
         ``since`` filters on ``updatedAt``, so a re-opened and re-completed event comes back.
         ``progress`` counts them on a tqdm bar when tqdm is installed (the ``notebook`` extra).
+        ``workers`` above 1 reads that many pages at once, for backfills: the same records,
+        each once, in no overall order (docs/performance.md#parallel-reads). Close the
+        iterator (or let a ``for`` loop end) to stop its threads early.
         """
-        records = self.reader.completed_requisitions(since=since, org_unit=org_unit)
+        records = self.reader.completed_requisitions(
+            since=since, org_unit=org_unit, workers=workers
+        )
         return with_progress(records, desc="requisitions", enabled=progress)
 
     def fetch_completed_receipts(
@@ -210,9 +216,13 @@ class Dhis2Lmis:
         org_unit: str | None = None,
         *,
         progress: bool = False,
+        workers: int = 1,
     ) -> Iterator[ConsignmentReceipt]:
-        """Completed Receipt-program events (consignment acknowledgements)."""
-        records = self.reader.completed_receipts(since=since, org_unit=org_unit)
+        """Completed Receipt-program events (consignment acknowledgements).
+
+        ``workers``: as in :meth:`fetch_completed_requisitions`.
+        """
+        records = self.reader.completed_receipts(since=since, org_unit=org_unit, workers=workers)
         return with_progress(records, desc="receipts", enabled=progress)
 
     def fetch_stock_transactions(
@@ -221,9 +231,13 @@ class Dhis2Lmis:
         org_unit: str | None = None,
         *,
         progress: bool = False,
+        workers: int = 1,
     ) -> Iterator[StockTransaction]:
-        """STR (Real-Time Stock) events with their item codes and quantities."""
-        records = self.reader.stock_transactions(since=since, org_unit=org_unit)
+        """STR (Real-Time Stock) events with their item codes and quantities.
+
+        ``workers``: as in :meth:`fetch_completed_requisitions`.
+        """
+        records = self.reader.stock_transactions(since=since, org_unit=org_unit, workers=workers)
         return with_progress(records, desc="stock transactions", enabled=progress)
 
     def fetch_stock_on_hand(
@@ -289,11 +303,15 @@ class Dhis2Lmis:
         org_unit: str | None = None,
         *,
         progress: bool = False,
+        workers: int = 1,
     ) -> Iterator[Event]:
-        """The manual pull of one program ("order", "receipt" or "str"): raw events."""
+        """The manual pull of one program ("order", "receipt" or "str"): raw events.
+
+        ``workers``: as in :meth:`fetch_completed_requisitions`.
+        """
         if program not in ("order", "receipt", "str"):
             raise ConfigError(f"unknown program {program!r}: use order, receipt or str")
-        events = self.reader.pull(program, since=since, org_unit=org_unit)
+        events = self.reader.pull(program, since=since, org_unit=org_unit, workers=workers)
         return with_progress(events, desc=f"{program} events", enabled=progress)
 
     # -- stock out ---------------------------------------------------------------------------------

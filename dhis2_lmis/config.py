@@ -423,12 +423,14 @@ class SmtpSettings:
 
 @attrs.frozen
 class SyncSettings:
-    """``[sync]``: the scheduled job's state file, overlap window, interval and page size."""
+    """``[sync]``: the scheduled job's state file, overlap window, interval, page size, and the
+    workers of a program's first run (see :mod:`dhis2_lmis.run.sync`)."""
 
     state: str = "dhis2-lmis.sqlite"
     overlap_minutes: int = 5
     interval: str = "1d"
-    page_size: int = 500
+    page_size: int = 1000
+    workers: int = 1
 
     @property
     def overlap(self) -> timedelta:
@@ -781,6 +783,8 @@ def _check_sync(s: SyncSettings) -> list[ConfigProblem]:
         problems.append(_problem("sync.interval", s.interval, "must look like 1d, 12h or 1h30m"))
     if s.page_size < 1:
         problems.append(_problem("sync.page_size", s.page_size, "must be at least 1"))
+    if s.workers < 1:
+        problems.append(_problem("sync.workers", s.workers, "must be at least 1"))
     return problems
 
 

@@ -180,3 +180,53 @@ def test_data_element_codes_when_the_scheme_is_code(version: str) -> None:
         query = EventQuery(program=PROGRAM, data_element_id_scheme="CODE")
         events = list(iter_events(session_for(fake), query))
     assert {dv.data_element for e in events for dv in e.data_values} == {"AMOX250"}
+
+
+def seed_run_then_more(fake: FakeDhis2) -> set[str]:
+    """45 events updated in the same millisecond, then 10 updated later."""
+    uids = set(seed(fake, 45, same_time=True))
+    for n in range(10):
+        stamp = START + dt.timedelta(minutes=5 + n)
+        uid = f"Later{n:06d}"
+        fake.add_event(uid, PROGRAM, FACILITY_A, program_stage=STAGE, updated_at=stamp)
+        uids.add(uid)
+    return uids
+
+
+@pytest.mark.parametrize("workers", [1, 3])
+def test_a_run_of_identical_timestamps_edited_while_read_loses_nothing(
+    version: str, workers: int
+) -> None:
+    """Paged by offset, the run would shrink under the reader and shift events past it."""
+    with FakeDhis2(version=version) as fake:
+        expected = seed_run_then_more(fake)
+        fake.now = START + dt.timedelta(days=1)
+        query = EventQuery(program=PROGRAM, status="COMPLETED", page_size=10)
+        reader = iter_events(session_for(fake), query, workers=workers)
+        head = [e.uid for e in itertools.islice(reader, 10)]
+        for uid in head[:4]:  # read members of the run get a newer updatedAt
+            fake.touch_event(uid)
+        uids = head + [e.uid for e in reader]
+    assert sorted(uids) == sorted(expected)
+
+
+@pytest.mark.parametrize("version", ["2.36", "2.41"])
+def test_legacy_events_api_reads_an_edited_run_of_identical_timestamps(version: str) -> None:
+    with FakeDhis2(version=version) as fake:
+        expected = seed_run_then_more(fake)
+        fake.now = START + dt.timedelta(days=1)
+        query = EventQuery(program=PROGRAM, status="COMPLETED", page_size=10)
+        reader = iter_events(session_for(fake), query, legacy=True)
+        head = [e.uid for e in itertools.islice(reader, 10)]
+        for uid in head[:4]:
+            fake.touch_event(uid)
+        uids = head + [e.uid for e in reader]
+    assert sorted(uids) == sorted(expected)
+
+
+def test_a_run_longer_than_ten_pages_is_paged_by_offset(version: str) -> None:
+    with FakeDhis2(version=version) as fake:
+        expected = seed(fake, 130, same_time=True)
+        uids = list(completed(session_for(fake), page_size=10))
+    assert sorted(uids) == sorted(expected)
+    assert max(int(r.query.get("page", ["1"])[0]) for r in fake.requests) >= 13  # by offset

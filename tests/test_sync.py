@@ -694,3 +694,67 @@ def test_stock_on_hand_without_its_row_is_refused_not_empty(fake: FakeDhis2) -> 
     with pytest.raises(ConfigError, match=r"data_elements\.stock_on_hand is not configured"):
         lmis.fetch_stock_on_hand()
     assert fake.requests == []
+
+
+# --- a first run with [sync] workers --------------------------------------------------------------
+
+
+def test_a_first_run_with_workers_hands_each_event_over_once_and_moves_the_cursor_at_the_end(
+    fake: FakeDhis2, state: SqliteStateStore
+) -> None:
+    for n in range(30):
+        order(fake, f"Order{n:06d}", T0 + n * HOUR)
+    recorder = Recorder()
+    lmis = lmis_for(fake, sync={"workers": 3, "page_size": 5})
+    runner = runner_for(lmis, state, recorder)
+    first = runner.run_once()
+    assert sorted(recorder.uids) == [f"Order{n:06d}" for n in range(30)]
+    assert (first.handled, first.failed) == (30, 0)
+    cursor = state.get_cursor("order")
+    assert cursor is not None and cursor.replace(tzinfo=None) == T0 + 29 * HOUR
+    order(fake, "OrderLater1", T0 + 30 * HOUR)
+    second = runner.run_once()  # a cursor now: one worker, from the cursor on
+    assert recorder.uids.count("OrderLater1") == 1 and len(recorder.uids) == 31
+    assert second.handled == 1
+
+
+def test_a_first_run_with_workers_stopped_part_way_leaves_no_cursor_and_loses_nothing(
+    fake: FakeDhis2, state: SqliteStateStore
+) -> None:
+    for n in range(30):
+        order(fake, f"Order{n:06d}", T0 + n * HOUR)
+    recorder = Recorder()
+
+    def on_requisition(requisition: Requisition, /, *, is_update: bool) -> None:
+        recorder.requisition(requisition, is_update=is_update)
+        if len(recorder.calls) == 7:
+            runner.stop()  # Ctrl-C in the middle of a parallel first run
+
+    lmis = lmis_for(fake, sync={"workers": 3, "page_size": 5})
+    runner = SyncRunner(lmis, state, on_requisition=on_requisition, notify=False)
+    first = runner.run_once()
+    assert (first.handled, first.stopped) == (7, "interrupted")
+    assert state.get_cursor("order") is None  # events came in no order: none may be passed
+    second = runner.run_once()
+    assert (second.handled, second.duplicates_skipped) == (23, 7)
+    assert sorted(recorder.uids) == [f"Order{n:06d}" for n in range(30)]
+    assert state.get_cursor("order") is not None
+
+
+def test_a_failure_in_a_first_run_with_workers_leaves_no_cursor_and_is_retried(
+    fake: FakeDhis2, state: SqliteStateStore
+) -> None:
+    for n in range(20):
+        order(fake, f"Order{n:06d}", T0 + n * HOUR)
+    recorder = Recorder(fail_for={"Order000004"})
+    runner = runner_for(lmis_for(fake, sync={"workers": 4, "page_size": 5}), state, recorder)
+    first = runner.run_once()
+    assert (first.handled, first.failed) == (19, 1)
+    assert state.get_cursor("order") is None
+    recorder.fail_for.clear()
+    recorder.calls.clear()
+    second = runner.run_once()
+    assert recorder.uids == ["Order000004"]
+    assert (second.handled, second.duplicates_skipped) == (1, 19)
+    cursor = state.get_cursor("order")
+    assert cursor is not None and cursor.replace(tzinfo=None) == T0 + 19 * HOUR

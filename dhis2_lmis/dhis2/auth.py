@@ -105,8 +105,8 @@ class BodyAuth(Dhis2Auth):
     once (``POST /api/auth/login`` on 2.41+, the form login before) and lets the session cookie
     authenticate, logging in again when the cookie expires.
 
-    Thread-safe: one lock guards the grant, so fifty threads whose token expired together cause
-    one refresh, not fifty.
+    Thread-safe: one lock guards the grant and the login, so fifty threads whose token or
+    session cookie expired together cause one refresh or login, not fifty.
     """
 
     username: str
@@ -158,6 +158,9 @@ class BodyAuth(Dhis2Auth):
                     return True  # another thread already renewed it
                 self._renew()
                 return True
+            current = self._session_cookie_header()
+            if self._logged_in and current and failed.headers.get("Cookie") != current:
+                return True  # another thread already logged in again
             self._require_http().cookies.clear()
             self._logged_in = False
             self._login()

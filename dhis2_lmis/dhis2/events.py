@@ -5,14 +5,23 @@ that gets a newer ``updatedAt`` moves to the end, shifts every later event back 
 unread event slips onto a page already read. So events are read by a keyset cursor on
 ``updatedAt``: each request asks for ``updatedAfter`` = the last timestamp seen (less one
 millisecond, so an inclusive or exclusive server bound both work), ordered by ``updatedAt``
-ascending, and events are de-duplicated by UID. Offset paging is used only inside a run of
-identical timestamps longer than a page.
+ascending, and events are de-duplicated by UID. A run of identical timestamps that fills a
+page is read whole in one answer (up to ten pages), a snapshot no edit can shift, and the
+cursor moves past it; offset paging is used only inside a run longer than that. A parallel
+read (``workers``) runs that cursor over several ``updatedAt`` windows at once (the "parallel
+reading" section below).
 """
 
 from __future__ import annotations
 
+import collections
+import contextlib
+import itertools
 import logging
-from collections.abc import Iterator, Mapping
+import queue
+import threading
+from collections.abc import Callable, Iterator, Mapping
+from concurrent.futures import ThreadPoolExecutor
 from datetime import datetime, timedelta, tzinfo
 from typing import Literal
 
@@ -77,7 +86,7 @@ class EventQuery:
     occurred_before: datetime | None = None
     tracked_entity: str | None = None
     include_deleted: bool = False
-    page_size: int = attrs.field(default=500)
+    page_size: int = attrs.field(default=1000)
     data_element_id_scheme: IdScheme = "UID"
 
     @page_size.validator
@@ -119,61 +128,341 @@ def _when(value: datetime | None, tz: tzinfo | None) -> str | None:
 
 
 def iter_events(
-    session: Dhis2Session, query: EventQuery, *, legacy: bool = False
+    session: Dhis2Session, query: EventQuery, *, legacy: bool = False, workers: int = 1
 ) -> Iterator[Event]:
-    """Yield every event matching ``query`` exactly once, oldest update first.
+    """Yield every event matching ``query`` exactly once.
 
-    Memory stays flat apart from the set of UIDs already yielded (about 80 bytes per event).
+    With ``workers=1`` (the default) one keyset cursor reads the events oldest update first.
+    With ``workers=N`` the ``updatedAt`` range is cut into windows that ``N`` threads read at
+    once over the session's connection pool (docs/performance.md): the same events, each
+    once, but in no overall order. Each page's events still come oldest update first,
+    pages of different windows interleave, and events updated during the read come last.
+
+    Memory stays flat apart from the set of UIDs already yielded (about 80 bytes per event):
+    one page at a time (ten for a run of identical timestamps); with workers, at most
+    ``2 * workers + 1`` of those at once.
 
     Args:
         session: the connection.
         query: what to read.
         legacy: read the pre-2.36 style ``/api/events`` (DHIS2 2.36-2.41 still have it).
+        workers: requests in flight at once; 1 reads sequentially.
 
     Raises:
+        ValueError: ``workers`` is below 1.
         Dhis2Error subclasses from the session; ResponseFormatError for an unreadable page.
     """
+    if workers < 1:
+        raise ValueError(f"workers must be at least 1, got {workers}")
     dialect = events_dialect(session.version, legacy=legacy)
-    structure = event_converter(session.time_zone).get_structure_hook(Event)
-    base = _params(query, dialect, session)
-    tz = session.time_zone
-    cursor = query.updated_after
-    page = 1
+    read = _WindowReader(session, query, dialect)
+    if workers == 1:
+        pages = read(_Window(cursor=query.updated_after))
+    else:
+        pages = _read_parallel(read, workers)
     seen: set[str] = set()
-    previous_items: list[JsonValue] | None = None
-    while True:
-        params = dict(base)
-        params["page"] = page
+    for events in pages:
+        for event in events:
+            if event.uid:
+                if event.uid in seen:
+                    continue
+                seen.add(event.uid)
+            yield event
+
+
+@attrs.define
+class _Window:
+    """A slice of the ``updatedAt`` range, read by one keyset cursor.
+
+    Slices that touch overlap by a millisecond (a server bound may be inclusive or exclusive),
+    so none drops an event; an event read twice is dropped by the UID check of iter_events.
+
+    Attributes:
+        cursor: where reading starts (the first request asks ``updatedAfter`` = this - 1 ms).
+        end: where the slice ends (``updatedBefore``); None: the query's own bound. Lowered
+            when the rest of the slice is split off while it is read.
+    """
+
+    cursor: datetime | None
+    end: datetime | None = None
+
+
+SplitHook = Callable[[_Window, datetime], None]
+
+
+@attrs.define
+class _WindowReader:
+    """Reads one :class:`_Window` page by page: the keyset cursor of the module docstring."""
+
+    session: Dhis2Session
+    query: EventQuery
+    dialect: EventsDialect
+    base: dict[str, ParamValue] = attrs.field(init=False)
+    # How far past a run of identical timestamps the cursor moves: 1 ms asks updatedAfter = the
+    # run's timestamp, right for a server whose bound is exclusive; 2 ms once one proved inclusive.
+    _past_run: timedelta = attrs.field(default=_ONE_MS, init=False)
+
+    def __attrs_post_init__(self) -> None:
+        self.base = _params(self.query, self.dialect, self.session)
+
+    def __call__(self, window: _Window, split: SplitHook | None = None) -> Iterator[list[Event]]:
+        """Yield the events of ``window`` a page at a time, after each page offering ``split``
+        the chance to hand the rest of the slice beyond the cursor to another reader."""
+        tz = self.session.time_zone
+        structure = event_converter(tz).get_structure_hook(Event)
+        cursor = window.cursor
+        page = 1
+        previous_items: list[JsonValue] | None = None
+        skipped: datetime | None = None  # the timestamp of a run just read whole
+        while True:
+            body, items = self._get(cursor, window.end, page, self.query.page_size)
+            if not items:
+                return
+            events = [structure(raw, Event) for raw in items]
+            first_stamp, last_stamp = events[0].updated_at, events[-1].updated_at
+            if skipped is not None and first_stamp is not None and first_stamp <= skipped:
+                self._past_run = 2 * _ONE_MS  # the server's updatedAfter is inclusive
+                cursor, skipped = skipped + self._past_run, None
+                continue
+            skipped = None
+            yield events
+            if is_last_page(
+                body, len(items), self.query.page_size, page, self.dialect.next_page_link
+            ):
+                return
+            if page > 1 and items == previous_items:
+                raise ResponseFormatError(
+                    f"page {page} repeats page {page - 1}: the server ignores paging here",
+                    method="GET",
+                    path=self.dialect.path,
+                )
+            previous_items = items
+            whole_page_one_stamp = page == 1 and first_stamp == last_stamp
+            run = self._whole_run(last_stamp, structure) if whole_page_one_stamp else None
+            if run is not None and last_stamp is not None:
+                yield run
+                cursor, page, skipped = last_stamp + self._past_run, 1, last_stamp
+            else:
+                cursor, page = _next_position(cursor, page, first_stamp, last_stamp)
+            if split is not None and last_stamp is not None:
+                split(window, last_stamp)
+
+    def _whole_run(
+        self, stamp: datetime | None, structure: Callable[[JsonValue, type[Event]], Event]
+    ) -> list[Event] | None:
+        """A run of identical timestamps filling a whole page, read in one answer.
+
+        Paged by offset, such a run loses events when one of it is edited during the read (the
+        run shrinks, and later events shift onto pages already read). One answer of up to ten
+        pages is one snapshot of the run; the cursor then keys past it. None when the page is
+        timestamp, or the run is longer than ten pages (then it is paged by offset).
+        """
+        if stamp is None:
+            return None
+        limit = 10 * self.query.page_size
+        _, items = self._get(stamp, stamp + _ONE_MS, 1, limit)
+        if len(items) >= limit:
+            return None
+        events = [structure(raw, Event) for raw in items]
+        return [e for e in events if e.updated_at == stamp]  # the query's bounds still hold
+
+    def _get(
+        self,
+        cursor: datetime | None,
+        end: datetime | None,
+        page: int,
+        page_size: int,
+        *,
+        order: str | None = None,
+    ) -> tuple[JsonObject, list[JsonValue]]:
+        """One page: the events updated from ``cursor`` (less 1 ms) up to ``end``."""
+        dialect, tz = self.dialect, self.session.time_zone
+        params = dict(self.base)
+        params["page"], params["pageSize"] = page, page_size
+        params["order"] = order or dialect.order_updated
         params[dialect.updated_after_param] = _when(cursor - _ONE_MS, tz) if cursor else None
-        body = session.get_json(dialect.path, params)
+        if end is not None:
+            params[dialect.updated_before_param] = _when(end, tz)
+        body = self.session.get_json(dialect.path, params)
         if not isinstance(body, dict):
             raise ResponseFormatError(
                 "expected a JSON object page", method="GET", path=dialect.path
             )
-        items = _page_items(body, dialect)
+        return body, _page_items(body, dialect)
+
+    def edge(self, *, newest: bool) -> datetime | None:
+        """The ``updatedAt`` of the oldest (or newest) matching event; None when none has one."""
+        order = self.dialect.order_updated
+        descending = order.rsplit(":", 1)[0] + ":desc"
+        _, items = self._get(
+            self.query.updated_after, None, 1, 1, order=descending if newest else order
+        )
         if not items:
+            return None
+        return event_converter(self.session.time_zone).structure(items[0], Event).updated_at
+
+
+# -- parallel reading ----------------------------------------------------------------------------
+#
+# The plan: the oldest and newest ``updatedAt`` of the query cut ``[oldest, newest)`` into one
+# window per worker; every window is read by the keyset cursor, and a worker that runs out of
+# windows gets the far half of a busy one (split between two pages), so a skewed program still
+# keeps every worker busy. The tail ``[newest, ...)`` is read last, alone, once every other
+# window is done: an event edited (or created) while the read runs gets a newer ``updatedAt``,
+# so it lands in the tail, and the tail is read after the edit, exactly as the single cursor
+# reads up to the end. Edited events already read come back in the tail and are dropped by
+# the UID check of iter_events, as with one worker.
+
+
+class _Stopped(Exception):
+    """The consumer went away; a worker unwinds quietly."""
+
+
+@attrs.define
+class _Failure:
+    """A worker's exception, re-raised in the consumer's thread."""
+
+    error: Exception
+
+
+class _Schedule:
+    """Hands windows to workers; the tail only after every other window is done."""
+
+    def __init__(self, windows: list[_Window], tail: _Window) -> None:
+        self._lock = threading.Condition()
+        self._pending = collections.deque(windows)
+        self._tail: _Window | None = tail
+        self._active = 0
+        self._waiting = 0
+        self.stopped = False
+
+    def take(self) -> _Window | None:
+        """The next window to read, waiting for a split if others are still reading; None
+        when everything is read (or the read was stopped)."""
+        with self._lock:
+            while not self.stopped:
+                if self._pending:
+                    self._active += 1
+                    return self._pending.popleft()
+                if self._active == 0:
+                    tail, self._tail = self._tail, None
+                    if tail is not None:
+                        self._active += 1
+                    else:
+                        self._lock.notify_all()  # everything is read: wake the waiting ones
+                    return tail
+                self._waiting += 1
+                self._lock.wait()
+                self._waiting -= 1
+            return None
+
+    def done(self) -> None:
+        """A worker finished its window."""
+        with self._lock:
+            self._active -= 1
+            self._lock.notify_all()
+
+    def split(self, window: _Window, read_up_to: datetime) -> None:
+        """Give the far half of ``window`` beyond ``read_up_to`` to a waiting worker, if any."""
+        end = window.end
+        if not self._waiting or self._pending or end is None:
+            return  # a racy first look is fine: the decision is repeated under the lock
+        half = (end - read_up_to) // 2 // _ONE_MS * _ONE_MS  # whole milliseconds, as DHIS2 keeps
+        if half < _ONE_MS:
             return
-        first_stamp = last_stamp = None
-        for index, raw in enumerate(items):
-            event = structure(raw, Event)
-            if index == 0:
-                first_stamp = event.updated_at
-            last_stamp = event.updated_at
-            if event.uid and event.uid in seen:
+        with self._lock:
+            if self._waiting and not self._pending:
+                middle = read_up_to + half
+                self._pending.append(_Window(cursor=middle, end=end))
+                window.end = middle
+                self._lock.notify()
+
+    def stop(self) -> None:
+        """No more windows for anyone."""
+        with self._lock:
+            self.stopped = True
+            self._lock.notify_all()
+
+
+def _plan(read: _WindowReader, workers: int) -> tuple[list[_Window], _Window]:
+    """Windows of ``[oldest, newest)`` equal in time, one per worker, and the tail."""
+    whole = _Window(cursor=read.query.updated_after)
+    with ThreadPoolExecutor(max_workers=1, thread_name_prefix="dhis2-lmis-events") as pool:
+        newest_of = pool.submit(read.edge, newest=True)  # both ends in one round trip
+        oldest, newest = read.edge(newest=False), newest_of.result()
+    if oldest is None or newest is None:
+        return [], whole  # no events, or none with a timestamp: one cursor reads it all
+    step = (newest - oldest) / workers // _ONE_MS * _ONE_MS
+    bounds = sorted({oldest + step * n for n in range(1, workers)} - {oldest})
+    edges = [*bounds, newest]
+    windows = [_Window(cursor=read.query.updated_after, end=edges[0])]
+    windows += [_Window(cursor=low, end=high) for low, high in itertools.pairwise(edges)]
+    return windows, _Window(cursor=newest)
+
+
+def _read_parallel(read: _WindowReader, workers: int) -> Iterator[list[Event]]:
+    """Pages of every window, read by ``workers`` threads, handed over through a bounded queue.
+
+    The first exception of any worker stops the others and is raised here, in the consumer's
+    thread, after the pages read before it. When the consumer stops early (``break``,
+    ``close()``, an exception, Ctrl-C), the workers finish the request they are in and end;
+    this generator returns only when every thread has ended, so every connection is back in
+    the session's pool.
+    """
+    read.session.reserve_connections(workers + 1)  # and one for look-ups by the consumer
+    windows, tail = _plan(read, workers)
+    schedule = _Schedule(windows, tail)
+    results: queue.Queue[list[Event] | _Failure | None] = queue.Queue(maxsize=workers)
+    gone = threading.Event()
+
+    def hand_over(item: list[Event] | _Failure | None) -> None:
+        while not gone.is_set():
+            try:
+                results.put(item, timeout=0.05)
+                return
+            except queue.Full:
                 continue
-            if event.uid:
-                seen.add(event.uid)
-            yield event
-        if is_last_page(body, len(items), query.page_size, page, dialect.next_page_link):
+        raise _Stopped
+
+    def work() -> None:
+        try:
+            while (window := schedule.take()) is not None:
+                try:
+                    for events in read(window, schedule.split):
+                        if schedule.stopped:
+                            raise _Stopped
+                        hand_over(events)
+                finally:
+                    schedule.done()
+            hand_over(None)
+        except _Stopped:
             return
-        if page > 1 and items == previous_items:
-            raise ResponseFormatError(
-                f"page {page} repeats page {page - 1}: the server ignores paging here",
-                method="GET",
-                path=dialect.path,
-            )
-        previous_items = items
-        cursor, page = _next_position(cursor, page, first_stamp, last_stamp)
+        except Exception as exc:  # any failure of a worker is the read's failure
+            schedule.stop()
+            with contextlib.suppress(_Stopped):
+                hand_over(_Failure(exc))
+
+    threads = [
+        threading.Thread(target=work, name=f"dhis2-lmis-events-{n}", daemon=True)
+        for n in range(workers)
+    ]
+    for thread in threads:
+        thread.start()
+    try:
+        finished = 0
+        while finished < workers:
+            item = results.get()
+            if item is None:
+                finished += 1
+            elif isinstance(item, _Failure):
+                raise item.error
+            else:
+                yield item
+    finally:
+        gone.set()
+        schedule.stop()
+        for thread in threads:
+            thread.join()
 
 
 def _next_position(

@@ -6,8 +6,11 @@ follows redirects, always passes a ``(connect, read)`` timeout, applies the :cla
 logs one line per attempt, and maps every failure to a :class:`~dhis2_lmis.errors.Dhis2Error`.
 Everything else (``get_json``, ``post_json``, ``iter_pages``) is a thin wrapper.
 
-One ``Dhis2Session`` per thread is the simple rule; sharing one across threads also works
-(``requests.Session`` pools connections per host and the auth schemes lock their own state).
+Sharing one session across threads is supported (the parallel event reads do it):
+``requests.Session`` pools connections per host (size the pool with ``pool_maxsize`` or
+:meth:`Dhis2Session.reserve_connections`), the system info is fetched once under a lock, and
+the auth schemes lock their own state, so threads whose credentials expired together renew
+them once.
 """
 
 from __future__ import annotations
@@ -142,9 +145,9 @@ class Dhis2Session:
         self._http = http or requests.Session()
         self._http.verify = verify
         self._http.trust_env = http is not None and http.trust_env
-        adapter = HTTPAdapter(pool_connections=1, pool_maxsize=pool_maxsize, max_retries=0)
-        self._http.mount("http://", adapter)
-        self._http.mount("https://", adapter)
+        self._pool_lock = threading.Lock()
+        self._pool_maxsize = 0
+        self.reserve_connections(pool_maxsize)
         self._http.headers.update(
             {
                 "Accept": "application/json",
@@ -170,6 +173,23 @@ class Dhis2Session:
     def close(self) -> None:
         """Close pooled connections."""
         self._http.close()
+
+    def reserve_connections(self, count: int) -> None:
+        """Pool at least ``count`` connections per host, for ``count`` threads sharing this
+        session (a pool smaller than its threads opens and drops a connection per request).
+
+        Only grows the pool; connections of the replaced pool close once their request ends.
+        """
+        with self._pool_lock:
+            if count <= self._pool_maxsize:
+                return
+            replaced = self._http.adapters.get("https://")
+            adapter = HTTPAdapter(pool_connections=1, pool_maxsize=count, max_retries=0)
+            self._http.mount("http://", adapter)
+            self._http.mount("https://", adapter)
+            self._pool_maxsize = count
+            if replaced is not None:
+                replaced.close()
 
     # -- server facts --------------------------------------------------------------------------
 

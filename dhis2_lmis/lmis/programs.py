@@ -154,7 +154,7 @@ class ProgramReader:
     stock_on_hand: str | None = None
     received_quantity: str | None = None
     item_code_attribute: str | None = None
-    page_size: int = 500
+    page_size: int = 1000
     legacy: bool = False
     _item_codes: dict[str, str | None] = attrs.field(factory=dict, init=False, repr=False)
     _can_translate: bool = attrs.field(default=True, init=False, repr=False)
@@ -180,8 +180,12 @@ class ProgramReader:
         since: datetime | None = None,
         org_unit: str | None = None,
         status: str | None = None,
+        workers: int = 1,
     ) -> Iterator[Event]:
         """The manual pull: raw events of one program, updated after ``since``.
+
+        ``workers`` above 1 reads that many pages at once, in no overall order
+        (:func:`~dhis2_lmis.dhis2.events.iter_events`).
 
         Raises:
             RequestRejectedError, NotFoundError: DHIS2 has no program with the configured UID;
@@ -196,7 +200,8 @@ class ProgramReader:
             page_size=self.page_size,
             data_element_id_scheme=self.data_element_id_scheme if key == "order" else "UID",
         )
-        return _naming_the_setting(iter_events(self.session, query, legacy=self.legacy), key, uid)
+        events = iter_events(self.session, query, legacy=self.legacy, workers=workers)
+        return _naming_the_setting(events, key, uid)
 
     def source(self) -> str:
         """Where records come from, e.g. ``DHIS2 2.41.0 /api/tracker/events``."""
@@ -206,11 +211,13 @@ class ProgramReader:
     # -- orders ----------------------------------------------------------------------------------
 
     def completed_requisitions(
-        self, *, since: datetime | None = None, org_unit: str | None = None
+        self, *, since: datetime | None = None, org_unit: str | None = None, workers: int = 1
     ) -> Iterator[Requisition]:
         """Completed Order-program events as requisitions (re-completed events come back)."""
         source = self.source()
-        events = self.pull("order", since=since, org_unit=org_unit, status="COMPLETED")
+        events = self.pull(
+            "order", since=since, org_unit=org_unit, status="COMPLETED", workers=workers
+        )
         while batch := list(itertools.islice(events, self.page_size)):
             self._translate_uids(batch)
             for event in batch:
@@ -345,11 +352,14 @@ class ProgramReader:
     # -- receipts --------------------------------------------------------------------------------
 
     def completed_receipts(
-        self, *, since: datetime | None = None, org_unit: str | None = None
+        self, *, since: datetime | None = None, org_unit: str | None = None, workers: int = 1
     ) -> Iterator[ConsignmentReceipt]:
         """Completed Receipt-program events: acknowledged consignments."""
         source = self.source()
-        for event in self.pull("receipt", since=since, org_unit=org_unit, status="COMPLETED"):
+        events = self.pull(
+            "receipt", since=since, org_unit=org_unit, status="COMPLETED", workers=workers
+        )
+        for event in events:
             yield self.receipt(event, source)
 
     def receipt(self, event: Event, source: str) -> ConsignmentReceipt:
@@ -384,11 +394,11 @@ class ProgramReader:
     # -- STR (Real-Time Stock) -------------------------------------------------------------------
 
     def stock_transactions(
-        self, *, since: datetime | None = None, org_unit: str | None = None
+        self, *, since: datetime | None = None, org_unit: str | None = None, workers: int = 1
     ) -> Iterator[StockTransaction]:
         """STR program events with their item codes, looked up in batches per page."""
         source = self.source()
-        events = self.pull("str", since=since, org_unit=org_unit)
+        events = self.pull("str", since=since, org_unit=org_unit, workers=workers)
         while batch := list(itertools.islice(events, self.page_size)):
             self._load_enrollment_owners(batch)
             self._load_item_codes(self._tracked_entity_of(e) for e in batch)

@@ -17,6 +17,11 @@ the caller, pushes the stock receipts a receipt handler returns, and remembers w
   fetch, which starts at ``cursor - overlap``, covers the failed event again. As a second line
   of defence a run also starts no later than the oldest event the store lists as failed.
 
+A program's first run (no cursor yet) may read with ``[sync] workers``; its events then come
+in no order, so its cursor moves once, at the end, and only when every event was read and
+handed over (an interrupted or failing first run leaves no cursor, and the next one reads from
+the start again, skipping what was handled).
+
 The price of the last rule: while one event keeps failing, every run re-reads the events
 updated since then (they are recognised and skipped, not handed over). Fix or handle the
 failing event to let the cursor move on.
@@ -378,7 +383,7 @@ class SyncRunner:
     def _sync_program(
         self,
         program: SyncProgram,
-        fetch: Callable[[datetime | None], Iterator[_Record]],
+        fetch: Callable[..., Iterator[_Record]],  # (since, *, workers): a Dhis2Lmis fetcher
         step: Callable[[_Record, bool], str | None],
         tally: _Tally,
         errors: ErrorReport,
@@ -398,9 +403,13 @@ class SyncRunner:
                 log.info("%s: reading from %s, the oldest failed event", program, oldest)
                 since = oldest
         log.debug("%s: fetching events updated after %s", program, since)
+        # A first run may read with [sync] workers; the events then come in no order, so the
+        # cursor moves once, at the end, and only when every event was read and handled.
+        workers = self.lmis.config.sync.workers if cursor is None else 1
+        in_order = workers == 1
         advancing = True  # false after the first failure: the cursor must not pass it
         pending: datetime | None = None  # a cursor move owed for skipped duplicates
-        records = iter(fetch(since))
+        records = iter(fetch(since, workers=workers))
         complete = False
         ended: Literal[True] | StopReason | None = "interrupted"
         while not self._stop.is_set():
@@ -439,7 +448,7 @@ class SyncRunner:
             if state.is_processed(program, uid, updated_at):
                 tally.duplicates_skipped += 1
                 if advancing:
-                    pending = updated_at
+                    pending = updated_at if in_order else _later(pending, updated_at)
                 continue
             is_update = state.was_handled_before(program, uid)
             for problem in record.problems:
@@ -448,7 +457,10 @@ class SyncRunner:
             outcome: Outcome = "handled" if error is None else "failed"
             with state.transaction():
                 state.record_outcome(program, uid, updated_at, outcome, error=error, at=self._now())
-                if advancing and error is None:
+                if not in_order:
+                    if error is None:
+                        pending = _later(pending, updated_at)  # the end of the run moves it
+                elif advancing and error is None:
                     state.set_cursor(program, updated_at)
                     pending = None
                 elif advancing and pending is not None:
@@ -460,7 +472,7 @@ class SyncRunner:
                 tally.failed += 1
                 advancing = False
                 errors.add(program, f"event {uid}", error)
-        if pending is not None:
+        if pending is not None and (in_order or (complete and advancing)):
             state.set_cursor(program, pending)
         if complete and still_failed:
             for uid, at in still_failed.items():
@@ -687,3 +699,8 @@ def _describe_handler_failure(exc: Exception) -> str:
 def _sortable(value: datetime) -> datetime:
     """A value ``<`` can compare whatever its kind: naive DHIS2 times are taken as UTC."""
     return value.replace(tzinfo=timezone.utc) if value.tzinfo is None else value
+
+
+def _later(current: datetime | None, value: datetime) -> datetime:
+    """The later of two ``updatedAt`` values (``current`` may be unset)."""
+    return value if current is None or _sortable(value) > _sortable(current) else current

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from dhis2_lmis.testing._demo import DEMO, DemoIds, seed_demo
 from dhis2_lmis.testing._fake import FakeDhis2
-from dhis2_lmis.testing._server import FaultKind, RecordedRequest
+from dhis2_lmis.testing._server import FaultKind, Latency, RecordedRequest
 from dhis2_lmis.testing._world import (
     AggregateValue,
     DataElement,
@@ -37,6 +37,7 @@ __all__ = [
     "Event",
     "FakeDhis2",
     "FaultKind",
+    "Latency",
     "LocalSmtpServer",
     "OptionSet",
     "OrgUnit",

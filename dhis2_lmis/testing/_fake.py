@@ -22,6 +22,7 @@ from dhis2_lmis.testing._server import (
     Fault,
     FaultKind,
     HttpServer,
+    Latency,
     RecordedRequest,
     Request,
     Response,
@@ -167,6 +168,7 @@ class FakeDhis2:
         lockout: lock a user after 4 failed logins (DHIS2's ``keyLockMultipleFailedLogins``).
         pat_enabled: honour ``ApiToken`` headers; default off on 2.37, on from 2.38 (never on 2.36).
         strict: the pytest fixture fails a test when a request hit no route or crashed a handler.
+        latency: answer event pages no sooner than a real server would (see :class:`Latency`).
     """
 
     def __init__(
@@ -178,6 +180,7 @@ class FakeDhis2:
         lockout: bool = False,
         pat_enabled: bool | None = None,
         strict: bool = True,
+        latency: Latency | None = None,
     ) -> None:
         self.server_version = parse_version(version)
         self.world = World()
@@ -192,6 +195,9 @@ class FakeDhis2:
         self.unanswered: list[str] = []
         self.system_id = "eed3d451-4ff5-4193-b951-ffcc68954299"
         self._http = HttpServer(self._dispatch)
+        self._http.latency = latency
+        self._renders: dict[tuple[object, ...], bytes] = {}
+        self._renders_of: tuple[int, dt.datetime] | None = None
         self._started = False
         self.add_user("admin", "district", uid="M5zQapPyTZI")
 
@@ -239,6 +245,31 @@ class FakeDhis2:
         self.stop()
 
     # --- settings --------------------------------------------------------------------------
+
+    @property
+    def latency(self) -> Latency | None:
+        """How long event pages take to answer; None (the default): as fast as possible."""
+        return self._http.latency
+
+    @latency.setter
+    def latency(self, value: Latency | None) -> None:
+        self._http.latency = value
+
+    def rendered(self, key: tuple[object, ...], render: Callable[[], bytes]) -> bytes:
+        """The JSON of one object for one request shape, rendered once while nothing changes.
+
+        Every write stamps the clock and every metadata change bumps ``world.revision``, so
+        the cache is dropped on either; keys carry the object's ``updatedAt`` as well. This
+        keeps a page of 1,000 events cheap to serve again, as a load test needs.
+        """
+        generation = (self.world.revision, self.now)
+        if generation != self._renders_of:
+            self._renders, self._renders_of = {}, generation
+        renders = self._renders
+        cached = renders.get(key)
+        if cached is None:
+            cached = renders[key] = render()
+        return cached
 
     @property
     def time_zone(self) -> str:
@@ -315,6 +346,7 @@ class FakeDhis2:
             authorities=tuple(authorities),
         )
         with self.world.lock:
+            self.world.revision += 1
             self.world.users[username] = user
         return user
 
@@ -420,6 +452,7 @@ class FakeDhis2:
     ) -> OrgUnit:
         """Add an org unit under ``parent`` (path and level are derived)."""
         with self.world.lock:
+            self.world.revision += 1
             if parent is not None:
                 up = self.world.org_units[parent]
                 path, level = f"{up.path}/{uid}", up.level + 1
@@ -445,6 +478,7 @@ class FakeDhis2:
         """Add a category combo; ``option_combos`` maps option combo UID to its code (None:
         no code), ``names`` option combo UID to its name (default: the code, else the UID)."""
         with self.world.lock:
+            self.world.revision += 1
             combo = CategoryCombo(uid, code, name, list(option_combos or {}))
             self.world.category_combos[uid] = combo
             for coc_uid, coc_code in (option_combos or {}).items():
@@ -478,6 +512,7 @@ class FakeDhis2:
             option_set,
         )
         with self.world.lock:
+            self.world.revision += 1
             self.world.data_elements[uid] = de
         return de
 
@@ -515,6 +550,7 @@ class FakeDhis2:
             tuple(input_periods),
         )
         with self.world.lock:
+            self.world.revision += 1
             self.world.data_sets[uid] = ds
         return ds
 
@@ -539,6 +575,7 @@ class FakeDhis2:
         """Add a tracked entity attribute."""
         tea = TrackedEntityAttribute(uid, code, name, value_type)
         with self.world.lock:
+            self.world.revision += 1
             self.world.attributes[uid] = tea
         return tea
 
@@ -557,6 +594,7 @@ class FakeDhis2:
         """Add a program; ``stages`` maps each stage UID to its data element UIDs."""
         stage_map = dict(stages or {})
         with self.world.lock:
+            self.world.revision += 1
             for stage_uid, des in stage_map.items():
                 stage_name = (stage_names or {}).get(stage_uid, f"{name} stage")
                 self.world.program_stages[stage_uid] = ProgramStage(

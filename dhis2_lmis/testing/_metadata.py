@@ -44,7 +44,7 @@ def fmt_time(value: dt.datetime | None) -> str | None:
     """DHIS2's ``yyyy-MM-dd'T'HH:mm:ss.SSS`` without offset."""
     if value is None:
         return None
-    return value.strftime("%Y-%m-%dT%H:%M:%S.") + f"{value.microsecond // 1000:03d}"
+    return value.replace(tzinfo=None).isoformat(timespec="milliseconds")
 
 
 def _base(uid: str, code: str | None, name: str) -> dict[str, Any]:

@@ -24,6 +24,7 @@ from urllib.parse import parse_qs, urlencode, urlsplit
 __all__ = [
     "FaultKind",
     "HttpServer",
+    "Latency",
     "RecordedRequest",
     "Request",
     "Response",
@@ -150,6 +151,25 @@ class Response:
     body: bytes = b""
     content_type: str = "application/json;charset=UTF-8"
     headers: list[tuple[str, str]] = field(default_factory=list)
+    items: int | None = None  # records on a page, for Latency; None: not a page of records
+
+
+@dataclass(frozen=True)
+class Latency:
+    """How long a real server takes to answer a page: ``per_request`` seconds, plus
+    ``per_item`` for each record on it (DHIS2 spends most of an events page in SQL and JSON).
+
+    The fake's own work counts toward that time: the page goes out once it has passed since
+    the request arrived (at once when the fake took longer). Requests are answered
+    concurrently, as DHIS2 does, so ``N`` requests in flight take about the time of one.
+    """
+
+    per_request: float = 0.1
+    per_item: float = 0.00005
+
+    def of(self, items: int) -> float:
+        """Seconds a page of ``items`` records takes."""
+        return self.per_request + self.per_item * items
 
 
 def json_response(
@@ -240,6 +260,7 @@ class HttpServer:
         self._faults: list[Fault] = []
         self._log: list[RecordedRequest] = []
         self.errors: list[str] = []
+        self.latency: Latency | None = None
         server = self
 
         class _Handler(BaseHTTPRequestHandler):
@@ -332,6 +353,7 @@ class HttpServer:
     # --- one request -----------------------------------------------------------------------
 
     def _handle(self, h: BaseHTTPRequestHandler) -> None:
+        arrived = time.monotonic()
         split = urlsplit(h.path)
         length = int(h.headers.get("Content-Length") or 0)
         body = h.rfile.read(length) if length > 0 else b""
@@ -378,6 +400,9 @@ class HttpServer:
             return
         if fault is not None and fault.kind == "truncated_json":
             response.body = response.body[: max(1, len(response.body) // 2)]
+        latency = self.latency
+        if latency is not None and response.items is not None:
+            time.sleep(max(0.0, arrived + latency.of(response.items) - time.monotonic()))
         record(response.status)
         self._write(h, response, head=method == "HEAD")
 

@@ -18,7 +18,7 @@ import json
 import re
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, TypeVar
 
 from dhis2_lmis.testing._fields import FieldSpec, apply_fields, parse_fields
 from dhis2_lmis.testing._metadata import fmt_time
@@ -57,6 +57,7 @@ __all__ = [
 ]
 
 Json = dict[str, Any]
+_T = TypeVar("_T")
 
 NUMERIC_TYPES = {
     "INTEGER",
@@ -267,17 +268,25 @@ def _paging(fake: FakeDhis2, req: Request, *, legacy: bool = False) -> _Paging:
     return _Paging(not skip, max(page, 1), max(size, 1), totals)
 
 
+def _page_of(items: Sequence[_T], paging: _Paging) -> Sequence[_T]:
+    """The items of the requested page (all of them when paging is off)."""
+    if not paging.paged:
+        return items
+    start = (paging.page - 1) * paging.size
+    return items[start : start + paging.size]
+
+
 def _envelope(
-    fake: FakeDhis2, req: Request, key_new: str, items: list[Json], paging: _Paging
+    fake: FakeDhis2, req: Request, key_new: str, items: list[Any], paging: _Paging, *, total: int
 ) -> Json:
-    """Page ``items`` and wrap them in the version's envelope."""
+    """Wrap one page of ``items`` (already cut by :func:`_page_of`, out of ``total``) in the
+    version's envelope; only the page is rendered, so a deep page costs no more than the first."""
     minor = fake.server_version.minor
     key = "instances" if minor <= 40 else key_new
     if not paging.paged:
         return {key: items}
-    total = len(items)
     start = (paging.page - 1) * paging.size
-    page_items = items[start : start + paging.size]
+    page_items = items
     more = total > start + paging.size
     page_count = max(1, -(-total // paging.size))
     flat: Json = {"page": paging.page, "pageSize": paging.size}
@@ -367,9 +376,10 @@ def event_json(fake: FakeDhis2, req: Request, e: Event, schemes: _Schemes) -> Js
     out["updatedAtClient"] = fmt_time(e.updated_at)
     out["attributeOptionCombo"] = e.attribute_option_combo
     out["attributeCategoryOptions"] = DEFAULT_CATEGORY_OPTION
+    user = _user_ref(fake, e.stored_by)  # one object, rendered wherever the user is named
     if minor >= 37:
-        out["createdBy"] = _user_ref(fake, e.stored_by)
-        out["updatedBy"] = _user_ref(fake, e.stored_by)
+        out["createdBy"] = user
+        out["updatedBy"] = user
     values: list[Json] = []
     for de, value in e.data_values.items():
         created, updated = e.value_times.get(de, (e.created_at, e.updated_at))
@@ -382,8 +392,8 @@ def event_json(fake: FakeDhis2, req: Request, e: Event, schemes: _Schemes) -> Js
             "updatedAt": fmt_time(updated),
         }
         if minor >= 38:
-            dv["createdBy"] = _user_ref(fake, e.stored_by)
-            dv["updatedBy"] = _user_ref(fake, e.stored_by)
+            dv["createdBy"] = user
+            dv["updatedBy"] = user
         values.append(dv)
     out["dataValues"] = values
     out["notes"] = []
@@ -532,8 +542,15 @@ def _select_events(
     include_deleted = req.flag("includeDeleted")
     checks = _event_filters(fake, req)
     out: list[Event] = []
+    low, high = bounds[0], bounds[1]
     with world.lock:
-        for e in world.events.values():
+        # the updatedAt window first, in one cheap pass: keyset reads ask for a narrow one
+        candidates = [
+            e
+            for e in world.events.values()
+            if (low is None or e.updated_at >= low) and (high is None or e.updated_at <= high)
+        ]
+        for e in candidates:
             if e.deleted and not include_deleted:
                 continue
             if program and e.program != program:
@@ -550,10 +567,6 @@ def _select_events(
                 continue
             if enrollments and e.enrollment not in enrollments:
                 continue
-            if bounds[0] and e.updated_at < bounds[0]:
-                continue
-            if bounds[1] and e.updated_at > bounds[1]:
-                continue
             if bounds[2] and (e.occurred_at is None or e.occurred_at < bounds[2]):
                 continue
             if bounds[3] and (e.occurred_at is None or e.occurred_at > bounds[3]):
@@ -563,6 +576,15 @@ def _select_events(
             out.append(e)
     _sort_events(fake, req, out, legacy=legacy)
     return out
+
+
+# An event list is rendered with this stand-in, then the cached events' JSON replaces it.
+_RAW = "\u0000events"
+_RAW_JSON = json.dumps(_RAW).encode()
+
+
+def _compact(payload: object) -> bytes:
+    return json.dumps(payload, separators=(",", ":")).encode()
 
 
 def _fields_spec(fake: FakeDhis2, req: Request, default: str) -> FieldSpec | None:
@@ -578,11 +600,21 @@ def handle_events(fake: FakeDhis2, req: Request, m: re.Match[str], user: User | 
     paging = _paging(fake, req)
     schemes = _Schemes.from_request(req)
     spec = _fields_spec(fake, req, "*,!relationships")
+    shape = (req.base_url, req.api_version, str(schemes), ",".join(req.params("fields")))
+
+    def render(e: Event) -> bytes:
+        body = event_json(fake, req, e, schemes)
+        return _compact(apply_fields(spec, body) if spec is not None else body)
+
     with fake.world.lock:
-        items = [event_json(fake, req, e, schemes) for e in events]
-    if spec is not None:
-        items = [apply_fields(spec, i) for i in items]
-    return json_response(200, _envelope(fake, req, "events", items, paging))
+        page = [
+            fake.rendered((e.uid, e.updated_at, shape), lambda e=e: render(e))  # type: ignore[misc]
+            for e in _page_of(events, paging)
+        ]
+    envelope = _envelope(fake, req, "events", [_RAW], paging, total=len(events))
+    response = Response(200, _compact(envelope).replace(_RAW_JSON, b",".join(page), 1))
+    response.items = len(page)
+    return response
 
 
 @_guard
@@ -689,21 +721,20 @@ def handle_legacy_events(
     paging = _paging(fake, req, legacy=True)
     schemes = _Schemes.from_request(req)
     with fake.world.lock:
-        items = _legacy_fields(
-            fake, req, [legacy_event_json(fake, req, e, schemes) for e in events]
+        page_items = _legacy_fields(
+            fake, req, [legacy_event_json(fake, req, e, schemes) for e in _page_of(events, paging)]
         )
     if not paging.paged:
-        return json_response(200, {"events": items})
+        return _page_response({"events": page_items}, len(page_items))
     start = (paging.page - 1) * paging.size
-    page_items = items[start : start + paging.size]
-    last = len(items) <= start + paging.size
+    last = len(events) <= start + paging.size
     pager: Json
     if paging.totals:
-        page_count = max(1, -(-len(items) // paging.size))
+        page_count = max(1, -(-len(events) // paging.size))
         pager = {
             "page": paging.page,
             "pageCount": page_count,
-            "total": len(items),
+            "total": len(events),
             "pageSize": paging.size,
         }
         if not last:
@@ -712,7 +743,13 @@ def handle_legacy_events(
             pager["prevPage"] = req.url_with(page=str(paging.page - 1))
     else:
         pager = {"page": paging.page, "pageSize": paging.size, "isLastPage": last}
-    return json_response(200, {"pager": pager, "events": page_items})
+    return _page_response({"pager": pager, "events": page_items}, len(page_items))
+
+
+def _page_response(payload: Json, items: int) -> Response:
+    response = json_response(200, payload)
+    response.items = items
+    return response
 
 
 @_guard
@@ -895,7 +932,9 @@ def handle_tracked_entities(
             if not all(c(te) for c in checks):
                 continue
             items.append(apply_fields(spec, tracked_entity_json(fake, te)))
-    return json_response(200, _envelope(fake, req, "trackedEntities", items, paging))
+    page = list(_page_of(items, paging))
+    body = _envelope(fake, req, "trackedEntities", page, paging, total=len(items))
+    return json_response(200, body)
 
 
 @_guard
@@ -933,7 +972,8 @@ def handle_enrollments(
             if te and en.tracked_entity != te:
                 continue
             items.append(apply_fields(spec, enrollment_json(fake, en)))
-    return json_response(200, _envelope(fake, req, "enrollments", items, paging))
+    page = list(_page_of(items, paging))
+    return json_response(200, _envelope(fake, req, "enrollments", page, paging, total=len(items)))
 
 
 # --- imports -------------------------------------------------------------------------------------

@@ -334,6 +334,8 @@ class World:
         self.sessions: dict[str, str] = {}
         self.jobs: dict[str, Job] = {}
         self._seq = 0
+        # bumped by every metadata change, so renderings cached by the fake are dropped
+        self.revision = 0
 
     def next_seq(self) -> int:
         """The next internal database id."""

@@ -3,10 +3,13 @@
 from __future__ import annotations
 
 import datetime as dt
+import time
+from concurrent.futures import ThreadPoolExecutor
 
 import pytest
+import requests
 
-from dhis2_lmis.testing import FakeDhis2
+from dhis2_lmis.testing import FakeDhis2, Latency
 
 ROOT, DISTRICT, FAC_A, FAC_B = "RootUnit001", "DistUnit001", "FacUnitA001", "FacUnitB001"
 PROGRAM, STAGE, QTY = "OrderProg01", "OrderStage1", "QtyAmox0001"
@@ -287,3 +290,50 @@ def test_tracked_entities_filter_by_attribute(fake_dhis2_factory, client, versio
     body = client(fake).get(f"{fake.url}/api/tracker/trackedEntities", params=params).json()
     assert sorted(t["trackedEntity"] for t in body[key]) == ["TrackEnt000", "TrackEnt002"]
     assert body[key][0]["enrollments"][0]["status"] == "ACTIVE"
+
+
+@pytest.mark.dhis2_version("2.41")
+def test_a_page_served_again_shows_every_change_since(fake_dhis2, client):
+    """Event JSON is cached between writes: an edit, a new code or a new user name shows at once."""
+    seed(fake_dhis2, 3)
+    s = client(fake_dhis2)
+    url = f"{fake_dhis2.url}/api/tracker/events"
+    params = {"program": PROGRAM, "order": "updatedAt:asc", "dataElementIdScheme": "CODE"}
+
+    def page() -> dict[str, dict]:
+        return {e["event"]: e for e in s.get(url, params=params).json()["events"]}
+
+    assert page() == page()
+    fake_dhis2.touch_event("Event000001", data_values={QTY: 99})
+    assert page()["Event000001"]["dataValues"][0]["value"] == "99"
+    fake_dhis2.add_data_element(QTY, "AMOX500", "Amoxicillin", domain_type="TRACKER")
+    assert {e["dataValues"][0]["dataElement"] for e in page().values()} == {"AMOX500"}
+    fake_dhis2.add_user("admin", "district", org_units=(ROOT,), uid="M5zQapPyTZI", first_name="Awa")
+    assert {e["createdBy"]["firstName"] for e in page().values()} == {"Awa"}
+
+
+@pytest.mark.parametrize(("version", "path"), [("2.41", "tracker/events"), ("2.40", "events")])
+def test_latency_holds_event_pages_and_serves_them_concurrently(
+    fake_dhis2_factory, client, version, path
+):
+    fake = fake_dhis2_factory(version)
+    seed(fake, 40)
+    fake.latency = Latency(per_request=0.5, per_item=0.005)  # 0.5 s + 20 events: 0.6 s
+    s = client(fake)
+    url = f"{fake.url}/api/{path}"
+    started = time.monotonic()
+    assert s.get(url, params={"program": PROGRAM, "pageSize": 20}).status_code == 200
+    one = time.monotonic() - started
+    started = time.monotonic()
+    s.get(f"{fake.url}/api/system/info")
+    other = time.monotonic() - started
+    with ThreadPoolExecutor(4) as pool:
+        started = time.monotonic()
+        pages = list(pool.map(lambda n: requests.get(
+            url, params={"program": PROGRAM, "page": n, "pageSize": 10}, auth=("admin", "district")
+        ).status_code, [1, 2, 3, 4]))  # fmt: skip
+        together = time.monotonic() - started
+    assert pages == [200] * 4
+    assert 0.6 <= one < 2.0
+    assert other < 0.5  # only pages of records wait
+    assert 0.55 <= together < 1.6  # four pages of 0.55 s in flight at once, not 2.2 s in a row

@@ -9,6 +9,7 @@ import logging
 import os
 import re
 import signal
+import socket
 import subprocess
 import sys
 from collections.abc import Iterable, Iterator
@@ -149,6 +150,9 @@ def test_demo_exits_0_and_prints_every_summary_section(capsys: pytest.CaptureFix
     assert "CN-2024-1001" in out
     assert "Riverside Health Centre (FAC001)" in out
     assert "with problems" not in out
+    # the facilities' untouched items are pushed unchanged: said, not left to look like losses
+    assert "4 ignored, 0 deleted" in out
+    assert "(4 ignored: already stored with that value" in out
 
 
 def test_demo_sends_nothing_but_results_to_stdout(capsys: pytest.CaptureFixture[str]) -> None:
@@ -211,7 +215,11 @@ def test_demo_serve_writes_a_folder_where_every_printed_command_works(tmp_path: 
             results += [run_in(folder, c) for c in syncs]
         finally:
             server.send_signal(signal.SIGINT)
-            _, err = server.communicate(timeout=60)
+            try:
+                _, err = server.communicate(timeout=60)
+            except subprocess.TimeoutExpired:
+                server.kill()  # fail, rather than wait forever for a server Ctrl-C missed
+                raise
     for command, result in zip([*readers, *syncs], results, strict=True):
         assert result.returncode == 0, (command, result.stderr)
         assert "Traceback" not in result.stderr
@@ -241,6 +249,15 @@ def run_in(folder: Path, command: list[str]) -> subprocess.CompletedProcess[str]
 def test_demo_rejects_an_unknown_version(capsys: pytest.CaptureFixture[str]) -> None:
     assert main(["demo", "--dhis2-version", "2.35"]) == 2
     assert "2.35" in capsys.readouterr().err
+
+
+def test_demo_refuses_site_files_it_would_not_read(capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["--items", "items.csv", "demo"]) == 2
+    err = capsys.readouterr().err
+    assert "not --items items.csv" in err
+    assert "demo --serve" in err  # where files for the other commands come from
+    assert main(["demo", "--config", "site.toml", "--customers", "c.csv"]) == 2
+    assert "not --config site.toml, --customers c.csv" in capsys.readouterr().err
 
 
 # -- test-connection -----------------------------------------------------------------------------
@@ -334,6 +351,20 @@ def test_check_prints_setup_findings_and_exits_1_when_something_would_fail(
     assert "item GHOST" in captured.out
     assert "NO_SUCH_DE" in captured.out
     assert "setup problem" in captured.err
+
+
+def test_configuration_from_environment_variables_alone_is_named_as_such(
+    demo_server: FakeDhis2, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    monkeypatch.setenv("DHIS2_URL", demo_server.url)
+    monkeypatch.setenv("DHIS2_USERNAME", DEMO.username)
+    monkeypatch.setenv("DHIS2_PASSWORD", DEMO.password)
+    assert main(["check"]) == 0
+    out = capsys.readouterr().out
+    assert "configuration: OK (the DHIS2_* environment)" in out
+    assert "dhis2-lmis.toml" not in out  # no such file was read
+    assert main(["pull", "order"]) == 2
+    assert "which the DHIS2_* environment does not set" in capsys.readouterr().err
 
 
 def test_check_lists_each_unconfigured_part_with_the_commands_it_stops(
@@ -649,6 +680,27 @@ def test_push_values_dry_run_saves_nothing(
     assert not [v for v in demo_server.data_values if v.period == "202201"]
 
 
+@pytest.mark.parametrize(("period", "kind"), [("2026W10", "Weekly"), ("20261101", "Daily")])
+def test_push_values_keeps_a_period_id_that_looks_like_a_date_as_given(
+    config: Path,
+    tmp_path: Path,
+    demo_server: FakeDhis2,
+    capsys: pytest.CaptureFixture[str],
+    period: str,
+    kind: str,
+) -> None:
+    # Python 3.11 reads 2026W10 and 20261101 as dates: the push must not quietly move the
+    # values into the data set's month holding that day
+    values = write_values(tmp_path, f"{DEMO.soh_data_element_codes[0]},150,,\n")
+    argv = ["--config", str(config), "push-values", str(values), "--preflight"]
+    stored = list(demo_server.data_values)
+    assert main([*argv, "--period", period, "--org-unit", DEMO.facilities[2]]) == 1
+    err = capsys.readouterr().err
+    assert f"period {period} is {kind}, but data set" in err
+    assert "nothing was sent" in err
+    assert list(demo_server.data_values) == stored
+
+
 def test_push_values_reports_bad_rows_on_stderr_and_exits_1(
     config: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
@@ -810,6 +862,31 @@ def test_sync_pushes_packing_lists_of_received_consignments(
         "25",
         "7",
     ]
+
+
+def test_quiet_sync_still_says_when_its_error_mail_could_not_be_sent(
+    tmp_path: Path,
+    demo_server: FakeDhis2,
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    with socket.socket() as probe:  # a port nothing listens on
+        probe.bind(("127.0.0.1", 0))
+        closed = probe.getsockname()[1]
+    smtp = (
+        f'[smtp]\nhost = "127.0.0.1"\nport = {closed}\ntimeout = 2\nsender = "lmis@example.org"'
+        '\nusername = "mailer"\npassword = "Mail-Secret-9"'
+    )
+    config = write_config(tmp_path, demo_server.url, extra=smtp)
+    monkeypatch.setenv("DHIS2_LMIS_LMIS__ERROR_EMAILS", "ops@example.org")
+    packing = tmp_path / "packing.csv"
+    packing.write_text("consignment,item_code,quantity\nCN-2024-1001,AMOX250,25\n", "utf-8")
+    argv = ["--config", str(config), "-q", "sync", "--programs", "receipt"]
+    assert main([*argv, "--packing-list", str(packing)]) == 1  # two consignments not listed
+    err = capsys.readouterr().err
+    assert "could not e-mail the error report" in err  # -q hides warnings, not this one
+    assert "Mail-Secret-9" not in err
+    assert logging.getLogger("dhis2_lmis.run.notify").level == logging.NOTSET  # undone
 
 
 def test_sync_rejects_unknown_programs(config: Path, capsys: pytest.CaptureFixture[str]) -> None:

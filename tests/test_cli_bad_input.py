@@ -282,7 +282,14 @@ GROUPS: dict[str, tuple[Row, ...]] = {
             "month out of range",
             cfg("pull", "stock-reports", "--period", "2024-13"),
             2,
-            ("month 13",),
+            ("--period: period id '2024-13': month 13 is out of range",),
+        ),
+        Row(
+            "month out of range in the period column",
+            cfg("push-values", "values.csv"),
+            2,
+            ("values.csv, period column: period id '2024-13': month 13",),
+            files={"values.csv": f"data_element,value,org_unit,period\n{SOH[0]},5,{FAC},2024-13\n"},
         ),
         Row(
             "period that is no period",
@@ -354,6 +361,26 @@ GROUPS: dict[str, tuple[Row, ...]] = {
             2,
             ("separated by ';'", "comma"),
             files={"values.csv": f"data_element;value;org_unit\n{SOH[0]};5;{FAC}\n"},
+        ),
+        Row(
+            "values: a row without its value",
+            cfg("push-values", "values.csv", "--period", "202201"),
+            1,
+            ("values.csv:3: no value for data element", "fill the value column"),
+            files=values(f"{SOH[0]},5,{FAC}", f"{SOH[1]},,{FAC}"),
+        ),
+        Row(
+            "items: separated by tabs",
+            (*cfg("--items", "items.csv"), "pull", "order"),
+            2,
+            ("--items items.csv", "separated by a tab", "comma-separated"),
+            files={"items.csv": "code\tname\tuniversal_code\nAMOX250\tAmoxicillin\tAMOX250\n"},
+        ),
+        Row(
+            "customers: file missing",
+            (*cfg("--customers", "customers.csv"), "pull", "order"),
+            2,
+            ("customers.csv: cannot read: No such file or directory",),
         ),
         Row(
             "values: a column missing",

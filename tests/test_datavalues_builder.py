@@ -343,7 +343,9 @@ def test_add_rows_adds_the_good_rows_and_keeps_the_refused_ones_by_index() -> No
     assert added == 2 and len(builder) == 2
     assert [r.row for r in builder.rejected] == ["row 1", "row 2", "row 3"]
     assert "not a number" in str(builder.rejected[0])
-    assert "no data_element" in str(builder.rejected[1])
+    assert str(builder.rejected[1]) == (
+        "row 2: no data_element for value '3': fill the data_element column"
+    )
     assert isinstance(builder.rejected[2].error, DuplicateValueError)
     assert builder.row_names == ("row 0", "row 4")  # the index in the caller's list
     assert builder.rows[1] == {"dataElement": "StockOnHnd3", "value": "0", "comment": "stock-out"}
@@ -361,11 +363,26 @@ def test_add_rows_names_rows_as_the_caller_says() -> None:
         names=lambda i: f"soh.csv:{lines[i]}",
     )
     assert [str(r) for r in builder.rejected] == [
-        "soh.csv:3: value None for data element B cannot be sent: no value"
+        "soh.csv:3: no value for data element B: fill the value column"
     ]
     assert builder.row_names == ("soh.csv:2", "soh.csv:5")
     chunks = list(builder.iter_named_chunks(1))
     assert [names for _, names in chunks] == [["soh.csv:2"], ["soh.csv:5"]]
+
+
+def test_add_rows_says_which_cells_a_row_lacks_in_words_not_python() -> None:
+    builder = make_builder()
+    builder.add_rows(
+        [{"data_element": "", "value": ""}, {"data_element": "A", "value": ""}, {"value": 7}],
+        names=lambda i: f"values.csv:{i + 2}",
+    )
+    assert [str(r) for r in builder.rejected] == [
+        "values.csv:2: no data_element and no value: fill both columns, or delete the row",
+        "values.csv:3: no value for data element A: fill the value column",
+        "values.csv:4: no data_element for value 7: fill the data_element column",
+    ]
+    assert "None" not in " ".join(map(str, builder.rejected))
+    assert len(builder) == 0
 
 
 def test_attribute_option_combo_is_part_of_a_values_identity() -> None:

@@ -1,42 +1,46 @@
 """The converter: DHIS2 event JSON of any version -> :class:`~dhis2_lmis.lmis.models.Event`.
 
-One structure function reads both spellings of every renamed field (``occurredAt`` /
+Event pages are decoded by msgspec straight into private wire structures (``_WireEvent``,
+``_WireValue``) that name both spellings of every renamed field (``occurredAt`` /
 ``eventDate``, ``updatedAt`` / ``lastUpdated``, ``trackedEntity`` / ``trackedEntityInstance``
-...; WEB_API.md §4.5), so the same converter serves ``/api/tracker/events`` on 2.36-2.43 and the
-legacy ``/api/events``. Unknown keys are ignored (new servers add fields); missing optional
-keys are fine.
+...; WEB_API.md §4.5), so one decoder serves ``/api/tracker/events`` on 2.36-2.43 and the
+legacy ``/api/events``. Unknown keys are skipped without being built (new servers add fields);
+missing keys are fine. The records are built from the wire structures;
+:func:`structure_event` converts an already-decoded event into the same structures first, so
+both paths build identical records.
 
 DHIS2 writes timestamps in server-local time without an offset; they become timezone-aware in
-the server's ``serverTimeZoneId`` when it is known, and stay naive otherwise.
+the server's ``serverTimeZoneId`` when it is known, and stay naive otherwise. A memo per read
+turns the repeated texts of a page into one parse each.
 
-The structure hook is written by hand rather than generated: it runs once per event on the
-hottest path of the library, and ``datetime.fromisoformat`` with a ``dateutil`` fallback is
-several times cheaper than a generic parse (STYLE.md §3, ``benchmarks/bench_fetch.py``).
-It never raises on a bad field: the field becomes None and the event carries a
-:class:`~dhis2_lmis.lmis.models.RecordProblem`.
+Conversion never raises on a bad field: the wire fields accept any JSON, the field becomes
+None (or its text, for a number sent where text belongs) and the event carries a
+:class:`~dhis2_lmis.lmis.models.RecordProblem`. Why msgspec, and what it costs: docs/performance.md.
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable, Iterable, Iterator, Mapping
 from datetime import datetime, tzinfo
-from typing import TypeAlias
+from typing import Any, TypeAlias, Union
 
 import attrs
-import cattrs
+import msgspec
 from dateutil import parser as date_parser
 
+from dhis2_lmis.dhis2 import _json
 from dhis2_lmis.dhis2._json import JsonObject, JsonValue
 from dhis2_lmis.lmis.models import DataValue, Event, Note, RecordProblem
 
 __all__ = [
     "DataValueRow",
     "EnrollmentRef",
+    "EventPage",
     "TrackedEntityRef",
     "current_username",
     "data_value_rows",
     "data_value_set_header",
-    "event_converter",
+    "event_page_decoder",
     "event_payload",
     "events_payload",
     "format_timestamp",
@@ -91,15 +95,7 @@ def _text(raw: JsonObject, key: str, *fallbacks: str) -> str | None:
                 break
         else:
             return None
-    return value if type(value) is str else str(value)
-
-
-def _user(raw: JsonObject, key: str) -> str | None:
-    """A user reference: a username string (<=2.37) or an object (2.38+)."""
-    value = raw.get(key)
-    if isinstance(value, dict):
-        return _text(value, "username", "uid", "displayName")
-    return value if isinstance(value, str) else None
+    return _as_text(value)
 
 
 class _Timestamps:
@@ -126,146 +122,275 @@ class _Timestamps:
             self.cache[text] = value
         return value
 
-
-class _EventReader:
-    """Structures one event; collects the problems of its fields."""
-
-    __slots__ = ("problems", "raw", "timestamps")
-
-    def __init__(self, raw: JsonObject, timestamps: _Timestamps) -> None:
-        self.raw = raw
-        self.timestamps = timestamps
-        self.problems: list[RecordProblem] = []
-
-    def when(self, source: JsonObject, key: str, legacy_key: str) -> datetime | None:
-        text = source.get(key)
+    def when(self, text: Any, key: str, problems: list[RecordProblem]) -> datetime | None:
+        """A record's timestamp field: None when absent; a problem, and None, when malformed."""
         if text is None:
-            text = source.get(legacy_key)
-            if text is None:
-                return None
+            return None
         if type(text) is str:
-            known = self.timestamps.cache.get(text)
+            known = self.cache.get(text)
             if known is not None:
                 return known
         try:
-            return self.timestamps.parse(text)  # type: ignore[arg-type]  # checked below
+            return self.parse(text)
         except (ValueError, OverflowError, TypeError):
-            self.problems.append(
+            problems.append(
                 RecordProblem("malformed", f"{key} is not a timestamp: {text!r}", str(text))
             )
             return None
 
-    def data_values(self) -> tuple[DataValue, ...]:
-        # The hottest loop of the library (8+ values per event): lookups are bound to locals
-        # and timestamps are read from the memo before falling back to a full parse.
-        raw_values = self.raw.get("dataValues")
-        if not isinstance(raw_values, list) or not raw_values:
-            return ()
-        memo = self.timestamps.cache.get
-        when = self.when
-        values: list[DataValue] = []
-        append = values.append
-        for item in raw_values:
-            get = item.get if type(item) is dict else None
-            data_element = get("dataElement") if get is not None else None
-            if type(data_element) is not str or get is None:
-                self.problems.append(
-                    RecordProblem("malformed", f"a data value has no data element: {item!r}")
-                )
-                continue
-            value = get("value")
-            if value is not None and type(value) is not str:
-                value = str(value)
-            stored_by = get("storedBy")
-            created = get("createdAt") or get("created")
-            updated = get("updatedAt") or get("lastUpdated")
-            created_at = memo(created) if type(created) is str else None
-            if created_at is None and created is not None:
-                created_at = when(item, "createdAt", "created")  # type: ignore[arg-type]
-            updated_at = memo(updated) if type(updated) is str else None
-            if updated_at is None and updated is not None:
-                updated_at = when(item, "updatedAt", "lastUpdated")  # type: ignore[arg-type]
-            append(
-                DataValue(
-                    data_element,
-                    value,
-                    get("providedElsewhere") is True,
-                    stored_by if type(stored_by) is str else None,
-                    created_at,
-                    updated_at,
-                )
-            )
-        return tuple(values)
 
-    def notes(self) -> tuple[Note, ...]:
-        raw_notes = self.raw.get("notes")
-        if not isinstance(raw_notes, list) or not raw_notes:
-            return ()
-        return tuple(
-            Note(
-                value=_text(note, "value") or "",
-                stored_by=_text(note, "storedBy"),
-                stored_at=self.when(note, "storedAt", "storedDate"),
-            )
-            for note in raw_notes
-            if isinstance(note, dict)
-        )
+# The wire shapes of an event page. Both spellings of every renamed key are fields (the
+# decoder picks out only these keys and skips the rest without building them). Scalars are
+# ``Any`` and lists accept any JSON in their place: types are checked when the record is
+# built, so an odd value becomes a problem on its record, never a page that fails to decode.
+_Scalar: TypeAlias = Union[str, int, float, bool, None]  # noqa: UP007
+_NotObject: TypeAlias = Union[list[Any], _Scalar]  # noqa: UP007
 
-    def event(self) -> Event:
-        raw = self.raw
-        uid = _text(raw, "event")
-        if not uid:
-            self.problems.append(RecordProblem("malformed", "the event has no UID"))
-        when = self.when
-        return Event(
-            uid=uid or "",
-            program=_text(raw, "program"),
-            program_stage=_text(raw, "programStage"),
-            org_unit=_text(raw, "orgUnit"),
-            status=_text(raw, "status"),
-            occurred_at=when(raw, "occurredAt", "eventDate"),
-            scheduled_at=when(raw, "scheduledAt", "dueDate"),
-            created_at=when(raw, "createdAt", "created"),
-            updated_at=when(raw, "updatedAt", "lastUpdated"),
-            completed_at=when(raw, "completedAt", "completedDate"),
-            completed_by=_user(raw, "completedBy"),
-            stored_by=_user(raw, "storedBy"),
-            attribute_option_combo=_text(raw, "attributeOptionCombo"),
-            enrollment=_text(raw, "enrollment"),
-            tracked_entity=_text(raw, "trackedEntity", "trackedEntityInstance"),
-            deleted=raw.get("deleted") is True,
-            data_values=self.data_values(),
-            notes=self.notes(),
-            problems=tuple(self.problems),
-        )
+
+class _WireValue(msgspec.Struct, rename="camel", gc=False):
+    # Named as DataValue's attributes: msgspec builds the records from them (_data_values).
+    data_element: Any = None
+    value: Any = None
+    provided_elsewhere: Any = False
+    stored_by: Any = None
+    created_at: Any = None
+    created: Any = None  # <= 2.40 and legacy /api/events
+    updated_at: Any = None
+    last_updated: Any = None
+
+
+class _WireNote(msgspec.Struct, rename="camel", gc=False):
+    value: Any = None
+    stored_by: Any = None
+    stored_at: Any = None
+    stored_date: Any = None
+
+
+class _WireEvent(msgspec.Struct, rename="camel", gc=False):
+    event: Any = None
+    program: Any = None
+    program_stage: Any = None
+    org_unit: Any = None
+    status: Any = None
+    occurred_at: Any = None
+    event_date: Any = None
+    scheduled_at: Any = None
+    due_date: Any = None
+    created_at: Any = None
+    created: Any = None
+    updated_at: Any = None
+    last_updated: Any = None
+    completed_at: Any = None
+    completed_date: Any = None
+    completed_by: Any = None
+    stored_by: Any = None
+    attribute_option_combo: Any = None
+    enrollment: Any = None
+    tracked_entity: Any = None
+    tracked_entity_instance: Any = None
+    deleted: Any = None
+    data_values: Union[list[Union[_WireValue, _NotObject]], dict[str, Any], _Scalar] = None  # noqa: UP007
+    notes: Union[list[Union[_WireNote, _NotObject]], dict[str, Any], _Scalar] = None  # noqa: UP007
+
+
+_WireItem: TypeAlias = Union[_WireEvent, _NotObject]  # noqa: UP007
+_WireItems: TypeAlias = Union[list[_WireItem], dict[str, Any], _Scalar]  # noqa: UP007
+
+
+class _WirePage(msgspec.Struct, gc=False):
+    """Every events envelope: ``instances`` (tracker <= 2.40), ``events`` (2.41+, legacy)."""
+
+    events: _WireItems = None
+    instances: _WireItems = None
+    pager: Any = None
+
+
+_page_decoder = msgspec.json.Decoder(Union[_WirePage, _NotObject])  # noqa: UP007
+
+
+@attrs.frozen
+class EventPage:
+    """One page of events, decoded.
+
+    Attributes:
+        count: how many entries the page's list holds; -1 when it has no list of events.
+        events: the records, in page order, each built as it is asked for: a reader that
+            hands them on one at a time never holds a page of records at once.
+        paging: the envelope's paging keys (``pager``), for
+            :func:`~dhis2_lmis.session.is_last_page`.
+    """
+
+    count: int
+    events: Iterator[Event] = attrs.field(repr=False)
+    paging: JsonObject
+
+
+def event_page_decoder(
+    time_zone: tzinfo | None, items_key: str
+) -> Callable[[bytes], EventPage | None]:
+    """A decoder of the event pages of one read, for :meth:`Dhis2Session.get_decoded`.
+
+    It decodes a page straight into wire structures and builds the records from them, with
+    one timestamp memory for the whole read. The list is read from ``items_key`` first, then
+    from the other envelope key (2.41 answers ``events`` where older versions said
+    ``instances``). Returns None for a body that is not a JSON object.
+
+    Raises (from the returned callable):
+        ValueError: the body is not JSON.
+    """
+    timestamps = _Timestamps(time_zone)
+    other_key = "instances" if items_key == "events" else "events"
+
+    def decode(content: bytes) -> EventPage | None:
+        page = _json.decode(_page_decoder, content)
+        if type(page) is not _WirePage:
+            return None
+        items = getattr(page, items_key, None)
+        if items is None:
+            items = getattr(page, other_key, None)
+        paging: JsonObject = {} if page.pager is None else {"pager": page.pager}
+        if items is None:
+            items = []
+        if type(items) is not list:
+            return EventPage(-1, iter(()), paging)
+        return EventPage(len(items), (_event(item, timestamps) for item in items), paging)
+
+    return decode
 
 
 def structure_event(raw: JsonValue, time_zone: tzinfo | None = None) -> Event:
-    """Turn one event of any DHIS2 version into an :class:`Event`; never raises."""
-    return _structure(raw, _Timestamps(time_zone))
+    """Turn one already-decoded event of any DHIS2 version into an :class:`Event`; never raises.
 
-
-def _structure(raw: JsonValue, timestamps: _Timestamps) -> Event:
-    if not isinstance(raw, dict):
-        problem = RecordProblem("malformed", f"expected an event object, got {type(raw).__name__}")
-        return Event(uid="", problems=(problem,))
-    return _EventReader(raw, timestamps).event()
-
-
-def event_converter(time_zone: tzinfo | None = None) -> cattrs.Converter:
-    """A cattrs converter for one read from a server in ``time_zone``.
-
-    Cheap to build (the event hook is hand-written); each read builds its own, so the
-    timestamp memory it carries never outlives the read.
+    Goes through the same wire structure as a decoded page, so both build identical records.
     """
-    converter = cattrs.Converter()
-    timestamps = _Timestamps(time_zone)
+    try:
+        wire = msgspec.convert(raw, _WireItem)
+    except msgspec.ValidationError as exc:  # only a dict with non-text keys gets here
+        problem = RecordProblem("malformed", f"the event could not be read: {exc}")
+        return Event(uid="", problems=(problem,))
+    return _event(wire, _Timestamps(time_zone))
 
-    def hook(raw: JsonValue, _: type[Event]) -> Event:
-        return _structure(raw, timestamps)
 
-    converter.register_structure_hook(Event, hook)
-    return converter
+def _as_text(value: Any) -> str | None:
+    """Text as DHIS2 meant it: a number sent unquoted becomes its text."""
+    return value if value is None or type(value) is str else str(value)
+
+
+def _user(value: Any) -> str | None:
+    """A user reference: a username string (<=2.37) or an object (2.38+)."""
+    if isinstance(value, dict):
+        return _text(value, "username", "uid", "displayName")
+    return value if type(value) is str else None
+
+
+def _event(wire: _WireItem, timestamps: _Timestamps) -> Event:
+    """Build the record of one wire event; never raises (odd fields become problems)."""
+    if type(wire) is not _WireEvent:
+        kind = "null" if wire is None else type(wire).__name__
+        problem = RecordProblem("malformed", f"expected an event object, got {kind}")
+        return Event(uid="", problems=(problem,))
+    problems: list[RecordProblem] = []
+    when = timestamps.when
+    uid = _as_text(wire.event)
+    if not uid:
+        problems.append(RecordProblem("malformed", "the event has no UID"))
+    occurred = wire.occurred_at
+    scheduled = wire.scheduled_at
+    created = wire.created_at
+    updated = wire.updated_at
+    completed = wire.completed_at
+    tracked_entity = wire.tracked_entity
+    return Event(
+        uid or "",
+        _as_text(wire.program),
+        _as_text(wire.program_stage),
+        _as_text(wire.org_unit),
+        _as_text(wire.status),
+        when(wire.event_date if occurred is None else occurred, "occurredAt", problems),
+        when(wire.due_date if scheduled is None else scheduled, "scheduledAt", problems),
+        when(wire.created if created is None else created, "createdAt", problems),
+        when(wire.last_updated if updated is None else updated, "updatedAt", problems),
+        when(wire.completed_date if completed is None else completed, "completedAt", problems),
+        _user(wire.completed_by),
+        _user(wire.stored_by),
+        _as_text(wire.attribute_option_combo),
+        _as_text(wire.enrollment),
+        _as_text(wire.tracked_entity_instance if tracked_entity is None else tracked_entity),
+        wire.deleted is True,
+        _data_values(wire.data_values, timestamps, problems),
+        _notes(wire.notes, timestamps, problems),
+        tuple(problems),
+    )
+
+
+_DATA_VALUES = tuple[DataValue, ...]  # built once: msgspec looks its plan up by this object
+
+
+def _data_values(
+    items: object, timestamps: _Timestamps, problems: list[RecordProblem]
+) -> tuple[DataValue, ...]:
+    """The records of an event's data values: the hottest loop of the library (8+ an event).
+
+    One pass turns the timestamp texts into datetimes in place (from the memo; a full parse
+    only on a miss); msgspec then builds the frozen records from the wire structures' like-named
+    attributes in C, several times cheaper than calling their ``__init__`` from Python. Only
+    when a value is odd (a number for text, an entry that is not an object) are the entries
+    first repaired or dropped with a problem, and the records built from what is left.
+    """
+    if type(items) is not list or not items:
+        return ()
+    memo = timestamps.cache.get
+    when = timestamps.when
+    for item in items:
+        if type(item) is _WireValue:
+            text = item.created_at or item.created
+            stamp = memo(text) if type(text) is str else None
+            item.created_at = when(text, "createdAt", problems) if stamp is None else stamp
+            text = item.updated_at or item.last_updated
+            stamp = memo(text) if type(text) is str else None
+            item.updated_at = when(text, "updatedAt", problems) if stamp is None else stamp
+    try:
+        return msgspec.convert(items, _DATA_VALUES, from_attributes=True)
+    except msgspec.ValidationError:
+        repaired = [item for item in items if _repaired(item, problems)]
+        return msgspec.convert(repaired, _DATA_VALUES, from_attributes=True)
+
+
+def _repaired(item: object, problems: list[RecordProblem]) -> bool:
+    """Make an odd wire data value fit its record, or report why it has none."""
+    if type(item) is not _WireValue:
+        problems.append(RecordProblem("malformed", f"a data value is not an object: {item!r}"))
+        return False
+    if type(item.data_element) is not str:
+        problems.append(
+            RecordProblem("malformed", f"a data value has no data element (value {item.value!r})")
+        )
+        return False
+    item.value = _as_text(item.value)
+    item.provided_elsewhere = item.provided_elsewhere is True
+    if type(item.stored_by) is not str:
+        item.stored_by = None
+    return True
+
+
+def _notes(
+    items: object, timestamps: _Timestamps, problems: list[RecordProblem]
+) -> tuple[Note, ...]:
+    if type(items) is not list or not items:
+        return ()
+    return tuple(
+        Note(
+            _as_text(note.value) or "",
+            _as_text(note.stored_by),
+            timestamps.when(
+                note.stored_date if note.stored_at is None else note.stored_at,
+                "storedAt",
+                problems,
+            ),
+        )
+        for note in items
+        if type(note) is _WireNote
+    )
 
 
 # --------------------------------------------------------------------------- STR look-ups, writes

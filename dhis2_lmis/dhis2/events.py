@@ -27,10 +27,11 @@ from typing import Literal
 
 import attrs
 
-from dhis2_lmis.dhis2._json import JsonObject, JsonValue
+from dhis2_lmis.dhis2._json import JsonObject
 from dhis2_lmis.dhis2.convert import (
+    EventPage,
     TrackedEntityRef,
-    event_converter,
+    event_page_decoder,
     format_timestamp,
     tracked_entity_refs,
 )
@@ -198,27 +199,27 @@ class _WindowReader:
     query: EventQuery
     dialect: EventsDialect
     base: dict[str, ParamValue] = attrs.field(init=False)
+    # One page decoder (and so one timestamp memo) for the whole read, all workers included.
+    decode: Callable[[bytes], EventPage | None] = attrs.field(init=False)
     # How far past a run of identical timestamps the cursor moves: 1 ms asks updatedAfter = the
     # run's timestamp, right for a server whose bound is exclusive; 2 ms once one proved inclusive.
     _past_run: timedelta = attrs.field(default=_ONE_MS, init=False)
 
     def __attrs_post_init__(self) -> None:
         self.base = _params(self.query, self.dialect, self.session)
+        self.decode = event_page_decoder(self.session.time_zone, self.dialect.items_key)
 
     def __call__(self, window: _Window, split: SplitHook | None = None) -> Iterator[list[Event]]:
         """Yield the events of ``window`` a page at a time, after each page offering ``split``
         the chance to hand the rest of the slice beyond the cursor to another reader."""
-        tz = self.session.time_zone
-        structure = event_converter(tz).get_structure_hook(Event)
         cursor = window.cursor
         page = 1
-        previous_items: list[JsonValue] | None = None
+        previous_uids: list[str] | None = None
         skipped: datetime | None = None  # the timestamp of a run just read whole
         while True:
-            body, items = self._get(cursor, window.end, page, self.query.page_size)
-            if not items:
+            paging, events = self._get(cursor, window.end, page, self.query.page_size)
+            if not events:
                 return
-            events = [structure(raw, Event) for raw in items]
             first_stamp, last_stamp = events[0].updated_at, events[-1].updated_at
             if skipped is not None and first_stamp is not None and first_stamp <= skipped:
                 self._past_run = 2 * _ONE_MS  # the server's updatedAfter is inclusive
@@ -227,18 +228,19 @@ class _WindowReader:
             skipped = None
             yield events
             if is_last_page(
-                body, len(items), self.query.page_size, page, self.dialect.next_page_link
+                paging, len(events), self.query.page_size, page, self.dialect.next_page_link
             ):
                 return
-            if page > 1 and items == previous_items:
+            uids = [event.uid for event in events]
+            if page > 1 and uids == previous_uids:
                 raise ResponseFormatError(
                     f"page {page} repeats page {page - 1}: the server ignores paging here",
                     method="GET",
                     path=self.dialect.path,
                 )
-            previous_items = items
+            previous_uids = uids
             whole_page_one_stamp = page == 1 and first_stamp == last_stamp
-            run = self._whole_run(last_stamp, structure) if whole_page_one_stamp else None
+            run = self._whole_run(last_stamp) if whole_page_one_stamp else None
             if run is not None and last_stamp is not None:
                 yield run
                 cursor, page, skipped = last_stamp + self._past_run, 1, last_stamp
@@ -247,9 +249,7 @@ class _WindowReader:
             if split is not None and last_stamp is not None:
                 split(window, last_stamp)
 
-    def _whole_run(
-        self, stamp: datetime | None, structure: Callable[[JsonValue, type[Event]], Event]
-    ) -> list[Event] | None:
+    def _whole_run(self, stamp: datetime | None) -> list[Event] | None:
         """A run of identical timestamps filling a whole page, read in one answer.
 
         Paged by offset, such a run loses events when one of it is edited during the read (the
@@ -260,10 +260,9 @@ class _WindowReader:
         if stamp is None:
             return None
         limit = 10 * self.query.page_size
-        _, items = self._get(stamp, stamp + _ONE_MS, 1, limit)
-        if len(items) >= limit:
+        _, events = self._get(stamp, stamp + _ONE_MS, 1, limit)
+        if len(events) >= limit:
             return None
-        events = [structure(raw, Event) for raw in items]
         return [e for e in events if e.updated_at == stamp]  # the query's bounds still hold
 
     def _get(
@@ -274,8 +273,9 @@ class _WindowReader:
         page_size: int,
         *,
         order: str | None = None,
-    ) -> tuple[JsonObject, list[JsonValue]]:
-        """One page: the events updated from ``cursor`` (less 1 ms) up to ``end``."""
+    ) -> tuple[JsonObject, list[Event]]:
+        """One page: its paging keys, and the events updated from ``cursor`` (less 1 ms) up to
+        ``end``, decoded straight into records (:func:`convert.event_page_decoder`)."""
         dialect, tz = self.dialect, self.session.time_zone
         params = dict(self.base)
         params["page"], params["pageSize"] = page, page_size
@@ -283,23 +283,25 @@ class _WindowReader:
         params[dialect.updated_after_param] = _when(cursor - _ONE_MS, tz) if cursor else None
         if end is not None:
             params[dialect.updated_before_param] = _when(end, tz)
-        body = self.session.get_json(dialect.path, params)
-        if not isinstance(body, dict):
+        got = self.session.get_decoded(dialect.path, params, self.decode)
+        if got is None:
             raise ResponseFormatError(
                 "expected a JSON object page", method="GET", path=dialect.path
             )
-        return body, _page_items(body, dialect)
+        if got.count < 0:
+            raise ResponseFormatError(
+                f"page has no list {dialect.items_key!r}", method="GET", path=dialect.path
+            )
+        return got.paging, list(got.events)
 
     def edge(self, *, newest: bool) -> datetime | None:
         """The ``updatedAt`` of the oldest (or newest) matching event; None when none has one."""
         order = self.dialect.order_updated
         descending = order.rsplit(":", 1)[0] + ":desc"
-        _, items = self._get(
+        _, events = self._get(
             self.query.updated_after, None, 1, 1, order=descending if newest else order
         )
-        if not items:
-            return None
-        return event_converter(self.session.time_zone).structure(items[0], Event).updated_at
+        return events[0].updated_at if events else None
 
 
 # -- parallel reading ----------------------------------------------------------------------------
@@ -480,18 +482,6 @@ def _next_position(
         # The whole page shares one timestamp: keyed on it, page 1 would repeat this page.
         return last_stamp, 2
     return last_stamp, 1
-
-
-def _page_items(body: JsonObject, dialect: EventsDialect) -> list[JsonValue]:
-    items = body.get(dialect.items_key)
-    if items is None:
-        # 2.41 answers ``events`` where older ones said ``instances``: accept either.
-        items = body.get("events", body.get("instances", []))
-    if not isinstance(items, list):
-        raise ResponseFormatError(
-            f"page has no list {dialect.items_key!r}", method="GET", path=dialect.path
-        )
-    return items
 
 
 def iter_tracked_entities(

@@ -16,7 +16,6 @@ them once.
 from __future__ import annotations
 
 import errno
-import json
 import logging
 import random
 import socket
@@ -25,7 +24,7 @@ import threading
 import time
 from collections.abc import Callable, Collection, Iterator, Mapping, Sequence
 from datetime import tzinfo
-from typing import TypeAlias, Union
+from typing import TypeAlias, TypeVar, Union
 from urllib.parse import urlsplit
 
 import attrs
@@ -34,6 +33,7 @@ from dateutil import tz
 from requests.adapters import HTTPAdapter
 
 from dhis2_lmis import __version__
+from dhis2_lmis.dhis2 import _json
 from dhis2_lmis.dhis2._json import JsonObject, JsonValue
 from dhis2_lmis.dhis2.auth import Dhis2Auth
 from dhis2_lmis.dhis2.retry import FailureKind, RetryPolicy, parse_retry_after
@@ -61,6 +61,7 @@ http_log = logging.getLogger("dhis2_lmis.http")
 _Scalar: TypeAlias = Union[str, int, float, bool]  # noqa: UP007 - a runtime alias on 3.10
 ParamValue: TypeAlias = Union[_Scalar, Sequence[_Scalar], None]  # noqa: UP007
 Params = Mapping[str, ParamValue]
+_T = TypeVar("_T")
 
 
 @attrs.frozen
@@ -223,10 +224,21 @@ class Dhis2Session:
         """GET a JSON document (retried on transient failures)."""
         return self.request("GET", path, params=params).body
 
+    def get_decoded(
+        self, path: str, params: Params | None, decode: Callable[[bytes], _T]
+    ) -> _T | None:
+        """GET a JSON document and decode it with ``decode`` instead of into plain values.
+
+        For hot paths: a typed decoder (event pages, :mod:`dhis2_lmis.convert`) reads the body
+        straight into the structures it needs. None for an empty body; a ``ValueError`` of
+        ``decode`` becomes a :class:`ResponseFormatError`, as for any unreadable body.
+        """
+        return self._decode(self._call("GET", path, params=params), decode)
+
     def post_json(
         self,
         path: str,
-        payload: JsonValue,
+        payload: JsonValue | bytes,
         *,
         params: Params | None = None,
         idempotent: bool = False,
@@ -235,18 +247,19 @@ class Dhis2Session:
         """POST a JSON body.
 
         Args:
+            payload: the body as plain values, or already encoded as JSON bytes (a data value
+                push encodes each chunk straight from its compact rows).
             idempotent: True only when repeating the call cannot double anything (data value
                 upserts; tracker imports with client-made UIDs under CREATE_AND_UPDATE). Only
                 then are read timeouts and 5xx retried.
             accept_status: non-2xx statuses whose body is a result, not an error (409 import
                 summaries).
         """
-        body = json.dumps(payload, separators=(",", ":")).encode()
         return self.request(
             "POST",
             path,
             params=params,
-            data=body,
+            data=payload if isinstance(payload, bytes) else _json.dumps(payload),
             content_type="application/json",
             idempotent=idempotent,
             accept_status=accept_status,
@@ -270,11 +283,35 @@ class Dhis2Session:
             RequestRejectedError, ServerError, Dhis2ConnectionError, Dhis2TimeoutError,
             ResponseFormatError.
         """
+        response = self._call(
+            method,
+            path,
+            params=params,
+            data=data,
+            content_type=content_type,
+            idempotent=idempotent,
+            accept_status=accept_status,
+        )
+        return JsonResponse(
+            response.status_code, self._decode(response, _json.loads), response.headers
+        )
+
+    def _call(
+        self,
+        method: str,
+        path: str,
+        *,
+        params: Params | None = None,
+        data: bytes | None = None,
+        content_type: str | None = None,
+        idempotent: bool | None = None,
+        accept_status: Collection[int] = (),
+    ) -> requests.Response:
         if not self.enabled:
             raise Dhis2DisabledError()
         if idempotent is None:
             idempotent = method.upper() in {"GET", "HEAD", "PUT", "DELETE", "OPTIONS"}
-        response = self._send(
+        return self._send(
             method.upper(),
             path,
             params=_encode_params(params),
@@ -283,7 +320,6 @@ class Dhis2Session:
             idempotent=idempotent,
             accept_status=accept_status,
         )
-        return JsonResponse(response.status_code, self._decode(response), response.headers)
 
     def iter_pages(
         self,
@@ -523,12 +559,12 @@ class Dhis2Session:
             dhis2_message=_webmessage_text(response),
         )
 
-    def _decode(self, response: requests.Response) -> JsonValue:
+    def _decode(self, response: requests.Response, decode: Callable[[bytes], _T]) -> _T | None:
         content = response.content
-        if not content.strip():
+        if not content or content.isspace():  # unlike strip(), copies nothing
             return None
         try:
-            return json.loads(content)  # type: ignore[no-any-return]  # JSON is JsonValue
+            return decode(content)
         except ValueError as exc:
             raise ResponseFormatError(
                 f"the body is not valid JSON ({len(content)} bytes, possibly truncated): {exc}",

@@ -28,7 +28,9 @@ from decimal import ROUND_HALF_UP, Decimal
 from typing import TYPE_CHECKING, Literal, Protocol, TypeAlias, overload
 
 import attrs
+import msgspec
 
+from dhis2_lmis.dhis2 import _json
 from dhis2_lmis.dhis2._json import JsonObject, JsonValue
 from dhis2_lmis.dhis2.imports import ImportSummary, merge_summaries, parse_import_summary
 from dhis2_lmis.errors import (
@@ -70,6 +72,8 @@ ImportStrategy = Literal["CREATE_AND_UPDATE", "CREATE", "UPDATE", "DELETE"]
 NumberLike: TypeAlias = "int | float | Decimal | str"
 NamedChunk: TypeAlias = "tuple[JsonObject, Sequence[str]]"
 """A chunk payload and the names of its rows, as the caller sees them (``values.csv:7``)."""
+# A chunk on its way to the wire: its rows may be compact _WireRow structures.
+_Chunk: TypeAlias = "tuple[Mapping[str, object], Sequence[str]]"
 
 _NUMERIC_RE = re.compile(r"[+-]?(?:[0-9]+(?:\.[0-9]*)?|\.[0-9]+)(?:[eE][+-]?[0-9]+)?")
 # Top-level payload keys a row inherits when it leaves them out.
@@ -114,6 +118,18 @@ def format_value(value: NumberLike, *, data_element: str, round_off: bool = Fals
     return text
 
 
+def _kept(value: NumberLike, data_element: str, round_off: bool) -> str | int | float:
+    """What a builder keeps of a value until its chunk is encoded.
+
+    A finite ``int`` or ``float`` is kept as given (24-28 bytes, or nothing when the caller
+    holds it) and formatted when its chunk is encoded, which cannot fail; anything else is
+    formatted now, so a bad value still fails :meth:`DataValueSetBuilder.add`.
+    """
+    if type(value) is int or (type(value) is float and math.isfinite(value)):
+        return value
+    return format_value(value, data_element=data_element, round_off=round_off)
+
+
 def _round_half_away_from_zero(value: float) -> int:
     """``round`` halves away from zero; ``x - floor(x)`` is exact for floats, so no 0.4999..."""
     floor = math.floor(value)
@@ -127,6 +143,22 @@ def _invalid(value: object, data_element: str, reason: str) -> InvalidValueError
         data_element=data_element,
         value=repr(value),
     )
+
+
+def _incomplete(element: object, value: object) -> InvalidValueError:
+    """A row without its data element or its value, saying which and what the row does hold."""
+    if isinstance(element, str):
+        return InvalidValueError(
+            f"no value for data element {element}: fill the value column",
+            data_element=element,
+            value=repr(value),
+        )
+    message = (
+        "no data_element and no value: fill both columns, or delete the row"
+        if value is None
+        else f"no data_element for value {value!r}: fill the data_element column"
+    )
+    return InvalidValueError(message, data_element="", value=repr(value))
 
 
 def _to_decimal(value: object, data_element: str) -> Decimal:
@@ -228,11 +260,11 @@ class DataValueSetBuilder:
         self.complete_date = (
             complete_date.isoformat() if isinstance(complete_date, date) else complete_date
         )
-        # key -> value text. One dict keeps the insertion order and refuses duplicates; rows
-        # become JSON objects only a chunk at a time, so a large push holds a key and a string
-        # per value, not a dict. The rare comments, and the row names that differ from
+        # key -> the value (see _kept). One dict keeps the insertion order and refuses
+        # duplicates; rows become JSON only a chunk at a time, so a large push holds a key and
+        # a number per value, not a dict. The rare comments, and the row names that differ from
         # "row <position>", sit beside it.
-        self._values: dict[_Key, str] = {}
+        self._values: dict[_Key, str | int | float] = {}
         self._comments: dict[_Key, str] = {}
         self._names: dict[_Key, str] = {}
         self.rejected: list[RejectedRow] = []
@@ -262,7 +294,7 @@ class DataValueSetBuilder:
             DuplicateValueError: this data element, option combos, org unit and period were
                 already added.
         """
-        text = format_value(value, data_element=data_element, round_off=self.round_off)
+        kept = _kept(value, data_element, self.round_off)
         row_org_unit = org_unit or self.org_unit
         if row_org_unit is None:
             raise _invalid(value, data_element, "no org unit (none given here or to the builder)")
@@ -280,7 +312,7 @@ class DataValueSetBuilder:
             )
         if row is not None and row != f"row {len(self._values)}":
             self._names[key] = row
-        self._values[key] = text
+        self._values[key] = kept
         if comment is not None:
             self._comments[key] = comment
 
@@ -316,10 +348,7 @@ class DataValueSetBuilder:
             element, value = fields.get("data_element"), fields.get("value")
             try:
                 if not isinstance(element, str) or value is None:
-                    missing = " and ".join(
-                        n for n, v in (("data_element", element), ("value", value)) if v is None
-                    )
-                    raise _invalid(value, str(element or "?"), f"no {missing or 'data_element'}")
+                    raise _incomplete(element, value)
                 self.add(
                     element,
                     value,  # type: ignore[arg-type]  # format_value refuses the wrong types
@@ -336,23 +365,20 @@ class DataValueSetBuilder:
             added += 1
         return added
 
-    def _row(self, key: _Key, text: str) -> JsonObject:
-        """The JSON object of one value; org unit, period and combo only when they differ."""
+    def _row(self, key: _Key, kept: str | int | float) -> _WireRow:
+        """One value as DHIS2 reads it; org unit, period and combos only when they differ."""
         data_element, combo, aoc, org_unit, period = key
-        comment = self._comments.get(key)
-        row: JsonObject = {"dataElement": data_element}
-        if combo is not None:
-            row["categoryOptionCombo"] = combo
-        if aoc != self.attribute_option_combo:
-            row["attributeOptionCombo"] = aoc
-        if org_unit != self.org_unit:
-            row["orgUnit"] = org_unit
-        if period != self.period:
-            row["period"] = period
-        row["value"] = text
-        if comment is not None:
-            row["comment"] = comment
-        return row
+        return _WireRow(
+            data_element,
+            combo,
+            None if aoc == self.attribute_option_combo else aoc,
+            None if org_unit == self.org_unit else org_unit,
+            None if period == self.period else period,
+            kept
+            if type(kept) is str
+            else format_value(kept, data_element=data_element, round_off=self.round_off),
+            self._comments.get(key) if self._comments else None,
+        )
 
     def __len__(self) -> int:
         return len(self._values)
@@ -360,7 +386,7 @@ class DataValueSetBuilder:
     @property
     def rows(self) -> tuple[JsonObject, ...]:
         """The rows as JSON objects, in the order they were added (fresh each time)."""
-        return tuple(self._row(k, v) for k, v in self._values.items())
+        return tuple(msgspec.to_builtins([self._row(k, v) for k, v in self._values.items()]))
 
     @property
     def row_names(self) -> tuple[str, ...]:
@@ -396,7 +422,7 @@ class DataValueSetBuilder:
             ConfigError: ``size`` is less than 1.
         """
         _check_chunk_size(size)
-        return (chunk for chunk, _ in self._chunks(size))
+        return (_as_json(chunk) for chunk, _ in self._chunks(size))
 
     def iter_named_chunks(self, size: int) -> Iterator[NamedChunk]:
         """:meth:`iter_chunks` with the names of each chunk's rows (see :meth:`add`).
@@ -405,16 +431,66 @@ class DataValueSetBuilder:
             ConfigError: ``size`` is less than 1.
         """
         _check_chunk_size(size)
-        return self._chunks(size)
+        return ((_as_json(chunk), list(names)) for chunk, names in self._chunks(size))
 
-    def _chunks(self, size: int) -> Iterator[NamedChunk]:
+    def _chunks(self, size: int) -> Iterator[_Chunk]:
+        """Chunks whose rows are compact structures that encode straight to JSON."""
         head = self._header()
         values = iter(self._values.items())
         offset = 0
-        while batch := list(itertools.islice(values, size)):
-            names = [self._names.get(k, f"row {offset + i}") for i, (k, _) in enumerate(batch)]
-            yield {**head, "dataValues": [self._row(k, v) for k, v in batch]}, names
-            offset += len(batch)
+        while True:
+            keys: list[_Key] = []
+            rows: list[_WireRow] = []
+            for key, kept in itertools.islice(values, size):
+                keys.append(key)
+                rows.append(self._row(key, kept))
+            if not rows:
+                return
+            yield {**head, "dataValues": rows}, _RowNames(keys, offset, self._names)
+            offset += len(rows)
+
+
+class _RowNames(Sequence[str]):
+    """The names of a chunk's rows (``row <position>`` unless named), made only when a
+    conflict or a preflight check asks for one: a clean push never makes them."""
+
+    def __init__(self, keys: list[_Key], offset: int, names: Mapping[_Key, str]) -> None:
+        self._keys = keys
+        self._offset = offset
+        self._names = names
+
+    def __len__(self) -> int:
+        return len(self._keys)
+
+    @overload
+    def __getitem__(self, index: int) -> str: ...
+    @overload
+    def __getitem__(self, index: slice) -> Sequence[str]: ...
+    def __getitem__(self, index: int | slice) -> str | Sequence[str]:
+        if isinstance(index, slice):
+            return [self[i] for i in range(*index.indices(len(self)))]
+        position = range(len(self._keys))[index]  # IndexError past the end, as a list
+        return self._names.get(self._keys[position], f"row {self._offset + position}")
+
+
+class _WireRow(msgspec.Struct, rename="camel", omit_defaults=True, gc=False):
+    """One data value of a push, in DHIS2's names; None fields are left out of the JSON.
+
+    A third of a dict's size, and encoded without a dict in between.
+    """
+
+    data_element: str
+    category_option_combo: str | None = None
+    attribute_option_combo: str | None = None
+    org_unit: str | None = None
+    period: str | None = None
+    value: str | None = None
+    comment: str | None = None
+
+
+def _as_json(chunk: Mapping[str, object]) -> JsonObject:
+    """A chunk with its rows as JSON objects (what callers and preflight checks read)."""
+    return msgspec.to_builtins(chunk)  # type: ignore[no-any-return]  # a dict of JSON values
 
 
 def _text_or_none(fields: Mapping[str, object], key: str) -> str | None:
@@ -644,12 +720,12 @@ def _payload_rows(payload: Mapping[str, JsonValue]) -> list[JsonValue]:
 
 
 class _EffectiveRows(Sequence[JsonObject]):
-    """A chunk's rows with inherited top-level fields filled in, built only when a conflict
-    asks for one (a clean push never copies its rows)."""
+    """A chunk's rows as JSON objects with inherited top-level fields filled in, built only
+    when a conflict asks for one (a clean push never copies its rows)."""
 
-    def __init__(self, chunk: JsonObject) -> None:
+    def __init__(self, chunk: Mapping[str, object]) -> None:
         rows = chunk.get("dataValues")
-        self._rows = rows if isinstance(rows, list) else []
+        self._rows: list[object] = rows if isinstance(rows, list) else []
         self._chunk = chunk
 
     def __len__(self) -> int:
@@ -662,11 +738,11 @@ class _EffectiveRows(Sequence[JsonObject]):
     def __getitem__(self, index: int | slice) -> JsonObject | Sequence[JsonObject]:
         if isinstance(index, slice):
             return [self[i] for i in range(*index.indices(len(self)))]
-        row = self._rows[index]
-        full: JsonObject = dict(row) if isinstance(row, dict) else {"value": row}
+        row = msgspec.to_builtins(self._rows[index])  # a fresh dict, whatever the row was
+        full: JsonObject = row if isinstance(row, dict) else {"value": row}
         for key in _INHERITED:
             if key not in full and key in self._chunk:
-                full[key] = self._chunk[key]
+                full[key] = self._chunk[key]  # type: ignore[assignment]  # a JSON value
         return full
 
 
@@ -698,7 +774,7 @@ class SupportsPostJson(Protocol):
     def post_json(
         self,
         path: str,
-        payload: JsonObject,
+        payload: JsonObject | bytes,
         *,
         params: Mapping[str, str] | None = None,
         idempotent: bool = False,
@@ -763,7 +839,7 @@ def push_data_value_set(
     if isinstance(payload_or_builder, DataValueSetBuilder):
         strict = payload_or_builder.strict_category_option_combos
         total = len(payload_or_builder)
-        named: Iterable[NamedChunk] = payload_or_builder.iter_named_chunks(chunk_size)
+        named: Iterable[_Chunk] = payload_or_builder._chunks(chunk_size)
         refused = payload_or_builder.rejected
     else:
         rows = _payload_rows(payload_or_builder)
@@ -772,8 +848,10 @@ def push_data_value_set(
         named = _chunks(head, rows, chunk_size)
     chunk_count = -(-total // chunk_size)
     if preflight is not None:
-        named = list(named)  # every chunk is checked before the first is sent
-        preflight(named, refused)
+        # every chunk is checked, as JSON objects, before the first is sent
+        checked = [(_as_json(chunk), names) for chunk, names in named]
+        preflight(checked, refused)
+        named = checked
     params = {
         "dryRun": "true" if dry_run else "false",
         "importStrategy": import_strategy,
@@ -785,10 +863,13 @@ def push_data_value_set(
     parts: list[tuple[ImportSummary, int]] = []
     offset = 0
     for number, (chunk, names) in enumerate(named, start=1):
+        # Encoded straight from the chunk's rows: one chunk of JSON exists at a time.
+        body = _json.dumps(chunk)
         sent = _EffectiveRows(chunk)
         response = session.post_json(
-            "dataValueSets", chunk, params=params, idempotent=True, accept_status=(409,)
+            "dataValueSets", body, params=params, idempotent=True, accept_status=(409,)
         )
+        del body
         summary = _named(
             parse_import_summary(response.body, payload_values=sent, dry_run=dry_run), names
         )
@@ -817,4 +898,5 @@ def push_data_value_set(
                 status=response.status,
             )
         offset += len(sent)
+        del chunk, names, sent  # the next chunk is built while none of this one is held
     return merge_summaries(parts)

@@ -270,11 +270,31 @@ def _read_source(source: _Source) -> tuple[str, str]:
             return str(path), path.read_text(encoding="utf-8-sig")
         except (OSError, UnicodeDecodeError) as exc:
             raise ConfigError(
-                [ConfigProblem(str(path), "", f"cannot read: {exc.__class__.__name__}: {exc}")]
+                [ConfigProblem(str(path), "", f"cannot read: {_read_failure(exc)}")]
             ) from exc
     label = str(getattr(source, "name", "<stream>"))
     text = source.read()
     return label, text.removeprefix("\ufeff")
+
+
+def _read_failure(exc: OSError | UnicodeDecodeError) -> str:
+    """Why a file could not be read, in the words an operator can act on (no exception repr)."""
+    if isinstance(exc, UnicodeDecodeError):
+        return f"not UTF-8 text ({exc.reason}): save it as CSV UTF-8"
+    return exc.strerror or str(exc)
+
+
+def foreign_separator(header: Sequence[str]) -> str | None:
+    """The separator of a CSV header read as one cell: ``;``, a tab or ``|``; None otherwise.
+
+    A spreadsheet with a regional setting saves "CSV" with ``;``; read with commas, its header
+    is one cell, and every later message ("missing column") would puzzle its reader.
+    """
+    cells = header[0] if len(header) == 1 else ""
+    found = next((sep for sep in (";", "\t", "|") if sep in cells), None)
+    if found is None:
+        return None
+    return "a tab" if found == "\t" else repr(found)
 
 
 def _format_of(label: str) -> _Format:
@@ -293,6 +313,17 @@ def _csv_rows(label: str, text: str) -> Iterator[tuple[int, _Cells]]:
     header = next(reader, None)
     if not header:
         raise ConfigError([ConfigProblem(label, "", "empty file: expected a header row")])
+    separator = foreign_separator(header)
+    if separator is not None:
+        raise ConfigError(
+            [
+                ConfigProblem(
+                    f"{label}, header",
+                    header[0],
+                    f"this file is separated by {separator}: save it as comma-separated CSV",
+                )
+            ]
+        )
     names = [_column_name(h) for h in header]
     for row in reader:
         if not any(cell.strip() for cell in row):

@@ -60,6 +60,7 @@ from dhis2_lmis.dhis2.versions import EventsDialect, events_dialect
 from dhis2_lmis.errors import ConfigError, Dhis2TimeoutError, NotFoundError, PackingListError
 from dhis2_lmis.lmis.datavalues import InvalidValueError, format_value
 from dhis2_lmis.lmis.models import ConsignmentReceipt, Event
+from dhis2_lmis.lmis.references import foreign_separator
 
 __all__ = [
     "OutcomeStatus",
@@ -301,11 +302,9 @@ def csv_header_problem(
     )
     if not header:
         return text + " (the file is empty)"
-    cells = header[0] if len(header) == 1 else ""
-    separator = next((sep for sep in (";", "\t", "|") if sep in cells), None)
+    separator = foreign_separator(header)
     if separator is not None:
-        shown = "a tab" if separator == "\t" else repr(separator)
-        text += f" (this file is separated by {shown}: save it as comma-separated CSV)"
+        text += f" (this file is separated by {separator}: save it as comma-separated CSV)"
     return text
 
 

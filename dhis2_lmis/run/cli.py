@@ -26,6 +26,7 @@ import io
 import json
 import logging
 import os
+import re
 import signal
 import sys
 import tempfile
@@ -184,7 +185,7 @@ def _common_options(*, in_subcommand: bool) -> argparse.ArgumentParser:
         "--quiet",
         action="store_true",
         default=argparse.SUPPRESS if in_subcommand else False,
-        help="only errors on stderr",
+        help="only errors on stderr (and an error e-mail that could not be sent)",
     )
     return parser
 
@@ -397,7 +398,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         return exc.code if isinstance(exc.code, int) else EXIT_USAGE
     verbosity: int = args.verbose
     logger = logging.getLogger("dhis2_lmis")
-    previous_level = logger.level
+    mail_logger = logger.getChild("run.notify")
+    previous_level, previous_mail_level = logger.level, mail_logger.level
     handler = _configure_logging(logger, verbosity, quiet=bool(args.quiet))
     restore_sigterm = _sigterm_interrupts()
     try:
@@ -434,6 +436,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         restore_sigterm()
         logger.removeHandler(handler)
         logger.setLevel(previous_level)
+        mail_logger.setLevel(previous_mail_level)
 
 
 def _error(text: str) -> None:
@@ -490,6 +493,9 @@ def _configure_logging(logger: logging.Logger, verbosity: int, *, quiet: bool) -
     handler = logging.StreamHandler(sys.stderr)
     handler.setFormatter(logging.Formatter("%(levelname)s %(name)s: %(message)s"))
     logger.setLevel(level)
+    if quiet:  # an error e-mail that could not be sent is the warning a quiet cron job must
+        # still show: otherwise the run's errors reach nobody
+        logger.getChild("run.notify").setLevel(logging.WARNING)
     logger.addHandler(handler)
     return handler
 
@@ -504,9 +510,7 @@ def _load_config(args: argparse.Namespace) -> Dhis2Config:
     ``DHIS2_LMIS_<SECTION>__<KEY>`` overrides apply whichever way the file was named.
     """
     environ = dict(os.environ)
-    path: str | None = args.config or environ.get(_CONFIG_ENV) or None
-    if path is None and Path(_DEFAULT_CONFIG).is_file():
-        path = _DEFAULT_CONFIG
+    path = _config_path(args)
     if path is None:
         if environ.get("DHIS2_URL"):
             return Dhis2Config.from_env(environ)
@@ -525,8 +529,17 @@ def _load_config(args: argparse.Namespace) -> Dhis2Config:
     return Dhis2Config.from_env(environ)
 
 
+def _config_path(args: argparse.Namespace) -> str | None:
+    """The configuration file to read; None when there is none (``DHIS2_*`` variables alone)."""
+    path: str | None = args.config or os.environ.get(_CONFIG_ENV) or None
+    if path is None and Path(_DEFAULT_CONFIG).is_file():
+        path = _DEFAULT_CONFIG
+    return path
+
+
 def _config_source(args: argparse.Namespace) -> str:
-    return str(args.config or os.environ.get(_CONFIG_ENV) or _DEFAULT_CONFIG)
+    """Where the configuration came from, as messages name it."""
+    return _config_path(args) or "the DHIS2_* environment"
 
 
 def _is_set(config: Dhis2Config, setting: str) -> bool:
@@ -575,6 +588,9 @@ def _references(
 # -- commands --------------------------------------------------------------------------------------
 
 
+_SITE_FILES = ("config", "items", "stores", "customers")  # global options naming a site's files
+
+
 def _cmd_demo(args: argparse.Namespace) -> int:
     # the fake server is only needed here: keep it out of every other command's start-up
     from dhis2_lmis.run.demo import demo_version, run_demo  # noqa: PLC0415
@@ -585,6 +601,13 @@ def _cmd_demo(args: argparse.Namespace) -> int:
         raise _UsageError(f"--dhis2-version: {exc}") from exc
     if args.dir and not args.serve:
         raise _UsageError("--dir is for --serve: the plain demo writes no files")
+    # the demo brings its own server, configuration and lists: a file named here would be unread
+    given = [f"--{name} {value}" for name in _SITE_FILES if (value := getattr(args, name))]
+    if given:
+        raise _UsageError(
+            f"demo uses its own configuration and mSupply lists, not {', '.join(given)}; "
+            f"`{_PROG} demo --serve` writes them into a folder for the other commands"
+        )
     if args.serve and args.layout:
         raise _UsageError(
             "--layout is for the plain demo: --serve configures the demo's one data element per "
@@ -706,8 +729,8 @@ def _pull_stock_reports(lmis: Dhis2Lmis, args: argparse.Namespace) -> int:
             since=args.since,
         )
         return _emit(_progress(reports), STOCK_REPORTS, args.format)
-    except PeriodError as exc:
-        raise _UsageError(f"period {args.period!r}: {exc}") from exc
+    except PeriodError as exc:  # its message quotes the period already
+        raise _UsageError(f"--period: {exc}") from exc
 
 
 def _cmd_stock_on_hand(args: argparse.Namespace) -> int:
@@ -735,8 +758,9 @@ def _cmd_push_values(args: argparse.Namespace) -> int:
             )
         try:
             builder = lmis.data_value_set(period=_period_arg(period), org_unit=args.org_unit)
-        except PeriodError as exc:
-            raise _UsageError(f"period {period!r}: {exc}") from exc
+        except PeriodError as exc:  # its message quotes the period already
+            where = "--period" if args.period else f"{args.file}, period column"
+            raise _UsageError(f"{where}: {exc}") from exc
         builder.add_rows((row for _, row in rows), names=lambda i: f"{args.file}:{rows[i][0]}")
         if not len(builder) and not builder.rejected:
             _error(f"{args.file}: no values to push")
@@ -764,10 +788,21 @@ def _cmd_push_values(args: argparse.Namespace) -> int:
 
 
 def _period_arg(text: str) -> date | str:
-    try:
-        return date.fromisoformat(text)
-    except ValueError:
-        return text
+    """A ``YYYY-MM-DD`` date (the period that holds it), else a period id as given.
+
+    Only that one date form: Python 3.11's ``date.fromisoformat`` also reads ``2026W10`` and
+    ``20261101`` as dates, which would silently turn a weekly or daily period id into the
+    data set's period holding its first day.
+    """
+    if _ISO_DAY.fullmatch(text.strip()):
+        try:
+            return date.fromisoformat(text.strip())
+        except ValueError:
+            pass  # 2026-02-30: parse_period names what is wrong with it
+    return text
+
+
+_ISO_DAY = re.compile(r"\d{4}-\d{2}-\d{2}")
 
 
 def _read_values_csv(path: str) -> list[tuple[int, Row]]:

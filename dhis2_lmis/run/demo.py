@@ -592,6 +592,12 @@ def _render(s: DemoSummary) -> list[str]:
             f"period {s.period}",
         ]
     lines.append(f"  {s.data_push}")
+    if s.data_push.ignored and not s.data_push.conflicts:
+        # a bare "4 ignored" after SUCCESS reads like lost values; here it means "no change"
+        lines.append(
+            f"  ({s.data_push.ignored} ignored: already stored with that value, which "
+            "newer DHIS2 versions count as ignored; docs/versions.md)"
+        )
     if s.layout is not None:
         lines += ["", f"== Read back as stock reports: {len(s.stock_reports)}"]
         for report in s.stock_reports:

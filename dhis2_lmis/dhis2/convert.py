@@ -322,24 +322,40 @@ def _settle(wire: _WireEvent, timestamps: _Timestamps) -> list[RecordProblem]:
     """Give a wire event its records' timestamps and keys in place; returns the problems."""
     problems: list[RecordProblem] = []
     when = timestamps.when
+    memo = timestamps.cache.get
     if not wire.uid:
         problems.append(RecordProblem("malformed", "the event has no UID"))
+    # Each timestamp is asked of the memo inline (a call to ``when`` only on a miss): this and
+    # the loop over the values below are the hottest lines of the library.
     text = wire.occurred_at
-    wire.occurred_at = when(wire.event_date if text is None else text, "occurredAt", problems)
+    if text is None:
+        text = wire.event_date
+    stamp = memo(text) if type(text) is str else None
+    wire.occurred_at = when(text, "occurredAt", problems) if stamp is None else stamp
     text = wire.scheduled_at
-    wire.scheduled_at = when(wire.due_date if text is None else text, "scheduledAt", problems)
+    if text is None:
+        text = wire.due_date
+    stamp = memo(text) if type(text) is str else None
+    wire.scheduled_at = when(text, "scheduledAt", problems) if stamp is None else stamp
     text = wire.created_at
-    wire.created_at = when(wire.created if text is None else text, "createdAt", problems)
+    if text is None:
+        text = wire.created
+    stamp = memo(text) if type(text) is str else None
+    wire.created_at = when(text, "createdAt", problems) if stamp is None else stamp
     text = wire.updated_at
-    wire.updated_at = when(wire.last_updated if text is None else text, "updatedAt", problems)
+    if text is None:
+        text = wire.last_updated
+    stamp = memo(text) if type(text) is str else None
+    wire.updated_at = when(text, "updatedAt", problems) if stamp is None else stamp
     text = wire.completed_at
-    wire.completed_at = when(wire.completed_date if text is None else text, "completedAt", problems)
+    if text is None:
+        text = wire.completed_date
+    stamp = memo(text) if type(text) is str else None
+    wire.completed_at = when(text, "completedAt", problems) if stamp is None else stamp
     if wire.tracked_entity is None:
         wire.tracked_entity = wire.tracked_entity_instance
     values = wire.data_values
     if type(values) is list:
-        # The hottest loop of the library (8+ values an event): the memo is asked inline.
-        memo = timestamps.cache.get
         for item in values:
             if type(item) is _WireValue:
                 text = item.created_at or item.created

@@ -118,18 +118,6 @@ def format_value(value: NumberLike, *, data_element: str, round_off: bool = Fals
     return text
 
 
-def _kept(value: NumberLike, data_element: str, round_off: bool) -> str | int | float:
-    """What a builder keeps of a value until its chunk is encoded.
-
-    A finite ``int`` or ``float`` is kept as given (24-28 bytes, or nothing when the caller
-    holds it) and formatted when its chunk is encoded, which cannot fail; anything else is
-    formatted now, so a bad value still fails :meth:`DataValueSetBuilder.add`.
-    """
-    if type(value) is int or (type(value) is float and math.isfinite(value)):
-        return value
-    return format_value(value, data_element=data_element, round_off=round_off)
-
-
 def _round_half_away_from_zero(value: float) -> int:
     """``round`` halves away from zero; ``x - floor(x)`` is exact for floats, so no 0.4999..."""
     floor = math.floor(value)
@@ -260,7 +248,7 @@ class DataValueSetBuilder:
         self.complete_date = (
             complete_date.isoformat() if isinstance(complete_date, date) else complete_date
         )
-        # key -> the value (see _kept). One dict keeps the insertion order and refuses
+        # key -> the value (see add). One dict keeps the insertion order and refuses
         # duplicates; rows become JSON only a chunk at a time, so a large push holds a key and
         # a number per value, not a dict. The rare comments, and the row names that differ from
         # "row <position>", sit beside it.
@@ -294,7 +282,12 @@ class DataValueSetBuilder:
             DuplicateValueError: this data element, option combos, org unit and period were
                 already added.
         """
-        kept = _kept(value, data_element, self.round_off)
+        # A finite int or float is kept as given (24-28 bytes, or nothing when the caller holds
+        # it) and formatted when its chunk is encoded, which cannot fail; anything else is
+        # formatted now, so a bad value still fails here.
+        kept: str | int | float = value  # type: ignore[assignment]  # narrowed just below
+        if not (type(value) is int or (type(value) is float and math.isfinite(value))):
+            kept = format_value(value, data_element=data_element, round_off=self.round_off)
         row_org_unit = org_unit or self.org_unit
         if row_org_unit is None:
             raise _invalid(value, data_element, "no org unit (none given here or to the builder)")
@@ -365,20 +358,33 @@ class DataValueSetBuilder:
             added += 1
         return added
 
-    def _row(self, key: _Key, kept: str | int | float) -> _WireRow:
-        """One value as DHIS2 reads it; org unit, period and combos only when they differ."""
-        data_element, combo, aoc, org_unit, period = key
-        return _WireRow(
-            data_element,
-            combo,
-            None if aoc == self.attribute_option_combo else aoc,
-            None if org_unit == self.org_unit else org_unit,
-            None if period == self.period else period,
-            kept
-            if type(kept) is str
-            else format_value(kept, data_element=data_element, round_off=self.round_off),
-            self._comments.get(key) if self._comments else None,
-        )
+    def _wire_rows(self, items: Iterable[tuple[_Key, str | int | float]]) -> list[_WireRow]:
+        """Values as DHIS2 reads them; org unit, period and combos only when they differ.
+
+        The loop every pushed value goes through once: the builder's own fields are looked up
+        once, not per row.
+        """
+        own_aoc, own_org_unit, own_period = self.attribute_option_combo, self.org_unit, self.period
+        comments, round_off = self._comments, self.round_off
+        rows: list[_WireRow] = []
+        append = rows.append
+        for (data_element, combo, aoc, org_unit, period), kept in items:
+            append(
+                _WireRow(
+                    data_element,
+                    combo,
+                    None if aoc == own_aoc else aoc,
+                    None if org_unit == own_org_unit else org_unit,
+                    None if period == own_period else period,
+                    kept
+                    if type(kept) is str
+                    else format_value(kept, data_element=data_element, round_off=round_off),
+                    comments.get((data_element, combo, aoc, org_unit, period))
+                    if comments
+                    else None,
+                )
+            )
+        return rows
 
     def __len__(self) -> int:
         return len(self._values)
@@ -386,7 +392,7 @@ class DataValueSetBuilder:
     @property
     def rows(self) -> tuple[JsonObject, ...]:
         """The rows as JSON objects, in the order they were added (fresh each time)."""
-        return tuple(msgspec.to_builtins([self._row(k, v) for k, v in self._values.items()]))
+        return tuple(msgspec.to_builtins(self._wire_rows(self._values.items())))
 
     @property
     def row_names(self) -> tuple[str, ...]:
@@ -439,14 +445,11 @@ class DataValueSetBuilder:
         values = iter(self._values.items())
         offset = 0
         while True:
-            keys: list[_Key] = []
-            rows: list[_WireRow] = []
-            for key, kept in itertools.islice(values, size):
-                keys.append(key)
-                rows.append(self._row(key, kept))
-            if not rows:
+            items = list(itertools.islice(values, size))
+            if not items:
                 return
-            yield {**head, "dataValues": rows}, _RowNames(keys, offset, self._names)
+            rows = self._wire_rows(items)
+            yield {**head, "dataValues": rows}, _RowNames(items, offset, self._names)
             offset += len(rows)
 
 
@@ -454,13 +457,15 @@ class _RowNames(Sequence[str]):
     """The names of a chunk's rows (``row <position>`` unless named), made only when a
     conflict or a preflight check asks for one: a clean push never makes them."""
 
-    def __init__(self, keys: list[_Key], offset: int, names: Mapping[_Key, str]) -> None:
-        self._keys = keys
+    def __init__(
+        self, items: Sequence[tuple[_Key, object]], offset: int, names: Mapping[_Key, str]
+    ) -> None:
+        self._items = items  # (key, value) pairs: the key names the row
         self._offset = offset
         self._names = names
 
     def __len__(self) -> int:
-        return len(self._keys)
+        return len(self._items)
 
     @overload
     def __getitem__(self, index: int) -> str: ...
@@ -469,8 +474,8 @@ class _RowNames(Sequence[str]):
     def __getitem__(self, index: int | slice) -> str | Sequence[str]:
         if isinstance(index, slice):
             return [self[i] for i in range(*index.indices(len(self)))]
-        position = range(len(self._keys))[index]  # IndexError past the end, as a list
-        return self._names.get(self._keys[position], f"row {self._offset + position}")
+        position = range(len(self._items))[index]  # IndexError past the end, as a list
+        return self._names.get(self._items[position][0], f"row {self._offset + position}")
 
 
 class _WireRow(msgspec.Struct, rename="camel", omit_defaults=True, gc=False):

@@ -358,17 +358,19 @@ class DataValueSetBuilder:
             added += 1
         return added
 
-    def _wire_rows(self, items: Iterable[tuple[_Key, str | int | float]]) -> list[_WireRow]:
+    def _wire_rows(self, keys: Iterable[_Key]) -> list[_WireRow]:
         """Values as DHIS2 reads them; org unit, period and combos only when they differ.
 
         The loop every pushed value goes through once: the builder's own fields are looked up
         once, not per row.
         """
         own_aoc, own_org_unit, own_period = self.attribute_option_combo, self.org_unit, self.period
-        comments, round_off = self._comments, self.round_off
+        values, comments, round_off = self._values, self._comments, self.round_off
         rows: list[_WireRow] = []
         append = rows.append
-        for (data_element, combo, aoc, org_unit, period), kept in items:
+        for key in keys:
+            data_element, combo, aoc, org_unit, period = key
+            kept = values[key]
             append(
                 _WireRow(
                     data_element,
@@ -379,9 +381,7 @@ class DataValueSetBuilder:
                     kept
                     if type(kept) is str
                     else format_value(kept, data_element=data_element, round_off=round_off),
-                    comments.get((data_element, combo, aoc, org_unit, period))
-                    if comments
-                    else None,
+                    comments.get(key) if comments else None,
                 )
             )
         return rows
@@ -392,7 +392,7 @@ class DataValueSetBuilder:
     @property
     def rows(self) -> tuple[JsonObject, ...]:
         """The rows as JSON objects, in the order they were added (fresh each time)."""
-        return tuple(msgspec.to_builtins(self._wire_rows(self._values.items())))
+        return tuple(msgspec.to_builtins(self._wire_rows(self._values)))
 
     @property
     def row_names(self) -> tuple[str, ...]:
@@ -442,14 +442,14 @@ class DataValueSetBuilder:
     def _chunks(self, size: int) -> Iterator[_Chunk]:
         """Chunks whose rows are compact structures that encode straight to JSON."""
         head = self._header()
-        values = iter(self._values.items())
+        remaining = iter(self._values)
         offset = 0
         while True:
-            items = list(itertools.islice(values, size))
-            if not items:
+            keys = list(itertools.islice(remaining, size))  # the builder's own key tuples
+            if not keys:
                 return
-            rows = self._wire_rows(items)
-            yield {**head, "dataValues": rows}, _RowNames(items, offset, self._names)
+            rows = self._wire_rows(keys)
+            yield {**head, "dataValues": rows}, _RowNames(keys, offset, self._names)
             offset += len(rows)
 
 
@@ -457,15 +457,13 @@ class _RowNames(Sequence[str]):
     """The names of a chunk's rows (``row <position>`` unless named), made only when a
     conflict or a preflight check asks for one: a clean push never makes them."""
 
-    def __init__(
-        self, items: Sequence[tuple[_Key, object]], offset: int, names: Mapping[_Key, str]
-    ) -> None:
-        self._items = items  # (key, value) pairs: the key names the row
+    def __init__(self, keys: list[_Key], offset: int, names: Mapping[_Key, str]) -> None:
+        self._keys = keys
         self._offset = offset
         self._names = names
 
     def __len__(self) -> int:
-        return len(self._items)
+        return len(self._keys)
 
     @overload
     def __getitem__(self, index: int) -> str: ...
@@ -474,8 +472,8 @@ class _RowNames(Sequence[str]):
     def __getitem__(self, index: int | slice) -> str | Sequence[str]:
         if isinstance(index, slice):
             return [self[i] for i in range(*index.indices(len(self)))]
-        position = range(len(self._items))[index]  # IndexError past the end, as a list
-        return self._names.get(self._items[position][0], f"row {self._offset + position}")
+        position = range(len(self._keys))[index]  # IndexError past the end, as a list
+        return self._names.get(self._keys[position], f"row {self._offset + position}")
 
 
 class _WireRow(msgspec.Struct, rename="camel", omit_defaults=True, gc=False):

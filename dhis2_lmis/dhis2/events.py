@@ -169,6 +169,7 @@ def iter_events(
                     continue
                 seen.add(event.uid)
             yield event
+        del events  # freed before the next page is decoded: its memory is reused, not grown
 
 
 @attrs.define
@@ -239,6 +240,7 @@ class _WindowReader:
                     path=self.dialect.path,
                 )
             previous_uids = uids
+            del events  # not held while the next page is read (docs/performance.md)
             whole_page_one_stamp = page == 1 and first_stamp == last_stamp
             run = self._whole_run(last_stamp) if whole_page_one_stamp else None
             if run is not None and last_stamp is not None:

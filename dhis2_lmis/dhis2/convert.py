@@ -5,9 +5,9 @@ Event pages are decoded by msgspec straight into private wire structures (``_Wir
 ``eventDate``, ``updatedAt`` / ``lastUpdated``, ``trackedEntity`` / ``trackedEntityInstance``
 ...; WEB_API.md §4.5), so one decoder serves ``/api/tracker/events`` on 2.36-2.43 and the
 legacy ``/api/events``. Unknown keys are skipped without being built (new servers add fields);
-missing keys are fine. The records are built from the wire structures;
-:func:`structure_event` converts an already-decoded event into the same structures first, so
-both paths build identical records.
+missing keys are fine. The records of a page are built from the wire structures in one
+msgspec call (:func:`_records`); :func:`structure_event` converts an already-decoded event into
+the same structures first, so both paths build identical records.
 
 DHIS2 writes timestamps in server-local time without an offset; they become timezone-aware in
 the server's ``serverTimeZoneId`` when it is known, and stay naive otherwise. A memo per read
@@ -220,8 +220,7 @@ class EventPage:
 
     Attributes:
         count: how many entries the page's list holds; -1 when it has no list of events.
-        events: the records, in page order, each built as it is asked for: a reader that
-            hands them on one at a time never holds a page of records at once.
+        events: the records, in page order, built together (one msgspec call per page).
         paging: the envelope's paging keys (``pager``), for
             :func:`~dhis2_lmis.session.is_last_page`.
     """

@@ -278,7 +278,7 @@ class Dhis2Lmis:
 
         Raises:
             ConfigError: ``[lmis] data_set`` is not set.
-            PeriodError: ``period`` is not a valid period.
+            PeriodError: ``period`` is not a valid period, or not of the data set's type.
             UnknownReferenceError: ``org_unit`` is a code no org unit has.
             Dhis2Error: a request failed.
         """

@@ -358,8 +358,8 @@ class MissingExtraError(Dhis2Error, ImportError):
     ``except ImportError`` keeps working.
     """
 
-    def __init__(self, module: str, feature: str) -> None:
+    def __init__(self, module: str, feature: str, extra: str = "notebook") -> None:
         super().__init__(
-            f"{feature} needs {module}, which is not installed: pip install 'dhis2-lmis[notebook]'"
+            f"{feature} needs {module}, which is not installed: pip install 'dhis2-lmis[{extra}]'"
         )
         self.name = module

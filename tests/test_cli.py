@@ -483,6 +483,26 @@ def test_bad_since_is_a_usage_error(config: Path, capsys: pytest.CaptureFixture[
     assert "not an ISO date" in capsys.readouterr().err
 
 
+@pytest.mark.parametrize("since", ["2026W10", "2026-W10-1", "20261101", "2026-11-01T0800"])
+def test_since_takes_only_the_documented_forms_on_every_python(
+    config: Path, capsys: pytest.CaptureFixture[str], since: str
+) -> None:
+    # Python 3.11 reads these as dates, 3.10 refuses them: refused on both
+    assert main(["--config", str(config), "pull", "order", "--since", since]) == 2
+    assert f"not an ISO date or time: {since!r}" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize(
+    "since",
+    ["2999-01-01", "2999-01-01T08:00", "2999-01-01 08:00:30.250Z", "2999-01-01T08:00+02:00"],
+)
+def test_since_takes_a_date_or_a_time_with_an_offset(
+    config: Path, capsys: pytest.CaptureFixture[str], since: str
+) -> None:
+    assert main(["--config", str(config), "pull", "order", "--since", since]) == 0
+    assert "(no records)" in capsys.readouterr().err
+
+
 def test_verbose_logs_go_to_stderr_and_stdout_stays_parseable(
     config: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
@@ -524,6 +544,26 @@ def test_pull_stock_reports_without_period_is_a_usage_error(
 ) -> None:
     assert main(["--config", str(config), "pull", "stock-reports"]) == 2
     assert "--period" in capsys.readouterr().err
+
+
+def test_pull_stock_reports_of_a_period_type_the_data_set_does_not_use_is_a_usage_error(
+    config: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    # the demo data set is Monthly: a weekly id would read nothing and print "(no records)"
+    argv = ["--config", str(config), "pull", "stock-reports", "--period", "2026W10"]
+    assert main(argv) == 2
+    err = capsys.readouterr().err
+    assert "period 2026W10 is Weekly, but the data set's periods are Monthly" in err
+
+
+def test_pull_order_of_an_unknown_org_unit_names_the_option(
+    config: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    argv = ["--config", str(config), "pull", "order", "--org-unit", "NoSuchOU11"]
+    assert main(argv) == 2
+    err = capsys.readouterr().err
+    assert "--org-unit NoSuchOU11" in err
+    assert "dhis2-lmis check" in err
 
 
 # -- stock-on-hand -------------------------------------------------------------------------------
@@ -609,6 +649,19 @@ def test_push_values_keeps_a_period_id_that_looks_like_a_date_as_given(
     assert f"period {period} is {kind}, but data set" in err
     assert "nothing was sent" in err
     assert list(demo_server.data_values) == stored
+
+
+def test_push_values_without_preflight_refuses_a_period_the_data_set_does_not_use(
+    config: Path, tmp_path: Path, demo_server: FakeDhis2, capsys: pytest.CaptureFixture[str]
+) -> None:
+    # DHIS2 stores a weekly value for a monthly data set unless the push sends strictPeriods;
+    # the monthly forms and reports would never read it
+    values = write_values(tmp_path, f"{DEMO.soh_data_element_codes[0]},150,,\n")
+    argv = ["--config", str(config), "push-values", str(values), "--period", "2026W10"]
+    assert main([*argv, "--org-unit", DEMO.facilities[2]]) == 1
+    captured = capsys.readouterr()
+    assert "E7632" in captured.out + captured.err
+    assert not [v for v in demo_server.data_values if v.period == "2026W10"]
 
 
 def test_push_values_reports_bad_rows_on_stderr_and_exits_1(

@@ -260,7 +260,7 @@ def test_conflicts_frame_from_conflicts_has_one_row_per_index() -> None:
         data_values=({"period": "202613", "value": "1"}, {"period": "202613", "value": "2"}),
     )
     frame = to_dataframe([conflict, ImportConflict(None, "Aborted")])
-    assert list(frame["index"].astype("object").fillna(-1)) == [0, 2, -1]
+    assert list(frame["index"].fillna(-1)) == [0, 2, -1]
     assert list(frame["value"].fillna("")) == ["1", "2", ""]
 
 

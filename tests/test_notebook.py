@@ -2,8 +2,12 @@
 
 from __future__ import annotations
 
+import base64
+import dataclasses
 import datetime as dt
+import io
 import json
+import subprocess
 import sys
 from collections.abc import Iterator
 from decimal import Decimal
@@ -12,6 +16,7 @@ from typing import Any
 
 import pytest
 
+import dhis2_lmis.run.demo
 from dhis2_lmis import (
     ConnectionCheck,
     Dhis2Config,
@@ -29,6 +34,7 @@ from dhis2_lmis.run.demo import demo_config, demo_customers, demo_items, demo_st
 from dhis2_lmis.testing import DEMO, FakeDhis2
 
 NOTEBOOK = Path(__file__).resolve().parents[1] / "examples" / "explore_events.ipynb"
+DEMO_WORLD_PAGE = Path(__file__).resolve().parents[1] / "docs" / "demo-world.md"
 WRONG_PASSWORD = "Wr0ng-pass!word-4711"  # a test secret that must never show
 
 
@@ -76,7 +82,11 @@ def test_notebook_is_nbformat_4_without_stored_outputs() -> None:
             assert cell["execution_count"] is None
 
 
-def test_notebook_cells_run_in_order_and_build_the_frames() -> None:
+@pytest.fixture(scope="module")
+def notebook() -> dict[str, Any]:
+    """The namespace after running the notebook's code cells in order, in this process."""
+    import matplotlib.pyplot as plt  # noqa: PLC0415 - the notebook extra, as in the notebook
+
     namespace: dict[str, Any] = {"__name__": "__notebook__"}
     try:
         for n, source in enumerate(code_cells()):
@@ -84,6 +94,12 @@ def test_notebook_cells_run_in_order_and_build_the_frames() -> None:
     finally:
         if isinstance(namespace.get("fake"), FakeDhis2):
             namespace["fake"].stop()
+        plt.close("all")
+    return namespace
+
+
+def test_notebook_cells_run_in_order_and_build_the_frames(notebook: dict[str, Any]) -> None:
+    namespace = notebook
     assert namespace["events"].shape == (20, 21)
     assert namespace["orders_wide"].shape == (8, 23)
     assert namespace["requisitions"].shape == (12, 17)
@@ -93,17 +109,119 @@ def test_notebook_cells_run_in_order_and_build_the_frames() -> None:
     assert namespace["fake"].errors == []
 
 
-def test_notebook_pivot_sums_the_ordered_quantities() -> None:
-    namespace: dict[str, Any] = {"__name__": "__notebook__"}
-    try:
-        for source in code_cells():
-            exec(source, namespace)
-    finally:
-        namespace["fake"].stop()
-    ordered = namespace["ordered"]
+def test_notebook_pivot_sums_the_ordered_quantities(notebook: dict[str, Any]) -> None:
+    ordered = notebook["ordered"]
     # The demo orders 100 + 20n and 50 + 5n of two items in each of six requisitions.
     assert ordered.to_numpy().sum() == sum(100 + 20 * n + 50 + 5 * n for n in range(6))
     assert ordered.loc["Riverside Health Centre", "AMOX250"] == 100
+
+
+def test_notebook_chart_of_requisitioned_quantities_per_item_and_month(
+    notebook: dict[str, Any],
+) -> None:
+    per_month, requisitions = notebook["per_month"], notebook["requisitions"]
+    months = sorted(set(requisitions["completed_at"].dt.strftime("%Y-%m")))
+    assert list(per_month.index) == months
+    assert list(per_month.columns) == sorted(DEMO.item_codes)
+    assert per_month.to_numpy().sum() == sum(100 + 20 * n + 50 + 5 * n for n in range(6))
+
+
+def test_notebook_chart_of_stock_on_hand_over_time_at_one_facility(
+    notebook: dict[str, Any],
+) -> None:
+    assert notebook["pushed"].ok
+    stock = notebook["stock_over_time"]
+    assert list(stock.columns) == ["AMOX250", "ORS200", "PARA500"]
+    assert stock.index.is_monotonic_increasing
+    # Riverside starts with 100 + 10i of the first three items (three STR events, a day apart);
+    # consignment CN-2024-1001 then brings 100 AMOX250 and 40 ORS200 in one more event.
+    assert stock["AMOX250"].tolist() == [100, 100, 100, 200]
+    assert stock.iloc[-1].to_dict() == {"AMOX250": 200, "ORS200": 160, "PARA500": 110}
+
+
+def png_size(data: bytes) -> tuple[int, int]:
+    """Width and height from a PNG's IHDR chunk (raises on anything that is not a PNG)."""
+    assert data[:8] == b"\x89PNG\r\n\x1a\n", "not a PNG"
+    assert data[12:16] == b"IHDR"
+    return int.from_bytes(data[16:20], "big"), int.from_bytes(data[20:24], "big")
+
+
+def test_notebook_executes_headless_and_draws_two_real_charts(tmp_path: Path) -> None:
+    from matplotlib.image import imread  # noqa: PLC0415 - the notebook extra
+
+    # nbconvert runs the notebook in a real Jupyter kernel, as CI and a reader's Jupyter do.
+    run = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "nbconvert",
+            "--to",
+            "notebook",
+            "--execute",
+            "--ExecutePreprocessor.timeout=120",
+            "--ExecutePreprocessor.kernel_name=python3",
+            f"--output-dir={tmp_path}",
+            str(NOTEBOOK),
+        ],
+        check=False,
+        capture_output=True,
+        timeout=300,
+    )
+    assert run.returncode == 0, run.stderr.decode(errors="replace")[-3000:]
+    executed = json.loads((tmp_path / NOTEBOOK.name).read_text(encoding="utf-8"))
+    outputs = [
+        (n, output)
+        for n, cell in enumerate(executed["cells"])
+        if cell["cell_type"] == "code"
+        for output in cell["outputs"]
+    ]
+    assert [o for _, o in outputs if o["output_type"] == "error"] == []
+    stderr = "".join("".join(o["text"]) for _, o in outputs if o.get("name") == "stderr")
+    assert "Warning" not in stderr  # e.g. tqdm's "IProgress not found" without ipywidgets
+    charts = [
+        (n, base64.b64decode(o["data"]["image/png"]))
+        for n, o in outputs
+        if "image/png" in o.get("data", {})
+    ]
+    sources = ["".join(executed["cells"][n]["source"]) for n, _ in charts]
+    assert len(charts) == 2
+    assert "per_month.plot.bar" in sources[0]
+    assert "stock_over_time.plot" in sources[1]
+    for _, png in charts:
+        width, height = png_size(png)
+        assert width >= 300
+        assert height >= 200
+        pixels = imread(io.BytesIO(png), format="png")
+        assert pixels.shape[:2] == (height, width)
+        assert pixels.std() > 0.05  # something was drawn on the white canvas
+    assert charts[0][1] != charts[1][1]
+    widgets = [
+        o for _, o in outputs if "application/vnd.jupyter.widget-view+json" in o.get("data", {})
+    ]
+    assert widgets  # the progress bars are ipywidgets in Jupyter
+
+
+def flatten(value: object) -> list[object]:
+    """The strings of a ``DEMO`` field, however deeply its tuples nest."""
+    if isinstance(value, tuple):
+        return [leaf for item in value for leaf in flatten(item)]
+    return [value]
+
+
+def test_demo_world_page_names_every_uid_and_code_and_helper() -> None:
+    page = DEMO_WORLD_PAGE.read_text(encoding="utf-8")
+    patterned = set(flatten(DEMO.tracked_entities)) | set(flatten(DEMO.enrollments))
+    for field in dataclasses.fields(DEMO):
+        assert f"`{field.name}" in page or f"DEMO.{field.name}" in page, field.name
+        value = getattr(DEMO, field.name)
+        missing = [v for v in flatten(value) if v not in patterned and str(v) not in page]
+        assert missing == [], field.name
+    # the 30 tracked entity and enrollment UIDs are given by their pattern
+    assert "`LmTe<f><i>xxxxx`" in page
+    assert "`LmEn<f><i>yyyyy`" in page
+    for helper in dhis2_lmis.run.demo.__all__:
+        if helper not in ("DemoSummary", "PackingList"):
+            assert f"`{helper}" in page, helper
 
 
 # -- progress ----------------------------------------------------------------------------------
@@ -115,17 +233,20 @@ def test_progress_bar_counts_records_on_stderr(
     requisitions = list(lmis.fetch_completed_requisitions(progress=True))
     captured = capsys.readouterr()
     assert len(requisitions) == 6
-    assert "requisitions: 6record" in captured.err
+    assert "requisitions: 6 records" in captured.err
     assert captured.out == ""
 
 
 @pytest.mark.parametrize(
     ("fetch", "label"),
     [
-        (lambda lmis: lmis.pull("order", progress=True), "order events: 8record"),
-        (lambda lmis: lmis.fetch_completed_receipts(progress=True), "receipts: 3record"),
-        (lambda lmis: lmis.fetch_stock_transactions(progress=True), "stock transactions: 9"),
-        (lambda lmis: lmis.fetch_stock_on_hand(progress=True), "stock levels: 9record"),
+        (lambda lmis: lmis.pull("order", progress=True), "order events: 8 records"),
+        (lambda lmis: lmis.fetch_completed_receipts(progress=True), "receipts: 3 records"),
+        (
+            lambda lmis: lmis.fetch_stock_transactions(progress=True),
+            "stock transactions: 9 records",
+        ),
+        (lambda lmis: lmis.fetch_stock_on_hand(progress=True), "stock levels: 9 records"),
     ],
 )
 def test_every_fetcher_takes_progress(
@@ -142,7 +263,7 @@ def test_stock_reports_take_progress(
     fake.add_data_value(DEMO.soh_data_elements[0], "202610", DEMO.facilities[0], 7)
     reports = list(lmis.fetch_stock_reports("202610", progress=True))
     assert len(reports) == 1
-    assert "stock reports: 1record" in capsys.readouterr().err
+    assert "stock reports: 1 records" in capsys.readouterr().err
 
 
 def test_no_progress_bar_unless_asked(lmis: Dhis2Lmis, capsys: pytest.CaptureFixture[str]) -> None:
@@ -174,7 +295,7 @@ def test_progress_reads_nothing_ahead(capsys: pytest.CaptureFixture[str]) -> Non
     assert next(counted) == 0
     assert pulled == [0]
     counted.close()  # type: ignore[attr-defined]  # with_progress returns a generator here
-    assert "lazy: 1record" in capsys.readouterr().err
+    assert "lazy: 1 records" in capsys.readouterr().err
 
 
 # -- reprs -------------------------------------------------------------------------------------

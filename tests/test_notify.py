@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import logging
 import socket
+import subprocess
+import sys
 from datetime import datetime, timezone
 
 import attrs
@@ -142,6 +144,7 @@ def test_one_message_goes_to_all_recipients(fake_smtp: LocalSmtpServer) -> None:
     )
     assert sent is True
     assert len(fake_smtp.messages) == 1
+    assert fake_smtp.connections == 1
     received = fake_smtp.messages[0]
     assert received.rcpt_tos == ("stock@example.org", "pharmacist@example.org", "it@example.org")
     assert received.mail_from == "dhis2-lmis@example.org"
@@ -260,3 +263,21 @@ def test_no_recipients_sends_nothing(fake_smtp: LocalSmtpServer) -> None:
 def test_frozen_settings_class_satisfies_protocol() -> None:
     settings: SmtpSettingsLike = Smtp()
     assert settings.port == 25
+
+
+def test_fake_dhis2_works_without_the_smtp_extra() -> None:
+    # aiosmtpd comes with the `testing` extra; FakeDhis2 and the demo must not need it.
+    code = (
+        "import sys; sys.modules['aiosmtpd'] = None\n"
+        "from dhis2_lmis.testing import FakeDhis2\n"
+        "with FakeDhis2.demo() as fake: print(fake.version)\n"
+        "try:\n"
+        "    from dhis2_lmis.testing import LocalSmtpServer\n"
+        "except ImportError as exc:\n"
+        "    print(type(exc).__name__, exc)\n"
+    )
+    run = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    version, error = run.stdout.splitlines()
+    assert version == "2.41.0"
+    assert error.startswith("MissingExtraError LocalSmtpServer needs aiosmtpd")
+    assert error.endswith("pip install 'dhis2-lmis[testing]'")

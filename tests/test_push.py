@@ -133,6 +133,22 @@ def test_dry_run_stores_nothing() -> None:
     assert summary.imported == 1
 
 
+@pytest.mark.parametrize("as_payload", [False, True])
+def test_a_period_type_the_data_set_does_not_use_is_refused_not_stored(as_payload: bool) -> None:
+    # DHIS2 stores a weekly value for a monthly data set unless asked for strictPeriods; a
+    # builder and a ready payload naming the data set both ask for it
+    with FakeDhis2(version="2.41") as fake:
+        seed(fake)
+        lmis = lmis_for(fake)
+        builder = lmis.data_value_set(period="2026W10", org_unit=FACILITY)
+        builder.add(AMOX, 340)
+        summary = lmis.push_data_values(builder.build() if as_payload else builder)
+        stored = list(fake.data_values)
+    assert (summary.imported, summary.ignored) == (0, 1)
+    assert [c.error_code for c in summary.conflicts] == ["E7632"]
+    assert stored == []
+
+
 def test_an_aborted_import_raises_with_the_summary() -> None:
     with FakeDhis2(version="2.40") as fake:
         seed(fake)

@@ -22,7 +22,7 @@ _T = TypeVar("_T")
 
 
 def with_progress(
-    iterable: Iterable[_T], *, desc: str, enabled: bool, unit: str = "record"
+    iterable: Iterable[_T], *, desc: str, enabled: bool, unit: str = "records"
 ) -> Iterator[_T]:
     """Yield the items of ``iterable``, counting them on a tqdm bar when ``enabled``.
 
@@ -34,7 +34,7 @@ def with_progress(
         iterable: what to count, usually a fetcher's iterator.
         desc: the bar's label, e.g. ``"requisitions"``.
         enabled: False returns a plain iterator over ``iterable`` (no tqdm import at all).
-        unit: what one item is called on the bar.
+        unit: what the items are called on the bar ("requisitions: 8 records").
 
     Returns:
         An iterator over the same items in the same order.
@@ -50,7 +50,8 @@ def with_progress(
 
 
 def _counted(iterable: Iterable[_T], tqdm: type, *, desc: str, unit: str) -> Iterator[_T]:
-    bar = tqdm(desc=desc, unit=unit, file=sys.stderr, disable=False, leave=True)
+    # tqdm writes the unit straight after the number ("8record"): the space is ours to add.
+    bar = tqdm(desc=desc, unit=f" {unit}", file=sys.stderr, disable=False, leave=True)
     try:
         for item in iterable:
             bar.update(1)

@@ -910,7 +910,8 @@ class Preflight:
                         "error",
                         f"{_rows_text(names)}: period {period_id} is {period.type.value}, but "
                         f"data set {data_set.ref.label} has period type "
-                        f"{data_set.period_type}: DHIS2 would reject these values",
+                        f"{data_set.period_type}: its forms and reports never read these values, "
+                        "and DHIS2 refuses them (the push sends strictPeriods)",
                         f'set lmis.period_format = "{data_set.period_type}" or give a '
                         f"{data_set.period_type} period id",
                         f"period {period_id}",

@@ -841,12 +841,14 @@ def push_data_value_set(
     strict = False
     if isinstance(payload_or_builder, DataValueSetBuilder):
         strict = payload_or_builder.strict_category_option_combos
+        data_set = payload_or_builder.data_set
         total = len(payload_or_builder)
         named: Iterable[_Chunk] = payload_or_builder._chunks(chunk_size)
         refused = payload_or_builder.rejected
     else:
         rows = _payload_rows(payload_or_builder)
         head = {k: v for k, v in payload_or_builder.items() if k != "dataValues"}
+        data_set = _text_or_none(head, "dataSet")
         total = len(rows)
         named = _chunks(head, rows, chunk_size)
     chunk_count = -(-total // chunk_size)
@@ -863,6 +865,10 @@ def push_data_value_set(
     }
     if strict:
         params["strictCategoryOptionCombos"] = "true"
+    if data_set:
+        # Without it DHIS2 stores a weekly period's values for a monthly data set, where none
+        # of the data set's forms or reports read them.
+        params["strictPeriods"] = "true"
     parts: list[tuple[ImportSummary, int]] = []
     offset = 0
     for number, (chunk, names) in enumerate(named, start=1):

@@ -189,8 +189,9 @@ class StockReportReader:
                 incremental reads.
 
         Raises:
-            PeriodError: ``period`` is not a valid period id, or the range is reversed
-                (raised at once, before any request).
+            PeriodError: ``period`` is not a valid period id, is one of another period type
+                than ``period_format``'s, or the range is reversed (raised at once, before
+                any request).
             UnknownReferenceError: ``org_unit`` holds a code no org unit has.
             Dhis2Error: a request failed (see :meth:`Dhis2Session.request`).
         """
@@ -213,7 +214,8 @@ class StockReportReader:
         """The period ids ``period`` stands for (see :meth:`read`).
 
         Raises:
-            PeriodError: not a valid period id, or a reversed range.
+            PeriodError: not a valid period id, a period id of another type than
+                ``period_format``'s, or a reversed range.
         """
         if isinstance(period, tuple):
             start, end = period
@@ -230,7 +232,16 @@ class StockReportReader:
             return tuple(ids)
         if isinstance(period, date):
             return (format_period(period, self.period_format),)
-        return (parse_period(period).id,)
+        parsed = parse_period(period)
+        if parsed.type != self.period_type:
+            # DHIS2 matches the exact period id: a weekly id on a monthly data set reads nothing
+            raise PeriodError(
+                f"period {parsed.id} is {parsed.type.value}, but the data set's periods are "
+                f"{self.period_type.value} (lmis.period_format {self.period_format!r}): "
+                f"its reports hold no values for {parsed.id}",
+                value=period,
+            )
+        return (parsed.id,)
 
     # -- requests --------------------------------------------------------------------------------
 

@@ -48,6 +48,7 @@ from dhis2_lmis.errors import (
     Dhis2Error,
     ImportFailedError,
     PackingListError,
+    RequestRejectedError,
     UnknownReferenceError,
 )
 from dhis2_lmis.lmis.checks import PreflightError
@@ -190,12 +191,26 @@ def _common_options(*, in_subcommand: bool) -> argparse.ArgumentParser:
 
 
 def _since(text: str) -> datetime:
+    """A ``YYYY-MM-DD`` date or ``YYYY-MM-DDTHH:MM[:SS[.fff]]`` time, with an optional offset.
+
+    Only those forms, on every Python: 3.11's ``datetime.fromisoformat`` also reads ``2026W10``
+    and ``20261101``, which 3.10 refuses (the ``--period`` fix, ``_period_arg``, is the same).
+    """
+    bad = argparse.ArgumentTypeError(
+        f"not an ISO date or time: {text!r} (e.g. 2026-11-01 or 2026-11-01T08:00)"
+    )
+    if not _ISO_TIME.fullmatch(text.strip()):
+        raise bad
     try:
         return datetime.fromisoformat(text.strip().replace("Z", "+00:00"))
     except ValueError:
-        raise argparse.ArgumentTypeError(
-            f"not an ISO date or time: {text!r} (e.g. 2026-11-01 or 2026-11-01T08:00)"
-        ) from None
+        raise bad from None
+
+
+_ISO_TIME = re.compile(
+    r"\d{4}-\d{2}-\d{2}"
+    r"([T ]\d{2}:\d{2}(:\d{2}(\.\d{3}|\.\d{6})?)?(Z|[+-]\d{2}:\d{2})?)?"
+)
 
 
 def _programs(text: str) -> tuple[str, ...]:
@@ -308,7 +323,10 @@ def build_parser() -> argparse.ArgumentParser:
         help="which program to read, or stock-reports: the [lmis] data_set's values",
     )
     pull.add_argument(
-        "--since", type=_since, metavar="ISO", help="only events updated after this time"
+        "--since",
+        type=_since,
+        metavar="ISO",
+        help="only events updated after this time (2026-11-01 or 2026-11-01T08:00[+02:00])",
     )
     pull.add_argument("--org-unit", metavar="UID", help="only this org unit")
     pull.add_argument("--raw", action="store_true", help="print the raw events, not records")
@@ -700,21 +718,35 @@ def _cmd_pull(args: argparse.Namespace) -> int:
     with _open_lmis(args, config) as lmis:
         if what == "stock-reports":
             return _pull_stock_reports(lmis, args)
-        program: Literal["order", "receipt", "str"] = (
-            "order" if what == "order" else "receipt" if what == "receipt" else "str"
-        )
-        since, org_unit = args.since, args.org_unit
-        if args.raw:
-            events = lmis.pull(program, since=since, org_unit=org_unit)
-            return _emit(_progress(events), _event_rows, args.format)
-        if program == "order":
-            requisitions = lmis.fetch_completed_requisitions(since=since, org_unit=org_unit)
-            return _emit(_progress(requisitions), _requisition_rows, args.format)
-        if program == "receipt":
-            receipts = lmis.fetch_completed_receipts(since=since, org_unit=org_unit)
-            return _emit(_progress(receipts), _receipt_rows, args.format)
-        transactions = lmis.fetch_stock_transactions(since=since, org_unit=org_unit)
-        return _emit(_progress(transactions), _transaction_rows, args.format)
+        try:
+            return _pull_events(lmis, args, what)
+        except RequestRejectedError as exc:
+            if not args.org_unit or args.org_unit not in (exc.dhis2_message or ""):
+                raise
+            raise _UsageError(
+                f"--org-unit {args.org_unit}: DHIS2 knows no such org unit "
+                f"({exc.dhis2_message}); check the org unit's UID or code, and run "
+                f"`{_PROG} check` to see which org units the server has for your stores"
+            ) from exc
+
+
+def _pull_events(lmis: Dhis2Lmis, args: argparse.Namespace, what: str) -> int:
+    """Print the records (or with ``--raw`` the events) of one program."""
+    program: Literal["order", "receipt", "str"] = (
+        "order" if what == "order" else "receipt" if what == "receipt" else "str"
+    )
+    since, org_unit = args.since, args.org_unit
+    if args.raw:
+        events = lmis.pull(program, since=since, org_unit=org_unit)
+        return _emit(_progress(events), _event_rows, args.format)
+    if program == "order":
+        requisitions = lmis.fetch_completed_requisitions(since=since, org_unit=org_unit)
+        return _emit(_progress(requisitions), _requisition_rows, args.format)
+    if program == "receipt":
+        receipts = lmis.fetch_completed_receipts(since=since, org_unit=org_unit)
+        return _emit(_progress(receipts), _receipt_rows, args.format)
+    transactions = lmis.fetch_stock_transactions(since=since, org_unit=org_unit)
+    return _emit(_progress(transactions), _transaction_rows, args.format)
 
 
 def _pull_stock_reports(lmis: Dhis2Lmis, args: argparse.Namespace) -> int:

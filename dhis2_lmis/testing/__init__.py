@@ -1,10 +1,13 @@
 """An offline DHIS2 for tests and demos: ``FakeDhis2`` and the records it stores.
 
 Stdlib only (no pytest, no requests), so ``dhis2-lmis demo`` can start it quickly; the pytest
-fixtures live in ``dhis2_lmis.testing.plugin``.
+fixtures live in ``dhis2_lmis.testing.plugin``. ``LocalSmtpServer`` and ``ReceivedMail`` are
+built on aiosmtpd (the ``testing`` extra) and imported only when first used.
 """
 
 from __future__ import annotations
+
+from typing import TYPE_CHECKING
 
 from dhis2_lmis.testing._demo import DEMO, DemoIds, seed_demo
 from dhis2_lmis.testing._fake import FakeDhis2
@@ -24,7 +27,9 @@ from dhis2_lmis.testing._world import (
     TrackedEntityAttribute,
     User,
 )
-from dhis2_lmis.testing.smtp import LocalSmtpServer, ReceivedMail
+
+if TYPE_CHECKING:  # pragma: no cover - imported on first use, see __getattr__
+    from dhis2_lmis.testing.smtp import LocalSmtpServer, ReceivedMail
 
 __all__ = [
     "DEMO",
@@ -50,3 +55,12 @@ __all__ = [
     "User",
     "seed_demo",
 ]
+
+
+def __getattr__(name: str) -> object:
+    """Import the SMTP test server (and so aiosmtpd) only when it is asked for."""
+    if name in ("LocalSmtpServer", "ReceivedMail"):
+        from dhis2_lmis.testing import smtp  # noqa: PLC0415 - optional extra, on first use
+
+        return getattr(smtp, name)
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

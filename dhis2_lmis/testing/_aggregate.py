@@ -420,7 +420,7 @@ def import_data_values(fake: FakeDhis2, body: Json, opts: _Options, user: User |
                 continue
             if opts.strict_periods:
                 types = {d.period_type for d in world.data_sets.values() if de in d.data_elements}
-                if types and pe_info[0] not in types:
+                if pe_info[0] not in types:  # DHIS2: none when no data set holds it
                     summary.conflict(
                         "E7632",
                         pe,

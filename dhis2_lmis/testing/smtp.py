@@ -1,9 +1,10 @@
 """LocalSmtpServer: a real SMTP server on 127.0.0.1 for testing error e-mails offline.
 
-Just enough ESMTP for :mod:`smtplib`: EHLO/HELO, AUTH PLAIN and LOGIN, MAIL, RCPT, DATA, RSET,
-NOOP, QUIT. STARTTLS is advertised but always refused (454), like a server whose TLS is broken,
-so the error path of a ``starttls = true`` configuration can be tested too. Standard library
-only, like :class:`~dhis2_lmis.testing.FakeDhis2`.
+The SMTP dialogue is aiosmtpd's (the ``testing`` extra), a maintained server that smtplib is
+tested against; this module only adds what tests of a bridge need around it: a free port, the
+received messages as :class:`ReceivedMail`, optional credentials for AUTH PLAIN / LOGIN, and
+STARTTLS advertised but refused (454), like a server whose TLS is broken, so the error path of a
+``starttls = true`` configuration can be tested too.
 
 Example::
 
@@ -15,16 +16,27 @@ Example::
 
 from __future__ import annotations
 
-import base64
 import email
 import email.policy
-import socketserver
+import socket
 import threading
 from dataclasses import dataclass
 from email.message import EmailMessage
 from types import TracebackType
+from typing import Any
+
+from dhis2_lmis.errors import MissingExtraError
+
+try:
+    from aiosmtpd.controller import Controller
+    from aiosmtpd.smtp import SMTP, AuthResult, Envelope, LoginPassword, Session
+except ImportError as exc:  # the testing extra is optional: FakeDhis2 needs none of it
+    raise MissingExtraError("aiosmtpd", "LocalSmtpServer", extra="testing") from exc
 
 __all__ = ["LocalSmtpServer", "ReceivedMail"]
+
+# The mechanisms aiosmtpd implements; those not advertised are excluded per connection.
+_MECHANISMS = frozenset({"PLAIN", "LOGIN"})
 
 
 @dataclass(frozen=True)
@@ -43,49 +55,48 @@ class ReceivedMail:
         return message
 
 
-class LocalSmtpServer(socketserver.ThreadingTCPServer):
+class LocalSmtpServer:
     """An SMTP server on a free port of 127.0.0.1, serving from a thread while entered.
 
     Args:
-        auth_mechanisms: the AUTH mechanisms advertised in EHLO.
+        auth_mechanisms: the AUTH mechanisms advertised in EHLO (``"PLAIN"``, ``"LOGIN"`` or
+            both); settable while serving, it applies from the next connection.
 
     Attributes:
-        credentials: when set, the only ``(user, password)`` AUTH accepts.
+        credentials: when set, the only ``(user, password)`` AUTH accepts; any otherwise.
         messages: every message received, in order.
-        connections: how many sessions were opened.
+        connections: how many SMTP sessions were opened (greeted with EHLO).
     """
 
-    daemon_threads = True
-    allow_reuse_address = True
-
     def __init__(self, *, auth_mechanisms: str = "PLAIN LOGIN") -> None:
-        super().__init__(("127.0.0.1", 0), _SmtpHandler)
         self.auth_mechanisms = auth_mechanisms
         self.credentials: tuple[str, str] | None = None
         self.messages: list[ReceivedMail] = []
         self.connections = 0
         self.lock = threading.Lock()
-        self._thread: threading.Thread | None = None
+        # Bound now, so the port is known before start() and no other process can take it.
+        self._socket = socket.create_server(("127.0.0.1", 0))
+        self._port = int(self._socket.getsockname()[1])
+        self._controller: _Controller | None = None
 
     @property
     def port(self) -> int:
         """The port it listens on."""
-        return int(self.server_address[1])
+        return self._port
 
     def start(self) -> LocalSmtpServer:
         """Serve from a daemon thread (idempotent)."""
-        if self._thread is None:
-            self._thread = threading.Thread(target=self.serve_forever, args=(0.01,), daemon=True)
-            self._thread.start()
+        if self._controller is None:
+            self._controller = _Controller(self)
+            self._controller.start()
         return self
 
     def stop(self) -> None:
         """Stop serving and release the port."""
-        if self._thread is not None:
-            self.shutdown()
-            self._thread.join()
-            self._thread = None
-        self.server_close()
+        if self._controller is not None:
+            self._controller.stop()
+            self._controller = None
+        self._socket.close()
 
     def __enter__(self) -> LocalSmtpServer:
         return self.start()
@@ -98,95 +109,64 @@ class LocalSmtpServer(socketserver.ThreadingTCPServer):
     ) -> None:
         self.stop()
 
+    # -- aiosmtpd handler hooks (called on the server's event loop) ----------------------------
 
-class _SmtpHandler(socketserver.StreamRequestHandler):
-    timeout = 5
-    server: LocalSmtpServer
+    async def handle_EHLO(  # noqa: N802 - aiosmtpd's hook name
+        self,
+        server: SMTP,
+        session: Session,
+        envelope: Envelope,
+        hostname: str,
+        responses: list[str],
+    ) -> list[str]:
+        """Count the session and advertise STARTTLS, which aiosmtpd then refuses with 454."""
+        session.host_name = hostname
+        with self.lock:
+            self.connections += 1
+        return [*responses[:-1], "250-STARTTLS", responses[-1]]
 
-    def reply(self, line: str) -> None:
-        self.wfile.write(line.encode() + b"\r\n")
+    async def handle_DATA(  # noqa: N802 - aiosmtpd's hook name
+        self, server: SMTP, session: Session, envelope: Envelope
+    ) -> str:
+        """Keep the message, with who sent it and as which user."""
+        data = envelope.original_content or b""
+        user = session.auth_data if isinstance(session.auth_data, str) else None
+        mail = ReceivedMail(envelope.mail_from or "", tuple(envelope.rcpt_tos), data, user)
+        with self.lock:
+            self.messages.append(mail)
+        return "250 queued"
 
-    def read_line(self) -> str:
-        raw = self.rfile.readline()
-        if not raw.endswith(b"\n"):
-            raise EOFError  # the client went away mid-line (or sent TLS to a plain server)
-        return raw.decode("utf-8", "replace").rstrip("\r\n")
+    def authenticate(
+        self, server: SMTP, session: Session, envelope: Envelope, mechanism: str, auth_data: Any
+    ) -> AuthResult:
+        """Accept the configured credentials, or anyone when none are set."""
+        if not isinstance(auth_data, LoginPassword):
+            return AuthResult(success=False, handled=False)
+        user = auth_data.login.decode("utf-8", "replace")
+        password = auth_data.password.decode("utf-8", "replace")
+        expected = self.credentials
+        if expected is not None and expected != (user, password):
+            return AuthResult(success=False, handled=False)
+        return AuthResult(success=True, auth_data=user)
 
-    def handle(self) -> None:
-        with self.server.lock:
-            self.server.connections += 1
-        try:
-            self.converse()
-        except (EOFError, OSError):
-            return
 
-    def converse(self) -> None:
-        mail_from = ""
-        rcpt: list[str] = []
-        user: str | None = None
-        self.reply("220 127.0.0.1 test ESMTP")
-        while True:
-            verb, _, arg = self.read_line().partition(" ")
-            verb = verb.upper()
-            if verb == "EHLO":
-                self.reply("250-127.0.0.1")
-                self.reply(f"250-AUTH {self.server.auth_mechanisms}")
-                self.reply("250-STARTTLS")
-                self.reply("250 HELP")
-            elif verb == "HELO":
-                self.reply("250 127.0.0.1")
-            elif verb == "STARTTLS":
-                self.reply("454 4.7.0 TLS not available")
-            elif verb == "AUTH":
-                user = self.authenticate(arg)
-                if user is None:
-                    self.reply("535 5.7.8 authentication failed")
-                else:
-                    self.reply("235 2.7.0 authenticated")
-            elif verb == "MAIL":
-                mail_from = arg.partition(":")[2].split()[0].strip("<>")
-                rcpt = []
-                self.reply("250 OK")
-            elif verb == "RCPT":
-                rcpt.append(arg.partition(":")[2].strip().strip("<>"))
-                self.reply("250 OK")
-            elif verb == "DATA":
-                self.reply("354 end with <CRLF>.<CRLF>")
-                data = self.read_data()
-                with self.server.lock:
-                    self.server.messages.append(ReceivedMail(mail_from, tuple(rcpt), data, user))
-                self.reply("250 queued")
-            elif verb in ("RSET", "NOOP"):
-                self.reply("250 OK")
-            elif verb == "QUIT":
-                self.reply("221 bye")
-                return
-            else:
-                self.reply("500 unknown command")
+class _Controller(Controller):
+    """aiosmtpd's threaded controller, serving on the socket bound by LocalSmtpServer."""
 
-    def read_data(self) -> bytes:
-        lines: list[bytes] = []
-        while True:
-            raw = self.rfile.readline()
-            if raw in (b".\r\n", b".\n", b""):
-                return b"".join(lines)
-            lines.append(raw[1:] if raw.startswith(b"..") else raw)
+    def __init__(self, owner: LocalSmtpServer) -> None:
+        super().__init__(owner, hostname="127.0.0.1", port=owner.port, ready_timeout=5.0)
+        self.owner = owner
 
-    def authenticate(self, arg: str) -> str | None:
-        mechanism, _, initial = arg.partition(" ")
-        if mechanism.upper() == "PLAIN":
-            if not initial:
-                self.reply("334 ")
-                initial = self.read_line()
-            _, user, password = base64.b64decode(initial).decode().split("\0")
-        elif mechanism.upper() == "LOGIN":
-            if not initial:
-                self.reply("334 " + base64.b64encode(b"Username:").decode())
-                initial = self.read_line()
-            user = base64.b64decode(initial).decode()
-            self.reply("334 " + base64.b64encode(b"Password:").decode())
-            password = base64.b64decode(self.read_line()).decode()
-        else:
-            return None
-        expected = self.server.credentials
-        return user if expected is None or expected == (user, password) else None
+    def factory(self) -> SMTP:
+        """One SMTP protocol per connection, offering the mechanisms asked for now."""
+        offered = set(self.owner.auth_mechanisms.upper().split())
+        return SMTP(
+            self.handler,
+            hostname="127.0.0.1",
+            authenticator=self.owner.authenticate,
+            auth_require_tls=False,
+            auth_exclude_mechanism=sorted(_MECHANISMS - offered),
+        )
+
+    def _create_server(self) -> Any:  # aiosmtpd's hook for how the server listens
+        return self.loop.create_server(self._factory_invoker, sock=self.owner._socket)

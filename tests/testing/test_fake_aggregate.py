@@ -134,6 +134,21 @@ def test_strict_periods_rejects_a_period_of_the_wrong_type(fake_dhis2, client):
     assert summary["conflicts"][0]["errorCode"] == "E7632"
 
 
+def test_strict_periods_rejects_a_data_element_no_data_set_holds(fake_dhis2, client):
+    # DHIS2 takes a data element's period types from its data sets: none, so no period fits
+    seed(fake_dhis2)
+    fake_dhis2.add_data_element("LooseDe0001", "LOOSE", "In no data set")
+    body = {
+        "period": "202404",
+        "orgUnit": FAC,
+        "dataValues": [{"dataElement": "LooseDe0001", "value": "1"}],
+    }
+    url = f"{fake_dhis2.url}/api/dataValueSets?strictPeriods=true"
+    summary = client(fake_dhis2).post(url, json=body).json()["response"]
+    assert [c["errorCode"] for c in summary["conflicts"]] == ["E7632"]
+    assert fake_dhis2.data_values == []
+
+
 def test_code_id_scheme_and_dry_run(fake_dhis2, client):
     seed(fake_dhis2)
     body = {

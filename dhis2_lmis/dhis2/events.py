@@ -155,6 +155,7 @@ def iter_events(session: Dhis2Session, query: EventQuery, *, workers: int = 1) -
                     continue
                 seen.add(event.uid)
             yield event
+        del events  # freed before the next page is decoded: its memory is reused, not grown
 
 
 @attrs.define
@@ -225,6 +226,7 @@ class _WindowReader:
                     path=self.dialect.events_path,
                 )
             previous_uids = uids
+            del events  # not held while the next page is read (docs/performance.md)
             whole_page_one_stamp = page == 1 and first_stamp == last_stamp
             run = self._whole_run(last_stamp) if whole_page_one_stamp else None
             if run is not None and last_stamp is not None:

@@ -28,8 +28,8 @@ from datetime import datetime
 from multiprocessing.connection import Connection
 
 from dhis2_lmis import BasicAuth, Dhis2Session
-from dhis2_lmis.lmis.models import StockReport
-from dhis2_lmis.lmis.references import Customer, Item, ItemResolver, OrgUnitResolver
+from dhis2_lmis.lmis.models import Customer, Item, StockReport
+from dhis2_lmis.lmis.references import ItemResolver, OrgUnitResolver
 from dhis2_lmis.lmis.reports import StockReportReader
 
 ROOT = "BenchRoot01"

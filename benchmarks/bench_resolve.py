@@ -4,7 +4,7 @@ Run: ``python benchmarks/bench_resolve.py [--count N] [--version 2.41]``.
 
 The minimum is a lower bound over any packing: the bytes every code adds to the ``in`` filter
 (its encoded length plus an encoded comma), divided by what one URL of ``MAX_URL_LENGTH`` bytes
-leaves for them after the fixed part (base URL, path, ``fields``, ``paging``), rounded up.
+leaves for them after the fixed part (base URL, path, ``fields``, paging), rounded up.
 Times are printed for information only; nothing is asserted about them.
 """
 
@@ -16,8 +16,8 @@ import time
 from urllib.parse import quote_plus, urlencode
 
 from dhis2_lmis.dhis2.auth import BasicAuth
-from dhis2_lmis.dhis2.session import Dhis2Session
-from dhis2_lmis.lmis.references import MAX_URL_LENGTH, ItemResolver
+from dhis2_lmis.dhis2.session import MAX_URL_LENGTH, Dhis2Session
+from dhis2_lmis.lmis.references import ItemResolver
 from dhis2_lmis.testing import FakeDhis2
 
 FIELDS = "id,code,name,valueType,zeroIsSignificant"
@@ -25,7 +25,7 @@ FIELDS = "id,code,name,valueType,zeroIsSignificant"
 
 def minimum_requests(base_url: str, codes: list[str]) -> int:
     """The fewest ``code:in:[...]`` requests under the URL limit any packing could manage."""
-    params = {"filter": "code:in:[]", "fields": FIELDS, "paging": "false"}
+    params = {"filter": "code:in:[]", "fields": FIELDS, "page": 1, "pageSize": len(codes) + 1}
     fixed = len(f"{base_url}/api/dataElements?{urlencode(params)}")
     comma = len(quote_plus(","))
     capacity = MAX_URL_LENGTH - fixed + comma

@@ -8,16 +8,18 @@ from __future__ import annotations
 
 import logging
 
-__version__ = "0.1.0"
-
+from dhis2_lmis._version import __version__ as __version__
 from dhis2_lmis.client import Dhis2Lmis
 from dhis2_lmis.config import Dhis2Config
 from dhis2_lmis.dhis2.auth import BasicAuth, BodyAuth, TokenAuth
 from dhis2_lmis.dhis2.events import EventQuery, iter_events
-from dhis2_lmis.dhis2.imports import ImportConflict, ImportSummary
+from dhis2_lmis.dhis2.imports import ImportConflict, ImportFailedError, ImportSummary
+from dhis2_lmis.dhis2.metadata import DataElementInfo, OrgUnitInfo
 from dhis2_lmis.dhis2.periods import Period, PeriodError, PeriodType, format_period, parse_period
+from dhis2_lmis.dhis2.records import ConnectionCheck, DataValue, Event, Note, RecordProblem
 from dhis2_lmis.dhis2.retry import RetryPolicy
 from dhis2_lmis.dhis2.session import Dhis2Session
+from dhis2_lmis.dhis2.versions import ServerVersion
 from dhis2_lmis.errors import (
     AuthenticationError,
     ConfigError,
@@ -26,7 +28,6 @@ from dhis2_lmis.errors import (
     Dhis2DisabledError,
     Dhis2Error,
     Dhis2TimeoutError,
-    ImportFailedError,
     MissingExtraError,
     NotFoundError,
     PackingListError,
@@ -35,29 +36,31 @@ from dhis2_lmis.errors import (
     ResponseFormatError,
     ServerError,
     UnknownReferenceError,
+    UnsupportedVersionError,
 )
 from dhis2_lmis.lmis.checks import Finding, PreflightError
-from dhis2_lmis.lmis.datavalues import DataValueSetBuilder, DuplicateValueError, InvalidValueError
+from dhis2_lmis.lmis.datavalues import (
+    DataValueSetBuilder,
+    DuplicateValueError,
+    InvalidValueError,
+    ItemValueSetBuilder,
+)
 from dhis2_lmis.lmis.models import (
-    ConnectionCheck,
     ConsignmentReceipt,
-    DataValue,
-    Event,
-    RecordProblem,
+    Customer,
+    Item,
     Requisition,
     RequisitionLine,
     StockLevel,
     StockReport,
     StockReportLine,
     StockTransaction,
+    Store,
 )
 from dhis2_lmis.lmis.references import (
-    Customer,
-    Item,
     ItemResolver,
     LayoutResolver,
     OrgUnitResolver,
-    Store,
     load_customers,
     load_items,
     load_stores,
@@ -83,6 +86,7 @@ __all__ = [
     "ConnectionCheck",
     "ConsignmentReceipt",
     "Customer",
+    "DataElementInfo",
     "DataValue",
     "DataValueSetBuilder",
     "Dhis2Config",
@@ -102,9 +106,12 @@ __all__ = [
     "InvalidValueError",
     "Item",
     "ItemResolver",
+    "ItemValueSetBuilder",
     "LayoutResolver",
     "MissingExtraError",
     "NotFoundError",
+    "Note",
+    "OrgUnitInfo",
     "OrgUnitResolver",
     "PackingList",
     "PackingListError",
@@ -121,6 +128,7 @@ __all__ = [
     "RetryPolicy",
     "RunReport",
     "ServerError",
+    "ServerVersion",
     "SqliteStateStore",
     "StateError",
     "StateLockedError",
@@ -136,7 +144,7 @@ __all__ = [
     "SyncRunner",
     "TokenAuth",
     "UnknownReferenceError",
-    "__version__",
+    "UnsupportedVersionError",
     "format_period",
     "iter_events",
     "load_customers",

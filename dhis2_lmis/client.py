@@ -10,15 +10,17 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Callable, Iterable, Iterator, Mapping
-from datetime import date, datetime, timezone
+from datetime import date, datetime
 from types import TracebackType
 from typing import Literal
 
 from dhis2_lmis.config import Dhis2Config
+from dhis2_lmis.dhis2._clock import Clock, utc_now
 from dhis2_lmis.dhis2.auth import BasicAuth, BodyAuth, Dhis2Auth, TokenAuth
-from dhis2_lmis.dhis2.convert import current_username
+from dhis2_lmis.dhis2.convert import ME_FIELDS, current_username
 from dhis2_lmis.dhis2.imports import ImportSummary
 from dhis2_lmis.dhis2.periods import format_period, parse_period
+from dhis2_lmis.dhis2.records import ConnectionCheck, Event
 from dhis2_lmis.dhis2.retry import RetryPolicy
 from dhis2_lmis.dhis2.session import Dhis2Session
 from dhis2_lmis.errors import (
@@ -38,23 +40,17 @@ from dhis2_lmis.lmis.datavalues import (
     push_data_value_set,
 )
 from dhis2_lmis.lmis.models import (
-    ConnectionCheck,
     ConsignmentReceipt,
-    Event,
+    Customer,
+    Item,
     Requisition,
     StockLevel,
     StockReport,
     StockTransaction,
-)
-from dhis2_lmis.lmis.programs import ProgramKey, ProgramReader
-from dhis2_lmis.lmis.references import (
-    Customer,
-    Item,
-    ItemResolver,
-    LayoutResolver,
-    OrgUnitResolver,
     Store,
 )
+from dhis2_lmis.lmis.programs import ProgramKey, ProgramReader
+from dhis2_lmis.lmis.references import ItemResolver, LayoutResolver, OrgUnitResolver
 from dhis2_lmis.lmis.reports import PeriodSpec, StockReportReader
 from dhis2_lmis.lmis.stock import StockPusher, StockPushReport, StockReceipt
 
@@ -72,8 +68,10 @@ class Dhis2Lmis:
         stores: supplying stores; their ``store_field`` custom field holds the org unit.
         customers: requesting facilities (mSupply names); ``name_field`` holds the org unit.
         session: an existing session to use instead of one built from ``config.dhis2``.
-        on_connection: called with the time of each successful :meth:`test_connection`
-            (the sync's state store records it).
+        on_connection: called as ``on_connection(checked_at, server_version)`` after each
+            successful :meth:`test_connection`: the aware UTC time of the check and the
+            version string DHIS2 reported (the sync's state store records both).
+        now: the clock the connection check is stamped by.
 
     Example:
         >>> lmis = Dhis2Lmis(Dhis2Config.from_file("dhis2-lmis.toml"))  # doctest: +SKIP
@@ -90,10 +88,12 @@ class Dhis2Lmis:
         customers: Iterable[Customer] = (),
         session: Dhis2Session | None = None,
         on_connection: Callable[[datetime, str], None] | None = None,
+        now: Clock = utc_now,
     ) -> None:
         self.config = config
         self.session = session or _session_from(config)
         self.on_connection = on_connection
+        self._now = now
         self.last_successful_connection: datetime | None = None
         items, stores, customers = tuple(items), tuple(stores), tuple(customers)
         lmis = config.lmis
@@ -141,7 +141,6 @@ class Dhis2Lmis:
             ),
             item_code_attribute=table.stock_on_hand.attribute or table.received_quantity.attribute,
             page_size=config.sync.page_size,
-            legacy=config.dhis2.tracker_api == "legacy",
         )
 
     def __repr__(self) -> str:
@@ -166,11 +165,11 @@ class Dhis2Lmis:
 
     def test_connection(self) -> ConnectionCheck:
         """Check URL and credentials; never raises for network or authentication trouble."""
-        checked_at = datetime.now(timezone.utc)
+        checked_at = self._now()
         if not self.config.enabled:
             return ConnectionCheck(False, "DHIS2 integration is disabled", None, checked_at)
         try:
-            me = self.session.get_json("me", {"fields": "id,username,userCredentials[username]"})
+            me = self.session.get_json("me", {"fields": ME_FIELDS})
             version = str(self.session.version)
         except AuthenticationError as exc:
             return ConnectionCheck(False, f"Authentication failed: {exc}", None, checked_at)
@@ -191,9 +190,9 @@ class Dhis2Lmis:
 
     def fetch_completed_requisitions(
         self,
+        *,
         since: datetime | None = None,
         org_unit: str | None = None,
-        *,
         progress: bool = False,
         workers: int = 1,
     ) -> Iterator[Requisition]:
@@ -212,9 +211,9 @@ class Dhis2Lmis:
 
     def fetch_completed_receipts(
         self,
+        *,
         since: datetime | None = None,
         org_unit: str | None = None,
-        *,
         progress: bool = False,
         workers: int = 1,
     ) -> Iterator[ConsignmentReceipt]:
@@ -227,9 +226,9 @@ class Dhis2Lmis:
 
     def fetch_stock_transactions(
         self,
+        *,
         since: datetime | None = None,
         org_unit: str | None = None,
-        *,
         progress: bool = False,
         workers: int = 1,
     ) -> Iterator[StockTransaction]:
@@ -241,7 +240,7 @@ class Dhis2Lmis:
         return with_progress(records, desc="stock transactions", enabled=progress)
 
     def fetch_stock_on_hand(
-        self, org_unit: str | None = None, *, progress: bool = False
+        self, *, org_unit: str | None = None, progress: bool = False
     ) -> Iterator[StockLevel]:
         """ "RTS SOH raw data": the latest stock on hand per (org unit, item).
 
@@ -260,8 +259,8 @@ class Dhis2Lmis:
     def fetch_stock_reports(
         self,
         period: PeriodSpec,
-        org_unit: str | None = None,
         *,
+        org_unit: str | None = None,
         children: bool = False,
         since: datetime | None = None,
         progress: bool = False,
@@ -299,9 +298,9 @@ class Dhis2Lmis:
     def pull(
         self,
         program: ProgramKey,
+        *,
         since: datetime | None = None,
         org_unit: str | None = None,
-        *,
         progress: bool = False,
         workers: int = 1,
     ) -> Iterator[Event]:
@@ -464,7 +463,6 @@ class Dhis2Lmis:
             stock_on_hand=self.reader.stock_on_hand,
             received_quantity=self.reader.received_quantity,
             item_code_attribute=attribute,
-            legacy=self.reader.legacy,
         )
 
     def _no_items(self) -> ItemResolver:
@@ -523,4 +521,5 @@ def _session_from(config: Dhis2Config) -> Dhis2Session:
         retry=RetryPolicy(attempts=server.max_attempts),
         verify=server.verify_tls,
         enabled=server.enabled,
+        legacy_events=server.tracker_api == "legacy",
     )

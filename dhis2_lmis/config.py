@@ -38,7 +38,7 @@ from cattrs import ClassValidationError, Converter, ForbiddenExtraKeysError, tra
 from cattrs.gen import make_dict_structure_fn, override
 
 from dhis2_lmis.dhis2._json import JsonObject
-from dhis2_lmis.dhis2._uids import is_uid
+from dhis2_lmis.dhis2._uids import IdScheme, is_uid
 from dhis2_lmis.errors import ConfigError, ConfigProblem
 
 if sys.version_info >= (3, 11):
@@ -77,7 +77,6 @@ log = logging.getLogger(__name__)
 AuthMode = Literal["basic", "body", "token"]
 ClientAuth = Literal["header", "body"]
 TrackerApi = Literal["auto", "tracker", "legacy"]
-IdScheme = Literal["CODE", "UID"]
 ItemField = Literal[
     "universal_code", "user_field_1", "user_field_2", "user_field_3", "user_field_6"
 ]

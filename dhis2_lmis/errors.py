@@ -13,12 +13,13 @@
     ├── RequestRejectedError     400/409/422 the server explained: fix the request or data
     ├── ServerError              5xx after retries: the server or its proxy is unwell
     ├── ResponseFormatError      the body is not the JSON DHIS2 should send
-    ├── ImportFailedError        an import was aborted; carries the normalised summary
+    ├── UnsupportedVersionError  the server is older than the oldest supported DHIS2
+    ├── ImportFailedError        an import was aborted; carries the summary (in dhis2.imports)
     ├── UnknownReferenceError    an item, store or org unit has no counterpart
     ├── PeriodError (ValueError) a period id, type or format DHIS2 does not know
     ├── InvalidValueError (ValueError)  a data value that cannot be sent as given
     │   └── DuplicateValueError  the same data value key added twice
-    ├── PreflightError (ValueError)     a push would lose values; nothing was sent
+    ├── PreflightError (ValueError)     a push would lose values (in lmis.checks)
     ├── StateError               the sync's state file cannot be used (left untouched)
     ├── StateLockedError         another sync runner holds the state file
     └── MissingExtraError (ImportError) an optional extra (pandas) is not installed
@@ -37,8 +38,7 @@ from typing import TYPE_CHECKING
 import attrs
 
 if TYPE_CHECKING:  # pragma: no cover - import for type checkers only
-    from dhis2_lmis.dhis2.imports import ImportSummary
-    from dhis2_lmis.lmis.checks import Finding
+    pass
 
 __all__ = [
     "AuthenticationError",
@@ -49,20 +49,19 @@ __all__ = [
     "Dhis2Error",
     "Dhis2TimeoutError",
     "DuplicateValueError",
-    "ImportFailedError",
     "InvalidValueError",
     "MissingExtraError",
     "NotFoundError",
     "PackingListError",
     "PeriodError",
     "PermissionDeniedError",
-    "PreflightError",
     "RequestRejectedError",
     "ResponseFormatError",
     "ServerError",
     "StateError",
     "StateLockedError",
     "UnknownReferenceError",
+    "UnsupportedVersionError",
     "redact_path",
 ]
 
@@ -224,20 +223,13 @@ class ResponseFormatError(Dhis2Error):
     """The response body is not the JSON DHIS2 should send (malformed, truncated, wrong shape)."""
 
 
-class ImportFailedError(Dhis2Error):
-    """An import was aborted by DHIS2 (status ERROR); ``summary`` holds the normalised result."""
+class UnsupportedVersionError(Dhis2Error):
+    """The server runs a DHIS2 older than the oldest this library supports (2.36).
 
-    def __init__(
-        self,
-        message: str,
-        *,
-        summary: ImportSummary,
-        method: str | None = None,
-        path: str | None = None,
-        status: int | None = None,
-    ) -> None:
-        self.summary = summary
-        super().__init__(message, method=method, path=path, status=status)
+    Nothing was read or written: the names older versions use are not known here, and guessing
+    them could read the wrong events. Upgrade DHIS2, or use a release of this library that
+    supports it.
+    """
 
 
 class UnknownReferenceError(Dhis2Error):
@@ -331,24 +323,6 @@ class StateLockedError(Dhis2Error):
         self.holder_pid = holder_pid
         self.holder_owner = holder_owner
         super().__init__(message)
-
-
-class PreflightError(Dhis2Error, ValueError):
-    """A data value set would lose or have rejected some values; nothing was sent.
-
-    ``findings`` lists every problem found in the push (rows the builder refused, values DHIS2
-    would refuse for their value type or option set, zeros it would drop, data elements, option
-    combos and org units outside the data set, periods of the wrong type or closed), each naming
-    the rows concerned the way the caller sees them (``values.csv:7``, ``row 3``). Fix the data or
-    the DHIS2 metadata, then push again.
-    """
-
-    def __init__(self, findings: Sequence[Finding]) -> None:
-        self.findings: tuple[Finding, ...] = tuple(findings)
-        lines = "\n  ".join(str(f) for f in self.findings)
-        super().__init__(
-            f"preflight found {len(self.findings)} problem(s); nothing was sent:\n  {lines}"
-        )
 
 
 class MissingExtraError(Dhis2Error, ImportError):

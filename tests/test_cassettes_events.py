@@ -8,6 +8,7 @@ wrong dialect finds no recording and fails. Sources: tests/cassettes/events/SOUR
 
 from __future__ import annotations
 
+import json
 from datetime import datetime, timedelta, timezone
 
 import pytest
@@ -15,12 +16,12 @@ from dateutil import tz
 from vcr.errors import CannotOverwriteExistingCassetteException
 
 from dhis2_lmis.dhis2.auth import BasicAuth
+from dhis2_lmis.dhis2.convert import structure_event
 from dhis2_lmis.dhis2.events import EventQuery, iter_events
+from dhis2_lmis.dhis2.records import Event
 from dhis2_lmis.dhis2.session import Dhis2Session
-from dhis2_lmis.dhis2.versions import events_dialect
-from dhis2_lmis.errors import ResponseFormatError
-from dhis2_lmis.lmis.models import Event
-from tests._cassettes import base_url, cassette_names, replay
+from dhis2_lmis.errors import ConfigError, UnsupportedVersionError
+from tests._cassettes import base_url, cassette_names, recorded_bodies, replay
 
 # cassette, version, time zone, items key of the dialect
 TRACKER = [
@@ -34,13 +35,13 @@ LEGACY = "events/legacy_events_2.28.yaml"
 ANDROID_PROGRAM = "lxAQ7Zs9VYR"
 
 
-def _session(cassette: str) -> Dhis2Session:
-    return Dhis2Session(base_url(cassette), auth=BasicAuth("u", "p"))
+def _session(cassette: str, *, legacy_events: bool = False) -> Dhis2Session:
+    return Dhis2Session(base_url(cassette), auth=BasicAuth("u", "p"), legacy_events=legacy_events)
 
 
 def _read(cassette: str, query: EventQuery, *, legacy: bool = False) -> list[Event]:
-    with replay(cassette) as recording, _session(cassette) as session:
-        events = list(iter_events(session, query, legacy=legacy))
+    with replay(cassette) as recording, _session(cassette, legacy_events=legacy) as session:
+        events = list(iter_events(session, query))
         assert recording.all_played
         assert recording.play_count == 2  # system/info once, then the single page
     return events
@@ -56,10 +57,10 @@ def test_cassette_version_selects_the_dialect_of_its_page(
 ) -> None:
     with replay(cassette), _session(cassette) as session:
         assert session.version.parts == version
-        dialect = events_dialect(session.version)
-    assert not dialect.legacy
-    assert dialect.path == "tracker/events"
-    assert dialect.items_key == items_key
+        dialect = session.dialect
+    assert not dialect.legacy_events
+    assert dialect.events_path == "tracker/events"
+    assert dialect.events_keys[0] == items_key
 
 
 @pytest.mark.parametrize(("cassette", "version", "zone", "items_key"), TRACKER, ids=TRACKER_IDS)
@@ -130,20 +131,20 @@ def test_legacy_flag_sends_the_read_to_api_events_instead(
     """The cassette holds only the tracker page, so the legacy request finds no recording."""
     with (
         replay(cassette),
-        _session(cassette) as session,
+        _session(cassette, legacy_events=True) as session,
         pytest.raises(CannotOverwriteExistingCassetteException, match=r"/api/events\?"),
     ):
-        list(iter_events(session, EventQuery(program=ANDROID_PROGRAM), legacy=True))
+        list(iter_events(session, EventQuery(program=ANDROID_PROGRAM)))
 
 
 def test_legacy_flag_is_refused_on_a_server_without_api_events() -> None:
     cassette = "events/tracker_events_2.43.yaml"
     with (
         replay(cassette),
-        _session(cassette) as session,
-        pytest.raises(ResponseFormatError, match="no legacy /api/events"),
+        _session(cassette, legacy_events=True) as session,
+        pytest.raises(ConfigError, match="no legacy /api/events"),
     ):
-        list(iter_events(session, EventQuery(program=ANDROID_PROGRAM), legacy=True))
+        list(iter_events(session, EventQuery(program=ANDROID_PROGRAM)))
 
 
 # -- legacy /api/events (2.28) -------------------------------------------------------------------
@@ -153,18 +154,25 @@ def _legacy_query() -> EventQuery:
     return EventQuery(program="eBAyeGv0exc", org_unit="DiszpKrYNg8", page_size=50)
 
 
-def test_a_228_server_is_read_with_the_legacy_dialect() -> None:
-    with replay(LEGACY), _session(LEGACY) as session:
-        assert session.version.parts == (2, 28, 0, 0)
-        assert session.time_zone is None
-        dialect = events_dialect(session.version)
-    assert dialect.legacy
-    assert dialect.path == "events"
+@pytest.mark.parametrize("legacy", [False, True], ids=["auto", "legacy_events"])
+def test_a_228_server_is_refused_as_older_than_supported(legacy: bool) -> None:
+    with (
+        replay(LEGACY) as recording,
+        _session(LEGACY, legacy_events=legacy) as session,
+        pytest.raises(UnsupportedVersionError, match=r"2\.28.* older than 2\.36"),
+    ):
+        list(iter_events(session, _legacy_query()))
+    assert recording.play_count == 1  # system/info only: no events were asked for
 
 
-@pytest.mark.parametrize("legacy", [False, True], ids=["auto", "legacy=True"])
-def test_iter_events_reads_the_legacy_events_page(legacy: bool) -> None:
-    (event,) = _read(LEGACY, _legacy_query(), legacy=legacy)
+def _legacy_page() -> list[Event]:
+    """The recorded 2.28 ``/api/events`` page, read by the converter (no time zone known)."""
+    (body,) = [json.loads(raw) for uri, raw in recorded_bodies(LEGACY) if "/api/events" in uri]
+    return [structure_event(raw) for raw in body["events"]]
+
+
+def test_the_converter_reads_the_legacy_events_page() -> None:
+    (event,) = _legacy_page()
     assert event.uid == "GLzj6nka7Ae"
     assert event.status == "ACTIVE"
     assert event.program == "eBAyeGv0exc"
@@ -178,7 +186,7 @@ def test_iter_events_reads_the_legacy_events_page(legacy: bool) -> None:
 
 
 def test_legacy_timestamps_stay_naive_without_server_time_zone() -> None:
-    (event,) = _read(LEGACY, _legacy_query())
+    (event,) = _legacy_page()
     assert event.occurred_at == datetime(2016, 11, 4)
     assert event.scheduled_at == datetime(2017, 8, 3, 17, 59, 10, 83000)
     assert event.created_at == datetime(2016, 11, 7, 15, 21, 36, 387000)
@@ -187,7 +195,7 @@ def test_legacy_timestamps_stay_naive_without_server_time_zone() -> None:
 
 
 def test_legacy_data_values_keep_their_strings_and_timestamps() -> None:
-    (event,) = _read(LEGACY, _legacy_query())
+    (event,) = _legacy_page()
     assert len(event.data_values) == 9
     assert [dv.data_element for dv in event.data_values][:3] == [
         "qrur9Dvnyt5",

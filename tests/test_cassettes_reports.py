@@ -27,8 +27,8 @@ import pytest
 from vcr.cassette import Cassette
 
 from dhis2_lmis.dhis2.session import Dhis2Session
-from dhis2_lmis.lmis.models import StockReport
-from dhis2_lmis.lmis.references import Item, ItemResolver
+from dhis2_lmis.lmis.models import Item, StockReport
+from dhis2_lmis.lmis.references import ItemResolver
 from dhis2_lmis.lmis.reports import StockReportReader
 from tests._cassettes import CASSETTES, base_url, make_vcr, recorded_bodies
 

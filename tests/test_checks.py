@@ -13,7 +13,7 @@ from dhis2_lmis.config import Dhis2Config
 from dhis2_lmis.dhis2.periods import period_for
 from dhis2_lmis.errors import PermissionDeniedError
 from dhis2_lmis.lmis.checks import Finding, PreflightError
-from dhis2_lmis.lmis.references import Customer, Item, Store
+from dhis2_lmis.lmis.models import Customer, Item, Store
 from dhis2_lmis.testing import DataInputPeriod, FakeDhis2
 
 ORDER, ORDER_STAGE = "OrderProg01", "OrderStage1"

@@ -603,7 +603,7 @@ def fetched_by_python(lmis: Dhis2Lmis, command: tuple[str, ...]) -> Iterable[Any
     if command == ("stock-on-hand",):
         return lmis.fetch_stock_on_hand()
     if command[1] == "stock-reports":
-        return lmis.fetch_stock_reports("202611", DEMO.facilities[0])
+        return lmis.fetch_stock_reports("202611", org_unit=DEMO.facilities[0])
     if "--raw" in command:
         return lmis.pull("order")
     fetch = {

@@ -15,10 +15,9 @@ import pytest
 from dhis2_lmis.dhis2.auth import BasicAuth
 from dhis2_lmis.dhis2.convert import structure_event
 from dhis2_lmis.dhis2.events import EventQuery, iter_events
+from dhis2_lmis.dhis2.records import DataValue, Event
 from dhis2_lmis.dhis2.session import Dhis2Session
-from dhis2_lmis.dhis2.versions import events_dialect
 from dhis2_lmis.errors import ResponseFormatError
-from dhis2_lmis.lmis.models import DataValue, Event
 from dhis2_lmis.testing import FakeDhis2
 
 VERSIONS = ["2.36", "2.37", "2.38", "2.39", "2.40", "2.41", "2.42", "2.43"]
@@ -48,15 +47,15 @@ def seeded(version: str) -> FakeDhis2:
     return fake
 
 
-def session_for(fake: FakeDhis2) -> Dhis2Session:
-    return Dhis2Session(fake.url, BasicAuth("admin", "district"), sleep=lambda _: None)
+def session_for(fake: FakeDhis2, *, legacy: bool = False) -> Dhis2Session:
+    return Dhis2Session(
+        fake.url, BasicAuth("admin", "district"), sleep=lambda _: None, legacy_events=legacy
+    )
 
 
 def read(fake: FakeDhis2, *, legacy: bool = False, page_size: int = 3) -> list[Event]:
-    with session_for(fake) as session:
-        return list(
-            iter_events(session, EventQuery(program=PROGRAM, page_size=page_size), legacy=legacy)
-        )
+    with session_for(fake, legacy=legacy) as session:
+        return list(iter_events(session, EventQuery(program=PROGRAM, page_size=page_size)))
 
 
 @pytest.mark.parametrize(
@@ -66,11 +65,11 @@ def read(fake: FakeDhis2, *, legacy: bool = False, page_size: int = 3) -> list[E
 def test_pages_and_structure_event_build_the_same_records(version: str, legacy: bool) -> None:
     with seeded(version) as fake:
         paged = read(fake, legacy=legacy)
-        with session_for(fake) as session:
-            dialect = events_dialect(session.version, legacy=legacy)
-            body = session.get_json(dialect.path, {"program": PROGRAM, "fields": "*"})
+        with session_for(fake, legacy=legacy) as session:
+            dialect = session.dialect
+            body = session.get_json(dialect.events_path, {"program": PROGRAM, "fields": "*"})
             assert isinstance(body, dict)
-            items = body.get(dialect.items_key) or body.get("events") or body.get("instances")
+            items = next(body[key] for key in dialect.events_keys if key in body)
             assert isinstance(items, list)
             one_by_one = {e.uid: e for e in (structure_event(i, session.time_zone) for i in items)}
     assert [e.uid for e in paged] == [f"Ev{n:09d}" for n in range(7)]

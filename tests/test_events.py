@@ -56,8 +56,10 @@ def version(request: pytest.FixtureRequest) -> str:
     return str(request.param)
 
 
-def session_for(fake: FakeDhis2) -> Dhis2Session:
-    return Dhis2Session(fake.url, BasicAuth("admin", "district"), sleep=no_sleep)
+def session_for(fake: FakeDhis2, *, legacy_events: bool = False) -> Dhis2Session:
+    return Dhis2Session(
+        fake.url, BasicAuth("admin", "district"), sleep=no_sleep, legacy_events=legacy_events
+    )
 
 
 def completed(session: Dhis2Session, page_size: int = 50) -> Iterator[str]:
@@ -169,7 +171,7 @@ def test_legacy_events_api_reads_the_same_set(version: str) -> None:
     with FakeDhis2(version=version) as fake:
         expected = seed(fake, 75)
         query = EventQuery(program=PROGRAM, status="COMPLETED", page_size=20)
-        events = list(iter_events(session_for(fake), query, legacy=True))
+        events = list(iter_events(session_for(fake, legacy_events=True), query))
     assert {e.uid: e.value(QTY) for e in events} == expected
     assert all(r.path == "/api/events" for r in fake.requests if "events" in r.path)
 
@@ -216,7 +218,7 @@ def test_legacy_events_api_reads_an_edited_run_of_identical_timestamps(version: 
         expected = seed_run_then_more(fake)
         fake.now = START + dt.timedelta(days=1)
         query = EventQuery(program=PROGRAM, status="COMPLETED", page_size=10)
-        reader = iter_events(session_for(fake), query, legacy=True)
+        reader = iter_events(session_for(fake, legacy_events=True), query)
         head = [e.uid for e in itertools.islice(reader, 10)]
         for uid in head[:4]:
             fake.touch_event(uid)

@@ -12,7 +12,8 @@ import pandas as pd
 import pytest
 
 from dhis2_lmis import Dhis2Error, Dhis2Lmis, Event, ImportConflict, ImportSummary
-from dhis2_lmis.lmis.models import DataValue, RecordProblem, StockReport
+from dhis2_lmis.dhis2.records import DataValue, RecordProblem
+from dhis2_lmis.lmis.models import StockReport
 from dhis2_lmis.run.demo import demo_config, demo_customers, demo_items, demo_stores
 from dhis2_lmis.run.frames import MissingExtraError, to_dataframe
 from dhis2_lmis.testing import DEMO, FakeDhis2

@@ -17,7 +17,7 @@ from dhis2_lmis.dhis2._json import JsonObject, JsonValue
 from dhis2_lmis.dhis2.imports import (
     ImportConflict,
     ImportSummary,
-    TrackerImportError,
+    TrackerImportMessage,
     job_location,
     merge_summaries,
     parse_import_summary,
@@ -371,7 +371,7 @@ def test_tracker_event_conflict_e1029() -> None:
     report = parse_tracker_report(load(f"{TRACKER}/event-conflict-new.json"))
     assert (report.status, report.created, report.ignored, report.total) == ("ERROR", 0, 1, 1)
     assert report.errors == (
-        TrackerImportError(
+        TrackerImportMessage(
             error_code="E1029",
             message="Event OrganisationUnit: `OrganisationUnit (ABJTilhqOCW)`, and Program: "
             "`Program (q04UBOqq3rp)`, dont match.",
@@ -431,7 +431,7 @@ def test_tracker_report_reads_warnings_and_object_report_errors() -> None:
 
 def test_tracker_catastrophic_message_becomes_an_error() -> None:
     body: JsonObject = {"status": "ERROR", "message": "boom", "stats": {"created": 0, "ignored": 0}}
-    assert parse_tracker_report(body).errors == (TrackerImportError(None, "boom"),)
+    assert parse_tracker_report(body).errors == (TrackerImportMessage(None, "boom"),)
 
 
 @pytest.mark.parametrize(
@@ -469,7 +469,7 @@ def test_legacy_events_233_description_errors_keep_references() -> None:
     report = parse_legacy_event_summaries(body)
     assert (report.status, report.created, report.ignored) == ("ERROR", 0, 53)
     assert len(report.errors) == 53
-    assert report.errors[0] == TrackerImportError(
+    assert report.errors[0] == TrackerImportMessage(
         None,
         "Event.orgUnit does not point to a valid organisation unit: kPxpcEPkYsA",
         "EVENT",
@@ -483,7 +483,9 @@ def test_legacy_events_235_conflict_becomes_error_naming_the_object() -> None:
     report = parse_legacy_event_summaries(load(f"{IASO}/event-create-error-235-type.json"))
     assert (report.status, report.ignored) == ("ERROR", 1)
     assert report.errors == (
-        TrackerImportError(None, "DkhbIf6Xm9X: value_not_positive_integer", "EVENT", "sTe5QHwLPd3"),
+        TrackerImportMessage(
+            None, "DkhbIf6Xm9X: value_not_positive_integer", "EVENT", "sTe5QHwLPd3"
+        ),
     )
 
 

@@ -23,11 +23,11 @@ from typing import Literal
 import pytest
 
 from dhis2_lmis.client import Dhis2Lmis
-from dhis2_lmis.config import Dhis2Config, IdScheme
+from dhis2_lmis.config import Dhis2Config
+from dhis2_lmis.dhis2._uids import IdScheme
 from dhis2_lmis.errors import ConfigError
 from dhis2_lmis.lmis.checks import Finding
-from dhis2_lmis.lmis.models import StockReport
-from dhis2_lmis.lmis.references import Item, Store
+from dhis2_lmis.lmis.models import Item, StockReport, Store
 from dhis2_lmis.run.cli import main
 from dhis2_lmis.run.demo import DEMO_LAYOUTS, DemoLayout, run_demo
 from dhis2_lmis.run.frames import to_dataframe

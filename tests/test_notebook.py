@@ -27,9 +27,9 @@ from dhis2_lmis import (
     StockReport,
     StockReportLine,
 )
+from dhis2_lmis.dhis2.records import DataValue, RecordProblem
 from dhis2_lmis.lmis._progress import with_progress
-from dhis2_lmis.lmis.models import DataValue, RecordProblem
-from dhis2_lmis.lmis.references import Customer, Item
+from dhis2_lmis.lmis.models import Customer, Item
 from dhis2_lmis.run.demo import demo_config, demo_customers, demo_items, demo_stores
 from dhis2_lmis.testing import DEMO, FakeDhis2
 
@@ -411,6 +411,18 @@ def test_connection_check_repr_says_ok_and_version(lmis: Dhis2Lmis) -> None:
     check = lmis.test_connection()
     assert repr(check).startswith("<ConnectionCheck ok: Connection successful (DHIS2 2.41.0")
     assert "<td>2.41.0</td>" in check._repr_html_()
+
+
+def test_connection_check_uses_the_injected_clock_and_reports_time_and_version(
+    fake: FakeDhis2,
+) -> None:
+    when = dt.datetime(2026, 12, 4, 9, 30, tzinfo=dt.timezone.utc)
+    seen: list[tuple[dt.datetime, str]] = []
+    config = demo_config(fake.url)
+    with Dhis2Lmis(config, now=lambda: when, on_connection=lambda t, v: seen.append((t, v))) as c:
+        check = c.test_connection()
+    assert check.checked_at == when
+    assert seen == [(when, "2.41.0")]
 
 
 def test_connection_check_never_shows_the_password(fake: FakeDhis2) -> None:

@@ -18,9 +18,9 @@ from dhis2_lmis.client import Dhis2Lmis
 from dhis2_lmis.config import Dhis2Config
 from dhis2_lmis.dhis2.auth import BodyAuth
 from dhis2_lmis.dhis2.events import EventQuery, iter_events
+from dhis2_lmis.dhis2.records import Event
 from dhis2_lmis.dhis2.session import Dhis2Session
 from dhis2_lmis.errors import RequestRejectedError
-from dhis2_lmis.lmis.models import Event
 from dhis2_lmis.testing import FakeDhis2
 from tests.test_events import PROGRAM, QTY, STAGE, START, VERSIONS, no_sleep, seed, session_for
 
@@ -32,11 +32,9 @@ def version(request: pytest.FixtureRequest) -> str:
     return str(request.param)
 
 
-def read(
-    session: Dhis2Session, *, workers: int, page_size: int = 20, legacy: bool = False
-) -> Iterator[Event]:
+def read(session: Dhis2Session, *, workers: int, page_size: int = 20) -> Iterator[Event]:
     query = EventQuery(program=PROGRAM, status="COMPLETED", page_size=page_size)
-    return iter_events(session, query, workers=workers, legacy=legacy)
+    return iter_events(session, query, workers=workers)
 
 
 def completed_uids(fake: FakeDhis2) -> set[str]:
@@ -78,7 +76,7 @@ def test_workers_read_the_same_exact_set_as_one_worker(version: str, total: int)
 def test_legacy_events_api_in_parallel_reads_the_same_set(version: str) -> None:
     with FakeDhis2(version=version) as fake:
         expected = seed(fake, 150)
-        uids = [e.uid for e in read(session_for(fake), workers=3, legacy=True)]
+        uids = [e.uid for e in read(session_for(fake, legacy_events=True), workers=3)]
     assert sorted(uids) == sorted(expected)
     assert all(r.path == "/api/events" for r in fake.requests if "events" in r.path)
 

@@ -238,7 +238,7 @@ def test_dhis2_243_period_data_value_set_round_trips_through_the_fake(
         builder.add(AMOX, 340)
         builder.add(PARA, 0)
         summary = lmis.push_data_values(builder, preflight=True)
-        (report,) = lmis.fetch_stock_reports(day, FACILITY)
+        (report,) = lmis.fetch_stock_reports(day, org_unit=FACILITY)
 
     assert (summary.status, summary.imported) == ("SUCCESS", 2)
     assert posted_payload(fake)["period"] == period_id

@@ -12,17 +12,14 @@ import attrs
 import pytest
 
 from dhis2_lmis.dhis2.auth import BasicAuth
-from dhis2_lmis.dhis2.session import Dhis2Session
+from dhis2_lmis.dhis2.session import MAX_URL_LENGTH, Dhis2Session
 from dhis2_lmis.errors import ConfigError
+from dhis2_lmis.lmis.models import Customer, Item, Store
 from dhis2_lmis.lmis.references import (
     ITEM_FIELDS,
-    MAX_URL_LENGTH,
-    Customer,
     DataElementInfo,
-    Item,
     ItemResolver,
     OrgUnitResolver,
-    Store,
     load_customers,
     load_items,
     load_stores,
@@ -346,7 +343,7 @@ def test_resolve_uids_returns_data_element_info(fake: FakeDhis2, session: Dhis2S
     }
     (request,) = _lookups(fake, "dataElements")
     assert request.query["filter"] == ["code:in:[UC_AMX,UNKNOWN]"]
-    assert request.query["paging"] == ["false"]
+    assert request.query["pageSize"] == ["3"]  # one more than the keys: a single short page
     assert request.query["fields"] == ["id,code,name,valueType,zeroIsSignificant"]
 
 
@@ -418,7 +415,9 @@ def test_resolving_5000_codes_uses_the_fewest_requests_under_6kb(
     lengths = [_sent_url_length(fake, r) for r in requests]
     assert max(lengths) <= MAX_URL_LENGTH
     # Every code costs its length plus an encoded comma (3 bytes), less one comma per request.
-    empty = {"filter": "code:in:[]", "fields": requests[0].query["fields"][0], "paging": "false"}
+    first = requests[0].query
+    empty = {"filter": "code:in:[]", "fields": first["fields"][0], "page": "1"}
+    empty["pageSize"] = first["pageSize"][0]
     fixed = len(f"{fake.url}/api/dataElements?{urlencode(empty)}")
     capacity = MAX_URL_LENGTH - fixed + 3
     minimum = -(-sum(len(c) + 3 for c in codes) // capacity)
@@ -520,3 +519,32 @@ def test_org_unit_lookups_are_batched_and_cached(fake: FakeDhis2, session: Dhis2
     resolver.refresh()
     resolver.resolve_codes([f"Ou{n:09d}" for n in range(20)])
     assert len(_lookups(fake, "organisationUnits")) == 2
+
+
+# -- the one id-scheme translation: prefetch a page, then look up in either scheme -------------
+
+
+def test_prefetch_translates_a_page_of_uids_in_one_request(
+    fake: FakeDhis2, session: Dhis2Session
+) -> None:
+    codes = _seed_data_elements(fake, 30)
+    items = [Item(f"I{n}", f"Item {n}", universal_code=code) for n, code in enumerate(codes)]
+    resolver = ItemResolver(items, id_scheme="CODE", session=session)
+    page = [_uid(n) for n in range(30)] + [codes[0], "deUnknown01"]
+
+    resolver.prefetch(page)
+    assert len(_lookups(fake, "dataElements")) == 1
+    fake.clear_requests()
+
+    found = [resolver.item_for_ref(ref) for ref in page]
+    assert found[:30] == items  # UIDs sent where codes were asked for
+    assert found[30] is items[0]  # a code in the configured scheme
+    assert found[31] is None
+    assert _lookups(fake, "dataElements") == []
+
+
+def test_without_a_session_refs_in_the_other_scheme_have_no_item_and_nothing_raises() -> None:
+    resolver = ItemResolver([AMX], id_scheme="CODE")
+    resolver.prefetch(["deAmx000001"])
+    assert resolver.item_for_ref("deAmx000001") is None
+    assert resolver.item_for_ref("UC_AMX") is AMX

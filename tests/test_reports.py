@@ -11,13 +11,14 @@ from urllib.parse import urlencode
 import pytest
 
 from dhis2_lmis.client import Dhis2Lmis
-from dhis2_lmis.config import Dhis2Config, IdScheme
+from dhis2_lmis.config import Dhis2Config
+from dhis2_lmis.dhis2._uids import IdScheme
 from dhis2_lmis.dhis2.auth import BasicAuth
 from dhis2_lmis.dhis2.periods import PeriodError
 from dhis2_lmis.dhis2.session import Dhis2Session
 from dhis2_lmis.errors import UnknownReferenceError
-from dhis2_lmis.lmis.models import StockReport
-from dhis2_lmis.lmis.references import Customer, Item, ItemResolver, OrgUnitResolver, Store
+from dhis2_lmis.lmis.models import Customer, Item, StockReport, Store
+from dhis2_lmis.lmis.references import ItemResolver, OrgUnitResolver
 from dhis2_lmis.lmis.reports import StockReportReader
 from dhis2_lmis.testing import FakeDhis2, RecordedRequest
 

@@ -3,15 +3,17 @@
 from __future__ import annotations
 
 import contextlib
+import itertools
 import logging
 import random
 import socket
+from collections.abc import Sequence
 
 import pytest
 
 from dhis2_lmis.dhis2.auth import BasicAuth
 from dhis2_lmis.dhis2.retry import RetryPolicy
-from dhis2_lmis.dhis2.session import Dhis2Session
+from dhis2_lmis.dhis2.session import Dhis2Session, ParamValue
 from dhis2_lmis.errors import (
     AuthenticationError,
     Dhis2ConnectionError,
@@ -324,3 +326,47 @@ def test_debug_log_names_method_path_and_status_but_no_secret(
     lines = [r.getMessage() for r in caplog.records if r.name == "dhis2_lmis.http"]
     assert any(line.startswith("GET /api/me -> 200") for line in lines)
     assert all(PASSWORD not in line for line in lines)
+
+
+# -- the one batching rule ---------------------------------------------------------------------
+
+
+def test_batches_keep_every_url_within_the_budget_and_the_order() -> None:
+    session = Dhis2Session("https://dhis2.example.org/dhis")
+    codes = [f"CODE-{n:04d}-" + "x" * (n % 30) for n in range(400)]
+    fixed = {"fields": "id,code", "page": 1, "pageSize": 401}
+
+    def select(group: Sequence[str]) -> dict[str, ParamValue]:
+        return {"filter": f"code:in:[{','.join(group)}]"}
+
+    groups = session.batches("dataElements", fixed, codes, select, max_url_length=1500)
+
+    assert [c for group in groups for c in group] == codes
+    lengths = [session.url_length("dataElements", {**fixed, **select(g)}) for g in groups]
+    assert max(lengths) <= 1500
+    # each group but the last is full: its next code would not have fitted
+    for group, following in itertools.pairwise(groups):
+        longer = session.url_length("dataElements", {**fixed, **select([*group, following[0]])})
+        assert longer > 1500
+
+
+def test_batches_respect_a_count_limit_with_repeated_parameters() -> None:
+    session = Dhis2Session("https://dhis2.example.org")
+    uids = [f"Unit{n:07d}" for n in range(25)]
+    groups = session.batches(
+        "dataValueSets", {}, uids, lambda g: {"orgUnit": list(g)}, max_count=10
+    )
+    assert [len(g) for g in groups] == [10, 10, 5]
+
+
+def test_a_value_too_long_for_any_url_goes_alone_and_is_logged(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    session = Dhis2Session("https://dhis2.example.org")
+    values = ["short", "y" * 300, "tail"]
+    with caplog.at_level(logging.WARNING, logger="dhis2_lmis"):
+        groups = session.batches(
+            "x", {}, values, lambda g: {"filter": ",".join(g)}, max_url_length=200
+        )
+    assert groups == [["short"], ["y" * 300], ["tail"]]
+    assert "exceeds the 200-byte URL limit" in caplog.text

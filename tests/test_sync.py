@@ -16,8 +16,7 @@ import pytest
 from dhis2_lmis.client import Dhis2Lmis
 from dhis2_lmis.config import Dhis2Config
 from dhis2_lmis.errors import ConfigError
-from dhis2_lmis.lmis.models import ConsignmentReceipt, Requisition
-from dhis2_lmis.lmis.references import Customer, Item
+from dhis2_lmis.lmis.models import ConsignmentReceipt, Customer, Item, Requisition
 from dhis2_lmis.lmis.stock import PackingList, StockReceipt
 from dhis2_lmis.run.state import SqliteStateStore, StateError, StateLockedError
 from dhis2_lmis.run.sync import RunReport, SyncRunner

@@ -28,6 +28,7 @@ from typing import Literal
 import attrs
 
 from dhis2_lmis.dhis2._json import JsonObject
+from dhis2_lmis.dhis2._uids import IdScheme
 from dhis2_lmis.dhis2.convert import (
     EventPage,
     TrackedEntityRef,
@@ -35,25 +36,17 @@ from dhis2_lmis.dhis2.convert import (
     format_timestamp,
     tracked_entity_refs,
 )
+from dhis2_lmis.dhis2.records import Event
 from dhis2_lmis.dhis2.session import Dhis2Session, ParamValue, is_last_page
-from dhis2_lmis.dhis2.versions import EventsDialect, events_dialect
+from dhis2_lmis.dhis2.versions import Dialect
 from dhis2_lmis.errors import ResponseFormatError
-from dhis2_lmis.lmis.models import Event
 
 __all__ = ["EventQuery", "OrgUnitMode", "iter_events", "iter_tracked_entities"]
 
 log = logging.getLogger(__name__)
 
 OrgUnitMode = Literal["SELECTED", "CHILDREN", "DESCENDANTS", "ACCESSIBLE", "CAPTURE", "ALL"]
-IdScheme = Literal["UID", "CODE"]
 
-# What the library reads of an event: everything but relationships, which can be large.
-_TRACKER_FIELDS = (
-    "event,status,program,programStage,orgUnit,occurredAt,scheduledAt,createdAt,updatedAt,"
-    "completedAt,completedBy,storedBy,attributeOptionCombo,enrollment,trackedEntity,deleted,"
-    "dataValues[dataElement,value,providedElsewhere,storedBy,createdAt,updatedAt],"
-    "notes[value,storedBy,storedAt]"
-)
 _ONE_MS = timedelta(milliseconds=1)
 
 
@@ -69,7 +62,7 @@ class EventQuery:
         status: e.g. ``"COMPLETED"``.
         updated_after / updated_before: the ``updatedAt`` window; naive datetimes are taken as
             server-local time.
-        occurred_after / occurred_before: the ``occurredAt`` window.
+        occurred_after / occurred_before: the event-date window.
         tracked_entity: only events of this tracked entity (tracker programs).
         include_deleted: also return soft-deleted events.
         page_size: events per request.
@@ -96,9 +89,7 @@ class EventQuery:
             raise ValueError(f"page_size must be at least 1, got {value}")
 
 
-def _params(
-    query: EventQuery, dialect: EventsDialect, session: Dhis2Session
-) -> dict[str, ParamValue]:
+def _params(query: EventQuery, dialect: Dialect, session: Dhis2Session) -> dict[str, ParamValue]:
     tz = session.time_zone
     mode = query.org_unit_mode or ("DESCENDANTS" if query.org_unit else "ACCESSIBLE")
     params: dict[str, ParamValue] = {
@@ -117,10 +108,8 @@ def _params(
     }
     if query.data_element_id_scheme != "UID":
         params["dataElementIdScheme"] = query.data_element_id_scheme
-    if dialect.legacy:
-        params["fields"] = "*"  # legacy default fields omit completedDate, storedBy, ...
-    elif dialect.sends_fields:
-        params["fields"] = _TRACKER_FIELDS
+    if dialect.event_fields:
+        params["fields"] = dialect.event_fields
     return params
 
 
@@ -128,9 +117,7 @@ def _when(value: datetime | None, tz: tzinfo | None) -> str | None:
     return None if value is None else format_timestamp(value, tz)
 
 
-def iter_events(
-    session: Dhis2Session, query: EventQuery, *, legacy: bool = False, workers: int = 1
-) -> Iterator[Event]:
+def iter_events(session: Dhis2Session, query: EventQuery, *, workers: int = 1) -> Iterator[Event]:
     """Yield every event matching ``query`` exactly once.
 
     With ``workers=1`` (the default) one keyset cursor reads the events oldest update first.
@@ -145,8 +132,8 @@ def iter_events(
 
     Args:
         session: the connection.
-        query: what to read.
-        legacy: read the pre-2.36 style ``/api/events`` (DHIS2 2.36-2.41 still have it).
+        query: what to read. The session's dialect picks the endpoint: ``/api/tracker/events``,
+            or ``/api/events`` for a session made with ``legacy_events=True``.
         workers: requests in flight at once; 1 reads sequentially.
 
     Raises:
@@ -155,8 +142,7 @@ def iter_events(
     """
     if workers < 1:
         raise ValueError(f"workers must be at least 1, got {workers}")
-    dialect = events_dialect(session.version, legacy=legacy)
-    read = _WindowReader(session, query, dialect)
+    read = _WindowReader(session, query, session.dialect)
     if workers == 1:
         pages = read(_Window(cursor=query.updated_after))
     else:
@@ -169,6 +155,7 @@ def iter_events(
                     continue
                 seen.add(event.uid)
             yield event
+        del events  # freed before the next page is decoded: its memory is reused, not grown
 
 
 @attrs.define
@@ -197,7 +184,7 @@ class _WindowReader:
 
     session: Dhis2Session
     query: EventQuery
-    dialect: EventsDialect
+    dialect: Dialect
     base: dict[str, ParamValue] = attrs.field(init=False)
     # One page decoder (and so one timestamp memo) for the whole read, all workers included.
     decode: Callable[[bytes], EventPage | None] = attrs.field(init=False)
@@ -207,7 +194,7 @@ class _WindowReader:
 
     def __attrs_post_init__(self) -> None:
         self.base = _params(self.query, self.dialect, self.session)
-        self.decode = event_page_decoder(self.session.time_zone, self.dialect.items_key)
+        self.decode = event_page_decoder(self.session.time_zone, self.dialect.events_keys)
 
     def __call__(self, window: _Window, split: SplitHook | None = None) -> Iterator[list[Event]]:
         """Yield the events of ``window`` a page at a time, after each page offering ``split``
@@ -236,9 +223,10 @@ class _WindowReader:
                 raise ResponseFormatError(
                     f"page {page} repeats page {page - 1}: the server ignores paging here",
                     method="GET",
-                    path=self.dialect.path,
+                    path=self.dialect.events_path,
                 )
             previous_uids = uids
+            del events  # not held while the next page is read (docs/performance.md)
             whole_page_one_stamp = page == 1 and first_stamp == last_stamp
             run = self._whole_run(last_stamp) if whole_page_one_stamp else None
             if run is not None and last_stamp is not None:
@@ -283,14 +271,16 @@ class _WindowReader:
         params[dialect.updated_after_param] = _when(cursor - _ONE_MS, tz) if cursor else None
         if end is not None:
             params[dialect.updated_before_param] = _when(end, tz)
-        got = self.session.get_decoded(dialect.path, params, self.decode)
+        got = self.session.get_decoded(dialect.events_path, params, self.decode)
         if got is None:
             raise ResponseFormatError(
-                "expected a JSON object page", method="GET", path=dialect.path
+                "expected a JSON object page", method="GET", path=dialect.events_path
             )
         if got.count < 0:
             raise ResponseFormatError(
-                f"page has no list {dialect.items_key!r}", method="GET", path=dialect.path
+                f"page has no list {dialect.events_keys[0]!r}",
+                method="GET",
+                path=dialect.events_path,
             )
         return got.paging, list(got.events)
 
@@ -488,18 +478,18 @@ def iter_tracked_entities(
     session: Dhis2Session,
     params: Mapping[str, ParamValue],
     *,
-    dialect: EventsDialect,
     page_size: int,
 ) -> Iterator[TrackedEntityRef]:
     """Tracked entities (with attributes and enrollments) matching ``params``, page by page.
 
-    ``/api/tracker/trackedEntities`` on 2.36+, the legacy ``/api/trackedEntityInstances``
-    before; the dialect names the envelope. Used by the STR readers and the stock pusher.
+    The session's dialect names the endpoint, the envelope and the ``fields``. Used by the STR
+    readers and the stock pusher.
     """
-    path = "trackedEntityInstances" if dialect.legacy else "tracker/trackedEntities"
+    dialect = session.dialect
+    query = {"fields": dialect.tracked_entity_fields, **params}
     for page in session.iter_pages(
-        path,
-        params,
+        dialect.tracked_entities_path,
+        query,
         items_key=dialect.tracked_entities_key,
         page_size=page_size,
         link_paging=dialect.next_page_link,

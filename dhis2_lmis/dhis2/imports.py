@@ -26,13 +26,13 @@ import attrs
 
 from dhis2_lmis.dhis2 import _html
 from dhis2_lmis.dhis2._json import JsonObject, JsonValue
-from dhis2_lmis.errors import ResponseFormatError
+from dhis2_lmis.errors import Dhis2Error, ResponseFormatError
 
 __all__ = [
     "ImportConflict",
     "ImportStatus",
     "ImportSummary",
-    "TrackerImportError",
+    "TrackerImportMessage",
     "TrackerImportReport",
     "TrackerStatus",
     "job_location",
@@ -43,6 +43,23 @@ __all__ = [
 ]
 
 log = logging.getLogger(__name__)
+
+
+class ImportFailedError(Dhis2Error):
+    """An import was aborted by DHIS2 (status ERROR); ``summary`` holds the normalised result."""
+
+    def __init__(
+        self,
+        message: str,
+        *,
+        summary: ImportSummary,
+        method: str | None = None,
+        path: str | None = None,
+        status: int | None = None,
+    ) -> None:
+        self.summary = summary
+        super().__init__(message, method=method, path=path, status=status)
+
 
 ImportStatus = Literal["SUCCESS", "WARNING", "ERROR"]
 TrackerStatus = Literal["OK", "WARNING", "ERROR"]
@@ -418,7 +435,7 @@ def parse_import_summary(
 
 
 @attrs.frozen
-class TrackerImportError:
+class TrackerImportMessage:
     """One error or warning from a tracker (or legacy event) import.
 
     Attributes:
@@ -451,8 +468,8 @@ class TrackerImportReport:
     updated: int = 0
     deleted: int = 0
     ignored: int = 0
-    errors: tuple[TrackerImportError, ...] = ()
-    warnings: tuple[TrackerImportError, ...] = ()
+    errors: tuple[TrackerImportMessage, ...] = ()
+    warnings: tuple[TrackerImportMessage, ...] = ()
 
     @property
     def ok(self) -> bool:
@@ -481,13 +498,13 @@ def _tracker_status(obj: Mapping[str, JsonValue], where: str) -> TrackerStatus:
     return "OK" if status == "SUCCESS" else status
 
 
-def _tracker_error(raw: JsonValue, where: str) -> TrackerImportError:
+def _tracker_error(raw: JsonValue, where: str) -> TrackerImportMessage:
     obj = _object(raw, where)
     message = _opt_str(obj, "message", where) or _opt_str(obj, "errorMessage", where)
     code = _opt_str(obj, "errorCode", where)
     if message is None and code is None:
         raise _fail(f"{where} has neither message nor errorCode")
-    return TrackerImportError(
+    return TrackerImportMessage(
         error_code=code,
         message=message or "",
         tracker_type=_opt_str(obj, "trackerType", where),
@@ -527,8 +544,8 @@ def parse_tracker_report(body: JsonValue) -> TrackerImportReport:
     where = "report"
     status = _tracker_status(obj, where)
     validation_raw = obj.get("validationReport", obj.get("trackerValidationReport"))
-    errors: list[TrackerImportError] = []
-    warnings: list[TrackerImportError] = []
+    errors: list[TrackerImportMessage] = []
+    warnings: list[TrackerImportMessage] = []
     if validation_raw is not None:
         validation = _object(validation_raw, f"{where}.validationReport")
         vwhere = f"{where}.validationReport"
@@ -564,7 +581,7 @@ def parse_tracker_report(body: JsonValue) -> TrackerImportReport:
         raise _fail(f"{where} has no stats")
     message = _opt_str(obj, "message", where)
     if status == "ERROR" and not errors and message:
-        errors.append(TrackerImportError(error_code=None, message=message))
+        errors.append(TrackerImportMessage(error_code=None, message=message))
     return TrackerImportReport(
         status=status, errors=tuple(errors), warnings=tuple(warnings), **counts
     )
@@ -599,8 +616,8 @@ def parse_legacy_event_summaries(body: JsonValue) -> TrackerImportReport:
         summaries = [obj]
     else:
         raise _fail(f"{where} has no importSummaries")
-    errors: list[TrackerImportError] = []
-    warnings: list[TrackerImportError] = []
+    errors: list[TrackerImportMessage] = []
+    warnings: list[TrackerImportMessage] = []
     totals = dict.fromkeys(_COUNT_KEYS, 0)
     for i, summary in enumerate(summaries):
         swhere = f"{where}.importSummaries[{i}]" if summary is not obj else where
@@ -608,14 +625,14 @@ def parse_legacy_event_summaries(body: JsonValue) -> TrackerImportReport:
         for key, value in _summary_counts(summary, sstatus, swhere).items():
             totals[key] += value
         uid = _opt_str(summary, "reference", swhere)
-        found: list[TrackerImportError] = []
+        found: list[TrackerImportMessage] = []
         for j, raw in enumerate(_list(summary, "conflicts", swhere)):
             conflict = _conflict(raw, f"{swhere}.conflicts[{j}]", ())
             text = f"{conflict.object}: {conflict.value}" if conflict.object else conflict.value
-            found.append(TrackerImportError(conflict.error_code, text, "EVENT", uid))
+            found.append(TrackerImportMessage(conflict.error_code, text, "EVENT", uid))
         description = _opt_str(summary, "description", swhere)
         if not found and sstatus != "OK" and description:
-            found.append(TrackerImportError(None, description, "EVENT", uid))
+            found.append(TrackerImportMessage(None, description, "EVENT", uid))
         (warnings if sstatus == "WARNING" else errors).extend(found)
     if summaries and summaries[0] is not obj and any(k in obj for k in _COUNT_KEYS):
         totals = {k: _count(obj, k, where) for k in _COUNT_KEYS}

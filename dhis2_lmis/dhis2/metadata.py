@@ -21,9 +21,12 @@ __all__ = [
     "CATEGORY_OPTION_COMBO_FIELDS",
     "DATA_ELEMENT_FIELDS",
     "DATA_SET_FIELDS",
+    "DATA_SET_ORG_UNITS_FIELDS",
     "LAYOUT_DATA_ELEMENT_FIELDS",
     "ORG_UNIT_FIELDS",
     "PROGRAM_FIELDS",
+    "USER_AUTHORITIES_FIELDS",
+    "USER_ORG_UNITS_FIELDS",
     "CategoryOptionComboInfo",
     "DataElementInfo",
     "DataSetInfo",
@@ -56,6 +59,12 @@ PROGRAM_FIELDS = (
 _COMBOS = "categoryCombo[id,categoryOptionCombos[id,code,name]]"
 # What a data set's elements need for the push preflight: option codes and option combos.
 _ELEMENT_RULES = f"optionSet[options[code]],{_COMBOS}"
+USER_ORG_UNITS_FIELDS = "organisationUnits[id]"
+"""``/api/me`` as the data set reader needs it: the user's data capture roots."""
+USER_AUTHORITIES_FIELDS = "authorities"
+"""``/api/me`` as the preflight needs it: may the user edit expired periods."""
+DATA_SET_ORG_UNITS_FIELDS = "organisationUnits[id,code,path]"
+"""A data set's assigned org units with their paths (to keep those below some roots)."""
 DATA_SET_FIELDS = (
     "id,code,name,periodType,expiryDays,openFuturePeriods,"
     f"dataInputPeriods[period,openingDate,closingDate],{_COMBOS},"

@@ -32,7 +32,7 @@ from datetime import date, datetime, timedelta
 
 import attrs
 
-from dhis2_lmis.dhis2.versions import ServerVersion
+from dhis2_lmis.dhis2.versions import ServerVersion, released_in
 from dhis2_lmis.errors import PeriodError
 
 __all__ = [
@@ -101,11 +101,7 @@ class PeriodType(str, enum.Enum):
         firsts = _SINCE.get(self)
         if firsts is None:
             return True
-        last_minor = firsts[-1][0]
-        return any(
-            version >= (2, minor, patch) and minor in (version.minor, last_minor)
-            for minor, patch in firsts
-        )
+        return released_in(version, firsts)
 
 
 # Period types younger than DHIS2 2.36: the first (minor, patch) of each release line that has

@@ -15,6 +15,8 @@ from enum import Enum
 
 import attrs
 
+from dhis2_lmis.dhis2._clock import utc_now
+
 __all__ = ["FailureKind", "RetryPolicy", "parse_retry_after"]
 
 
@@ -39,7 +41,7 @@ def parse_retry_after(value: str | None, *, now: datetime | None = None) -> floa
         return None
     if when.tzinfo is None:
         when = when.replace(tzinfo=timezone.utc)
-    current = now or datetime.now(timezone.utc)
+    current = now or utc_now()
     return max(0.0, (when - current).total_seconds())
 
 

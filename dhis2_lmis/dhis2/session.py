@@ -25,19 +25,25 @@ import time
 from collections.abc import Callable, Collection, Iterator, Mapping, Sequence
 from datetime import tzinfo
 from typing import TypeAlias, TypeVar, Union
-from urllib.parse import urlsplit
+from urllib.parse import urlencode, urlsplit
 
 import attrs
 import requests
 from dateutil import tz
 from requests.adapters import HTTPAdapter
 
-from dhis2_lmis import __version__
+from dhis2_lmis._version import __version__
 from dhis2_lmis.dhis2 import _json
 from dhis2_lmis.dhis2._json import JsonObject, JsonValue
 from dhis2_lmis.dhis2.auth import Dhis2Auth
 from dhis2_lmis.dhis2.retry import FailureKind, RetryPolicy, parse_retry_after
-from dhis2_lmis.dhis2.versions import ServerVersion
+from dhis2_lmis.dhis2.versions import (
+    NEWEST_KNOWN,
+    Dialect,
+    ServerVersion,
+    dialect_for,
+    newer_than_known,
+)
 from dhis2_lmis.errors import (
     AuthenticationError,
     Dhis2ConnectionError,
@@ -52,7 +58,22 @@ from dhis2_lmis.errors import (
     redact_path,
 )
 
-__all__ = ["Dhis2Session", "JsonResponse", "Page", "ParamValue", "Params", "is_last_page"]
+__all__ = [
+    "MAX_URL_LENGTH",
+    "Dhis2Session",
+    "JsonResponse",
+    "Page",
+    "ParamValue",
+    "Params",
+    "is_last_page",
+]
+
+MAX_URL_LENGTH = 6 * 1024
+"""Longest request URL (base URL, path and encoded query) a batched look-up may send.
+
+Tomcat and the usual reverse proxies in front of DHIS2 reject request lines of 8 KB and more
+with 400 or 414; 6 KB leaves room for the other headers within the same buffer.
+"""
 
 log = logging.getLogger(__name__)
 # One DEBUG line per HTTP attempt (method, path, status, ms, bytes); never a credential.
@@ -115,6 +136,8 @@ class Dhis2Session:
         http: a ``requests.Session`` to use (proxies, client certificates); owned afterwards.
         enabled: False turns every call into :class:`Dhis2DisabledError` ("Use DHIS2" off).
         pool_maxsize: connections kept per host; size it to the number of sharing threads.
+        legacy_events: read events and write STR events through the legacy ``/api/events``
+            (``tracker_api = "legacy"``; DHIS2 2.36-2.41) instead of ``/api/tracker``.
         sleep, clock, rng: injectable for tests, so retries never really sleep there.
     """
 
@@ -130,6 +153,7 @@ class Dhis2Session:
         http: requests.Session | None = None,
         enabled: bool = True,
         pool_maxsize: int = 10,
+        legacy_events: bool = False,
         sleep: Callable[[float], None] = time.sleep,
         clock: Callable[[], float] = time.monotonic,
         rng: random.Random | None = None,
@@ -158,7 +182,9 @@ class Dhis2Session:
         )
         if auth is not None:
             auth.bind(self._http, self.url, self.timeout)
+        self.legacy_events = legacy_events
         self._info: JsonObject | None = None
+        self._dialect: Dialect | None = None
         self._info_lock = threading.Lock()
 
     def __repr__(self) -> str:
@@ -213,6 +239,27 @@ class Dhis2Session:
         return ServerVersion.parse(str(self.server_info["version"]))
 
     @property
+    def dialect(self) -> Dialect:
+        """How this server wants requests phrased: resolved once, from the cached system info.
+
+        Raises:
+            UnsupportedVersionError: the server is older than DHIS2 2.36.
+            ConfigError: ``legacy_events`` on DHIS2 2.42+, where ``/api/events`` is gone.
+        """
+        version = self.version
+        with self._info_lock:
+            if self._dialect is None:
+                self._dialect = dialect_for(version, legacy_events=self.legacy_events)
+                if newer_than_known(version):
+                    log.warning(
+                        "DHIS2 %s is newer than any version this library knows; speaking to it "
+                        "as to the newest known one (%s)",
+                        version,
+                        ".".join(map(str, NEWEST_KNOWN)),
+                    )
+            return self._dialect
+
+    @property
     def time_zone(self) -> tzinfo | None:
         """The server's time zone (``serverTimeZoneId``); DHIS2 timestamps carry no offset."""
         name = self.server_info.get("serverTimeZoneId")
@@ -229,7 +276,7 @@ class Dhis2Session:
     ) -> _T | None:
         """GET a JSON document and decode it with ``decode`` instead of into plain values.
 
-        For hot paths: a typed decoder (event pages, :mod:`dhis2_lmis.convert`) reads the body
+        For hot paths: a typed decoder (event pages, :mod:`dhis2_lmis.dhis2.convert`) reads the body
         straight into the structures it needs. None for an empty body; a ``ValueError`` of
         ``decode`` becomes a :class:`ResponseFormatError`, as for any unreadable body.
         """
@@ -333,7 +380,7 @@ class Dhis2Session:
     ) -> Iterator[Page]:
         """Yield pages of a paged list until the server's last page.
 
-        Reads every DHIS2 envelope: metadata ``pager`` + collection key, tracker ``instances``
+        Reads every DHIS2 envelope: metadata ``pager`` + collection key, the tracker list key
         with flat paging (2.36-2.40), ``events`` with a ``pager`` (2.41), ``pager.nextPage``
         (2.42+, say ``link_paging=True``), and the legacy ``/api/events`` ``isLastPage``.
         Never asks for totals (an extra count query on the server).
@@ -373,6 +420,58 @@ class Dhis2Session:
                 return
             previous = items
             number += 1
+
+    # -- URL budget ----------------------------------------------------------------------------
+
+    def url_length(self, path: str, params: Params | None = None) -> int:
+        """The length of the URL a GET of ``path`` with ``params`` sends, encoded as sent."""
+        query = urlencode(_encode_params(params))
+        return len(self.url) + len(self._api_path(path)) + (1 + len(query) if query else 0)
+
+    def batches(
+        self,
+        path: str,
+        params: Params,
+        values: Sequence[str],
+        select: Callable[[Sequence[str]], Params],
+        *,
+        max_count: int | None = None,
+        max_url_length: int = MAX_URL_LENGTH,
+    ) -> list[list[str]]:
+        """Split ``values`` into consecutive groups, each one request within the URL budget.
+
+        ``select(group)`` names a group in the query (a filter with the values joined, or a
+        repeated parameter); with ``params`` its URL stays within ``max_url_length``, and a group
+        holds at most ``max_count`` values. The one batching rule for every UID or code list;
+        a value too long to fit even alone is sent alone (and logged).
+        """
+
+        def query_length(group: Sequence[str]) -> int:
+            return len(urlencode(_encode_params(select(group))))
+
+        fixed = self.url_length(path, params) + 1  # "&" or "?" before the group's part
+        groups: list[list[str]] = []
+        current: list[str] = []
+        used = 0
+        for value in values:
+            alone = query_length([value])
+            more = query_length([value, value]) - alone  # a separator and the value again
+            full = max_count is not None and len(current) >= max_count
+            if current and (full or fixed + used + more > max_url_length):
+                groups.append(current)
+                current, used = [], 0
+            if not current and fixed + alone > max_url_length:
+                log.warning(
+                    "%s: %.40r alone exceeds the %d-byte URL limit; sending it anyway",
+                    self._api_path(path),
+                    value,
+                    max_url_length,
+                )
+            used += more if current else alone
+            current.append(value)
+        if current:
+            groups.append(current)
+        return groups
 
     # -- the choke point -----------------------------------------------------------------------
 

@@ -29,12 +29,14 @@ from typing import Literal
 
 import attrs
 
-from dhis2_lmis.config import DataElementMapping, Dhis2Config, IdScheme
+from dhis2_lmis.config import DataElementMapping, Dhis2Config
+from dhis2_lmis.dhis2._clock import utc_now
 from dhis2_lmis.dhis2._json import JsonObject, JsonValue
-from dhis2_lmis.dhis2._uids import is_uid
+from dhis2_lmis.dhis2._uids import IdScheme, is_uid
 from dhis2_lmis.dhis2.metadata import (
     DATA_SET_FIELDS,
     PROGRAM_FIELDS,
+    USER_AUTHORITIES_FIELDS,
     CategoryOptionComboInfo,
     DataElementInfo,
     DataSetInfo,
@@ -57,16 +59,10 @@ from dhis2_lmis.dhis2.periods import (
 )
 from dhis2_lmis.dhis2.session import Dhis2Session
 from dhis2_lmis.dhis2.valuetypes import VALUE_PROBLEMS, value_problem
-from dhis2_lmis.errors import NotFoundError, PreflightError
+from dhis2_lmis.errors import Dhis2Error, NotFoundError
 from dhis2_lmis.lmis.datavalues import NamedChunk, RejectedRow
-from dhis2_lmis.lmis.references import (
-    Customer,
-    Item,
-    ItemResolver,
-    LayoutResolver,
-    OrgUnitResolver,
-    Store,
-)
+from dhis2_lmis.lmis.models import Customer, Item, Store
+from dhis2_lmis.lmis.references import ItemResolver, LayoutResolver, OrgUnitResolver
 
 __all__ = ["Finding", "Preflight", "PreflightError", "Severity", "validate_setup"]
 
@@ -109,6 +105,24 @@ class Finding:
 # -- fetching -----------------------------------------------------------------------------------
 
 
+class PreflightError(Dhis2Error, ValueError):
+    """A data value set would lose or have rejected some values; nothing was sent.
+
+    ``findings`` lists every problem found in the push (rows the builder refused, values DHIS2
+    would refuse for their value type or option set, zeros it would drop, data elements, option
+    combos and org units outside the data set, periods of the wrong type or closed), each naming
+    the rows concerned the way the caller sees them (``values.csv:7``, ``row 3``). Fix the data or
+    the DHIS2 metadata, then push again.
+    """
+
+    def __init__(self, findings: Sequence[Finding]) -> None:
+        self.findings: tuple[Finding, ...] = tuple(findings)
+        lines = "\n  ".join(str(f) for f in self.findings)
+        super().__init__(
+            f"preflight found {len(self.findings)} problem(s); nothing was sent:\n  {lines}"
+        )
+
+
 def _fetch_program(session: Dhis2Session, uid: str) -> ProgramInfo | None:
     """The program with its stages, their data elements and its attributes; None on 404."""
     path = f"programs/{uid}"
@@ -128,10 +142,11 @@ def _fetch_data_set(session: Dhis2Session, ref: str) -> DataSetInfo | None:
         except NotFoundError:
             return None
         return parse_data_set(body, f"/api/{path}")
-    params = {"filter": f"code:eq:{ref}", "fields": DATA_SET_FIELDS, "paging": "false"}
-    listing = json_object(session.get_json("dataSets", params), "/api/dataSets", "the answer")
-    found = json_objects(listing, "dataSets", "/api/dataSets")
-    return parse_data_set(found[0], "/api/dataSets") if found else None
+    params = {"filter": f"code:eq:{ref}", "fields": DATA_SET_FIELDS}
+    for page in session.iter_pages("dataSets", params, items_key="dataSets", page_size=2):
+        found = json_objects(page.body, "dataSets", "/api/dataSets")
+        return parse_data_set(found[0], "/api/dataSets")  # codes are unique: the first page
+    return None
 
 
 def _rows_text(names: Sequence[str]) -> str:
@@ -890,7 +905,7 @@ class Preflight:
         """Period ids that are not DHIS2's, of the wrong type, or closed for entry now."""
         findings: list[Finding] = []
         # DHIS2 judges with its own clock, in its time zone; its timestamps carry no offset
-        now = datetime.now(self.session.time_zone).replace(tzinfo=None)
+        now = utc_now().astimezone(self.session.time_zone).replace(tzinfo=None)
         for period_id, names in _group(rows, "period").items():
             try:
                 period = parse_period(period_id)
@@ -973,7 +988,9 @@ class Preflight:
     def _editing_expired_allowed(self) -> bool:
         if self._may_edit_expired is None:
             me = json_object(
-                self.session.get_json("me", {"fields": "authorities"}), "/api/me", "the answer"
+                self.session.get_json("me", {"fields": USER_AUTHORITIES_FIELDS}),
+                "/api/me",
+                "the answer",
             )
             held = me.get("authorities")
             self._may_edit_expired = isinstance(held, list) and not _EXPIRED_OK.isdisjoint(

@@ -1,169 +1,125 @@
-"""Frozen records: what DHIS2 events are, and what the LMIS flows make of them.
+"""Frozen records of the LMIS flows: mSupply references and what the programs make of events.
 
 Records are shaped for the program, not the wire: snake_case, tuples, timezone-aware datetimes,
-``Decimal`` quantities. Only :mod:`dhis2_lmis.dhis2.convert` knows the JSON names they come from.
-A record that could not be mapped completely still exists, with its ``problems`` filled:
-nothing is dropped silently.
+``Decimal`` quantities. The DHIS2 records they are built from (``Event``, ``DataValue``,
+``RecordProblem``) live in :mod:`dhis2_lmis.dhis2.records`. A record that could not be mapped
+completely still exists, with its ``problems`` filled: nothing is dropped silently.
 """
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Iterable, Iterator, Mapping
 from datetime import date, datetime
 from decimal import Decimal
-from typing import TYPE_CHECKING, Literal
 
 import attrs
 
 from dhis2_lmis.dhis2 import _html
-
-if TYPE_CHECKING:  # pragma: no cover - annotations only; references sits above models
-    from dhis2_lmis.lmis.references import Customer, Item, Store
+from dhis2_lmis.dhis2.records import Event, RecordProblem
 
 __all__ = [
-    "ConnectionCheck",
     "ConsignmentReceipt",
-    "DataValue",
-    "Event",
-    "EventStatus",
-    "Note",
-    "ProblemKind",
-    "RecordProblem",
+    "Customer",
+    "Item",
     "Requisition",
     "RequisitionLine",
     "StockLevel",
     "StockReport",
     "StockReportLine",
     "StockTransaction",
+    "Store",
 ]
 
-EventStatus = Literal["ACTIVE", "COMPLETED", "VISITED", "SCHEDULE", "OVERDUE", "SKIPPED"]
-ProblemKind = Literal[
-    "malformed",
-    "unknown_item",
-    "unknown_org_unit",
-    "non_numeric",
-    "negative",
-    "missing_value",
-    "missing_tracked_entity",
-    "unknown_measure",
-]
+# -- mSupply references -------------------------------------------------------------------
 
 
-@attrs.frozen
-class RecordProblem:
-    """Why (part of) a record could not be mapped.
+class _FrozenFields(Mapping[str, str]):
+    """An immutable, hashable mapping backed by a tuple of pairs, for custom fields.
 
-    Attributes:
-        kind: a stable machine-readable category.
-        message: a sentence naming the reference and where it was looked for.
-        reference: the offending value (a data element, org unit, item code), when there is one.
+    Records are frozen and hashable (they serve as dict keys and set members); a plain dict
+    field would make them neither.
     """
 
-    kind: ProblemKind
-    message: str
-    reference: str | None = None
+    __slots__ = ("_index", "_pairs")
 
-    def __str__(self) -> str:
-        return self.message
+    def __init__(self, pairs: Iterable[tuple[str, str]] = ()) -> None:
+        index = dict(pairs)
+        self._index = index
+        self._pairs = tuple(sorted(index.items()))
 
+    def __getitem__(self, key: str) -> str:
+        return self._index[key]
 
-@attrs.frozen
-class DataValue:
-    """One data value of an event; ``value`` is the string DHIS2 sent (it always sends strings)."""
+    def __iter__(self) -> Iterator[str]:
+        return (k for k, _ in self._pairs)
 
-    data_element: str
-    value: str | None
-    provided_elsewhere: bool = False
-    stored_by: str | None = None
-    created_at: datetime | None = None
-    updated_at: datetime | None = None
+    def __len__(self) -> int:
+        return len(self._pairs)
 
+    def __hash__(self) -> int:
+        return hash(self._pairs)
 
-@attrs.frozen
-class Note:
-    """A free-text note attached to an event."""
-
-    value: str
-    stored_by: str | None = None
-    stored_at: datetime | None = None
-
-
-@attrs.frozen
-class Event:
-    """A DHIS2 event, read from ``/api/tracker/events`` or the legacy ``/api/events``.
-
-    Timestamps are timezone-aware in the server's ``serverTimeZoneId`` when it is known.
-    """
-
-    uid: str
-    program: str | None = None
-    program_stage: str | None = None
-    org_unit: str | None = None
-    status: str | None = None
-    occurred_at: datetime | None = None
-    scheduled_at: datetime | None = None
-    created_at: datetime | None = None
-    updated_at: datetime | None = None
-    completed_at: datetime | None = None
-    completed_by: str | None = None
-    stored_by: str | None = None
-    attribute_option_combo: str | None = None
-    enrollment: str | None = None
-    tracked_entity: str | None = None
-    deleted: bool = False
-    data_values: tuple[DataValue, ...] = ()
-    notes: tuple[Note, ...] = ()
-    problems: tuple[RecordProblem, ...] = ()
-
-    def value(self, data_element: str) -> str | None:
-        """The value of ``data_element`` (as DHIS2 sent it), or None when absent."""
-        for data_value in self.data_values:
-            if data_value.data_element == data_element:
-                return data_value.value
-        return None
-
-    def values(self) -> dict[str, str | None]:
-        """All data values keyed by data element."""
-        return {dv.data_element: dv.value for dv in self.data_values}
-
-    def recency(self) -> tuple[datetime, datetime]:
-        """Sort key for "latest": event date, then creation time, as the Android stock app
-        orders a stock card. Both timestamps come from one server, so offsets are dropped."""
-        return _naive(self.occurred_at), _naive(self.created_at)
+    def __eq__(self, other: object) -> bool:
+        if isinstance(other, _FrozenFields):
+            return self._pairs == other._pairs
+        if isinstance(other, Mapping):
+            return dict(self._pairs) == dict(other)
+        return NotImplemented
 
     def __repr__(self) -> str:
-        extra = " deleted" if self.deleted else ""
-        extra += f" problems={len(self.problems)}" if self.problems else ""
-        return (
-            f"<Event {self.uid} {self.status or '?'} org_unit={self.org_unit or '?'} "
-            f"updated_at={_html.when(self.updated_at)} values={len(self.data_values)}{extra}>"
-        )
-
-    def _repr_html_(self) -> str:
-        head = _html.key_value_table(
-            (
-                ("event", self.uid),
-                ("program", self.program),
-                ("program stage", self.program_stage),
-                ("org unit", self.org_unit),
-                ("status", self.status),
-                ("occurred at", _html.when(self.occurred_at)),
-                ("updated at", _html.when(self.updated_at)),
-                ("completed at", _html.when(self.completed_at)),
-                ("deleted", "yes" if self.deleted else "no"),
-            )
-        )
-        values = _html.table(
-            ("data element", "value"), ((dv.data_element, dv.value) for dv in self.data_values)
-        )
-        return head + values + _html.ordered_list(self.problems)
+        return repr(dict(self._pairs))
 
 
-def _naive(value: datetime | None) -> datetime:
-    if value is None:
-        return datetime.min
-    return value.replace(tzinfo=None)
+def _freeze_fields(value: Mapping[str, str] | Iterable[tuple[str, str]]) -> Mapping[str, str]:
+    if isinstance(value, _FrozenFields):
+        return value
+    if isinstance(value, Mapping):
+        return _FrozenFields(value.items())
+    return _FrozenFields(value)
+
+
+_NO_FIELDS: Mapping[str, str] = _FrozenFields()
+
+
+@attrs.frozen
+class Item:
+    """An mSupply item.
+
+    Attributes:
+        code: the mSupply item code.
+        name: the item name.
+        universal_code: mSupply's universal code, one place the DHIS2 reference may live.
+        custom_fields: user fields (``user_field_1`` .. ``user_field_6``) and any other custom
+            field, by name; frozen, so items stay hashable.
+        include_in_dhis2_push: False keeps the item out of pushes to DHIS2.
+    """
+
+    code: str
+    name: str
+    universal_code: str | None = None
+    custom_fields: Mapping[str, str] = attrs.field(default=_NO_FIELDS, converter=_freeze_fields)
+    include_in_dhis2_push: bool = True
+
+
+@attrs.frozen
+class Store:
+    """An mSupply store (a supplying store); its org unit lives in a custom field."""
+
+    code: str
+    name: str
+    custom_fields: Mapping[str, str] = attrs.field(default=_NO_FIELDS, converter=_freeze_fields)
+
+
+@attrs.frozen
+class Customer:
+    """An mSupply customer ("name"), the requesting facility; its org unit is in a name field."""
+
+    code: str
+    name: str
+    custom_fields: Mapping[str, str] = attrs.field(default=_NO_FIELDS, converter=_freeze_fields)
+
+
+# -- LMIS records ------------------------------------------------------------------------
 
 
 @attrs.frozen
@@ -327,44 +283,6 @@ class StockLevel:
                 ("stock on hand", _html.number(self.stock_on_hand)),
                 ("as of", _html.when(self.as_of)),
                 ("event", self.event.uid),
-            )
-        )
-
-
-@attrs.frozen
-class ConnectionCheck:
-    """The answer of "Test connection": never an exception, always a sentence.
-
-    Attributes:
-        ok: True when DHIS2 answered and accepted the credentials.
-        message: "Connection successful (...)", "Authentication failed: ...",
-            "Could not connect: ...", or "DHIS2 integration is disabled".
-        server_version: the DHIS2 version, when it answered.
-        checked_at: when the check ran (timezone-aware UTC).
-        user: the DHIS2 username the credentials belong to, when known.
-    """
-
-    ok: bool
-    message: str
-    server_version: str | None
-    checked_at: datetime
-    user: str | None = None
-
-    def __str__(self) -> str:
-        return self.message
-
-    def __repr__(self) -> str:
-        state = "ok" if self.ok else "failed"
-        return f"<ConnectionCheck {state}: {self.message} checked_at={_html.when(self.checked_at)}>"
-
-    def _repr_html_(self) -> str:
-        return _html.key_value_table(
-            (
-                ("connection", "ok" if self.ok else "failed"),
-                ("message", self.message),
-                ("DHIS2 version", self.server_version),
-                ("user", self.user),
-                ("checked at", _html.when(self.checked_at)),
             )
         )
 

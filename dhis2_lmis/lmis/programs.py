@@ -18,21 +18,21 @@ from typing import Literal, Protocol
 
 import attrs
 
-from dhis2_lmis.dhis2._uids import is_uid
-from dhis2_lmis.dhis2.events import EventQuery, IdScheme, iter_events, iter_tracked_entities
+from dhis2_lmis.dhis2._uids import IdScheme
+from dhis2_lmis.dhis2.events import EventQuery, iter_events, iter_tracked_entities
+from dhis2_lmis.dhis2.records import Event, RecordProblem
 from dhis2_lmis.dhis2.session import Dhis2Session, ParamValue
-from dhis2_lmis.dhis2.versions import events_dialect
 from dhis2_lmis.errors import ConfigError, NotFoundError, RequestRejectedError
 from dhis2_lmis.lmis.models import (
     ConsignmentReceipt,
-    Event,
-    RecordProblem,
+    Customer,
+    Item,
     Requisition,
     RequisitionLine,
     StockLevel,
     StockTransaction,
+    Store,
 )
-from dhis2_lmis.lmis.references import Customer, Item, Store
 
 __all__ = [
     "ItemLookup",
@@ -51,17 +51,17 @@ _TE_BATCH = 100
 class ItemLookup(Protocol):
     """What the fetchers need of an :class:`~dhis2_lmis.lmis.references.ItemResolver`."""
 
-    def item_for_data_element(self, data_element_ref: str, scheme_of_ref: IdScheme) -> Item | None:
-        """The item a data element (in either id scheme) stands for."""
+    def prefetch(self, refs: Iterable[str]) -> None:
+        """Translate, in one batch, the refs an answer carried in the other id scheme."""
+
+    def item_for_ref(self, ref: str) -> Item | None:
+        """The item a data element ref (configured scheme, or a UID instead) stands for."""
 
     def item_for(self, ref: str) -> Item | None:
         """The item whose configured reference is ``ref``."""
 
     def describe_lookup(self, ref: str) -> str:
         """A sentence saying where ``ref`` was looked for."""
-
-    def resolve_codes(self, uids: Iterable[str]) -> Mapping[str, object]:
-        """Translate data element UIDs to codes in as few requests as the URL limit allows."""
 
 
 class OrgUnitLookup(Protocol):
@@ -140,7 +140,8 @@ class ProgramReader:
         stock_on_hand / received_quantity: STR data elements (None when inactive).
         item_code_attribute: the STR tracked entity attribute holding the item code.
         page_size: events per request.
-        legacy: read the legacy ``/api/events``.
+
+    The session's dialect decides the endpoints (``legacy_events`` for ``/api/events``).
     """
 
     session: Dhis2Session
@@ -155,9 +156,7 @@ class ProgramReader:
     received_quantity: str | None = None
     item_code_attribute: str | None = None
     page_size: int = 1000
-    legacy: bool = False
     _item_codes: dict[str, str | None] = attrs.field(factory=dict, init=False, repr=False)
-    _can_translate: bool = attrs.field(default=True, init=False, repr=False)
     _enrollment_owners: dict[str, str | None] = attrs.field(factory=dict, init=False, repr=False)
 
     # -- raw events ------------------------------------------------------------------------------
@@ -200,13 +199,12 @@ class ProgramReader:
             page_size=self.page_size,
             data_element_id_scheme=self.data_element_id_scheme if key == "order" else "UID",
         )
-        events = iter_events(self.session, query, legacy=self.legacy, workers=workers)
+        events = iter_events(self.session, query, workers=workers)
         return _naming_the_setting(events, key, uid)
 
     def source(self) -> str:
         """Where records come from, e.g. ``DHIS2 2.41.0 /api/tracker/events``."""
-        dialect = events_dialect(self.session.version, legacy=self.legacy)
-        return f"DHIS2 {self.session.version} /api/{dialect.path}"
+        return self.session.dialect.describe()
 
     # -- orders ----------------------------------------------------------------------------------
 
@@ -255,7 +253,7 @@ class ProgramReader:
             element, raw = data_value.data_element, data_value.value
             item = None
             if self.items is not None:
-                item = self._item_of(element)
+                item = self.items.item_for_ref(element)
                 if item is None:
                     if not _is_number(raw):
                         other[element] = raw  # a comment or a date, not an order line
@@ -272,39 +270,10 @@ class ProgramReader:
             lines.append(RequisitionLine(element, item, quantity, raw))
         return lines, other
 
-    def _item_of(self, element: str) -> Item | None:
-        """The item of a data element, whichever id scheme the server answered in.
-
-        Events are read with ``dataElementIdScheme`` set to the configured scheme; a server
-        that ignores it sends UIDs, which are translated (in batches, see
-        :meth:`_translate_uids`).
-        """
-        assert self.items is not None  # callers check
-        item = self.items.item_for_data_element(element, self.data_element_id_scheme)
-        if item is None and self._needs_translation(element):
-            item = self.items.item_for_data_element(element, "UID")
-        return item
-
-    def _needs_translation(self, element: str) -> bool:
-        return self.data_element_id_scheme == "CODE" and self._can_translate and is_uid(element)
-
     def _translate_uids(self, events: list[Event]) -> None:
-        """Look up, in one batch, the codes of UIDs a server sent instead of codes."""
-        if self.items is None or self.data_element_id_scheme != "CODE":
-            return
-        unknown = {
-            dv.data_element
-            for event in events
-            for dv in event.data_values
-            if self.items.item_for(dv.data_element) is None
-            and self._needs_translation(dv.data_element)
-        }
-        if not unknown:
-            return
-        try:
-            self.items.resolve_codes(unknown)
-        except ConfigError:  # a resolver without a session cannot translate: report, not raise
-            self._can_translate = False
+        """Let the item resolver translate, in one batch, a page's refs sent in the wrong scheme."""
+        if self.items is not None:
+            self.items.prefetch(dv.data_element for event in events for dv in event.data_values)
 
     def _line_per_event(
         self, event: Event, problems: list[RecordProblem]
@@ -443,7 +412,7 @@ class ProgramReader:
     def stock_on_hand_levels(self, *, org_unit: str | None = None) -> Iterator[StockLevel]:
         """The latest stock on hand per (org unit, item): the "RTS SOH raw data".
 
-        The latest event is the newest by ``occurredAt``, then ``createdAt`` (the order the
+        The latest event is the newest by event date, then creation time (the order the
         Android stock app uses), among events that carry a stock-on-hand value.
         """
         latest: dict[tuple[str, str], StockTransaction] = {}
@@ -511,18 +480,15 @@ class ProgramReader:
         }
         if not org_units:
             return
-        dialect = events_dialect(self.session.version)
+        dialect = self.session.dialect
         attribute = self.item_code_attribute
         for unit in sorted(org_units):
             params: dict[str, ParamValue] = {
                 "program": self.program_uid("str"),
                 dialect.org_units_param: unit,
                 dialect.org_unit_mode_param: "SELECTED",
-                "fields": "trackedEntity,attributes[attribute,value],enrollments[enrollment]",
             }
-            entities = iter_tracked_entities(
-                self.session, params, dialect=dialect, page_size=self.page_size
-            )
+            entities = iter_tracked_entities(self.session, params, page_size=self.page_size)
             for entity in entities:
                 if attribute:
                     self._item_codes[entity.uid] = entity.attributes.get(attribute)
@@ -539,21 +505,24 @@ class ProgramReader:
         missing = sorted({te for te in tracked_entities if te and te not in self._item_codes})
         if not missing:
             return
-        dialect = events_dialect(self.session.version)
+        dialect = self.session.dialect
         program = self.program_uid("str")
-        for start in range(0, len(missing), _TE_BATCH):
-            chunk = missing[start : start + _TE_BATCH]
-            list_param, uid_list = dialect.tracked_entity_uids(chunk)
-            params: dict[str, ParamValue] = {
-                "program": program,
-                list_param: uid_list,
-                dialect.org_unit_mode_param: "ACCESSIBLE",
-                "fields": "trackedEntity,attributes[attribute,value]",
-            }
+        fixed: dict[str, ParamValue] = {
+            "program": program,
+            dialect.org_unit_mode_param: "ACCESSIBLE",
+            "fields": dialect.tracked_entity_fields,
+        }
+        chunks = self.session.batches(
+            dialect.tracked_entities_path,
+            {**fixed, "page": 1, "pageSize": _TE_BATCH + 1},
+            missing,
+            lambda group: dict([dialect.tracked_entity_uids(group)]),
+            max_count=_TE_BATCH,
+        )
+        for chunk in chunks:
+            params = {**fixed, **dict([dialect.tracked_entity_uids(chunk)])}
             # a page one larger than the chunk is never full: no second request to learn the end
-            entities = iter_tracked_entities(
-                self.session, params, dialect=dialect, page_size=len(chunk) + 1
-            )
+            entities = iter_tracked_entities(self.session, params, page_size=len(chunk) + 1)
             for entity in entities:
                 self._item_codes[entity.uid] = entity.attributes.get(attribute)
             for te in chunk:

@@ -10,8 +10,9 @@ Events read back from DHIS2 normally carry data elements in the configured schem
 readers ask for ``dataElementIdScheme``; some servers ignore that parameter, and org units always
 come back as UIDs. The resolvers therefore translate between codes and UIDs through batched
 metadata look-ups (``/api/dataElements``, ``/api/organisationUnits`` with ``filter=...:in:[...]``),
-packed so that no request URL exceeds :data:`MAX_URL_LENGTH` and cached with a TTL. The batching,
-packing and caching live once, in :class:`_MetadataCache`.
+batched by the session's one rule (:meth:`Dhis2Session.batches`: no request URL exceeds
+``MAX_URL_LENGTH``) and cached with a TTL. The look-ups and the caching live once, in
+:class:`_MetadataCache`.
 """
 
 from __future__ import annotations
@@ -26,13 +27,12 @@ import time
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from pathlib import Path
 from typing import IO, Generic, Literal, Protocol, TypeAlias, TypeVar, Union, get_args
-from urllib.parse import quote_plus, urlencode
 
 import attrs
 
-from dhis2_lmis.config import TEMPLATE_FIELD, DataSetLayout, IdScheme, ItemField
+from dhis2_lmis.config import TEMPLATE_FIELD, DataSetLayout, ItemField
 from dhis2_lmis.dhis2._json import JsonObject, JsonValue
-from dhis2_lmis.dhis2._uids import is_uid
+from dhis2_lmis.dhis2._uids import IdScheme, is_uid
 from dhis2_lmis.dhis2.metadata import (
     CATEGORY_OPTION_COMBO_FIELDS,
     DATA_ELEMENT_FIELDS,
@@ -47,21 +47,18 @@ from dhis2_lmis.dhis2.metadata import (
 )
 from dhis2_lmis.dhis2.session import Dhis2Session
 from dhis2_lmis.errors import ConfigError, ConfigProblem, ResponseFormatError, UnknownReferenceError
+from dhis2_lmis.lmis.models import Customer, Item, Store
 
 __all__ = [
     "ITEM_FIELDS",
-    "MAX_URL_LENGTH",
-    "Customer",
     "DataElementInfo",
     "IdScheme",
-    "Item",
     "ItemField",
     "ItemResolver",
     "LayoutCell",
     "LayoutResolver",
     "OrgUnitInfo",
     "OrgUnitResolver",
-    "Store",
     "load_customers",
     "load_items",
     "load_stores",
@@ -74,101 +71,6 @@ ITEM_FIELDS: tuple[str, ...] = get_args(ItemField)
 """Every accepted ``item_field``: mSupply offers exactly these as the item field reference."""
 
 _ID_SCHEMES: tuple[str, ...] = get_args(IdScheme)
-
-MAX_URL_LENGTH = 6 * 1024
-"""Longest request URL (base URL, path and encoded query) a look-up may send.
-
-Tomcat and the usual reverse proxies in front of DHIS2 reject request lines of 8 KB and more
-with 400 or 414; 6 KB leaves room for the other headers within the same buffer.
-"""
-
-# -- records ------------------------------------------------------------------------------------
-
-
-class _FrozenFields(Mapping[str, str]):
-    """An immutable, hashable mapping backed by a tuple of pairs, for custom fields.
-
-    Records are frozen and hashable (they serve as dict keys and set members); a plain dict
-    field would make them neither.
-    """
-
-    __slots__ = ("_index", "_pairs")
-
-    def __init__(self, pairs: Iterable[tuple[str, str]] = ()) -> None:
-        index = dict(pairs)
-        self._index = index
-        self._pairs = tuple(sorted(index.items()))
-
-    def __getitem__(self, key: str) -> str:
-        return self._index[key]
-
-    def __iter__(self) -> Iterator[str]:
-        return (k for k, _ in self._pairs)
-
-    def __len__(self) -> int:
-        return len(self._pairs)
-
-    def __hash__(self) -> int:
-        return hash(self._pairs)
-
-    def __eq__(self, other: object) -> bool:
-        if isinstance(other, _FrozenFields):
-            return self._pairs == other._pairs
-        if isinstance(other, Mapping):
-            return dict(self._pairs) == dict(other)
-        return NotImplemented
-
-    def __repr__(self) -> str:
-        return repr(dict(self._pairs))
-
-
-def _freeze_fields(value: Mapping[str, str] | Iterable[tuple[str, str]]) -> Mapping[str, str]:
-    if isinstance(value, _FrozenFields):
-        return value
-    if isinstance(value, Mapping):
-        return _FrozenFields(value.items())
-    return _FrozenFields(value)
-
-
-_NO_FIELDS: Mapping[str, str] = _FrozenFields()
-
-
-@attrs.frozen
-class Item:
-    """An mSupply item.
-
-    Attributes:
-        code: the mSupply item code.
-        name: the item name.
-        universal_code: mSupply's universal code, one place the DHIS2 reference may live.
-        custom_fields: user fields (``user_field_1`` .. ``user_field_6``) and any other custom
-            field, by name; frozen, so items stay hashable.
-        include_in_dhis2_push: False keeps the item out of pushes to DHIS2.
-    """
-
-    code: str
-    name: str
-    universal_code: str | None = None
-    custom_fields: Mapping[str, str] = attrs.field(default=_NO_FIELDS, converter=_freeze_fields)
-    include_in_dhis2_push: bool = True
-
-
-@attrs.frozen
-class Store:
-    """An mSupply store (a supplying store); its org unit lives in a custom field."""
-
-    code: str
-    name: str
-    custom_fields: Mapping[str, str] = attrs.field(default=_NO_FIELDS, converter=_freeze_fields)
-
-
-@attrs.frozen
-class Customer:
-    """An mSupply customer ("name"), the requesting facility; its org unit is in a name field."""
-
-    code: str
-    name: str
-    custom_fields: Mapping[str, str] = attrs.field(default=_NO_FIELDS, converter=_freeze_fields)
 
 
 # -- loaders ------------------------------------------------------------------------------------
@@ -483,12 +385,11 @@ _Property = Literal["id", "code", "name"]
 class _MetadataCache(Generic[_T]):
     """Batched, URL-length-packed, TTL-cached look-ups of one metadata collection by id or code.
 
-    One request per chunk: ``filter=<property>:in:[k1,k2,...]`` with as many keys as fit under
-    ``max_url_length`` once encoded exactly as the session sends them (``[``, ``]``, ``:`` and
-    ``,`` are percent-encoded, so each costs three bytes). Keys are packed first-fit-decreasing,
-    which needs the fewest requests whenever key lengths are similar. ``paging=false`` is safe
-    here because a chunk's answer is bounded by its key count; should a server page anyway, the
-    remaining pages are fetched.
+    One request per chunk: ``filter=<property>:in:[k1,k2,...]`` with as many keys as fit in the
+    session's URL budget once encoded exactly as sent (``[``, ``]``, ``:`` and ``,`` are
+    percent-encoded, so each costs three bytes), in the callers' order. The page size is one
+    more than the chunk's key count, so an answer by id or code is one short page; names are
+    not unique, and the session's page loop reads on when a page is full.
 
     Every answer is cached under its UID and its code (and, when looked up by name, its name),
     and a key the server does not know is cached as missing, so asking again within ``ttl_s``
@@ -504,13 +405,11 @@ class _MetadataCache(Generic[_T]):
         parse: Callable[[JsonObject], _T],
         ttl_s: float,
         clock: Callable[[], float],
-        max_url_length: int = MAX_URL_LENGTH,
     ) -> None:
         self.session = session
         self.collection = collection
         self.fields = fields
         self.ttl_s = ttl_s
-        self.max_url_length = max_url_length
         self._parse = parse
         self._clock = clock
         self._entries: dict[tuple[_Property, str], tuple[_T | None, float]] = {}
@@ -555,87 +454,44 @@ class _MetadataCache(Generic[_T]):
                         found[key] = hit
             return found
 
-    # -- packing ---------------------------------------------------------------------------
-
-    def _params(self, filter_value: str) -> dict[str, str]:
-        return {"filter": filter_value, "fields": self.fields, "paging": "false"}
-
-    def _url_length(self, filter_value: str) -> int:
-        """The length of the URL the session sends, as requests encodes it (``urlencode``)."""
-        query = urlencode(list(self._params(filter_value).items()))
-        return len(f"{self.session.url}/api/{self.collection}?{query}")
-
-    def chunks(self, prop: _Property, keys: Sequence[str]) -> list[list[str]]:
-        """Pack ``keys`` into as few ``in`` filters as fit under the URL limit.
-
-        First-fit-decreasing by encoded size; each chunk keeps the callers' order of its keys.
-        """
-        comma = len(quote_plus(","))
-        capacity = self.max_url_length - self._url_length(f"{prop}:in:[]") + comma
-        by_size = sorted(
-            ((len(quote_plus(k)) + comma, pos) for pos, k in enumerate(keys)), key=lambda s: -s[0]
-        )
-        bins: list[list[int]] = []
-        room: list[int] = []
-        for size, pos in by_size:
-            for i, free in enumerate(room):
-                if size <= free:
-                    bins[i].append(pos)
-                    room[i] -= size
-                    break
-            else:
-                if size > capacity:
-                    log.warning(
-                        "%s %s %.40r alone exceeds the %d-byte URL limit; sending it anyway",
-                        self.collection,
-                        prop,
-                        keys[pos],
-                        self.max_url_length,
-                    )
-                bins.append([pos])
-                room.append(capacity - size)
-        return [[keys[pos] for pos in sorted(chunk)] for chunk in bins]
-
     # -- fetching --------------------------------------------------------------------------
 
     def _fetch(self, prop: _Property, keys: Sequence[str]) -> list[_T]:
         # DHIS2 splits an ``in`` list on commas and has no escape, so such keys go alone.
         listable = [k for k in keys if "," not in k]
-        filters = [f"{prop}:in:[{','.join(chunk)}]" for chunk in self.chunks(prop, listable)]
-        filters += [f"{prop}:eq:{k}" for k in keys if "," in k]
+        # More than any chunk's key count: an answer by id or code is one short page.
+        page_size = len(keys) + 1
+        chunks = self.session.batches(
+            self.collection,
+            {"fields": self.fields, "page": 1, "pageSize": page_size},
+            listable,
+            lambda chunk: {"filter": f"{prop}:in:[{','.join(chunk)}]"},
+        )
+        lists = [f"{prop}:in:[{','.join(chunk)}]" for chunk in chunks]
+        lists += [f"{prop}:eq:{k}" for k in keys if "," in k]
         log.debug(
-            "looking up %d %s by %s in %d requests", len(keys), self.collection, prop, len(filters)
+            "looking up %d %s by %s in %d requests", len(keys), self.collection, prop, len(lists)
         )
         records: list[_T] = []
-        for filter_value in filters:
-            records.extend(self._fetch_one(filter_value))
+        for filter_value in lists:
+            # Names are not unique: the session's page loop reads on when a page is full.
+            for page in self.session.iter_pages(
+                self.collection,
+                {"filter": filter_value, "fields": self.fields},
+                items_key=self.collection,
+                page_size=page_size,
+            ):
+                records.extend(self._row(row) for row in page.items)
         return records
 
-    def _fetch_one(self, filter_value: str) -> Iterator[_T]:
-        params: dict[str, str | int] = dict(self._params(filter_value))
-        page = 1
-        while True:
-            body = self.session.get_json(self.collection, params)
-            path = f"/api/{self.collection}"
-            if not isinstance(body, dict) or not isinstance(body.get(self.collection), list):
-                raise ResponseFormatError(
-                    f"expected an object with a list {self.collection!r}", method="GET", path=path
-                )
-            rows = body[self.collection]
-            assert isinstance(rows, list)
-            for row in rows:
-                if not isinstance(row, dict):
-                    raise ResponseFormatError(
-                        f"{self.collection} entry is not an object", method="GET", path=path
-                    )
-                yield self._parse(row)
-            pager = body.get("pager")
-            page_count = pager.get("pageCount") if isinstance(pager, dict) else None
-            if not rows or not isinstance(page_count, int) or page >= page_count:
-                return
-            log.warning("%s ignored paging=false; reading page %d", path, page + 1)
-            page += 1
-            params = {**params, "page": page}
+    def _row(self, row: JsonValue) -> _T:
+        if not isinstance(row, dict):
+            raise ResponseFormatError(
+                f"{self.collection} entry is not an object",
+                method="GET",
+                path=f"/api/{self.collection}",
+            )
+        return self._parse(row)
 
 
 def _check_scheme(id_scheme: str) -> None:
@@ -781,6 +637,32 @@ class ItemResolver:
         info = self.resolve_codes((uid,)).get(uid)
         return info.code if info else None
 
+    def prefetch(self, refs: Iterable[str]) -> None:
+        """Translate, in one batched look-up, the refs an answer carried in the wrong scheme.
+
+        Readers ask DHIS2 for data elements in the configured scheme, but some servers ignore
+        ``dataElementIdScheme`` and a data element without a code always comes back as its UID.
+        Call this with a page's refs, then :meth:`item_for_ref` each: the look-ups hit the
+        cache. With UIDs configured, or without a session, there is nothing to translate.
+        """
+        if self.id_scheme != "CODE" or self._cache is None:
+            return
+        pending = {r for r in (ref.strip() for ref in refs) if is_uid(r) and r not in self._by_ref}
+        if pending:
+            self._cache.lookup("id", pending)
+
+    def item_for_ref(self, ref: str) -> Item | None:
+        """The item of a data element ref as an answer carried it: configured scheme or UID.
+
+        The one id-scheme translation of the readers (see :meth:`prefetch`); never raises for a
+        missing session: an untranslatable ref simply has no item.
+        """
+        item = self.item_for(ref)
+        translatable = self.id_scheme == "CODE" and self._cache is not None
+        if item is None and translatable and is_uid(ref.strip()):
+            item = self.item_for_data_element(ref, "UID")
+        return item
+
     def item_for_data_element(self, data_element_ref: str, scheme_of_ref: IdScheme) -> Item | None:
         """The item of a data element id as an event carried it, in either scheme.
 
@@ -918,6 +800,25 @@ class OrgUnitResolver:
         return text + f" and no customer has {self.name_field} = {org_unit}"
 
     # -- translation ---------------------------------------------------------------------------
+
+    def prefetch(self, org_units: Iterable[str]) -> None:
+        """Translate, in one batched look-up, the org units no store or customer names directly.
+
+        Answers carry org unit UIDs (or codes) that may be in the other scheme than the one
+        configured; afterwards :meth:`store_for` and :meth:`customer_for` hit the cache instead
+        of sending one request per unmapped facility. Without a session it does nothing.
+        """
+        if self._cache is None:
+            return
+        pending = {
+            ref
+            for ref in (ou.strip() for ou in org_units)
+            if ref and ref not in self._stores and ref not in self._customers
+        }
+        if self.id_scheme == "CODE":  # the refs may be UIDs: learn their codes
+            self._cache.lookup("id", pending)
+        else:  # the refs may be codes: learn their UIDs (an unknown UID is simply unknown)
+            self._cache.lookup("code", {ref for ref in pending if not is_uid(ref)})
 
     def resolve_uids(self, codes: Iterable[str]) -> dict[str, OrgUnitInfo]:
         """Org units by code, for the codes the server knows (batched and cached).

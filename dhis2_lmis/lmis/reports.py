@@ -9,7 +9,7 @@ mSupply "receives the stock on hand reports" of facilities from the aggregate da
   response of hundreds of thousands of values, slow on the server and held whole in memory on
   both sides. The reader lists the facilities the data set is assigned to under the chosen
   roots and asks for them in batches (repeatable ``orgUnit``, each URL below
-  :data:`~dhis2_lmis.lmis.references.MAX_URL_LENGTH`), one request per batch and period, and turns
+  :data:`~dhis2_lmis.dhis2.session.MAX_URL_LENGTH`), one request per batch and period, and turns
   each answer into reports before sending the next;
 * it answers in **UIDs** unless told otherwise: the reader asks for ``dataElementIdScheme``,
   ``orgUnitIdScheme`` and ``categoryOptionComboIdScheme``, so a deployment that works in codes
@@ -23,7 +23,7 @@ mSupply "receives the stock on hand reports" of facilities from the aggregate da
 
 Nothing in a report is an exception: an unknown data element, an org unit that maps to no
 store or customer, a value that is not a quantity becomes a
-:class:`~dhis2_lmis.lmis.models.RecordProblem` on its report, and the report is yielded anyway.
+:class:`~dhis2_lmis.dhis2.records.RecordProblem` on its report, and the report is yielded anyway.
 """
 
 from __future__ import annotations
@@ -32,10 +32,9 @@ import logging
 from collections.abc import Callable, Iterator, Sequence
 from datetime import date, datetime, tzinfo
 from typing import Literal, TypeAlias, Union
-from urllib.parse import urlencode
 
-from dhis2_lmis.config import IdScheme
 from dhis2_lmis.dhis2._json import JsonValue
+from dhis2_lmis.dhis2._uids import IdScheme
 from dhis2_lmis.dhis2.convert import (
     DataValueRow,
     data_value_rows,
@@ -45,6 +44,7 @@ from dhis2_lmis.dhis2.convert import (
     parse_timestamp,
     timestamp_parser,
 )
+from dhis2_lmis.dhis2.metadata import DATA_SET_ORG_UNITS_FIELDS, USER_ORG_UNITS_FIELDS
 from dhis2_lmis.dhis2.periods import (
     PeriodError,
     format_period,
@@ -52,18 +52,12 @@ from dhis2_lmis.dhis2.periods import (
     period_for,
     period_type_of_format,
 )
-from dhis2_lmis.dhis2.session import Dhis2Session, ParamValue
+from dhis2_lmis.dhis2.records import RecordProblem
+from dhis2_lmis.dhis2.session import MAX_URL_LENGTH, Dhis2Session, ParamValue
 from dhis2_lmis.errors import ConfigError, UnknownReferenceError
-from dhis2_lmis.lmis.models import RecordProblem, StockReport, StockReportLine
+from dhis2_lmis.lmis.models import Customer, Item, StockReport, StockReportLine, Store
 from dhis2_lmis.lmis.programs import ItemLookup, OrgUnitLookup, parse_quantity
-from dhis2_lmis.lmis.references import (
-    MAX_URL_LENGTH,
-    Customer,
-    Item,
-    LayoutResolver,
-    OrgUnitResolver,
-    Store,
-)
+from dhis2_lmis.lmis.references import LayoutResolver, OrgUnitResolver
 
 __all__ = [
     "DEFAULT_BATCH_SIZE",
@@ -83,8 +77,6 @@ DEFAULT_BATCH_SIZE = 50
 10,000-40,000 values, a response of a few megabytes that DHIS2 answers in seconds."""
 
 _PATH = "dataValueSets"
-_UID_LENGTH = 11
-_CODES_PER_LOOKUP = 50
 
 
 class StockReportReader:
@@ -301,20 +293,15 @@ class StockReportReader:
         """Split org unit UIDs into request batches: at most ``batch_size`` each, and short
         enough that the URL with ``params`` (and the repeated ``orgUnit``) fits
         ``max_url_length``. An org unit that fits nowhere still gets a request of its own."""
-        base = len(self.session.url) + len(f"/api/{_PATH}?") + len(_query(params))
-        out: list[tuple[str, ...]] = []
-        current: list[str] = []
-        length = base
-        for uid in org_units:
-            cost = len(_query({"orgUnit": uid})) + 1  # "&orgUnit=<uid>"
-            if current and (len(current) >= self.batch_size or length + cost > self.max_url_length):
-                out.append(tuple(current))
-                current, length = [], base
-            current.append(uid)
-            length += cost
-        if current:
-            out.append(tuple(current))
-        return tuple(out)
+        groups = self.session.batches(
+            _PATH,
+            params,
+            org_units,
+            lambda group: {"orgUnit": list(group)},
+            max_count=self.batch_size,
+            max_url_length=self.max_url_length,
+        )
+        return tuple(tuple(group) for group in groups)
 
     def _org_unit_uids(self, refs: Sequence[str]) -> tuple[str, ...]:
         """The UIDs of org units given in ``org_unit_id_scheme``, in the given order.
@@ -328,18 +315,10 @@ class StockReportReader:
         wanted = tuple(dict.fromkeys(ref.strip() for ref in refs))
         if self.org_unit_id_scheme == "UID":
             return wanted
-        found: dict[str, str] = {}
-        for start in range(0, len(wanted), _CODES_PER_LOOKUP):
-            chunk = wanted[start : start + _CODES_PER_LOOKUP]
-            body = self.session.get_json(
-                "organisationUnits",
-                {
-                    "filter": f"code:in:[{','.join(chunk)}]",
-                    "fields": "id,code",
-                    "pageSize": len(chunk),
-                },
-            )
-            found.update((code, uid) for uid, code, _ in org_unit_refs(body) if code)
+        places = self.org_units
+        if not isinstance(places, OrgUnitResolver) or places.session is None:
+            places = OrgUnitResolver(id_scheme="CODE", session=self.session)
+        found = {code: info.uid for code, info in places.resolve_uids(wanted).items()}
         missing = [ref for ref in wanted if ref not in found]
         if missing:
             raise UnknownReferenceError(
@@ -354,13 +333,13 @@ class StockReportReader:
         if org_units is not None:
             roots = set(self._org_unit_uids(org_units))
         else:
-            me = self.session.get_json("me", {"fields": "organisationUnits[id]"})
+            me = self.session.get_json("me", {"fields": USER_ORG_UNITS_FIELDS})
             roots = {uid for uid, _, _ in org_unit_refs(me)}
             if not roots:
                 log.warning("the DHIS2 user has no data capture org units: nothing to read")
                 return ()
         body = self.session.get_json(
-            f"dataSets/{self.data_set}", {"fields": "organisationUnits[id,code,path]"}
+            f"dataSets/{self.data_set}", {"fields": DATA_SET_ORG_UNITS_FIELDS}
         )
         seen: dict[str, None] = {}
         for uid, _, path in org_unit_refs(body):
@@ -371,19 +350,6 @@ class StockReportReader:
         return tuple(seen)
 
 
-def _query(params: dict[str, ParamValue]) -> str:
-    """The query string as the session encodes it (bools as ``true``/``false``)."""
-    pairs: list[tuple[str, str]] = []
-    for key, value in params.items():
-        if value is None:
-            continue
-        values = value if isinstance(value, (list, tuple)) else (value,)
-        for item in values:
-            text = ("true" if item else "false") if isinstance(item, bool) else str(item)
-            pairs.append((key, text))
-    return urlencode(pairs)
-
-
 class _Resolution:
     """Turns data value set answers into reports, with look-ups memoised for one read."""
 
@@ -392,8 +358,6 @@ class _Resolution:
         self.parse = parse
         self.items: dict[str, Item | None] = {}
         self.places: dict[str, tuple[Store | None, Customer | None]] = {}
-        self.can_translate = True
-        self._configured_org_units: set[str] | None = None
 
     def reports(self, body: JsonValue, period_id: str) -> Iterator[StockReport]:
         groups: dict[tuple[str, str], list[DataValueRow]] = {}
@@ -540,28 +504,9 @@ class _Resolution:
         return place
 
     def _translate_org_units(self, org_units: list[str]) -> None:
-        """Translate, in one batched look-up, the org units no store or customer names
-        directly, so that the per-report look-ups hit the resolver's cache instead of sending
-        one request per unmapped facility."""
         lookup = self.reader.org_units
-        if not isinstance(lookup, OrgUnitResolver) or lookup.session is None:
-            return
-        if self._configured_org_units is None:
-            places: tuple[Store | Customer, ...] = (*lookup.stores, *lookup.customers)
-            self._configured_org_units = {
-                ref for ref in map(lookup.org_unit_for, places) if ref is not None
-            }
-        pending = [
-            ou
-            for ou in org_units
-            if ou and ou not in self.places and ou not in self._configured_org_units
-        ]
-        if not pending:
-            return
-        if lookup.id_scheme == "CODE":  # the refs may be UIDs: learn their codes
-            lookup.resolve_codes(pending)
-        else:  # the refs may be codes: learn their UIDs
-            lookup.resolve_uids(pending)
+        if isinstance(lookup, OrgUnitResolver):
+            lookup.prefetch(ou for ou in org_units if ou not in self.places)
 
     def _item(self, element: str) -> Item | None:
         if element in self.items:
@@ -572,36 +517,10 @@ class _Resolution:
     def _lookup(self, element: str) -> Item | None:
         items = self.reader.items
         assert items is not None  # callers check
-        scheme = self.reader.data_element_id_scheme
-        item = items.item_for_data_element(element, scheme)
-        if item is None and self._maybe_uid(element):
-            # Asked for codes, but a data element without a code comes back as its UID.
-            item = items.item_for_data_element(element, "UID")
-        return item
-
-    def _maybe_uid(self, element: str) -> bool:
-        return (
-            self.reader.data_element_id_scheme == "CODE"
-            and self.can_translate
-            and len(element) == _UID_LENGTH
-            and element[0].isalpha()
-            and element.isalnum()
-        )
+        return items.item_for_ref(element)
 
     def _translate(self, elements: set[str]) -> None:
-        """Look up, in one batched request, the codes of UIDs a server sent instead of codes,
-        so that the per-line look-ups hit the resolver's cache."""
+        """Let the item resolver translate, in one batch, the refs sent in the wrong scheme."""
         items = self.reader.items
-        if items is None or self.reader.data_element_id_scheme != "CODE" or self.reader.layout:
-            return  # a layout matches UIDs and codes alike
-        pending = {
-            e
-            for e in elements
-            if e not in self.items and items.item_for(e) is None and self._maybe_uid(e)
-        }
-        if not pending:
-            return
-        try:
-            items.resolve_codes(pending)
-        except ConfigError:  # a resolver without a session cannot translate: report, not raise
-            self.can_translate = False
+        if items is not None and not self.reader.layout:  # a layout matches UIDs and codes
+            items.prefetch(e for e in elements if e not in self.items)

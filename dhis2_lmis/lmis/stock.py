@@ -11,9 +11,9 @@ tracked entity with that item code at that org unit): ``received_quantity = q`` 
   item code, org unit), so a repeated push finds the event already there and reports it as
   ``already_pushed``; a retried POST (client UIDs + ``CREATE_AND_UPDATE``) updates the same event
   instead of adding one.
-* **``async=false`` literally.** ``POST /api/tracker`` is asynchronous by default in every
-  version, and 2.36-2.41 route to the synchronous handler only on the exact lowercase string
-  (WEB_API.md §5.1). A server that queues a job anyway is polled until the job's report exists.
+* **Synchronous writes.** ``POST /api/tracker`` is asynchronous by default in every version;
+  the dialect's write parameters ask for the synchronous handler (``async=false``, WEB_API.md
+  §5.1). A server that queues a job anyway is polled until the job's report exists.
 
 Look-ups are batched: one tracked-entity request per org unit (per chunk of item codes), one
 request per chunk of derived event UIDs, and one small events read per stock card.
@@ -27,10 +27,9 @@ import logging
 import os
 import string
 import time
-import urllib.parse
 from collections import defaultdict
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
-from datetime import datetime, timedelta, timezone, tzinfo
+from datetime import datetime, timedelta, tzinfo
 from decimal import Decimal, InvalidOperation
 from pathlib import Path
 from typing import Literal
@@ -38,6 +37,7 @@ from typing import Literal
 import attrs
 
 from dhis2_lmis.dhis2 import _html
+from dhis2_lmis.dhis2._clock import utc_now
 from dhis2_lmis.dhis2._json import JsonObject, JsonValue
 from dhis2_lmis.dhis2.convert import (
     TrackedEntityRef,
@@ -49,17 +49,18 @@ from dhis2_lmis.dhis2.convert import (
 )
 from dhis2_lmis.dhis2.events import iter_tracked_entities
 from dhis2_lmis.dhis2.imports import (
-    TrackerImportError,
+    TrackerImportMessage,
     TrackerImportReport,
     job_location,
     parse_legacy_event_summaries,
     parse_tracker_report,
 )
+from dhis2_lmis.dhis2.records import Event
 from dhis2_lmis.dhis2.session import Dhis2Session, ParamValue
-from dhis2_lmis.dhis2.versions import EventsDialect, events_dialect
-from dhis2_lmis.errors import ConfigError, Dhis2TimeoutError, NotFoundError, PackingListError
+from dhis2_lmis.dhis2.versions import Dialect
+from dhis2_lmis.errors import Dhis2TimeoutError, NotFoundError, PackingListError
 from dhis2_lmis.lmis.datavalues import InvalidValueError, format_value
-from dhis2_lmis.lmis.models import ConsignmentReceipt, Event
+from dhis2_lmis.lmis.models import ConsignmentReceipt
 from dhis2_lmis.lmis.references import foreign_separator
 
 __all__ = [
@@ -80,14 +81,8 @@ OutcomeStatus = Literal["created", "already_pushed", "failed", "skipped"]
 _UID_FIRST = string.ascii_letters
 _UID_REST = string.ascii_letters + string.digits
 _UID_NAMESPACE = b"dhis2-lmis/stock-receipt/v1"
-# Proxies and servlet containers commonly cap request lines at 8 KB; stay well below.
-_MAX_URL = 6000
 _UIDS_PER_REQUEST = 100
 _SOH_PAGE_SIZE = 5
-_TRACKER_EVENT_FIELDS = (
-    "event,occurredAt,createdAt,createdAtClient,status,deleted,dataValues[dataElement,value]"
-)
-_LEGACY_EVENT_FIELDS = "event,eventDate,created,status,deleted,dataValues[dataElement,value]"
 
 
 def receipt_event_uid(reference: str, item_code: str, org_unit: str) -> str:
@@ -443,10 +438,6 @@ def _number(value: Decimal | None) -> str:
     return "?" if value is None else format_value(value, data_element="stock")
 
 
-def _utc_now() -> datetime:
-    return datetime.now(timezone.utc)
-
-
 def _naive(value: datetime | None) -> datetime:
     if value is None:
         return datetime.min
@@ -502,8 +493,6 @@ class StockPusher:
         received_quantity: the stock-receipt data element; None when that row is inactive.
         item_code_attribute: the tracked entity attribute holding the item code.
         now: the clock; events are dated by it (naive = server-local time).
-        legacy: write through the legacy ``POST /api/events`` (2.36-2.41); servers before 2.36
-            always use it.
         sleep: waits between polls of an import job (only when a server answers a synchronous
             import with a job).
         poll_attempts / poll_interval_s: how long to wait for such a job.
@@ -515,8 +504,7 @@ class StockPusher:
     stock_on_hand: str | None = attrs.field(kw_only=True)
     received_quantity: str | None = attrs.field(kw_only=True)
     item_code_attribute: str = attrs.field(kw_only=True)
-    now: Callable[[], datetime] = attrs.field(kw_only=True, default=_utc_now)
-    legacy: bool = attrs.field(kw_only=True, default=False)
+    now: Callable[[], datetime] = attrs.field(kw_only=True, default=utc_now)
     sleep: Callable[[float], None] = attrs.field(kw_only=True, default=time.sleep, repr=False)
     poll_attempts: int = attrs.field(kw_only=True, default=60)
     poll_interval_s: float = attrs.field(kw_only=True, default=1.0)
@@ -526,8 +514,8 @@ class StockPusher:
 
         For every receipt: its derived event is looked for first (present: ``already_pushed``);
         the item's tracked entity at the org unit and its ACTIVE enrollment are found (missing:
-        ``failed``); the latest stock on hand is read from the newest event (by occurredAt,
-        then createdAt) that has one, 0 when none; the event is written dated now with
+        ``failed``); the latest stock on hand is read from the newest event (by event date,
+        then creation time) that has one, 0 when none; the event is written dated now with
         ``received_quantity = q`` and ``stock_on_hand = latest + q``. Several receipts for one
         item chain: each builds on the previous one, and they are written in rounds so a
         refused receipt never leaves a later balance built on it.
@@ -545,14 +533,7 @@ class StockPusher:
         batch = tuple(receipts)
         if not batch:
             return StockPushReport(())
-        version = self.session.version
-        legacy_write = self.legacy or version < (2, 36)
-        if legacy_write and version >= (2, 42):
-            raise ConfigError(
-                f"DHIS2 {version} has no legacy /api/events: write stock receipts through "
-                "/api/tracker (legacy = false)"
-            )
-        dialect = events_dialect(version)  # reads: /api/tracker from 2.36, legacy before
+        dialect = self.session.dialect  # legacy_events: reads and writes via /api/events
         outcomes: list[StockReceiptOutcome | None] = [None] * len(batch)
 
         first_of_uid: dict[str, int] = {}
@@ -621,7 +602,7 @@ class StockPusher:
                     )
                     continue
                 this_round.append(plan)
-            for plan, outcome in self._write(this_round, legacy_write, now, step):
+            for plan, outcome in self._write(this_round, dialect, now, step):
                 outcomes[plan.index] = outcome
                 if outcome.status == "failed":
                     broken[plan.card] = outcome
@@ -633,26 +614,28 @@ class StockPusher:
 
     # -- look-ups --------------------------------------------------------------------------------
 
-    def _existing_events(self, uids: Sequence[str], dialect: EventsDialect) -> dict[str, Event]:
+    def _existing_events(self, uids: Sequence[str], dialect: Dialect) -> dict[str, Event]:
         """Events that already carry one of the derived UIDs (deleted ones included)."""
         found: dict[str, Event] = {}
-        fields = _LEGACY_EVENT_FIELDS if dialect.legacy else _TRACKER_EVENT_FIELDS
-        fields += "," + dialect.tracked_entity_param
         time_zone = self.session.time_zone
-        for start in range(0, len(uids), _UIDS_PER_REQUEST):
-            chunk = uids[start : start + _UIDS_PER_REQUEST]
-            list_param, uid_list = dialect.event_uids(chunk)
-            params: dict[str, ParamValue] = {
-                "program": self.program,
-                list_param: uid_list,
-                dialect.org_unit_mode_param: "ACCESSIBLE",
-                "includeDeleted": True,
-                "fields": fields,
-            }
+        fixed: dict[str, ParamValue] = {
+            "program": self.program,
+            dialect.org_unit_mode_param: "ACCESSIBLE",
+            "includeDeleted": True,
+            "fields": dialect.event_value_fields,
+        }
+        chunks = self.session.batches(
+            dialect.events_path,
+            {**fixed, "page": 1, "pageSize": _UIDS_PER_REQUEST + 1},
+            uids,
+            lambda group: dict([dialect.event_uids(group)]),
+            max_count=_UIDS_PER_REQUEST,
+        )
+        for chunk in chunks:
             for page in self.session.iter_pages(
-                dialect.path,
-                params,
-                items_key=dialect.items_key,
+                dialect.events_path,
+                {**fixed, **dict([dialect.event_uids(chunk)])},
+                items_key=dialect.events_keys[0],
                 page_size=len(chunk) + 1,  # a short page: no second request to learn the end
                 link_paging=dialect.next_page_link,
             ):
@@ -694,7 +677,7 @@ class StockPusher:
         )
 
     def _find_cards(
-        self, wanted: set[tuple[str, str]], dialect: EventsDialect
+        self, wanted: set[tuple[str, str]], dialect: Dialect
     ) -> dict[tuple[str, str], _Card | str]:
         """Each (org unit, item code) -> its card, or why there is none (a sentence)."""
         codes_by_unit: dict[str, set[str]] = defaultdict(set)
@@ -730,53 +713,38 @@ class StockPusher:
             return f"several ACTIVE enrollments ({names}) with {where}: keep only one"
         return active[0]
 
-    def _lookup_params(self, org_unit: str, dialect: EventsDialect) -> dict[str, ParamValue]:
-        if dialect.legacy:
-            fields = "trackedEntityInstance,orgUnit,attributes[attribute,value],"
-            fields += "enrollments[enrollment,status,program,orgUnit,deleted]"
-        else:
-            fields = "trackedEntity,orgUnit,attributes[attribute,value],"
-            fields += "enrollments[enrollment,status,program,orgUnit,deleted]"
-        return {"program": self.program, dialect.org_units_param: org_unit, "fields": fields}
-
-    def _filter(self, codes: Sequence[str], dialect: EventsDialect) -> str:
-        operator = "IN" if dialect.legacy else "in"
-        return f"{self.item_code_attribute}:{operator}:{';'.join(codes)}"
+    def _lookup_params(
+        self, org_unit: str, codes: Sequence[str], dialect: Dialect
+    ) -> dict[str, ParamValue]:
+        name, value = dialect.attribute_in(self.item_code_attribute, codes)
+        return {
+            "program": self.program,
+            dialect.org_units_param: org_unit,
+            "fields": dialect.tracked_entity_fields,
+            name: value,
+        }
 
     def _code_chunks(
-        self, org_unit: str, codes: Sequence[str], dialect: EventsDialect
-    ) -> Iterator[list[str]]:
-        """Item codes in groups whose look-up URL stays below ``_MAX_URL`` characters."""
-        path = "trackedEntityInstances" if dialect.legacy else "tracker/trackedEntities"
-        fixed = self._lookup_params(org_unit, dialect)
-        fixed.update({"page": 1, "pageSize": 99999})
-        base = len(f"{self.session.url}/api/{path}?") + len(
-            urllib.parse.urlencode({k: str(v) for k, v in fixed.items()})
+        self, org_unit: str, codes: Sequence[str], dialect: Dialect
+    ) -> list[list[str]]:
+        """Item codes in groups whose look-up URL stays within the session's URL budget."""
+        fixed = self._lookup_params(org_unit, [], dialect)
+        fixed.update({"page": 1, "pageSize": max(50, 2 * len(codes))})
+        return self.session.batches(
+            dialect.tracked_entities_path,
+            fixed,
+            codes,
+            lambda group: dict([dialect.attribute_in(self.item_code_attribute, group)]),
         )
-        base += len(urllib.parse.urlencode({"filter": self._filter([], dialect)})) + 1
-        chunk: list[str] = []
-        size = base
-        for code in codes:
-            cost = len(urllib.parse.quote_plus(code)) + 3  # "%3B" separator
-            if chunk and size + cost > _MAX_URL:
-                yield chunk
-                chunk, size = [], base
-            chunk.append(code)
-            size += cost
-        if chunk:
-            yield chunk
 
     def _tracked_entities(
-        self, org_unit: str, codes: Sequence[str], dialect: EventsDialect
+        self, org_unit: str, codes: Sequence[str], dialect: Dialect
     ) -> Iterator[TrackedEntityRef]:
-        params = self._lookup_params(org_unit, dialect)
-        params["filter"] = self._filter(codes, dialect)
+        params = self._lookup_params(org_unit, codes, dialect)
         # A code is unique per org unit, so a page this large is never full: one request.
-        return iter_tracked_entities(
-            self.session, params, dialect=dialect, page_size=max(50, 2 * len(codes))
-        )
+        return iter_tracked_entities(self.session, params, page_size=max(50, 2 * len(codes)))
 
-    def _latest_balance(self, card: _Card, dialect: EventsDialect) -> _Balance | str:
+    def _latest_balance(self, card: _Card, dialect: Dialect) -> _Balance | str:
         """The stock on hand of the card's newest event that has one (0 when none has)."""
         soh_element = self.stock_on_hand
         assert soh_element is not None  # only asked when the row is active
@@ -785,14 +753,14 @@ class StockPusher:
             dialect.tracked_entity_param: card.tracked_entity,
             dialect.org_unit_mode_param: "ACCESSIBLE",
             "order": dialect.order_newest,
-            "fields": _LEGACY_EVENT_FIELDS if dialect.legacy else _TRACKER_EVENT_FIELDS,
+            "fields": dialect.event_value_fields,
         }
         time_zone = self.session.time_zone
         best: Event | None = None
         for page in self.session.iter_pages(
-            dialect.path,
+            dialect.events_path,
             params,
-            items_key=dialect.items_key,
+            items_key=dialect.events_keys[0],
             page_size=_SOH_PAGE_SIZE,
             link_paging=dialect.next_page_link,
         ):
@@ -870,7 +838,7 @@ class StockPusher:
         return values
 
     def _write(
-        self, plans: Sequence[_Planned], legacy: bool, now: datetime, step: int
+        self, plans: Sequence[_Planned], dialect: Dialect, now: datetime, step: int
     ) -> list[tuple[_Planned, StockReceiptOutcome]]:
         """Send one round (at most one event per card) and map the report back to receipts."""
         if not plans:
@@ -887,35 +855,23 @@ class StockPusher:
                 tracked_entity=plan.card.tracked_entity,
                 occurred_at=occurred,
                 data_values=self._data_values(plan),
-                legacy=legacy,
+                legacy=dialect.legacy_events,
             )
             for plan in plans
         )
-        report = self._send(payload, legacy)
+        report = self._send(payload, dialect)
         return self._map_report(plans, report)
 
-    def _send(self, payload: JsonObject, legacy: bool) -> TrackerImportReport:
-        if legacy:
-            response = self.session.post_json(
-                "events",
-                payload,
-                params={"strategy": "CREATE_AND_UPDATE"},
-                idempotent=True,
-                accept_status=(409,),
-            )
-            return parse_legacy_event_summaries(response.body)
+    def _send(self, payload: JsonObject, dialect: Dialect) -> TrackerImportReport:
         response = self.session.post_json(
-            "tracker",
+            dialect.event_write_path,
             payload,
-            params={
-                "async": "false",  # the literal string: 2.36-2.41 route on it (WEB_API.md §5.1)
-                "importStrategy": "CREATE_AND_UPDATE",
-                "atomicMode": "OBJECT",
-                "reportMode": "ERRORS",
-            },
+            params=dict(dialect.event_write_params),
             idempotent=True,  # client UIDs + CREATE_AND_UPDATE: a repeat updates, never adds
             accept_status=(409,),
         )
+        if dialect.legacy_events:
+            return parse_legacy_event_summaries(response.body)
         body = response.body
         location = job_location(body)
         if location is not None:
@@ -945,8 +901,8 @@ class StockPusher:
         self, plans: Sequence[_Planned], report: TrackerImportReport
     ) -> list[tuple[_Planned, StockReceiptOutcome]]:
         uids = {plan.receipt.event_uid for plan in plans}
-        errors: dict[str, list[TrackerImportError]] = defaultdict(list)
-        unnamed: list[TrackerImportError] = []
+        errors: dict[str, list[TrackerImportMessage]] = defaultdict(list)
+        unnamed: list[TrackerImportMessage] = []
         for error in report.errors:
             if error.uid in uids:
                 errors[error.uid].append(error)

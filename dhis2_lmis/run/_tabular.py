@@ -23,11 +23,9 @@ from functools import cached_property
 from typing import TYPE_CHECKING, Any, Generic, Literal, TypeVar
 
 from dhis2_lmis.dhis2.imports import ImportConflict
+from dhis2_lmis.dhis2.records import DataValue, Event, RecordProblem
 from dhis2_lmis.lmis.models import (
     ConsignmentReceipt,
-    DataValue,
-    Event,
-    RecordProblem,
     Requisition,
     RequisitionLine,
     StockLevel,
@@ -37,7 +35,7 @@ from dhis2_lmis.lmis.models import (
 )
 
 if TYPE_CHECKING:  # pragma: no cover - annotations only
-    from dhis2_lmis.lmis.references import Customer, Item, Store
+    from dhis2_lmis.lmis.models import Customer, Item, Store
 
 #: The ``kind=`` names of :func:`~dhis2_lmis.run.frames.to_dataframe`, one per record type.
 RecordKind = Literal[

@@ -39,14 +39,14 @@ from decimal import Decimal
 from pathlib import Path
 from typing import IO, TYPE_CHECKING, Any, Literal, TypeVar
 
-from dhis2_lmis import __version__
+from dhis2_lmis._version import __version__
 from dhis2_lmis.client import Dhis2Lmis
 from dhis2_lmis.config import Dhis2Config
+from dhis2_lmis.dhis2.imports import ImportFailedError
 from dhis2_lmis.dhis2.periods import PeriodError
 from dhis2_lmis.errors import (
     ConfigError,
     Dhis2Error,
-    ImportFailedError,
     PackingListError,
     RequestRejectedError,
     UnknownReferenceError,
@@ -583,12 +583,19 @@ def _require(config: Dhis2Config, args: argparse.Namespace, *needs: str) -> None
         )
 
 
-def _open_lmis(args: argparse.Namespace, config: Dhis2Config | None = None) -> Dhis2Lmis:
+def _open_lmis(
+    args: argparse.Namespace,
+    config: Dhis2Config | None = None,
+    *,
+    on_connection: Callable[[datetime, str], None] | None = None,
+) -> Dhis2Lmis:
     config = config or _load_config(args)
     items = _references("--items", args.items, load_items)
     stores = _references("--stores", args.stores, load_stores)
     customers = _references("--customers", args.customers, load_customers)
-    return Dhis2Lmis(config, items=items, stores=stores, customers=customers)
+    return Dhis2Lmis(
+        config, items=items, stores=stores, customers=customers, on_connection=on_connection
+    )
 
 
 def _references(
@@ -756,7 +763,7 @@ def _pull_stock_reports(lmis: Dhis2Lmis, args: argparse.Namespace) -> int:
     try:
         reports = lmis.fetch_stock_reports(
             _period_arg(args.period),
-            args.org_unit,
+            org_unit=args.org_unit,
             children=args.children,
             since=args.since,
         )
@@ -906,8 +913,7 @@ def _cmd_sync(args: argparse.Namespace) -> int:
         sync_log.addFilter(repeats)
     try:
         with SqliteStateStore(config.sync.state) as state:
-            lmis = _open_lmis(args, config)
-            lmis.on_connection = state.set_last_connection
+            lmis = _open_lmis(args, config, on_connection=state.set_last_connection)
             with lmis:
                 runner = SyncRunner(
                     lmis, state, on_requisition=on_requisition, on_receipt=on_receipt

@@ -38,14 +38,16 @@ import attrs
 from dhis2_lmis.client import Dhis2Lmis
 from dhis2_lmis.config import Dhis2Config
 from dhis2_lmis.dhis2.imports import ImportSummary
+from dhis2_lmis.dhis2.records import ConnectionCheck
 from dhis2_lmis.lmis.models import (
-    ConnectionCheck,
     ConsignmentReceipt,
+    Customer,
+    Item,
     Requisition,
     StockLevel,
     StockReport,
+    Store,
 )
-from dhis2_lmis.lmis.references import Customer, Item, Store
 from dhis2_lmis.lmis.stock import PackingList, StockPushReport, StockReceipt, StockReceiptOutcome
 from dhis2_lmis.testing import DEMO, FakeDhis2
 from dhis2_lmis.testing._version import parse_version

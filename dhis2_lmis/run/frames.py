@@ -7,7 +7,7 @@ with typed columns, so the first ``groupby`` or ``pivot_table`` works without cl
 * timestamps are ``datetime64`` columns, timezone-aware in the zone the records carry (DHIS2
   sends none; the readers attach ``serverTimeZoneId`` when the server says it). Records in
   several zones become UTC; naive timestamps, or a mix of naive and aware ones, stay naive
-  wall-clock times, as :meth:`~dhis2_lmis.lmis.models.Event.recency` compares them;
+  wall-clock times, as :meth:`~dhis2_lmis.dhis2.records.Event.recency` compares them;
 * quantities (``Decimal`` in the records) are nullable ``Float64``: a missing or non-numeric
   quantity is ``<NA>``, never 0;
 * identifiers, names and messages are ``string``; record problems are joined into one text.
@@ -31,10 +31,10 @@ from decimal import Decimal
 from typing import TYPE_CHECKING, Any
 
 from dhis2_lmis.dhis2.imports import ImportConflict, ImportSummary
+from dhis2_lmis.dhis2.records import Event
 from dhis2_lmis.errors import MissingExtraError
 from dhis2_lmis.lmis.models import (
     ConsignmentReceipt,
-    Event,
     Requisition,
     StockLevel,
     StockReport,

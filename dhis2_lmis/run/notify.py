@@ -20,12 +20,14 @@ import smtplib
 import ssl
 import threading
 from collections.abc import Callable, Iterable, Iterator, Sequence
-from datetime import datetime, timezone
+from datetime import datetime
 from email.message import EmailMessage
 from email.utils import format_datetime, make_msgid
 from typing import Protocol
 
 import attrs
+
+from dhis2_lmis.dhis2._clock import utc_now
 
 __all__ = [
     "ErrorReport",
@@ -42,10 +44,6 @@ _sync_log = logging.getLogger("dhis2_lmis.run.sync")
 
 _MASK = "***"
 _SUBJECT_MAX = 200  # long subjects get folded or cut by mail clients anyway
-
-
-def _utc_now() -> datetime:
-    return datetime.now(timezone.utc)
 
 
 class SmtpSettingsLike(Protocol):
@@ -146,7 +144,7 @@ class ErrorReport:
     """
 
     def __init__(
-        self, *, now: Callable[[], datetime] = _utc_now, secrets: Sequence[str] = ()
+        self, *, now: Callable[[], datetime] = utc_now, secrets: Sequence[str] = ()
     ) -> None:
         self._now = now
         self._secrets = tuple(secrets)
@@ -216,7 +214,7 @@ def send_error_report(
     smtp: SmtpSettingsLike,
     secrets: Sequence[str] = (),
     run_summary: str | None = None,
-    now: Callable[[], datetime] = _utc_now,
+    now: Callable[[], datetime] = utc_now,
 ) -> bool:
     """E-mail the run's errors as ONE message to every recipient.
 

@@ -40,6 +40,7 @@ from typing import Literal, Protocol, get_args
 
 import attrs
 
+from dhis2_lmis.dhis2._clock import utc_now
 from dhis2_lmis.errors import StateError, StateLockedError
 
 if sys.platform == "win32":  # pragma: no cover - exercised on Windows only
@@ -75,10 +76,6 @@ _OUTCOMES: Mapping[str, Outcome] = MappingProxyType({name: name for name in get_
 
 # Permission checks ask about the ids that will actually open the file, where the OS can.
 _EFFECTIVE_IDS = os.access in os.supports_effective_ids
-
-
-def _utc_now() -> datetime:
-    return datetime.now(timezone.utc)
 
 
 @attrs.frozen
@@ -368,7 +365,7 @@ class SqliteStateStore:
         self,
         path: str | os.PathLike[str] = DEFAULT_STATE_PATH,
         *,
-        now: Callable[[], datetime] = _utc_now,
+        now: Callable[[], datetime] = utc_now,
         busy_timeout_s: float = 5.0,
     ) -> None:
         self.path = Path(path)

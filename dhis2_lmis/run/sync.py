@@ -53,6 +53,7 @@ import attrs
 
 from dhis2_lmis.config import parse_interval
 from dhis2_lmis.dhis2 import _html
+from dhis2_lmis.dhis2._clock import utc_now
 from dhis2_lmis.errors import AuthenticationError, ConfigError, Dhis2Error
 from dhis2_lmis.lmis.models import ConsignmentReceipt, Requisition
 from dhis2_lmis.lmis.stock import StockReceipt
@@ -102,10 +103,6 @@ class ReceiptHandler(Protocol):
     def __call__(
         self, receipt: ConsignmentReceipt, /, *, is_update: bool
     ) -> Iterable[StockReceipt] | None: ...
-
-
-def _utc_now() -> datetime:
-    return datetime.now(timezone.utc)
 
 
 @attrs.frozen
@@ -256,7 +253,7 @@ class SyncRunner:
         on_requisition: RequisitionHandler | None = None,
         on_receipt: ReceiptHandler | None = None,
         overlap: timedelta | None = None,
-        now: Callable[[], datetime] = _utc_now,
+        now: Callable[[], datetime] = utc_now,
         sleep: Callable[[float], None] | None = None,
         rng: random.Random | None = None,
         notify: bool = True,
@@ -383,7 +380,7 @@ class SyncRunner:
     def _sync_program(
         self,
         program: SyncProgram,
-        fetch: Callable[..., Iterator[_Record]],  # (since, *, workers): a Dhis2Lmis fetcher
+        fetch: Callable[..., Iterator[_Record]],  # (*, since, workers): a Dhis2Lmis fetcher
         step: Callable[[_Record, bool], str | None],
         tally: _Tally,
         errors: ErrorReport,
@@ -409,7 +406,7 @@ class SyncRunner:
         in_order = workers == 1
         advancing = True  # false after the first failure: the cursor must not pass it
         pending: datetime | None = None  # a cursor move owed for skipped duplicates
-        records = iter(fetch(since, workers=workers))
+        records = iter(fetch(since=since, workers=workers))
         complete = False
         ended: Literal[True] | StopReason | None = "interrupted"
         while not self._stop.is_set():

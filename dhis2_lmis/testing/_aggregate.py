@@ -23,8 +23,9 @@ import datetime as dt
 import json
 import re
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
+from dhis2_lmis.testing._host import Host
 from dhis2_lmis.testing._metadata import fmt_time
 from dhis2_lmis.testing._periods import period_range
 from dhis2_lmis.testing._server import Request, Response, json_response, web_message
@@ -39,9 +40,6 @@ from dhis2_lmis.testing._world import (
     User,
     new_uid,
 )
-
-if TYPE_CHECKING:  # pragma: no cover - import for type checkers only
-    from dhis2_lmis.testing._fake import FakeDhis2
 
 __all__ = ["handle_get", "handle_post", "handle_task", "handle_task_summary", "import_data_values"]
 
@@ -230,7 +228,7 @@ def _value_problem(value: str, element: DataElement) -> str | None:
 
 
 def _period_closed(
-    fake: FakeDhis2,
+    fake: Host,
     targets: list[DataSet],
     pe: str,
     info: tuple[str, dt.date, dt.date],
@@ -298,7 +296,7 @@ def _text(value: object) -> str | None:
     return str(value)
 
 
-def import_data_values(fake: FakeDhis2, body: Json, opts: _Options, user: User | None) -> _Summary:
+def import_data_values(fake: Host, body: Json, opts: _Options, user: User | None) -> _Summary:
     """Validate and upsert a data value set; the summary counts and conflicts."""
     world = fake.world
     summary = _Summary()
@@ -534,7 +532,7 @@ def import_data_values(fake: FakeDhis2, body: Json, opts: _Options, user: User |
     return summary
 
 
-def summary_json(fake: FakeDhis2, summary: _Summary, opts: _Options) -> Json:
+def summary_json(fake: Host, summary: _Summary, opts: _Options) -> Json:
     """The ImportSummary in the version's shape."""
     version = fake.server_version
     status = "ERROR" if summary.aborted else "WARNING" if summary.conflicts else "SUCCESS"
@@ -598,7 +596,7 @@ def _wrap(summary: Json) -> Response:
 
 
 def _guarded(fn: Any) -> Any:
-    def wrapped(fake: FakeDhis2, req: Request, m: re.Match[str], user: User | None) -> Response:
+    def wrapped(fake: Host, req: Request, m: re.Match[str], user: User | None) -> Response:
         try:
             result: Response = fn(fake, req, m, user)
         except BadRequest as exc:
@@ -610,7 +608,7 @@ def _guarded(fn: Any) -> Any:
 
 
 @_guarded
-def handle_post(fake: FakeDhis2, req: Request, m: re.Match[str], user: User | None) -> Response:
+def handle_post(fake: Host, req: Request, m: re.Match[str], user: User | None) -> Response:
     """``POST /api/dataValueSets``."""
     try:
         body = json.loads(req.body or b"{}")
@@ -662,7 +660,7 @@ def handle_post(fake: FakeDhis2, req: Request, m: re.Match[str], user: User | No
 
 
 @_guarded
-def handle_task(fake: FakeDhis2, req: Request, m: re.Match[str], user: User | None) -> Response:
+def handle_task(fake: Host, req: Request, m: re.Match[str], user: User | None) -> Response:
     """``GET /api/system/tasks/<type>/<uid>``: notifications, newest first."""
     with fake.world.lock:
         job = fake.world.jobs.get(m.group("uid"))
@@ -672,9 +670,7 @@ def handle_task(fake: FakeDhis2, req: Request, m: re.Match[str], user: User | No
 
 
 @_guarded
-def handle_task_summary(
-    fake: FakeDhis2, req: Request, m: re.Match[str], user: User | None
-) -> Response:
+def handle_task_summary(fake: Host, req: Request, m: re.Match[str], user: User | None) -> Response:
     """``GET /api/system/taskSummaries/<type>/<uid>``: the bare ImportSummary."""
     with fake.world.lock:
         job = fake.world.jobs.get(m.group("uid"))
@@ -684,7 +680,7 @@ def handle_task_summary(
 
 
 @_guarded
-def handle_get(fake: FakeDhis2, req: Request, m: re.Match[str], user: User | None) -> Response:
+def handle_get(fake: Host, req: Request, m: re.Match[str], user: User | None) -> Response:
     """``GET /api/dataValueSets``: values of data sets for periods and org units."""
     world = fake.world
     minor = fake.server_version.minor

@@ -17,8 +17,8 @@ import re
 import secrets
 import uuid
 from dataclasses import dataclass
-from typing import TYPE_CHECKING
 
+from dhis2_lmis.testing._host import Host
 from dhis2_lmis.testing._server import (
     Request,
     Response,
@@ -27,9 +27,6 @@ from dhis2_lmis.testing._server import (
     web_message,
 )
 from dhis2_lmis.testing._world import AccessToken, User
-
-if TYPE_CHECKING:  # pragma: no cover - import for type checkers only
-    from dhis2_lmis.testing._fake import FakeDhis2
 
 __all__ = [
     "AuthResult",
@@ -56,14 +53,14 @@ class AuthResult:
     set_cookie: str | None = None
 
 
-def login_page_path(fake: FakeDhis2) -> str:
+def login_page_path(fake: Host) -> str:
     """The login page a 302 points to (moved in 2.41)."""
     if fake.server_version.minor <= 40:
         return "/dhis-web-commons/security/login.action"
     return "/dhis-web-login/"
 
 
-def refuse(fake: FakeDhis2, req: Request, message: str = "Unauthorized") -> Response:
+def refuse(fake: Host, req: Request, message: str = "Unauthorized") -> Response:
     """The 401-or-302 answer of DHIS2's API entry point."""
     authorization = req.header("authorization") or ""
     ajax = (req.header("x-requested-with") or "").lower() == "xmlhttprequest"
@@ -72,7 +69,7 @@ def refuse(fake: FakeDhis2, req: Request, message: str = "Unauthorized") -> Resp
     return Response(302, b"", headers=[("Location", req.base_url + login_page_path(fake))])
 
 
-def check_password(fake: FakeDhis2, username: str, password: str) -> tuple[User | None, str]:
+def check_password(fake: Host, username: str, password: str) -> tuple[User | None, str]:
     """Check a username and password, counting failures for the lockout rule.
 
     Returns:
@@ -94,7 +91,7 @@ def check_password(fake: FakeDhis2, username: str, password: str) -> tuple[User 
         return None, "Unauthorized"
 
 
-def new_session(fake: FakeDhis2, user: User) -> str:
+def new_session(fake: Host, user: User) -> str:
     """Open a session and return the Set-Cookie header value."""
     sid = uuid.uuid4().hex.upper()
     with fake.world.lock:
@@ -111,13 +108,13 @@ def _basic(header: str) -> tuple[str, str] | None:
     return (username, password) if sep else None
 
 
-def _locked(fake: FakeDhis2, req: Request, user: User) -> AuthResult | None:
+def _locked(fake: Host, req: Request, user: User) -> AuthResult | None:
     if user.locked:
         return AuthResult(None, refuse(fake, req, "Account locked"))
     return None
 
 
-def authenticate(fake: FakeDhis2, req: Request) -> AuthResult:
+def authenticate(fake: Host, req: Request) -> AuthResult:
     """Identify the user of an API request, or produce the version's refusal."""
     world = fake.world
     version = fake.server_version
@@ -162,12 +159,12 @@ def authenticate(fake: FakeDhis2, req: Request) -> AuthResult:
     return AuthResult(None, refuse(fake, req))
 
 
-def _locked_response(fake: FakeDhis2, req: Request, user: User) -> Response | None:
+def _locked_response(fake: Host, req: Request, user: User) -> Response | None:
     locked = _locked(fake, req, user)
     return locked.refusal if locked is not None else None
 
 
-def _bearer(fake: FakeDhis2, req: Request, token: str) -> AuthResult:
+def _bearer(fake: Host, req: Request, token: str) -> AuthResult:
     world = fake.world
     with world.lock:
         issued = world.access_tokens.get(token)
@@ -185,9 +182,7 @@ def _bearer(fake: FakeDhis2, req: Request, token: str) -> AuthResult:
 # --- login endpoints ---------------------------------------------------------------------------
 
 
-def handle_oauth_token(
-    fake: FakeDhis2, req: Request, m: re.Match[str], user: User | None
-) -> Response:
+def handle_oauth_token(fake: Host, req: Request, m: re.Match[str], user: User | None) -> Response:
     """``POST /uaa/oauth/token``: password and refresh_token grants (2.36-2.41)."""
     form = req.form()
     client_id, secret = form.get("client_id", ""), form.get("client_secret", "")
@@ -247,9 +242,7 @@ def handle_oauth_token(
     )
 
 
-def handle_json_login(
-    fake: FakeDhis2, req: Request, m: re.Match[str], user: User | None
-) -> Response:
+def handle_json_login(fake: Host, req: Request, m: re.Match[str], user: User | None) -> Response:
     """``POST /api/auth/login`` (2.41+): JSON login that opens a session."""
     try:
         body = json.loads(req.body or b"{}")
@@ -269,9 +262,7 @@ def handle_json_login(
     return json_response(200, payload, [("Set-Cookie", cookie)])
 
 
-def handle_form_login(
-    fake: FakeDhis2, req: Request, m: re.Match[str], user: User | None
-) -> Response:
+def handle_form_login(fake: Host, req: Request, m: re.Match[str], user: User | None) -> Response:
     """``POST /dhis-web-commons-security/login.action`` (before 2.41): form login."""
     form = req.form()
     found, _ = check_password(fake, form.get("j_username", ""), form.get("j_password", ""))
@@ -286,8 +277,6 @@ def handle_form_login(
     )
 
 
-def handle_login_page(
-    fake: FakeDhis2, req: Request, m: re.Match[str], user: User | None
-) -> Response:
+def handle_login_page(fake: Host, req: Request, m: re.Match[str], user: User | None) -> Response:
     """The HTML login page (what a followed 302 ends on)."""
     return html_response(200)

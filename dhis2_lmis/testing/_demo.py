@@ -12,10 +12,8 @@ from __future__ import annotations
 
 import datetime as dt
 from dataclasses import dataclass
-from typing import TYPE_CHECKING
 
-if TYPE_CHECKING:  # pragma: no cover - import for type checkers only
-    from dhis2_lmis.testing._fake import FakeDhis2
+from dhis2_lmis.testing._host import Seeding
 
 __all__ = ["DEMO", "DemoIds", "seed_demo"]
 
@@ -104,7 +102,7 @@ DEMO = DemoIds(
 )
 
 
-def seed_demo(fake: FakeDhis2) -> DemoIds:
+def seed_demo(fake: Seeding) -> DemoIds:
     """Fill ``fake`` with the demo world and return its ids (``DEMO``)."""
     d = DEMO
     fake.add_org_unit(d.country, "DL", "Demoland")

@@ -16,7 +16,7 @@ from types import TracebackType
 from typing import Literal
 from zoneinfo import ZoneInfo
 
-from dhis2_lmis.testing import _aggregate, _auth, _metadata, _tracker
+from dhis2_lmis.testing import _aggregate, _auth, _metadata, _tracker_import, _tracker_read
 from dhis2_lmis.testing._demo import seed_demo
 from dhis2_lmis.testing._server import (
     Fault,
@@ -119,17 +119,19 @@ _ROUTES: tuple[_Route, ...] = (
     ),
     _route("GET", r"/dhis-web-login/?", _auth.handle_login_page, auth=False, first=41),
     _route("GET", r"/dhis-web-dashboard/?", _auth.handle_login_page),
-    _route("GET", r"/api/tracker/events", _tracker.handle_events),
-    _route("GET", r"/api/tracker/events/(?P<uid>\w+)", _tracker.handle_event),
-    _route("GET", r"/api/tracker/trackedEntities", _tracker.handle_tracked_entities),
-    _route("GET", r"/api/tracker/trackedEntities/(?P<uid>\w+)", _tracker.handle_tracked_entity),
-    _route("GET", r"/api/tracker/enrollments", _tracker.handle_enrollments),
-    _route("POST", r"/api/tracker", _tracker.handle_import),
-    _route("GET", r"/api/tracker/jobs/(?P<uid>\w+)", _tracker.handle_job),
-    _route("GET", r"/api/tracker/jobs/(?P<uid>\w+)/report", _tracker.handle_job_report),
-    _route("GET", r"/api/events", _tracker.handle_legacy_events, last=41),
-    _route("GET", r"/api/events/(?P<uid>\w+)", _tracker.handle_legacy_event, last=41),
-    _route("POST", r"/api/events", _tracker.handle_legacy_import, last=41),
+    _route("GET", r"/api/tracker/events", _tracker_read.handle_events),
+    _route("GET", r"/api/tracker/events/(?P<uid>\w+)", _tracker_read.handle_event),
+    _route("GET", r"/api/tracker/trackedEntities", _tracker_read.handle_tracked_entities),
+    _route(
+        "GET", r"/api/tracker/trackedEntities/(?P<uid>\w+)", _tracker_read.handle_tracked_entity
+    ),
+    _route("GET", r"/api/tracker/enrollments", _tracker_read.handle_enrollments),
+    _route("POST", r"/api/tracker", _tracker_import.handle_import),
+    _route("GET", r"/api/tracker/jobs/(?P<uid>\w+)", _tracker_import.handle_job),
+    _route("GET", r"/api/tracker/jobs/(?P<uid>\w+)/report", _tracker_import.handle_job_report),
+    _route("GET", r"/api/events", _tracker_read.handle_legacy_events, last=41),
+    _route("GET", r"/api/events/(?P<uid>\w+)", _tracker_read.handle_legacy_event, last=41),
+    _route("POST", r"/api/events", _tracker_import.handle_legacy_import, last=41),
     _route("GET", r"/api/dataValueSets", _aggregate.handle_get),
     _route("POST", r"/api/dataValueSets", _aggregate.handle_post),
     _route("GET", r"/api/system/tasks/(?P<type>\w+)/(?P<uid>\w+)", _aggregate.handle_task),

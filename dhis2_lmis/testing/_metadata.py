@@ -9,9 +9,10 @@ from __future__ import annotations
 import datetime as dt
 import re
 from collections.abc import Callable
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from dhis2_lmis.testing._fields import Ref, apply_fields, match_filter, parse_fields
+from dhis2_lmis.testing._host import Host
 from dhis2_lmis.testing._server import Request, Response, json_response, text_response, web_message
 from dhis2_lmis.testing._world import (
     DEFAULT_CATEGORY_OPTION,
@@ -19,9 +20,6 @@ from dhis2_lmis.testing._world import (
     World,
     new_uid,
 )
-
-if TYPE_CHECKING:  # pragma: no cover - import for type checkers only
-    from dhis2_lmis.testing._fake import FakeDhis2
 
 __all__ = [
     "COLLECTIONS",
@@ -288,7 +286,7 @@ def _order_key(value: Any) -> tuple[int, Any]:
     return (0, str(value))
 
 
-def handle_list(fake: FakeDhis2, req: Request, m: re.Match[str], user: User | None) -> Response:
+def handle_list(fake: Host, req: Request, m: re.Match[str], user: User | None) -> Response:
     """``GET /api/<collection>``."""
     collection = m.group("collection")
     if collection not in COLLECTIONS:
@@ -331,7 +329,7 @@ def handle_list(fake: FakeDhis2, req: Request, m: re.Match[str], user: User | No
     return json_response(200, body)
 
 
-def handle_object(fake: FakeDhis2, req: Request, m: re.Match[str], user: User | None) -> Response:
+def handle_object(fake: Host, req: Request, m: re.Match[str], user: User | None) -> Response:
     """``GET /api/<collection>/<uid>``."""
     collection, uid = m.group("collection"), m.group("uid")
     if collection not in COLLECTIONS:
@@ -347,21 +345,17 @@ def handle_object(fake: FakeDhis2, req: Request, m: re.Match[str], user: User | 
         return json_response(200, apply_fields(spec, obj, resolver(world)))
 
 
-def handle_ping(fake: FakeDhis2, req: Request, m: re.Match[str], user: User | None) -> Response:
+def handle_ping(fake: Host, req: Request, m: re.Match[str], user: User | None) -> Response:
     """``GET /api/ping``: no auth, empty 200 (2.40+, some earlier patches)."""
     return Response(200, b"", "text/plain;charset=UTF-8")
 
 
-def handle_system_ping(
-    fake: FakeDhis2, req: Request, m: re.Match[str], user: User | None
-) -> Response:
+def handle_system_ping(fake: Host, req: Request, m: re.Match[str], user: User | None) -> Response:
     """``GET /api/system/ping``: the bare string ``pong``."""
     return text_response(200, "pong")
 
 
-def handle_system_info(
-    fake: FakeDhis2, req: Request, m: re.Match[str], user: User | None
-) -> Response:
+def handle_system_info(fake: Host, req: Request, m: re.Match[str], user: User | None) -> Response:
     """``GET /api/system/info`` in the SystemInfo shape."""
     info: dict[str, Any] = {
         "contextPath": req.base_url,
@@ -391,15 +385,13 @@ def handle_system_info(
     return json_response(200, info)
 
 
-def handle_system_id(
-    fake: FakeDhis2, req: Request, m: re.Match[str], user: User | None
-) -> Response:
+def handle_system_id(fake: Host, req: Request, m: re.Match[str], user: User | None) -> Response:
     """``GET /api/system/id?limit=N``: fresh UIDs."""
     limit = min(10000, max(1, int(req.param("limit") or 1)))
     return json_response(200, {"codes": [new_uid() for _ in range(limit)]})
 
 
-def handle_me(fake: FakeDhis2, req: Request, m: re.Match[str], user: User | None) -> Response:
+def handle_me(fake: Host, req: Request, m: re.Match[str], user: User | None) -> Response:
     """``GET /api/me``: ``username`` top-level from 2.38, ``userCredentials`` up to 2.41."""
     assert user is not None
     minor = fake.server_version.minor

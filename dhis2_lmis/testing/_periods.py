@@ -1,7 +1,7 @@
 """ISO period strings -> (period type, first day, last day), enough for the fake's checks.
 
-Written apart from ``dhis2_lmis.periods`` on purpose: the fake is the library's oracle, so it
-works the dates out another way (week 1 found by scanning 29 December - 4 January, ISO weeks by
+Written apart from ``dhis2_lmis.dhis2.periods`` on purpose: the fake is the library's oracle, so
+it works the dates out another way (week 1 found by scanning 29 December - 4 January, ISO weeks by
 ``date.fromisocalendar``) and a mistake in one is caught by tests against the other. Types that a
 DHIS2 release does not have yet are not valid periods on it (``2027Feb`` before 2.43).
 """

@@ -12,16 +12,20 @@ import signal
 import socket
 import subprocess
 import sys
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from concurrent.futures import ThreadPoolExecutor
+from decimal import Decimal
 from pathlib import Path
-from typing import IO
+from typing import IO, Any
 
+import pandas as pd
 import pytest
 
-from dhis2_lmis import __version__
+from dhis2_lmis import Dhis2Config, Dhis2Lmis, __version__, load_customers, load_items
+from dhis2_lmis.run._tabular import RECEIPTS, REQUISITIONS
 from dhis2_lmis.run.cli import main
 from dhis2_lmis.run.demo import run_demo
+from dhis2_lmis.run.frames import to_dataframe
 from dhis2_lmis.testing import DEMO, AggregateValue, FakeDhis2
 
 WRONG_PASSWORD = "not-the-Pa55word-1234"  # must never show in any output
@@ -403,7 +407,8 @@ def test_pull_order_jsonl_has_one_parseable_line_per_requisition_line(
     assert len(rows) == completed_order_lines()
     first = rows[0]
     assert first["org_unit"] == DEMO.facilities[0]
-    assert first["customer"] == DEMO.facility_codes[0]
+    assert first["customer_code"] == DEMO.facility_codes[0]
+    assert first["customer_name"] == f"Facility {DEMO.facility_codes[0]}"
     assert (first["item_code"], first["quantity"]) == ("AMOX250", "100")
     assert all(row["problems"] == "" for row in rows)
 
@@ -469,6 +474,14 @@ def test_pull_since_skips_older_events(config: Path, capsys: pytest.CaptureFixtu
     argv = ["--config", str(config), "pull", "order", "--raw", "--format", "jsonl"]
     assert main([*argv, "--since", "2999-01-01"]) == 0
     assert capsys.readouterr().out == ""
+
+
+def test_pull_csv_without_records_is_just_the_header(
+    config: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    argv = ["--config", str(config), "pull", "receipt", "--since", "2999-01-01"]
+    assert main([*argv, "--format", "csv"]) == 0
+    assert capsys.readouterr().out.splitlines() == [",".join(RECEIPTS.names)]
 
 
 def test_pull_table_is_aligned_text(config: Path, capsys: pytest.CaptureFixture[str]) -> None:
@@ -580,6 +593,83 @@ def test_stock_on_hand_prints_the_latest_level_per_item(
         "PARA500": "110",
         "ORS200": "120",
     }
+
+
+# -- the same columns as to_dataframe ------------------------------------------------------------
+
+
+def fetched_by_python(lmis: Dhis2Lmis, command: tuple[str, ...]) -> Iterable[Any]:
+    """What the library returns for the records ``command`` prints."""
+    if command == ("stock-on-hand",):
+        return lmis.fetch_stock_on_hand()
+    if command[1] == "stock-reports":
+        return lmis.fetch_stock_reports("202611", org_unit=DEMO.facilities[0])
+    if "--raw" in command:
+        return lmis.pull("order")
+    fetch = {
+        "order": lmis.fetch_completed_requisitions,
+        "receipt": lmis.fetch_completed_receipts,
+        "str": lmis.fetch_stock_transactions,
+    }[command[1]]
+    return fetch()
+
+
+def same_value(text: str, value: object, dtype: object) -> bool:
+    """Whether the command's text says what the frame's typed cell holds."""
+    if pd.isna(value):
+        return text == ""
+    if isinstance(dtype, pd.BooleanDtype):
+        return text == str(value).lower()
+    if isinstance(dtype, (pd.Float64Dtype, pd.Int64Dtype)):
+        return Decimal(text) == Decimal(str(value))
+    if isinstance(value, pd.Timestamp):
+        return pd.Timestamp(text) == value
+    return text == value
+
+
+@pytest.mark.parametrize(
+    "command",
+    [
+        ("pull", "order", "--raw"),
+        ("pull", "order"),
+        ("pull", "receipt"),
+        ("pull", "str"),
+        ("stock-on-hand",),
+        ("pull", "stock-reports", "--period", "202611", "--org-unit", DEMO.facilities[0]),
+    ],
+    ids=lambda command: " ".join(command[:3]),
+)
+def test_command_prints_the_columns_and_values_of_to_dataframe(
+    command: tuple[str, ...],
+    config: Path,
+    reference_files: list[str],
+    demo_server: FakeDhis2,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    for code, value in ((DEMO.soh_data_elements[0], 150), (DEMO.soh_data_elements[1], 0)):
+        demo_server.add_data_value(code, "202611", DEMO.facilities[0], value)
+    references = dict(zip(reference_files[::2], reference_files[1::2], strict=True))
+    with Dhis2Lmis(
+        Dhis2Config.from_file(config),
+        items=load_items(references["--items"]),
+        customers=load_customers(references["--customers"]),
+    ) as lmis:
+        frame = to_dataframe(fetched_by_python(lmis, command))
+    with_problems = "problems" in frame and bool(frame["problems"].notna().any())
+
+    code = main(["--config", str(config), *reference_files, *command, "--format", "csv"])
+
+    assert code == (1 if with_problems else 0)
+    printed = list(csv.reader(io.StringIO(capsys.readouterr().out)))
+    assert printed[0] == list(frame.columns)
+    assert len(printed) - 1 == len(frame) > 0
+    differences = [
+        (n, column, text, frame[column].iloc[n])
+        for n, row in enumerate(printed[1:])
+        for column, text in zip(printed[0], row, strict=True)
+        if not same_value(text, frame[column].iloc[n], frame[column].dtype)
+    ]
+    assert differences == []
 
 
 # -- push-values ---------------------------------------------------------------------------------
@@ -782,6 +872,9 @@ def test_sync_once_hands_each_completed_event_over_once(
     rows = [json.loads(line) for line in first.out.splitlines()]
     assert sum(row["program"] == "order" for row in rows) == completed_order_lines()
     assert sum(row["program"] == "receipt" for row in rows) == 3
+    columns = {row["program"]: list(row) for row in rows}  # what pull order / receipt print
+    assert columns["order"] == ["program", "is_update", *REQUISITIONS.names]
+    assert columns["receipt"] == ["program", "is_update", *RECEIPTS.names]
     assert "9 handled" in first.err
     assert main(argv) == 0
     second = capsys.readouterr()

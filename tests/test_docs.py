@@ -11,6 +11,7 @@ from pathlib import Path
 import pytest
 
 import dhis2_lmis
+from dhis2_lmis.run._tabular import TABLES
 
 ROOT = Path(__file__).resolve().parent.parent
 PAGES = sorted([ROOT / "README.md", ROOT / "CHANGELOG.md", *(ROOT / "docs").rglob("*.md")])
@@ -62,3 +63,15 @@ def test_names_imported_from_the_package_exist(page: Path) -> None:
             if isinstance(node, ast.ImportFrom) and node.module == "dhis2_lmis":
                 missing += [a.name for a in node.names if not hasattr(dhis2_lmis, a.name)]
     assert missing == []
+
+
+def test_recipes_list_the_output_columns_of_every_record_type() -> None:
+    """docs/recipes.md, "Output columns": what users read is what the command and
+    to_dataframe print, in order (the table is checked against the one definition)."""
+    documented = {}
+    for line in (ROOT / "docs" / "recipes.md").read_text().splitlines():
+        cells = [cell.strip() for cell in line.strip("|").split("|")]
+        if len(cells) == 4 and cells[2].strip("`") in TABLES:
+            documented[cells[2].strip("`")] = re.findall(r"`([a-z_]+)`", cells[3])
+    shown = {kind: list(table.names) for kind, table in TABLES.items() if kind != "conflicts"}
+    assert documented == shown

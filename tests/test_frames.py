@@ -157,7 +157,7 @@ def test_timestamps_in_different_zones_become_utc() -> None:
 def test_requisitions_frame_has_one_row_per_line_with_names(lmis: Dhis2Lmis) -> None:
     requisitions = list(lmis.fetch_completed_requisitions())
     frame = to_dataframe(requisitions)
-    assert frame.shape == (sum(len(r.lines) for r in requisitions), 17)
+    assert frame.shape == (sum(len(r.lines) for r in requisitions), 16)
     assert len(frame) == 12
     amox = frame[frame["item_code"] == "AMOX250"]
     assert set(amox["item_name"]) == {"Amoxicillin 250mg capsules"}
@@ -190,14 +190,14 @@ def test_requisitions_frame_joins_problems_as_text(lmis: Dhis2Lmis) -> None:
 
 def test_receipts_frame_has_one_row_per_receipt(lmis: Dhis2Lmis) -> None:
     frame = to_dataframe(lmis.fetch_completed_receipts())
-    assert frame.shape == (3, 11)
+    assert frame.shape == (3, 12)
     assert list(frame["consignment_number"]) == ["CN-2024-1001", "CN-2024-1002", "CN-2024-1003"]
     assert is_aware(frame["completed_at"])
 
 
 def test_stock_transactions_frame_has_numeric_quantities(lmis: Dhis2Lmis) -> None:
     frame = to_dataframe(lmis.fetch_stock_transactions())
-    assert frame.shape == (9, 11)
+    assert frame.shape == (9, 12)
     assert frame["stock_on_hand"].dtype == pd.Float64Dtype()
     assert frame["received_quantity"].isna().all()
     assert frame["stock_on_hand"].sum() == sum(100 + 10 * i + f for f in range(3) for i in range(3))

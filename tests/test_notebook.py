@@ -102,7 +102,7 @@ def test_notebook_cells_run_in_order_and_build_the_frames(notebook: dict[str, An
     namespace = notebook
     assert namespace["events"].shape == (20, 21)
     assert namespace["orders_wide"].shape == (8, 23)
-    assert namespace["requisitions"].shape == (12, 17)
+    assert namespace["requisitions"].shape == (12, 16)
     assert namespace["ordered"].shape == (3, 5)
     assert namespace["stock"].shape == (9, 5)
     assert namespace["stock_pivot"].shape == (3, 3)

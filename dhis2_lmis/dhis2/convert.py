@@ -5,9 +5,9 @@ Event pages are decoded by msgspec straight into private wire structures (``_Wir
 ``eventDate``, ``updatedAt`` / ``lastUpdated``, ``trackedEntity`` / ``trackedEntityInstance``
 ...; WEB_API.md §4.5), so one decoder serves ``/api/tracker/events`` on 2.36-2.43 and the
 legacy ``/api/events``. Unknown keys are skipped without being built (new servers add fields);
-missing keys are fine. The records are built from the wire structures;
-:func:`structure_event` converts an already-decoded event into the same structures first, so
-both paths build identical records.
+missing keys are fine. The records of a page are built from the wire structures in one
+msgspec call (:func:`_records`); :func:`structure_event` converts an already-decoded event into
+the same structures first, so both paths build identical records.
 
 DHIS2 writes timestamps in server-local time without an offset; they become timezone-aware in
 the server's ``serverTimeZoneId`` when it is known, and stay naive otherwise. A memo per read
@@ -31,7 +31,7 @@ from dateutil import parser as date_parser
 
 from dhis2_lmis.dhis2 import _json
 from dhis2_lmis.dhis2._json import JsonObject, JsonValue
-from dhis2_lmis.dhis2.records import DataValue, Event, Note, RecordProblem
+from dhis2_lmis.dhis2.records import Event, RecordProblem
 
 __all__ = [
     "ME_FIELDS",
@@ -154,7 +154,7 @@ _NotObject: TypeAlias = Union[list[Any], _Scalar]  # noqa: UP007
 
 
 class _WireValue(msgspec.Struct, rename="camel", gc=False):
-    # Named as DataValue's attributes: msgspec builds the records from them (_data_values).
+    # Named as DataValue's attributes: msgspec builds the records from them (_records).
     data_element: Any = None
     value: Any = None
     provided_elsewhere: Any = False
@@ -173,7 +173,9 @@ class _WireNote(msgspec.Struct, rename="camel", gc=False):
 
 
 class _WireEvent(msgspec.Struct, rename="camel", gc=False):
-    event: Any = None
+    # Named as Event's attributes where a field is read as is (``uid`` is DHIS2's ``event``):
+    # msgspec builds the records of a page from them in one call (_records).
+    uid: Any = msgspec.field(default=None, name="event")
     program: Any = None
     program_stage: Any = None
     org_unit: Any = None
@@ -194,9 +196,13 @@ class _WireEvent(msgspec.Struct, rename="camel", gc=False):
     enrollment: Any = None
     tracked_entity: Any = None
     tracked_entity_instance: Any = None
-    deleted: Any = None
-    data_values: Union[list[Union[_WireValue, _NotObject]], dict[str, Any], _Scalar] = None  # noqa: UP007
-    notes: Union[list[Union[_WireNote, _NotObject]], dict[str, Any], _Scalar] = None  # noqa: UP007
+    deleted: Any = False
+    data_values: Union[list[Union[_WireValue, _NotObject]], dict[str, Any], _Scalar] = (  # noqa: UP007
+        msgspec.field(default_factory=list)
+    )
+    notes: Union[list[Union[_WireNote, _NotObject]], dict[str, Any], _Scalar] = (  # noqa: UP007
+        msgspec.field(default_factory=list)
+    )
 
 
 _WireItem: TypeAlias = Union[_WireEvent, _NotObject]  # noqa: UP007
@@ -220,8 +226,7 @@ class EventPage:
 
     Attributes:
         count: how many entries the page's list holds; -1 when it has no list of events.
-        events: the records, in page order, each built as it is asked for: a reader that
-            hands them on one at a time never holds a page of records at once.
+        events: the records, in page order, built together (one msgspec call per page).
         paging: the envelope's paging keys (``pager``), for
             :func:`~dhis2_lmis.dhis2.session.is_last_page`.
     """
@@ -256,7 +261,7 @@ def event_page_decoder(
             items = []
         if type(items) is not list:
             return EventPage(-1, iter(()), paging)
-        return EventPage(len(items), (_event(item, timestamps) for item in items), paging)
+        return EventPage(len(items), iter(_records(items, timestamps)), paging)
 
     return decode
 
@@ -271,7 +276,7 @@ def structure_event(raw: JsonValue, time_zone: tzinfo | None = None) -> Event:
     except msgspec.ValidationError as exc:  # only a dict with non-text keys gets here
         problem = RecordProblem("malformed", f"the event could not be read: {exc}")
         return Event(uid="", problems=(problem,))
-    return _event(wire, _Timestamps(time_zone))
+    return _records([wire], _Timestamps(time_zone))[0]
 
 
 def _as_text(value: Any) -> str | None:
@@ -286,77 +291,122 @@ def _user(value: Any) -> str | None:
     return value if type(value) is str else None
 
 
-def _event(wire: _WireItem, timestamps: _Timestamps) -> Event:
-    """Build the record of one wire event; never raises (odd fields become problems)."""
-    if type(wire) is not _WireEvent:
-        kind = "null" if wire is None else type(wire).__name__
-        problem = RecordProblem("malformed", f"expected an event object, got {kind}")
-        return Event(uid="", problems=(problem,))
+_EVENTS = list[Event]  # built once: msgspec looks its plan up by this object
+
+
+def _records(items: list[_WireItem], timestamps: _Timestamps) -> list[Event]:
+    """The records of a page's wire events, in page order; never raises.
+
+    A pass in Python turns each event's timestamp texts into datetimes (from the memo; a full
+    parse only on a miss) and settles the renamed keys; msgspec then builds every record of the
+    page, data values and notes included, from the wire structures' like-named attributes in
+    one call, in C. Only a page with an odd value (a number for text, a user object, an entry
+    that is not an object) has its events built one by one, each repaired first; problems
+    found on the way (a bad timestamp, no UID) are added to their records afterwards.
+    """
+    problems: dict[int, list[RecordProblem]] = {}
+    for index, wire in enumerate(items):
+        if type(wire) is _WireEvent:
+            found = _settle(wire, timestamps)
+            if found:
+                problems[index] = found
+    try:
+        records = msgspec.convert(items, _EVENTS, from_attributes=True)
+    except msgspec.ValidationError:
+        records = [_repaired_event(w, problems.setdefault(i, [])) for i, w in enumerate(items)]
+    for index, found in problems.items():
+        if found:
+            records[index] = attrs.evolve(records[index], problems=tuple(found))
+    return records
+
+
+def _settle(wire: _WireEvent, timestamps: _Timestamps) -> list[RecordProblem]:
+    """Give a wire event its records' timestamps and keys in place; returns the problems."""
     problems: list[RecordProblem] = []
     when = timestamps.when
-    uid = _as_text(wire.event)
-    if not uid:
-        problems.append(RecordProblem("malformed", "the event has no UID"))
-    occurred = wire.occurred_at
-    scheduled = wire.scheduled_at
-    created = wire.created_at
-    updated = wire.updated_at
-    completed = wire.completed_at
-    tracked_entity = wire.tracked_entity
-    return Event(
-        uid or "",
-        _as_text(wire.program),
-        _as_text(wire.program_stage),
-        _as_text(wire.org_unit),
-        _as_text(wire.status),
-        when(wire.event_date if occurred is None else occurred, "occurredAt", problems),
-        when(wire.due_date if scheduled is None else scheduled, "scheduledAt", problems),
-        when(wire.created if created is None else created, "createdAt", problems),
-        when(wire.last_updated if updated is None else updated, "updatedAt", problems),
-        when(wire.completed_date if completed is None else completed, "completedAt", problems),
-        _user(wire.completed_by),
-        _user(wire.stored_by),
-        _as_text(wire.attribute_option_combo),
-        _as_text(wire.enrollment),
-        _as_text(wire.tracked_entity_instance if tracked_entity is None else tracked_entity),
-        wire.deleted is True,
-        _data_values(wire.data_values, timestamps, problems),
-        _notes(wire.notes, timestamps, problems),
-        tuple(problems),
-    )
-
-
-_DATA_VALUES = tuple[DataValue, ...]  # built once: msgspec looks its plan up by this object
-
-
-def _data_values(
-    items: object, timestamps: _Timestamps, problems: list[RecordProblem]
-) -> tuple[DataValue, ...]:
-    """The records of an event's data values: the hottest loop of the library (8+ an event).
-
-    One pass turns the timestamp texts into datetimes in place (from the memo; a full parse
-    only on a miss); msgspec then builds the frozen records from the wire structures' like-named
-    attributes in C, several times cheaper than calling their ``__init__`` from Python. Only
-    when a value is odd (a number for text, an entry that is not an object) are the entries
-    first repaired or dropped with a problem, and the records built from what is left.
-    """
-    if type(items) is not list or not items:
-        return ()
     memo = timestamps.cache.get
-    when = timestamps.when
-    for item in items:
-        if type(item) is _WireValue:
-            text = item.created_at or item.created
-            stamp = memo(text) if type(text) is str else None
-            item.created_at = when(text, "createdAt", problems) if stamp is None else stamp
-            text = item.updated_at or item.last_updated
-            stamp = memo(text) if type(text) is str else None
-            item.updated_at = when(text, "updatedAt", problems) if stamp is None else stamp
+    if not wire.uid:
+        problems.append(RecordProblem("malformed", "the event has no UID"))
+    # Each timestamp is asked of the memo inline (a call to ``when`` only on a miss): this and
+    # the loop over the values below are the hottest lines of the library.
+    text = wire.occurred_at
+    if text is None:
+        text = wire.event_date
+    stamp = memo(text) if type(text) is str else None
+    wire.occurred_at = when(text, "occurredAt", problems) if stamp is None else stamp
+    text = wire.scheduled_at
+    if text is None:
+        text = wire.due_date
+    stamp = memo(text) if type(text) is str else None
+    wire.scheduled_at = when(text, "scheduledAt", problems) if stamp is None else stamp
+    text = wire.created_at
+    if text is None:
+        text = wire.created
+    stamp = memo(text) if type(text) is str else None
+    wire.created_at = when(text, "createdAt", problems) if stamp is None else stamp
+    text = wire.updated_at
+    if text is None:
+        text = wire.last_updated
+    stamp = memo(text) if type(text) is str else None
+    wire.updated_at = when(text, "updatedAt", problems) if stamp is None else stamp
+    text = wire.completed_at
+    if text is None:
+        text = wire.completed_date
+    stamp = memo(text) if type(text) is str else None
+    wire.completed_at = when(text, "completedAt", problems) if stamp is None else stamp
+    if wire.tracked_entity is None:
+        wire.tracked_entity = wire.tracked_entity_instance
+    values = wire.data_values
+    if type(values) is list:
+        for item in values:
+            if type(item) is _WireValue:
+                text = item.created_at or item.created
+                stamp = memo(text) if type(text) is str else None
+                item.created_at = when(text, "createdAt", problems) if stamp is None else stamp
+                text = item.updated_at or item.last_updated
+                stamp = memo(text) if type(text) is str else None
+                item.updated_at = when(text, "updatedAt", problems) if stamp is None else stamp
+    notes = wire.notes
+    if type(notes) is list:
+        for note in notes:
+            if type(note) is _WireNote:
+                text = note.stored_at
+                note.stored_at = when(
+                    note.stored_date if text is None else text, "storedAt", problems
+                )
+                note.value = _as_text(note.value) or ""
+                note.stored_by = _as_text(note.stored_by)
+    return problems
+
+
+def _repaired_event(wire: _WireItem, problems: list[RecordProblem]) -> Event:
+    """The record of one settled wire event of an odd page, its odd fields repaired."""
+    if type(wire) is not _WireEvent:
+        kind = "null" if wire is None else type(wire).__name__
+        problems.append(RecordProblem("malformed", f"expected an event object, got {kind}"))
+        return Event(uid="")
     try:
-        return msgspec.convert(items, _DATA_VALUES, from_attributes=True)
+        return msgspec.convert(wire, Event, from_attributes=True)
     except msgspec.ValidationError:
-        repaired = [item for item in items if _repaired(item, problems)]
-        return msgspec.convert(repaired, _DATA_VALUES, from_attributes=True)
+        pass
+    wire.uid = _as_text(wire.uid) or ""
+    wire.program = _as_text(wire.program)
+    wire.program_stage = _as_text(wire.program_stage)
+    wire.org_unit = _as_text(wire.org_unit)
+    wire.status = _as_text(wire.status)
+    wire.completed_by = _user(wire.completed_by)
+    wire.stored_by = _user(wire.stored_by)
+    wire.attribute_option_combo = _as_text(wire.attribute_option_combo)
+    wire.enrollment = _as_text(wire.enrollment)
+    wire.tracked_entity = _as_text(wire.tracked_entity)
+    wire.deleted = wire.deleted is True
+    values = wire.data_values
+    wire.data_values = (
+        [item for item in values if _repaired(item, problems)] if type(values) is list else []
+    )
+    notes = wire.notes
+    wire.notes = [note for note in notes if type(note) is _WireNote] if type(notes) is list else []
+    return msgspec.convert(wire, Event, from_attributes=True)
 
 
 def _repaired(item: object, problems: list[RecordProblem]) -> bool:
@@ -374,26 +424,6 @@ def _repaired(item: object, problems: list[RecordProblem]) -> bool:
     if type(item.stored_by) is not str:
         item.stored_by = None
     return True
-
-
-def _notes(
-    items: object, timestamps: _Timestamps, problems: list[RecordProblem]
-) -> tuple[Note, ...]:
-    if type(items) is not list or not items:
-        return ()
-    return tuple(
-        Note(
-            _as_text(note.value) or "",
-            _as_text(note.stored_by),
-            timestamps.when(
-                note.stored_date if note.stored_at is None else note.stored_at,
-                "storedAt",
-                problems,
-            ),
-        )
-        for note in items
-        if type(note) is _WireNote
-    )
 
 
 # --------------------------------------------------------------------------- STR look-ups, writes

@@ -142,6 +142,7 @@ def iter_events(session: Dhis2Session, query: EventQuery, *, workers: int = 1) -
     """
     for page in iter_event_pages(session, query, workers=workers):
         yield from page
+        del page  # not held while the next page is decoded
 
 
 def iter_event_pages(
@@ -162,7 +163,7 @@ def iter_event_pages(
         pages = _read_parallel(read, workers)
     seen: set[str] = set()
     for events in pages:
-        fresh = []
+        fresh: list[Event] = []
         for event in events:
             if event.uid:
                 if event.uid in seen:
@@ -171,6 +172,8 @@ def iter_event_pages(
             fresh.append(event)
         if fresh:
             yield fresh
+        # freed before the next page is decoded: its memory is reused, not grown
+        del events, fresh
 
 
 @attrs.define
@@ -241,6 +244,7 @@ class _WindowReader:
                     path=self.dialect.events_path,
                 )
             previous_uids = uids
+            del events  # not held while the next page is read (docs/performance.md)
             whole_page_one_stamp = page == 1 and first_stamp == last_stamp
             run = self._whole_run(last_stamp) if whole_page_one_stamp else None
             if run is not None and last_stamp is not None:

@@ -123,18 +123,6 @@ def format_value(value: NumberLike, *, data_element: str, round_off: bool = Fals
     return text
 
 
-def _kept(value: NumberLike, data_element: str, round_off: bool) -> str | int | float:
-    """What a builder keeps of a value until its chunk is encoded.
-
-    A finite ``int`` or ``float`` is kept as given (24-28 bytes, or nothing when the caller
-    holds it) and formatted when its chunk is encoded, which cannot fail; anything else is
-    formatted now, so a bad value still fails :meth:`DataValueSetBuilder.add`.
-    """
-    if type(value) is int or (type(value) is float and math.isfinite(value)):
-        return value
-    return format_value(value, data_element=data_element, round_off=round_off)
-
-
 def _round_half_away_from_zero(value: float) -> int:
     """``round`` halves away from zero; ``x - floor(x)`` is exact for floats, so no 0.4999..."""
     floor = math.floor(value)
@@ -265,7 +253,7 @@ class DataValueSetBuilder:
         self.complete_date = (
             complete_date.isoformat() if isinstance(complete_date, date) else complete_date
         )
-        # key -> the value (see _kept). One dict keeps the insertion order and refuses
+        # key -> the value (see add). One dict keeps the insertion order and refuses
         # duplicates; rows become JSON only a chunk at a time, so a large push holds a key and
         # a number per value, not a dict. The rare comments, and the row names that differ from
         # "row <position>", sit beside it.
@@ -299,7 +287,12 @@ class DataValueSetBuilder:
             DuplicateValueError: this data element, option combos, org unit and period were
                 already added.
         """
-        kept = _kept(value, data_element, self.round_off)
+        # A finite int or float is kept as given (24-28 bytes, or nothing when the caller holds
+        # it) and formatted when its chunk is encoded, which cannot fail; anything else is
+        # formatted now, so a bad value still fails here.
+        kept: str | int | float = value  # type: ignore[assignment]  # narrowed just below
+        if not (type(value) is int or (type(value) is float and math.isfinite(value))):
+            kept = format_value(value, data_element=data_element, round_off=self.round_off)
         row_org_unit = org_unit or self.org_unit
         if row_org_unit is None:
             raise _invalid(value, data_element, "no org unit (none given here or to the builder)")
@@ -370,20 +363,33 @@ class DataValueSetBuilder:
             added += 1
         return added
 
-    def _row(self, key: _Key, kept: str | int | float) -> _WireRow:
-        """One value as DHIS2 reads it; org unit, period and combos only when they differ."""
-        data_element, combo, aoc, org_unit, period = key
-        return _WireRow(
-            data_element,
-            combo,
-            None if aoc == self.attribute_option_combo else aoc,
-            None if org_unit == self.org_unit else org_unit,
-            None if period == self.period else period,
-            kept
-            if type(kept) is str
-            else format_value(kept, data_element=data_element, round_off=self.round_off),
-            self._comments.get(key) if self._comments else None,
-        )
+    def _wire_rows(self, keys: Iterable[_Key]) -> list[_WireRow]:
+        """Values as DHIS2 reads them; org unit, period and combos only when they differ.
+
+        The loop every pushed value goes through once: the builder's own fields are looked up
+        once, not per row.
+        """
+        own_aoc, own_org_unit, own_period = self.attribute_option_combo, self.org_unit, self.period
+        values, comments, round_off = self._values, self._comments, self.round_off
+        rows: list[_WireRow] = []
+        append = rows.append
+        for key in keys:
+            data_element, combo, aoc, org_unit, period = key
+            kept = values[key]
+            append(
+                _WireRow(
+                    data_element,
+                    combo,
+                    None if aoc == own_aoc else aoc,
+                    None if org_unit == own_org_unit else org_unit,
+                    None if period == own_period else period,
+                    kept
+                    if type(kept) is str
+                    else format_value(kept, data_element=data_element, round_off=round_off),
+                    comments.get(key) if comments else None,
+                )
+            )
+        return rows
 
     def __len__(self) -> int:
         return len(self._values)
@@ -391,7 +397,7 @@ class DataValueSetBuilder:
     @property
     def rows(self) -> tuple[JsonObject, ...]:
         """The rows as JSON objects, in the order they were added (fresh each time)."""
-        return tuple(msgspec.to_builtins([self._row(k, v) for k, v in self._values.items()]))
+        return tuple(msgspec.to_builtins(self._wire_rows(self._values)))
 
     @property
     def row_names(self) -> tuple[str, ...]:
@@ -441,16 +447,13 @@ class DataValueSetBuilder:
     def _chunks(self, size: int) -> Iterator[_Chunk]:
         """Chunks whose rows are compact structures that encode straight to JSON."""
         head = self._header()
-        values = iter(self._values.items())
+        remaining = iter(self._values)
         offset = 0
         while True:
-            keys: list[_Key] = []
-            rows: list[_WireRow] = []
-            for key, kept in itertools.islice(values, size):
-                keys.append(key)
-                rows.append(self._row(key, kept))
-            if not rows:
+            keys = list(itertools.islice(remaining, size))  # the builder's own key tuples
+            if not keys:
                 return
+            rows = self._wire_rows(keys)
             yield {**head, "dataValues": rows}, _RowNames(keys, offset, self._names)
             offset += len(rows)
 

@@ -37,14 +37,13 @@ from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from datetime import date, datetime
 from decimal import Decimal
 from pathlib import Path
-from typing import IO, TYPE_CHECKING, Literal, TypeVar
+from typing import IO, TYPE_CHECKING, Any, Literal, TypeVar
 
 from dhis2_lmis._version import __version__
 from dhis2_lmis.client import Dhis2Lmis
 from dhis2_lmis.config import Dhis2Config
 from dhis2_lmis.dhis2.imports import ImportFailedError
 from dhis2_lmis.dhis2.periods import PeriodError
-from dhis2_lmis.dhis2.records import Event, RecordProblem
 from dhis2_lmis.errors import (
     ConfigError,
     Dhis2Error,
@@ -54,15 +53,18 @@ from dhis2_lmis.errors import (
 )
 from dhis2_lmis.lmis.checks import PreflightError
 from dhis2_lmis.lmis.datavalues import InvalidValueError
-from dhis2_lmis.lmis.models import (
-    ConsignmentReceipt,
-    Requisition,
-    StockLevel,
-    StockReport,
-    StockTransaction,
-)
+from dhis2_lmis.lmis.models import ConsignmentReceipt, Requisition
 from dhis2_lmis.lmis.references import load_customers, load_items, load_stores
 from dhis2_lmis.lmis.stock import PackingList, StockReceipt, csv_header_problem
+from dhis2_lmis.run._tabular import (
+    EVENTS,
+    RECEIPTS,
+    REQUISITIONS,
+    STOCK_LEVELS,
+    STOCK_REPORTS,
+    STOCK_TRANSACTIONS,
+    Table,
+)
 from dhis2_lmis.run.state import SqliteStateStore
 from dhis2_lmis.run.sync import RunReport, SyncProgram, SyncRunner
 
@@ -744,15 +746,15 @@ def _pull_events(lmis: Dhis2Lmis, args: argparse.Namespace, what: str) -> int:
     since, org_unit = args.since, args.org_unit
     if args.raw:
         events = lmis.pull(program, since=since, org_unit=org_unit)
-        return _emit(_progress(events), _event_rows, args.format)
+        return _emit(_progress(events), EVENTS, args.format)
     if program == "order":
         requisitions = lmis.fetch_completed_requisitions(since=since, org_unit=org_unit)
-        return _emit(_progress(requisitions), _requisition_rows, args.format)
+        return _emit(_progress(requisitions), REQUISITIONS, args.format)
     if program == "receipt":
         receipts = lmis.fetch_completed_receipts(since=since, org_unit=org_unit)
-        return _emit(_progress(receipts), _receipt_rows, args.format)
+        return _emit(_progress(receipts), RECEIPTS, args.format)
     transactions = lmis.fetch_stock_transactions(since=since, org_unit=org_unit)
-    return _emit(_progress(transactions), _transaction_rows, args.format)
+    return _emit(_progress(transactions), STOCK_TRANSACTIONS, args.format)
 
 
 def _pull_stock_reports(lmis: Dhis2Lmis, args: argparse.Namespace) -> int:
@@ -765,7 +767,7 @@ def _pull_stock_reports(lmis: Dhis2Lmis, args: argparse.Namespace) -> int:
             children=args.children,
             since=args.since,
         )
-        return _emit(_progress(reports), _stock_report_rows, args.format)
+        return _emit(_progress(reports), STOCK_REPORTS, args.format)
     except PeriodError as exc:  # its message quotes the period already
         raise _UsageError(f"--period: {exc}") from exc
 
@@ -775,7 +777,7 @@ def _cmd_stock_on_hand(args: argparse.Namespace) -> int:
     _require(config, args, "stock-on-hand")
     with _open_lmis(args, config) as lmis:
         levels = lmis.fetch_stock_on_hand(org_unit=args.org_unit)
-        return _emit(_progress(levels), _level_rows, args.format)
+        return _emit(_progress(levels), STOCK_LEVELS, args.format)
 
 
 def _cmd_push_values(args: argparse.Namespace) -> int:
@@ -889,7 +891,7 @@ def _cmd_sync(args: argparse.Namespace) -> int:
             raise
 
     def on_requisition(requisition: Requisition, /, *, is_update: bool) -> None:
-        for row in _requisition_rows(requisition):
+        for row in _text_rows(REQUISITIONS, requisition):
             hand_over({"program": "order", "is_update": is_update, **row})
 
     def on_receipt(
@@ -898,7 +900,7 @@ def _cmd_sync(args: argparse.Namespace) -> int:
         # look the consignment up first: a receipt that is not on the packing list fails
         # (PackingListError) before it is handed over, and is tried again next run
         stock = packing.stock_receipts_for(receipt) if packing is not None else None
-        for row in _receipt_rows(receipt):
+        for row in _text_rows(RECEIPTS, receipt):
             hand_over({"program": "receipt", "is_update": is_update, **row})
         return stock
 
@@ -998,130 +1000,33 @@ _COMMANDS: dict[str, Callable[[argparse.Namespace], int]] = {
 
 
 def _text(value: object) -> str:
+    """A table value as the command prints it: ISO times, plain decimals, true/false, "" for
+    nothing (the same in table, CSV and JSON lines)."""
     if value is None:
         return ""
-    if isinstance(value, datetime):
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, (datetime, date)):
         return value.isoformat()
     if isinstance(value, Decimal):
         return format(value, "f")
     return str(value)
 
 
-def _problems(problems: Iterable[RecordProblem]) -> str:
-    return "; ".join(str(p) for p in problems)
+def _text_rows(table: Table[_T, Any], record: _T) -> Iterator[Row]:
+    """The record's rows of ``table`` (the columns ``to_dataframe`` has), as text."""
+    for values in table.rows(record):
+        yield dict(zip(table.names, map(_text, values), strict=True))
 
 
-def _requisition_rows(r: Requisition) -> Iterator[Row]:
-    head = {
-        "event": r.event.uid,
-        "org_unit": _text(r.org_unit),
-        "customer": r.customer.code if r.customer else "",
-        "store": r.store.code if r.store else "",
-        "occurred_at": _text(r.occurred_at),
-        "completed_at": _text(r.completed_at),
-        "updated_at": _text(r.updated_at),
-    }
-    problems = _problems(r.problems)
-    for line in r.lines or (None,):
-        yield {
-            **head,
-            "data_element": line.data_element if line else "",
-            "item_code": line.item.code if line and line.item else "",
-            "item_name": line.item.name if line and line.item else "",
-            "quantity": _text(line.quantity) if line else "",
-            "raw_value": _text(line.raw_value) if line else "",
-            "problems": problems,
-        }
-
-
-def _receipt_rows(c: ConsignmentReceipt) -> Iterator[Row]:
-    yield {
-        "event": c.event.uid,
-        "org_unit": _text(c.org_unit),
-        "customer": c.customer.code if c.customer else "",
-        "store": c.store.code if c.store else "",
-        "consignment_number": _text(c.consignment_number),
-        "completed_at": _text(c.completed_at),
-        "updated_at": _text(c.updated_at),
-        "values": json.dumps(dict(c.values), sort_keys=True),
-        "problems": _problems(c.problems),
-    }
-
-
-def _transaction_rows(t: StockTransaction) -> Iterator[Row]:
-    yield {
-        "event": t.event.uid,
-        "org_unit": _text(t.org_unit),
-        "tracked_entity": _text(t.tracked_entity),
-        "item_code": _text(t.item_code),
-        "occurred_at": _text(t.occurred_at),
-        "stock_on_hand": _text(t.stock_on_hand),
-        "received_quantity": _text(t.received_quantity),
-        "deleted": str(t.event.deleted).lower(),
-        "problems": _problems(t.problems),
-    }
-
-
-def _level_rows(level: StockLevel) -> Iterator[Row]:
-    yield {
-        "org_unit": level.org_unit,
-        "item_code": _text(level.item_code),
-        "stock_on_hand": _text(level.stock_on_hand),
-        "as_of": _text(level.as_of),
-        "event": level.event.uid,
-        "problems": "",
-    }
-
-
-def _event_rows(e: Event) -> Iterator[Row]:
-    yield {
-        "event": e.uid,
-        "program": _text(e.program),
-        "program_stage": _text(e.program_stage),
-        "org_unit": _text(e.org_unit),
-        "status": _text(e.status),
-        "occurred_at": _text(e.occurred_at),
-        "updated_at": _text(e.updated_at),
-        "tracked_entity": _text(e.tracked_entity),
-        "deleted": str(e.deleted).lower(),
-        "data_values": json.dumps(e.values(), sort_keys=True),
-        "problems": _problems(e.problems),
-    }
-
-
-def _stock_report_rows(report: StockReport) -> Iterator[Row]:
-    head = {
-        "org_unit": report.org_unit,
-        "customer": report.customer.code if report.customer else "",
-        "store": report.store.code if report.store else "",
-        "period": report.period,
-        "complete_date": _text(report.complete_date),
-    }
-    problems = _problems(report.problems)
-    for line in report.lines or (None,):
-        yield {
-            **head,
-            "data_element": line.data_element if line else "",
-            "category_option_combo": _text(line.category_option_combo) if line else "",
-            "attribute_option_combo": _text(line.attribute_option_combo) if line else "",
-            "item_code": line.item.code if line and line.item else "",
-            "item_name": line.item.name if line and line.item else "",
-            "measure": _text(line.measure) if line else "",
-            "value": _text(line.value) if line else "",
-            "raw_value": _text(line.raw_value) if line else "",
-            "updated_at": _text(line.updated_at) if line else "",
-            "problems": problems,
-        }
-
-
-def _emit(records: Iterable[_T], to_rows: Callable[[_T], Iterable[Row]], fmt: Format) -> int:
+def _emit(records: Iterable[_T], table: Table[_T, Any], fmt: Format) -> int:
     """Print records as rows; exit 1 when some had problems (they are printed regardless)."""
     with_problems = 0
 
     def rows() -> Iterator[Row]:
         nonlocal with_problems
         for record in records:
-            record_rows = list(to_rows(record))
+            record_rows = list(_text_rows(table, record))
             if any(r.get("problems") for r in record_rows):
                 with_problems += 1
             yield from record_rows
@@ -1131,11 +1036,9 @@ def _emit(records: Iterable[_T], to_rows: Callable[[_T], Iterable[Row]], fmt: Fo
         for row in rows():
             out.write(json.dumps(row, ensure_ascii=False) + "\n")
     elif fmt == "csv":
-        writer: csv.DictWriter[str] | None = None
+        writer = csv.DictWriter(out, fieldnames=table.names, lineterminator="\n")
+        writer.writeheader()
         for row in rows():
-            if writer is None:
-                writer = csv.DictWriter(out, fieldnames=list(row), lineterminator="\n")
-                writer.writeheader()
             writer.writerow(row)
     else:
         _print_table(list(rows()), out)

@@ -73,14 +73,11 @@ DATA_SET_FIELDS = (
 )
 
 
-def _label(uid: str, code: str | None, name: str) -> str:
-    return f"{name} ({code or uid})" if name else uid
+class _Identified:
+    """What every identifiable metadata record answers from its ``uid``, ``code`` and ``name``:
+    one definition for the records below, which declare those three fields themselves."""
 
-
-@attrs.frozen
-class MetadataRef:
-    """An identifiable object (attribute, org unit, stage, program) named by UID and code."""
-
+    __slots__ = ()
     uid: str
     code: str | None
     name: str
@@ -88,7 +85,7 @@ class MetadataRef:
     @property
     def label(self) -> str:
         """``name (code)`` for messages."""
-        return _label(self.uid, self.code, self.name)
+        return f"{self.name} ({self.code or self.uid})" if self.name else self.uid
 
     def known_as(self, ref: str | None) -> bool:
         """Whether ``ref`` is this object's UID or code."""
@@ -96,7 +93,16 @@ class MetadataRef:
 
 
 @attrs.frozen
-class DataElementInfo:
+class MetadataRef(_Identified):
+    """An identifiable object (attribute, org unit, stage, program) named by UID and code."""
+
+    uid: str
+    code: str | None
+    name: str
+
+
+@attrs.frozen
+class DataElementInfo(_Identified):
     """A data element: its identifiers, value type and whether zeros are stored.
 
     ``zero_is_significant`` is None when the server did not say; ``category_combo`` (a UID)
@@ -114,37 +120,19 @@ class DataElementInfo:
     options: frozenset[str] | None = None
     option_combos: tuple[MetadataRef, ...] = ()
 
-    @property
-    def label(self) -> str:
-        """``name (code)`` for messages."""
-        return _label(self.uid, self.code, self.name)
-
-    def known_as(self, ref: str | None) -> bool:
-        """Whether ``ref`` is this data element's UID or code."""
-        return bool(ref) and ref in (self.uid, self.code)
-
     def ref_in(self, scheme: Literal["CODE", "UID"]) -> str | None:
         """The identifier in ``scheme`` (None when it has no code)."""
         return self.code if scheme == "CODE" else self.uid
 
 
 @attrs.frozen
-class CategoryOptionComboInfo:
+class CategoryOptionComboInfo(_Identified):
     """A category option combo (a measure or an item in a data set layout) and its combo."""
 
     uid: str
     code: str | None
     name: str
     category_combo: str | None = None
-
-    @property
-    def label(self) -> str:
-        """``name (code)`` for messages."""
-        return _label(self.uid, self.code, self.name)
-
-    def known_as(self, ref: str | None) -> bool:
-        """Whether ``ref`` is this combo's UID or code."""
-        return bool(ref) and ref in (self.uid, self.code)
 
 
 @attrs.frozen

@@ -9,9 +9,13 @@ missing keys are fine. The records of a page are built from the wire structures 
 msgspec call (:func:`_records`); :func:`structure_event` converts an already-decoded event into
 the same structures first, so both paths build identical records.
 
-DHIS2 writes timestamps in server-local time without an offset; they become timezone-aware in
-the server's ``serverTimeZoneId`` when it is known, and stay naive otherwise. A memo per read
-turns the repeated texts of a page into one parse each.
+DHIS2 writes timestamps in server-local time without an offset. msgspec parses them while it
+decodes the page (in C, far cheaper than a parse per text in Python); they then become
+timezone-aware in the server's ``serverTimeZoneId`` when it is known, and stay naive
+otherwise. A memo per read makes each distinct timestamp aware once. A page with a timestamp
+msgspec cannot read (a date alone, ``"yesterday"``, a number) is decoded again with every
+timestamp as text, and those texts are parsed one by one, so the odd one becomes a problem on
+its record instead of failing the page.
 
 Conversion never raises on a bad field: the wire fields accept any JSON, the field becomes
 None (or its text, for a number sent where text belongs) and the event carries a
@@ -105,10 +109,12 @@ def _text(raw: JsonObject, key: str, *fallbacks: str) -> str | None:
 
 
 class _Timestamps:
-    """Parses timestamps, remembering recent ones.
+    """Makes timestamps timezone-aware (and parses texts), remembering recent ones.
 
     The values of an event are usually saved together, so their ``createdAt``/``updatedAt``
-    repeat within an event and across a page; a dictionary hit costs a twentieth of a parse.
+    repeat within an event and across a page; a dictionary hit is cheaper than a new aware
+    datetime, and the repeats share one object. The memo maps a text (lenient pages) or a
+    datetime as msgspec decoded it to the record's datetime.
     """
 
     __slots__ = ("cache", "time_zone")
@@ -117,16 +123,31 @@ class _Timestamps:
 
     def __init__(self, time_zone: tzinfo | None) -> None:
         self.time_zone = time_zone
-        self.cache: dict[str, datetime] = {}
+        self.cache: dict[str | datetime, datetime] = {}
+
+    def _remember(self, key: str | datetime, value: datetime) -> datetime:
+        if len(self.cache) >= self._LIMIT:
+            self.cache.clear()
+        self.cache[key] = value
+        return value
 
     def parse(self, text: str) -> datetime:
         value = self.cache.get(text)
         if value is None:
-            value = parse_timestamp(text, self.time_zone)
-            if len(self.cache) >= self._LIMIT:
-                self.cache.clear()
-            self.cache[text] = value
+            value = self._remember(text, parse_timestamp(text, self.time_zone))
         return value
+
+    def aware(self, value: datetime) -> datetime:
+        """A decoded timestamp in the server's zone (one without an offset is placed in it).
+
+        One sent with an offset is kept as sent and not remembered: it equals every other
+        spelling of its instant, which the memo would otherwise hand out in its place.
+        """
+        if value.tzinfo is not None:
+            return value
+        return self._remember(
+            value, value if self.time_zone is None else value.replace(tzinfo=self.time_zone)
+        )
 
     def when(self, text: Any, key: str, problems: list[RecordProblem]) -> datetime | None:
         """A record's timestamp field: None when absent; a problem, and None, when malformed."""
@@ -219,6 +240,55 @@ class _WirePage(msgspec.Struct, gc=False):
 
 _page_decoder = msgspec.json.Decoder(Union[_WirePage, _NotObject])  # noqa: UP007
 
+# The typed twins of the wire shapes, the decoder every page is tried with first: msgspec
+# parses the timestamps (RFC 3339, with or without an offset) as it decodes. Any other value in
+# a timestamp field fails the whole page, which is then decoded with the lenient shapes above.
+_Stamp: TypeAlias = datetime | None
+
+
+class _TypedValue(_WireValue):
+    created_at: _Stamp = None
+    created: _Stamp = None
+    updated_at: _Stamp = None
+    last_updated: _Stamp = None
+
+
+class _TypedNote(_WireNote):
+    stored_at: _Stamp = None
+    stored_date: _Stamp = None
+
+
+_TypedValues: TypeAlias = Union[list[Union[_TypedValue, _NotObject]], dict[str, Any], _Scalar]  # noqa: UP007
+_TypedNotes: TypeAlias = Union[list[Union[_TypedNote, _NotObject]], dict[str, Any], _Scalar]  # noqa: UP007
+
+
+class _TypedEvent(_WireEvent):
+    occurred_at: _Stamp = None
+    event_date: _Stamp = None
+    scheduled_at: _Stamp = None
+    due_date: _Stamp = None
+    created_at: _Stamp = None
+    created: _Stamp = None
+    updated_at: _Stamp = None
+    last_updated: _Stamp = None
+    completed_at: _Stamp = None
+    completed_date: _Stamp = None
+    # Lists of the typed value and note shapes where the base has the lenient ones: lists are
+    # invariant for mypy, but msgspec reads these annotations to choose what to build.
+    data_values: _TypedValues = msgspec.field(default_factory=list)  # type: ignore[assignment]
+    notes: _TypedNotes = msgspec.field(default_factory=list)  # type: ignore[assignment]
+
+
+_TypedItems: TypeAlias = Union[list[Union[_TypedEvent, _NotObject]], dict[str, Any], _Scalar]  # noqa: UP007
+
+
+class _TypedPage(_WirePage):
+    events: _TypedItems = None  # type: ignore[assignment]  # as _TypedEvent.data_values
+    instances: _TypedItems = None  # type: ignore[assignment]
+
+
+_typed_page_decoder = msgspec.json.Decoder(Union[_TypedPage, _NotObject])  # noqa: UP007
+
 
 @attrs.frozen
 class EventPage:
@@ -252,8 +322,12 @@ def event_page_decoder(
     timestamps = _Timestamps(time_zone)
 
     def decode(content: bytes) -> EventPage | None:
-        page = _json.decode(_page_decoder, content)
-        if type(page) is not _WirePage:
+        page: _WirePage | _NotObject
+        try:
+            page = _typed_page_decoder.decode(content)
+        except msgspec.DecodeError:  # an odd timestamp, or not JSON (the retry says which)
+            page = _json.decode(_page_decoder, content)
+        if not isinstance(page, _WirePage):
             return None
         items = next((v for k in items_keys if (v := getattr(page, k, None)) is not None), None)
         paging: JsonObject = {} if page.pager is None else {"pager": page.pager}
@@ -297,19 +371,26 @@ _EVENTS = list[Event]  # built once: msgspec looks its plan up by this object
 def _records(items: list[_WireItem], timestamps: _Timestamps) -> list[Event]:
     """The records of a page's wire events, in page order; never raises.
 
-    A pass in Python turns each event's timestamp texts into datetimes (from the memo; a full
-    parse only on a miss) and settles the renamed keys; msgspec then builds every record of the
-    page, data values and notes included, from the wire structures' like-named attributes in
-    one call, in C. Only a page with an odd value (a number for text, a user object, an entry
-    that is not an object) has its events built one by one, each repaired first; problems
-    found on the way (a bad timestamp, no UID) are added to their records afterwards.
+    A pass in Python makes each event's decoded timestamps timezone-aware (from the memo; a new
+    datetime only on a miss) and settles the renamed keys; msgspec then builds every record of
+    the page, data values and notes included, from the wire structures' like-named attributes
+    in one call, in C. The events of a lenient page first have their timestamp texts parsed
+    (:func:`_typed`). Only a page with an odd value (a number for text, a user object, an
+    entry that is not an object) has its events built one by one, each repaired first;
+    problems found on the way (a bad timestamp, no UID) are added to their records afterwards.
     """
     problems: dict[int, list[RecordProblem]] = {}
-    for index, wire in enumerate(items):
+    for index, item in enumerate(items):
+        wire = item
         if type(wire) is _WireEvent:
-            found = _settle(wire, timestamps)
+            found: list[RecordProblem] = []
+            wire = items[index] = _typed(wire, timestamps, found)
             if found:
                 problems[index] = found
+        if type(wire) is _TypedEvent:
+            if not wire.uid:
+                problems.setdefault(index, []).append(_NO_UID)
+            _settle(wire, timestamps)
     try:
         records = msgspec.convert(items, _EVENTS, from_attributes=True)
     except msgspec.ValidationError:
@@ -320,68 +401,107 @@ def _records(items: list[_WireItem], timestamps: _Timestamps) -> list[Event]:
     return records
 
 
-def _settle(wire: _WireEvent, timestamps: _Timestamps) -> list[RecordProblem]:
-    """Give a wire event its records' timestamps and keys in place; returns the problems."""
-    problems: list[RecordProblem] = []
-    when = timestamps.when
-    memo = timestamps.cache.get
-    if not wire.uid:
-        problems.append(RecordProblem("malformed", "the event has no UID"))
-    # Each timestamp is asked of the memo inline (a call to ``when`` only on a miss): this and
-    # the loop over the values below are the hottest lines of the library.
-    text = wire.occurred_at
-    if text is None:
-        text = wire.event_date
-    stamp = memo(text) if type(text) is str else None
-    wire.occurred_at = when(text, "occurredAt", problems) if stamp is None else stamp
-    text = wire.scheduled_at
-    if text is None:
-        text = wire.due_date
-    stamp = memo(text) if type(text) is str else None
-    wire.scheduled_at = when(text, "scheduledAt", problems) if stamp is None else stamp
-    text = wire.created_at
-    if text is None:
-        text = wire.created
-    stamp = memo(text) if type(text) is str else None
-    wire.created_at = when(text, "createdAt", problems) if stamp is None else stamp
-    text = wire.updated_at
-    if text is None:
-        text = wire.last_updated
-    stamp = memo(text) if type(text) is str else None
-    wire.updated_at = when(text, "updatedAt", problems) if stamp is None else stamp
-    text = wire.completed_at
-    if text is None:
-        text = wire.completed_date
-    stamp = memo(text) if type(text) is str else None
-    wire.completed_at = when(text, "completedAt", problems) if stamp is None else stamp
+_NO_UID = RecordProblem("malformed", "the event has no UID")
+
+
+def _settle(wire: _TypedEvent, timestamps: _Timestamps) -> None:
+    """Give a typed wire event its records' timestamps and keys, in place.
+
+    Each timestamp is asked of the memo inline (a call to ``aware`` only on a miss): this and
+    the loop over the values below are the hottest lines of the library. A datetime is never
+    falsy, so ``or`` picks the spelling the server used.
+    """
+    known, aware = timestamps.cache.get, timestamps.aware
+    stamp = wire.occurred_at or wire.event_date
+    if stamp is not None:
+        wire.occurred_at = known(stamp) or aware(stamp)
+    stamp = wire.scheduled_at or wire.due_date
+    if stamp is not None:
+        wire.scheduled_at = known(stamp) or aware(stamp)
+    stamp = wire.created_at or wire.created
+    if stamp is not None:
+        wire.created_at = known(stamp) or aware(stamp)
+    stamp = wire.updated_at or wire.last_updated
+    if stamp is not None:
+        wire.updated_at = known(stamp) or aware(stamp)
+    stamp = wire.completed_at or wire.completed_date
+    if stamp is not None:
+        wire.completed_at = known(stamp) or aware(stamp)
     if wire.tracked_entity is None:
         wire.tracked_entity = wire.tracked_entity_instance
     values = wire.data_values
     if type(values) is list:
         for item in values:
-            if type(item) is _WireValue:
-                text = item.created_at or item.created
-                stamp = memo(text) if type(text) is str else None
-                item.created_at = when(text, "createdAt", problems) if stamp is None else stamp
-                text = item.updated_at or item.last_updated
-                stamp = memo(text) if type(text) is str else None
-                item.updated_at = when(text, "updatedAt", problems) if stamp is None else stamp
+            if type(item) is _TypedValue:
+                stamp = item.created_at or item.created
+                if stamp is not None:
+                    item.created_at = known(stamp) or aware(stamp)
+                stamp = item.updated_at or item.last_updated
+                if stamp is not None:
+                    item.updated_at = known(stamp) or aware(stamp)
     notes = wire.notes
     if type(notes) is list:
         for note in notes:
-            if type(note) is _WireNote:
-                text = note.stored_at
-                note.stored_at = when(
-                    note.stored_date if text is None else text, "storedAt", problems
-                )
+            if type(note) is _TypedNote:
+                stamp = note.stored_at or note.stored_date
+                note.stored_at = None if stamp is None else known(stamp) or aware(stamp)
                 note.value = _as_text(note.value) or ""
                 note.stored_by = _as_text(note.stored_by)
-    return problems
+
+
+# Every timestamp field of the wire shapes and its name in DHIS2's JSON (for the problem).
+_EVENT_STAMPS = (
+    ("occurred_at", "occurredAt"),
+    ("event_date", "eventDate"),
+    ("scheduled_at", "scheduledAt"),
+    ("due_date", "dueDate"),
+    ("created_at", "createdAt"),
+    ("created", "created"),
+    ("updated_at", "updatedAt"),
+    ("last_updated", "lastUpdated"),
+    ("completed_at", "completedAt"),
+    ("completed_date", "completedDate"),
+)
+_VALUE_STAMPS = (
+    ("created_at", "createdAt"),
+    ("created", "created"),
+    ("updated_at", "updatedAt"),
+    ("last_updated", "lastUpdated"),
+)
+_NOTE_STAMPS = (("stored_at", "storedAt"), ("stored_date", "storedDate"))
+
+
+def _typed(wire: _WireEvent, timestamps: _Timestamps, problems: list[RecordProblem]) -> _TypedEvent:
+    """A lenient page's event as the typed decoder would have made it.
+
+    Each timestamp text is parsed on its own; one that is not a timestamp becomes None and a
+    problem, and the other spelling of the field, if the server sent both, still counts.
+    """
+    _parse_stamps(wire, _EVENT_STAMPS, timestamps, problems)
+    for item in wire.data_values if type(wire.data_values) is list else ():
+        if type(item) is _WireValue:
+            _parse_stamps(item, _VALUE_STAMPS, timestamps, problems)
+    for note in wire.notes if type(wire.notes) is list else ():
+        if type(note) is _WireNote:
+            _parse_stamps(note, _NOTE_STAMPS, timestamps, problems)
+    return msgspec.convert(wire, _TypedEvent, from_attributes=True)
+
+
+def _parse_stamps(
+    wire: object,
+    fields: Sequence[tuple[str, str]],
+    timestamps: _Timestamps,
+    problems: list[RecordProblem],
+) -> None:
+    for field, key in fields:
+        text = getattr(wire, field)
+        if text is not None:
+            setattr(wire, field, timestamps.when(text, key, problems))
 
 
 def _repaired_event(wire: _WireItem, problems: list[RecordProblem]) -> Event:
     """The record of one settled wire event of an odd page, its odd fields repaired."""
-    if type(wire) is not _WireEvent:
+    if type(wire) is not _TypedEvent:
         kind = "null" if wire is None else type(wire).__name__
         problems.append(RecordProblem("malformed", f"expected an event object, got {kind}"))
         return Event(uid="")
@@ -405,13 +525,13 @@ def _repaired_event(wire: _WireItem, problems: list[RecordProblem]) -> Event:
         [item for item in values if _repaired(item, problems)] if type(values) is list else []
     )
     notes = wire.notes
-    wire.notes = [note for note in notes if type(note) is _WireNote] if type(notes) is list else []
+    wire.notes = [note for note in notes if type(note) is _TypedNote] if type(notes) is list else []
     return msgspec.convert(wire, Event, from_attributes=True)
 
 
 def _repaired(item: object, problems: list[RecordProblem]) -> bool:
     """Make an odd wire data value fit its record, or report why it has none."""
-    if type(item) is not _WireValue:
+    if type(item) is not _TypedValue:
         problems.append(RecordProblem("malformed", f"a data value is not an object: {item!r}"))
         return False
     if type(item.data_element) is not str:

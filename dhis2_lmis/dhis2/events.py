@@ -18,6 +18,7 @@ import collections
 import contextlib
 import itertools
 import logging
+import operator
 import queue
 import threading
 from collections.abc import Callable, Iterator, Mapping
@@ -163,17 +164,37 @@ def iter_event_pages(
         pages = _read_parallel(read, workers)
     seen: set[str] = set()
     for events in pages:
-        fresh: list[Event] = []
-        for event in events:
-            if event.uid:
-                if event.uid in seen:
-                    continue
-                seen.add(event.uid)
-            fresh.append(event)
+        fresh = _unseen(events, seen)
         if fresh:
             yield fresh
         # freed before the next page is decoded: its memory is reused, not grown
         del events, fresh
+
+
+_uid_of = operator.attrgetter("uid")
+
+
+def _unseen(events: list[Event], seen: set[str]) -> list[Event]:
+    """The events of a page whose UID was not yielded before, now added to ``seen``.
+
+    A page of UIDs new to the read and distinct among themselves (nearly every page) is
+    checked with set operations in C, with no Python step per event; only a page that
+    repeats a UID is filtered event by event. Events without a UID are always kept.
+    """
+    uids = set(map(_uid_of, events))
+    if len(uids) == len(events):
+        uids.discard("")
+        if seen.isdisjoint(uids):
+            seen |= uids
+            return events
+    fresh: list[Event] = []
+    for event in events:
+        if event.uid:
+            if event.uid in seen:
+                continue
+            seen.add(event.uid)
+        fresh.append(event)
+    return fresh
 
 
 @attrs.define

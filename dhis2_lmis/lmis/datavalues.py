@@ -103,15 +103,10 @@ def format_value(value: NumberLike, *, data_element: str, round_off: bool = Fals
         InvalidValueError: None, a boolean, NaN, infinity, a non-numeric string or another type.
     """
     kind = type(value)
-    if kind is int:  # fast paths for the common Python numbers; Decimal for everything else
-        return str(value)
-    if kind is float and math.isfinite(value):  # type: ignore[arg-type]  # checked: a float
-        if round_off:
-            return str(_round_half_away_from_zero(value))  # type: ignore[arg-type]
-        text = repr(value)
-        if "e" not in text:
-            text = text.removesuffix(".0")
-            return "0" if text == "-0" else text
+    if kind is int or (kind is float and math.isfinite(value)):  # type: ignore[arg-type]
+        text = _plain_number(value, round_off)  # type: ignore[arg-type]  # checked: int, float
+        if text is not None:
+            return text
     number = _to_decimal(value, data_element)
     if round_off:
         number = number.to_integral_value(rounding=ROUND_HALF_UP)
@@ -123,11 +118,24 @@ def format_value(value: NumberLike, *, data_element: str, round_off: bool = Fals
     return text
 
 
-def _round_half_away_from_zero(value: float) -> int:
-    """``round`` halves away from zero; ``x - floor(x)`` is exact for floats, so no 0.4999..."""
-    floor = math.floor(value)
-    fraction = value - floor
-    return floor + 1 if fraction > 0.5 or (fraction == 0.5 and value > 0) else floor
+def _plain_number(value: int | float, round_off: bool) -> str | None:
+    """The text of an int or finite float; None for a float ``repr`` writes with an exponent.
+
+    The fast path of :func:`format_value`, called by the builder for every value of a push
+    (one call per value, so kept to one function). Rounding is half away from zero; ``x -
+    floor(x)`` is exact for floats, so 0.49999999999999994 does not round up.
+    """
+    if type(value) is int:
+        return str(value)
+    if round_off:
+        floor = math.floor(value)
+        fraction = value - floor
+        return str(floor + 1 if fraction > 0.5 or (fraction == 0.5 and value > 0) else floor)
+    text = repr(value)
+    if "e" in text:
+        return None
+    text = text.removesuffix(".0")
+    return "0" if text == "-0" else text
 
 
 def _invalid(value: object, data_element: str, reason: str) -> InvalidValueError:
@@ -376,6 +384,9 @@ class DataValueSetBuilder:
         for key in keys:
             data_element, combo, aoc, org_unit, period = key
             kept = values[key]
+            # add() kept an int or finite float as given (anything else as its text), so
+            # this cannot fail; an exponent float takes the Decimal path of format_value.
+            text = kept if type(kept) is str else _plain_number(kept, round_off)  # type: ignore[arg-type]
             append(
                 _WireRow(
                     data_element,
@@ -383,8 +394,8 @@ class DataValueSetBuilder:
                     None if aoc == own_aoc else aoc,
                     None if org_unit == own_org_unit else org_unit,
                     None if period == own_period else period,
-                    kept
-                    if type(kept) is str
+                    text
+                    if text is not None
                     else format_value(kept, data_element=data_element, round_off=round_off),
                     comments.get(key) if comments else None,
                 )

@@ -771,9 +771,10 @@ class PageLoop(Generic[_Item]):
     paging, a :class:`ResponseFormatError` rather than an endless read; and after a page that
     :func:`is_last_page` calls the last, nothing more is asked.
 
-    An iterator object rather than a generator, so that between pages it holds only the
-    previous page's identity, never its items: a caller that drops a page before asking for
-    the next (or before other requests of its own) has no copy of it left here.
+    An iterator object rather than a generator, so that between pages it holds nothing but
+    the previous page's identity: with an ``identity`` such as the event reader's UIDs, a
+    caller that drops a page before asking for the next (or before other requests of its own)
+    has no copy of it left here. (Small metadata lists keep the default, the items.)
 
     Args:
         fetch: one request: page ``number``'s paging keys and its items.
@@ -808,7 +809,7 @@ class PageLoop(Generic[_Item]):
 
     @property
     def previous(self) -> object:
-        """The identity of the page handed out last (None before the first)."""
+        """The identity of the page handed out last (before the first: ``previous``)."""
         return self._previous
 
     def __iter__(self) -> PageLoop[_Item]:

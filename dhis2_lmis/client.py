@@ -1,13 +1,14 @@
 """Dhis2Lmis: the facade that wires everything from one :class:`~dhis2_lmis.config.Dhis2Config`.
 
 It holds no logic of its own beyond choosing parts from the configuration: the session and its
-authentication, the item and org-unit resolvers, one reader per program (order, receipt, STR),
-the data value builder and the stock pusher. Each method says which part does the work, so a
-caller who needs only one piece can use that piece directly.
+authentication, the item and org-unit resolvers, one reader per program (order, receipt, STR)
+and one of the stock data set, the data value builder and the stock pusher. Each method says
+which part does the work, so a caller who needs only one piece can use that piece directly.
 """
 
 from __future__ import annotations
 
+import functools
 import logging
 from collections.abc import Callable, Iterable, Iterator, Mapping
 from datetime import date, datetime
@@ -287,7 +288,7 @@ class Dhis2Lmis:
         updated since then. Large reads are split by org unit batch and period. Unknown items
         or org units and non-numeric values are problems on the report, never exceptions.
         ``progress`` counts reports on a tqdm bar when tqdm is installed.
-        The work is done by :class:`~dhis2_lmis.lmis.reports.StockReportReader`.
+        The work is done by the client's one :attr:`stock_report_reader`.
 
         Raises:
             ConfigError: ``[lmis] data_set`` is not set.
@@ -295,8 +296,20 @@ class Dhis2Lmis:
             UnknownReferenceError: ``org_unit`` is a code no org unit has.
             Dhis2Error: a request failed.
         """
+        reports = self.stock_report_reader.read(period, org_unit, children=children, since=since)
+        return with_progress(reports, desc="stock reports", enabled=progress)
+
+    @functools.cached_property
+    def stock_report_reader(self) -> StockReportReader:
+        """Reads the stock data set, per the ``[lmis]`` section (``data_set``, ``period_format``,
+        id schemes); built on first use, as the data set is optional, then shared by every
+        :meth:`fetch_stock_reports`. Its look-up memo lives for one read only.
+
+        Raises:
+            ConfigError: ``[lmis] data_set`` is not set (on every use until it is).
+        """
         lmis = self.config.lmis
-        reader = StockReportReader(
+        return StockReportReader(
             self.session,
             data_set=lmis.data_set or "",
             period_format=lmis.period_format,
@@ -306,8 +319,6 @@ class Dhis2Lmis:
             org_units=self.org_units,
             layout=self.layout,
         )
-        reports = reader.read(period, org_unit, children=children, since=since)
-        return with_progress(reports, desc="stock reports", enabled=progress)
 
     def pull(
         self,

@@ -16,7 +16,7 @@ from dhis2_lmis.dhis2._uids import IdScheme
 from dhis2_lmis.dhis2.auth import BasicAuth
 from dhis2_lmis.dhis2.periods import PeriodError
 from dhis2_lmis.dhis2.session import Dhis2Session
-from dhis2_lmis.errors import UnknownReferenceError
+from dhis2_lmis.errors import ConfigError, UnknownReferenceError
 from dhis2_lmis.lmis.models import Customer, Item, StockReport, Store
 from dhis2_lmis.lmis.references import ItemResolver, OrgUnitResolver
 from dhis2_lmis.lmis.reports import StockReportReader
@@ -368,6 +368,46 @@ def test_facade_reads_the_configured_data_set(fake: FakeDhis2) -> None:
     assert set(reports) == {FAC_A, FAC_B, FAC_C, WAREHOUSE}
     assert all(line.item is not None for line in reports[FAC_A].lines)
     assert reports[FAC_A].customer == CUSTOMERS[0]
+
+
+def facade_config(fake: FakeDhis2, **lmis: str) -> Dhis2Config:
+    return Dhis2Config.from_dict(
+        {
+            "dhis2": {"url": fake.url, "username": "admin", "password": "district"},
+            "lmis": {"period_format": "YYYYMM", "name_field": "Dhis2Code", **lmis},
+        }
+    )
+
+
+def test_every_fetch_of_a_client_uses_its_one_reader_and_leaves_nothing_behind(
+    fake: FakeDhis2,
+) -> None:
+    with Dhis2Lmis(
+        facade_config(fake, data_set=DATA_SET), items=CODE_ITEMS, customers=CUSTOMERS
+    ) as lmis:
+        reader = lmis.stock_report_reader
+        reader.batch_size = 1  # a setting of the client's reader holds for every later fetch
+        state = {name: repr(value) for name, value in vars(reader).items()}
+        first = by_org_unit(list(lmis.fetch_stock_reports(PERIOD)))
+        second = by_org_unit(list(lmis.fetch_stock_reports("202610", org_unit=FAC_A)))
+        again = by_org_unit(list(lmis.fetch_stock_reports(PERIOD)))
+
+        assert lmis.stock_report_reader is reader
+        # no memo of one read is kept on the reader: the next read starts as the first did
+        assert {name: repr(value) for name, value in vars(reader).items()} == state
+    assert set(first) == {FAC_A, FAC_B, FAC_C, WAREHOUSE} and set(second) == {FAC_A}
+    assert again == first
+    assert [len(r.query["orgUnit"]) for r in value_requests(fake)] == [1] * 9  # 4 + 1 + 4
+
+
+def test_a_client_without_a_data_set_refuses_stock_reports_naming_the_setting(
+    fake: FakeDhis2,
+) -> None:
+    with Dhis2Lmis(facade_config(fake), items=CODE_ITEMS) as lmis:
+        for _ in range(2):  # asked again on every call, never remembered as built
+            with pytest.raises(ConfigError, match=r"lmis\.data_set is not set"):
+                lmis.fetch_stock_reports(PERIOD)
+    assert value_requests(fake) == []
 
 
 # -- splitting large reads -------------------------------------------------------------------

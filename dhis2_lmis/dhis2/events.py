@@ -21,7 +21,7 @@ import logging
 import operator
 import queue
 import threading
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Callable, Generator, Iterator, Mapping
 from concurrent.futures import ThreadPoolExecutor
 from datetime import datetime, timedelta, tzinfo
 from typing import Literal
@@ -38,7 +38,7 @@ from dhis2_lmis.dhis2.convert import (
     tracked_entity_refs,
 )
 from dhis2_lmis.dhis2.records import Event
-from dhis2_lmis.dhis2.session import Dhis2Session, ParamValue, is_last_page
+from dhis2_lmis.dhis2.session import Dhis2Session, PageLoop, ParamValue
 from dhis2_lmis.dhis2.versions import Dialect
 from dhis2_lmis.errors import ResponseFormatError
 
@@ -179,7 +179,9 @@ def _unseen(events: list[Event], seen: set[str]) -> list[Event]:
 
     A page of UIDs new to the read and distinct among themselves (nearly every page) is
     checked with set operations in C, with no Python step per event; only a page that
-    repeats a UID is filtered event by event. Events without a UID are always kept.
+    repeats a UID is filtered event by event. Events without a UID are always kept. A
+    function of its own, so that no loop variable keeps an event of the page alive once the
+    page is let go.
     """
     uids = set(map(_uid_of, events))
     if len(uids) == len(events):
@@ -217,6 +219,24 @@ class _Window:
 SplitHook = Callable[[_Window, datetime], None]
 
 
+@attrs.frozen
+class _Position:
+    """Where the keyset cursor reads next.
+
+    Attributes:
+        cursor: the timestamp keyed on (the request asks ``updatedAfter`` = this - 1 ms).
+        page: the first page to ask for there: 2 when page 1 there is the page just read.
+        previous: the identity (UIDs) of the page just read, when ``page`` continues it.
+        skipped: the timestamp of a run just read whole, which the first page here must be
+            past (else the server's bound is inclusive, and the cursor moves on again).
+    """
+
+    cursor: datetime | None
+    page: int = 1
+    previous: object = None
+    skipped: datetime | None = None
+
+
 @attrs.define
 class _WindowReader:
     """Reads one :class:`_Window` page by page: the keyset cursor of the module docstring."""
@@ -237,44 +257,59 @@ class _WindowReader:
 
     def __call__(self, window: _Window, split: SplitHook | None = None) -> Iterator[list[Event]]:
         """Yield the events of ``window`` a page at a time, after each page offering ``split``
-        the chance to hand the rest of the slice beyond the cursor to another reader."""
-        cursor = window.cursor
-        page = 1
-        previous_uids: list[str] | None = None
-        skipped: datetime | None = None  # the timestamp of a run just read whole
-        while True:
-            paging, events = self._get(cursor, window.end, page, self.query.page_size)
-            if not events:
-                return
+        the chance to hand the rest of the slice beyond the cursor to another reader.
+
+        A loop over cursor positions, not a second page loop: each position is read by the
+        session's one :class:`PageLoop` (its stop rule, its repeated-page check), and the loop
+        here only moves on to the position that reading returns.
+        """
+        position: _Position | None = _Position(window.cursor)
+        while position is not None:
+            position = yield from self._read_from(position, window, split)
+
+    def _read_from(
+        self, at: _Position, window: _Window, split: SplitHook | None
+    ) -> Generator[list[Event], None, _Position | None]:
+        """The pages at one cursor position, paged by offset while the cursor stays; returns
+        where the cursor moves next, or None when the window is read."""
+        size = self.query.page_size
+
+        def fetch(number: int) -> tuple[JsonObject, list[Event]]:
+            return self._get(at.cursor, window.end, number, size)
+
+        pages = PageLoop(
+            fetch,
+            page_size=size,
+            link_paging=self.dialect.next_page_link,
+            path=self.dialect.events_path,
+            start_page=at.page,
+            identity=_uids,
+            previous=at.previous,
+        )
+        skipped = at.skipped
+        for page in pages:
+            events = page.items
             first_stamp, last_stamp = events[0].updated_at, events[-1].updated_at
             if skipped is not None and first_stamp is not None and first_stamp <= skipped:
                 self._past_run = 2 * _ONE_MS  # the server's updatedAfter is inclusive
-                cursor, skipped = skipped + self._past_run, None
-                continue
+                return _Position(skipped + self._past_run)
             skipped = None
             yield events
-            if is_last_page(
-                paging, len(events), self.query.page_size, page, self.dialect.next_page_link
-            ):
-                return
-            uids = [event.uid for event in events]
-            if page > 1 and uids == previous_uids:
-                raise ResponseFormatError(
-                    f"page {page} repeats page {page - 1}: the server ignores paging here",
-                    method="GET",
-                    path=self.dialect.events_path,
-                )
-            previous_uids = uids
-            del events  # not held while the next page is read (docs/performance.md)
-            whole_page_one_stamp = page == 1 and first_stamp == last_stamp
+            if page.last:
+                return None
+            whole_page_one_stamp = page.number == 1 and first_stamp == last_stamp
+            del page, events  # not held while the next page is read (docs/performance.md)
             run = self._whole_run(last_stamp) if whole_page_one_stamp else None
             if run is not None and last_stamp is not None:
                 yield run
-                cursor, page, skipped = last_stamp + self._past_run, 1, last_stamp
+                moved: _Position | None = _Position(last_stamp + self._past_run, skipped=last_stamp)
             else:
-                cursor, page = _next_position(cursor, page, first_stamp, last_stamp)
+                moved = _next_position(at.cursor, first_stamp, last_stamp, pages.previous)
             if split is not None and last_stamp is not None:
                 split(window, last_stamp)
+            if moved is not None:
+                return moved
+        return None
 
     def _whole_run(self, stamp: datetime | None) -> list[Event] | None:
         """A run of identical timestamps filling a whole page, read in one answer.
@@ -498,19 +533,25 @@ def _read_parallel(read: _WindowReader, workers: int) -> Iterator[list[Event]]:
 
 def _next_position(
     cursor: datetime | None,
-    page: int,
     first_stamp: datetime | None,
     last_stamp: datetime | None,
-) -> tuple[datetime | None, int]:
-    """Where the next request starts: key on the newest timestamp, or page within a tie."""
+    previous: object,
+) -> _Position | None:
+    """Where the cursor moves after a page keyed on its newest timestamp; None while the page
+    loop pages on by offset at the same cursor. ``previous`` is the page's identity."""
     if last_stamp is None:
-        return cursor, page + 1  # no timestamps to key on: plain offset paging
+        return None  # no timestamps to key on: plain offset paging
     if cursor is not None and last_stamp <= cursor:
-        return cursor, page + 1  # inside a run of identical timestamps longer than a page
+        return None  # inside a run of identical timestamps longer than a page
     if first_stamp == last_stamp:
         # The whole page shares one timestamp: keyed on it, page 1 would repeat this page.
-        return last_stamp, 2
-    return last_stamp, 1
+        return _Position(last_stamp, 2, previous=previous)
+    return _Position(last_stamp)
+
+
+def _uids(events: list[Event]) -> list[str]:
+    """What two event pages are compared by in the page loop's repeated-page check."""
+    return [event.uid for event in events]
 
 
 def iter_tracked_entities(

@@ -24,7 +24,7 @@ import threading
 import time
 from collections.abc import Callable, Collection, Iterator, Mapping, Sequence
 from datetime import tzinfo
-from typing import TypeAlias, TypeVar, Union
+from typing import Generic, TypeAlias, TypeVar, Union
 from urllib.parse import urlencode, urlsplit
 
 import attrs
@@ -63,6 +63,7 @@ __all__ = [
     "Dhis2Session",
     "JsonResponse",
     "Page",
+    "PageLoop",
     "ParamValue",
     "Params",
     "is_last_page",
@@ -83,6 +84,7 @@ _Scalar: TypeAlias = Union[str, int, float, bool]  # noqa: UP007 - a runtime ali
 ParamValue: TypeAlias = Union[_Scalar, Sequence[_Scalar], None]  # noqa: UP007
 Params = Mapping[str, ParamValue]
 _T = TypeVar("_T")
+_Item = TypeVar("_Item")
 
 
 @attrs.frozen
@@ -95,12 +97,20 @@ class JsonResponse:
 
 
 @attrs.frozen
-class Page:
-    """One page of a paged list: its number, its items and the whole decoded body."""
+class Page(Generic[_Item]):
+    """One page of a paged list.
+
+    Attributes:
+        number: the page's number (1-based).
+        items: what the page holds (never empty).
+        body: the decoded body, or for a typed decoder the paging keys it kept.
+        last: the server says no page follows (:func:`is_last_page`).
+    """
 
     number: int
-    items: list[JsonValue]
+    items: list[_Item]
     body: JsonObject = attrs.field(repr=False)
+    last: bool
 
 
 def _encode_params(params: Params | None) -> list[tuple[str, str]]:
@@ -377,49 +387,43 @@ class Dhis2Session:
         page_size: int = 50,
         start_page: int = 1,
         link_paging: bool = False,
-    ) -> Iterator[Page]:
+    ) -> Iterator[Page[JsonValue]]:
         """Yield pages of a paged list until the server's last page.
 
         Reads every DHIS2 envelope: metadata ``pager`` + collection key, the tracker list key
         with flat paging (2.36-2.40), ``events`` with a ``pager`` (2.41), ``pager.nextPage``
         (2.42+, say ``link_paging=True``), and the legacy ``/api/events`` ``isLastPage``.
-        Never asks for totals (an extra count query on the server).
+        Never asks for totals (an extra count query on the server). The paging itself is the
+        one :class:`PageLoop`; this adds the GET and the envelope check.
 
         Raises:
             ResponseFormatError: a page lacks ``items_key`` or repeats the previous page.
         """
         base = dict(params or {})
-        number = start_page
-        previous: list[JsonValue] | None = None
-        while True:
-            query: dict[str, ParamValue] = {**base, "page": number, "pageSize": page_size}
-            body = self.get_json(path, query)
+        api_path = self._api_path(path)
+
+        def fetch(number: int) -> tuple[JsonObject, list[JsonValue]]:
+            body = self.get_json(path, {**base, "page": number, "pageSize": page_size})
             if not isinstance(body, dict):
                 raise ResponseFormatError(
-                    "expected a JSON object page", method="GET", path=self._api_path(path)
+                    "expected a JSON object page", method="GET", path=api_path
                 )
             items = body.get(items_key)
             if items is None and not _has_paging_keys(body):
                 items = []  # some versions omit an empty list entirely
             if not isinstance(items, list):
                 raise ResponseFormatError(
-                    f"page {number} has no list {items_key!r}",
-                    method="GET",
-                    path=self._api_path(path),
+                    f"page {number} has no list {items_key!r}", method="GET", path=api_path
                 )
-            if not items:
-                return
-            if previous is not None and items == previous:
-                raise ResponseFormatError(
-                    f"page {number} repeats page {number - 1}: the server ignores paging here",
-                    method="GET",
-                    path=self._api_path(path),
-                )
-            yield Page(number, items, body)
-            if is_last_page(body, len(items), page_size, number, link_paging):
-                return
-            previous = items
-            number += 1
+            return body, items
+
+        return PageLoop(
+            fetch,
+            page_size=page_size,
+            link_paging=link_paging,
+            path=api_path,
+            start_page=start_page,
+        )
 
     # -- URL budget ----------------------------------------------------------------------------
 
@@ -758,6 +762,80 @@ def _is_html(response: requests.Response) -> bool:
     return head.startswith((b"<!doctype html", b"<html"))
 
 
+class PageLoop(Generic[_Item]):
+    """The one page loop of the library: every paged read, metadata lists and events alike.
+
+    Asks ``fetch(number)`` for page after page (from ``start_page``) and hands each out as a
+    :class:`Page`, under one rule: an empty page ends the read; a page equal to the one before
+    (compared by ``identity``, the items themselves by default) is a server that ignores
+    paging, a :class:`ResponseFormatError` rather than an endless read; and after a page that
+    :func:`is_last_page` calls the last, nothing more is asked.
+
+    An iterator object rather than a generator, so that between pages it holds nothing but
+    the previous page's identity: with an ``identity`` such as the event reader's UIDs, a
+    caller that drops a page before asking for the next (or before other requests of its own)
+    has no copy of it left here. (Small metadata lists keep the default, the items.)
+
+    Args:
+        fetch: one request: page ``number``'s paging keys and its items.
+        page_size: items asked for per page.
+        link_paging: the server signals more pages only by ``pager.nextPage`` (2.42+).
+        path: the endpoint, named in errors.
+        start_page: the first page asked for.
+        identity: what two pages are compared by; the UIDs of events, say.
+        previous: the identity of the page read just before ``start_page`` (a keyset cursor
+            resuming a run at page 2), checked like any other.
+    """
+
+    def __init__(
+        self,
+        fetch: Callable[[int], tuple[JsonObject, list[_Item]]],
+        *,
+        page_size: int,
+        link_paging: bool,
+        path: str,
+        start_page: int = 1,
+        identity: Callable[[list[_Item]], object] | None = None,
+        previous: object = None,
+    ) -> None:
+        self._fetch = fetch
+        self._page_size = page_size
+        self._link_paging = link_paging
+        self._path = path
+        self._number = start_page
+        self._identity = identity
+        self._previous = previous
+        self._ended = False
+
+    @property
+    def previous(self) -> object:
+        """The identity of the page handed out last (before the first: ``previous``)."""
+        return self._previous
+
+    def __iter__(self) -> PageLoop[_Item]:
+        return self
+
+    def __next__(self) -> Page[_Item]:
+        if self._ended:
+            raise StopIteration
+        number = self._number
+        body, items = self._fetch(number)
+        if not items:
+            self._ended = True
+            raise StopIteration
+        key = items if self._identity is None else self._identity(items)
+        if self._previous is not None and key == self._previous:
+            self._ended = True
+            raise ResponseFormatError(
+                f"page {number} repeats page {number - 1}: the server ignores paging here",
+                method="GET",
+                path=self._path,
+            )
+        last = is_last_page(body, len(items), self._page_size, number, self._link_paging)
+        self._ended, self._previous, self._number = last, key, number + 1
+        return Page(number, items, body, last)
+
+
 def _has_paging_keys(body: JsonObject) -> bool:
     return "pager" in body or "page" in body
 
@@ -765,7 +843,8 @@ def _has_paging_keys(body: JsonObject) -> bool:
 def is_last_page(
     body: JsonObject, count: int, page_size: int, number: int, link_paging: bool
 ) -> bool:
-    """The one stop rule for every paging envelope; an empty page stops before this is asked.
+    """The one stop rule for every paging envelope, asked by :class:`PageLoop` only; an empty
+    page stops before this is asked.
 
     Args:
         body: the decoded page.

@@ -11,7 +11,7 @@ cost. A second measurement reads the same kind of program from FakeDhis2 2.41, a
 that, like DHIS2's SQL ``OFFSET``, gets slower the deeper the page: there the bare loop pages
 by offset while the library keys on ``updatedAt``, and the ratio shows what that is worth.
 
-    python benchmarks/bench_fetch.py [--events 100000] [--page-size 1000] [--repeat 3]
+    python benchmarks/bench_fetch.py [--events 100000] [--page-size 1000] [--repeat 5]
                                      [--stand-in-events 5000]
 """
 
@@ -28,6 +28,7 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from urllib.parse import parse_qs, urlsplit
 
 import requests
+from _timing import best_of_alternating
 
 from dhis2_lmis import BasicAuth, Dhis2Session, EventQuery, iter_events
 from dhis2_lmis.testing import FakeDhis2
@@ -169,15 +170,6 @@ def stand_in(count: int, page_size: int) -> tuple[float, float]:
         return bare, time.perf_counter() - started
 
 
-def best_of(repeat: int, run: object, *args: object) -> float:
-    times = []
-    for _ in range(repeat):
-        started = time.perf_counter()
-        run(*args)  # type: ignore[operator]
-        times.append(time.perf_counter() - started)
-    return min(times)
-
-
 def peak_mb(url: str, count: int, page_size: int) -> float:
     tracemalloc.start()
     library(url, count, page_size)
@@ -190,7 +182,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--events", type=int, default=100_000)
     parser.add_argument("--page-size", type=int, default=1000)
-    parser.add_argument("--repeat", type=int, default=3)
+    parser.add_argument("--repeat", type=int, default=5)
     parser.add_argument("--stand-in-events", type=int, default=5000)
     args = parser.parse_args()
 
@@ -201,8 +193,11 @@ def main() -> None:
     try:
         assert library(url, args.events, args.page_size) == args.events
         assert bare_loop(url, args.events, args.page_size) == args.events
-        bare = best_of(args.repeat, bare_loop, url, args.events, args.page_size)
-        lib = best_of(args.repeat, library, url, args.events, args.page_size)
+        bare, lib = best_of_alternating(
+            args.repeat,
+            lambda: bare_loop(url, args.events, args.page_size),
+            lambda: library(url, args.events, args.page_size),
+        )
         small = min(10_000, args.events)
         mem_small = peak_mb(url, small, args.page_size)
         mem_large = peak_mb(url, args.events, args.page_size)

@@ -6,7 +6,7 @@ not timed); the library builds the set from Python numbers and pushes it. Prints
 ratio (target <= 1.2) and the library's peak traced memory against the JSON payload size
 (target <= 2x).
 
-    python benchmarks/bench_push.py [--values 100000] [--chunk 10000] [--repeat 3]
+    python benchmarks/bench_push.py [--values 100000] [--chunk 10000] [--repeat 5]
 """
 
 from __future__ import annotations
@@ -14,11 +14,11 @@ from __future__ import annotations
 import argparse
 import json
 import multiprocessing
-import time
 import tracemalloc
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import requests
+from _timing import best_of_alternating
 
 from dhis2_lmis import BasicAuth, DataValueSetBuilder, Dhis2Session
 from dhis2_lmis.lmis.datavalues import push_data_value_set
@@ -93,20 +93,11 @@ def library(url: str, rows: list[tuple[str, str, float]], chunk: int) -> int:
     return summary.imported
 
 
-def best_of(repeat: int, run: object, *args: object) -> float:
-    times = []
-    for _ in range(repeat):
-        started = time.perf_counter()
-        run(*args)  # type: ignore[operator]
-        times.append(time.perf_counter() - started)
-    return min(times)
-
-
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--values", type=int, default=100_000)
     parser.add_argument("--chunk", type=int, default=10_000)
-    parser.add_argument("--repeat", type=int, default=3)
+    parser.add_argument("--repeat", type=int, default=5)
     args = parser.parse_args()
 
     rows = values(args.values)
@@ -123,8 +114,9 @@ def main() -> None:
     try:
         assert bare(url, chunks) == args.values
         assert library(url, rows, args.chunk) == args.values
-        base = best_of(args.repeat, bare, url, chunks)
-        lib = best_of(args.repeat, library, url, rows, args.chunk)
+        base, lib = best_of_alternating(
+            args.repeat, lambda: bare(url, chunks), lambda: library(url, rows, args.chunk)
+        )
         tracemalloc.start()
         library(url, rows, args.chunk)
         _, peak = tracemalloc.get_traced_memory()

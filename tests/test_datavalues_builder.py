@@ -222,6 +222,17 @@ def test_default_org_unit_given_explicitly_is_still_a_duplicate() -> None:
         builder.add("StockOnHnd1", 1, org_unit="DiszpKrYNg8")
 
 
+@pytest.mark.parametrize("field", ["period", "org_unit", "attribute_option_combo"])
+def test_the_builders_defaults_are_fixed_once_values_rely_on_them(field: str) -> None:
+    """Values added without their own period are the builder's period's: changing it later
+    would move them, so the defaults cannot be set after construction."""
+    builder = make_builder()
+    builder.add("StockOnHnd1", 1)
+    with pytest.raises(AttributeError):
+        setattr(builder, field, "202412")
+    assert builder.build()["period"] == "202404"
+
+
 @pytest.mark.parametrize(
     "other",
     [

@@ -21,6 +21,7 @@ import itertools
 import logging
 import math
 import numbers
+import operator
 import re
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from datetime import date
@@ -72,7 +73,10 @@ __all__ = [
 log = logging.getLogger(__name__)
 
 # (data element, category option combo, attribute option combo, org unit, period)
-_Key: TypeAlias = "tuple[str, str | None, str | None, str, str]"
+_FullKey: TypeAlias = "tuple[str, str | None, str | None, str, str]"
+# A value at the builder's own org unit, period and attribute option combo (nearly every one)
+# is keyed by (data element, category option combo) alone: 24 bytes less per value.
+_Key: TypeAlias = "tuple[str, str | None] | _FullKey"
 ImportStrategy = Literal["CREATE_AND_UPDATE", "CREATE", "UPDATE", "DELETE"]
 NumberLike: TypeAlias = "int | float | Decimal | str"
 NamedChunk: TypeAlias = "tuple[JsonObject, Sequence[str]]"
@@ -80,6 +84,8 @@ NamedChunk: TypeAlias = "tuple[JsonObject, Sequence[str]]"
 # A chunk on its way to the wire: its rows may be compact _WireRow structures.
 _Chunk: TypeAlias = "tuple[Mapping[str, object], Sequence[str]]"
 
+_first, _second = operator.itemgetter(0), operator.itemgetter(1)
+_isfinite = math.isfinite  # bound once: add() calls it for every value of a push
 _NUMERIC_RE = re.compile(r"[+-]?(?:[0-9]+(?:\.[0-9]*)?|\.[0-9]+)(?:[eE][+-]?[0-9]+)?")
 # Top-level payload keys a row inherits when it leaves them out.
 _INHERITED = ("period", "orgUnit", "attributeOptionCombo")
@@ -104,10 +110,12 @@ def format_value(value: NumberLike, *, data_element: str, round_off: bool = Fals
     """
     kind = type(value)
     if kind is int or (kind is float and math.isfinite(value)):  # type: ignore[arg-type]
-        text = _plain_number(value, round_off)  # type: ignore[arg-type]  # checked: int, float
-        if text is not None:
-            return text
-    number = _to_decimal(value, data_element)
+        return _plain_texts((value,), round_off)[0]  # type: ignore[arg-type]  # an int or float
+    return _decimal_text(_to_decimal(value, data_element), round_off)
+
+
+def _decimal_text(number: Decimal, round_off: bool) -> str:
+    """A finite Decimal in plain notation, trailing fraction zeros trimmed."""
     if round_off:
         number = number.to_integral_value(rounding=ROUND_HALF_UP)
     text = format(number, "f")
@@ -118,24 +126,38 @@ def format_value(value: NumberLike, *, data_element: str, round_off: bool = Fals
     return text
 
 
-def _plain_number(value: int | float, round_off: bool) -> str | None:
-    """The text of an int or finite float; None for a float ``repr`` writes with an exponent.
+def _plain_texts(values: Iterable[str | int | float], round_off: bool) -> list[str]:
+    """The text of each value: a text as is, an int or finite float in plain notation.
 
-    The fast path of :func:`format_value`, called by the builder for every value of a push
-    (one call per value, so kept to one function). Rounding is half away from zero; ``x -
-    floor(x)`` is exact for floats, so 0.49999999999999994 does not round up.
+    The fast path of :func:`format_value`, and how a push formats a whole chunk at once (one
+    call per chunk, not per value). Rounding is half away from zero; ``x - floor(x)`` is exact
+    for floats, so 0.49999999999999994 does not round up. A float ``repr`` writes with an
+    exponent (``1e+16``) goes the Decimal way.
     """
-    if type(value) is int:
-        return str(value)
-    if round_off:
-        floor = math.floor(value)
-        fraction = value - floor
-        return str(floor + 1 if fraction > 0.5 or (fraction == 0.5 and value > 0) else floor)
-    text = repr(value)
-    if "e" in text:
-        return None
-    text = text.removesuffix(".0")
-    return "0" if text == "-0" else text
+    texts: list[str] = []
+    append, floor = texts.append, math.floor
+    for value in values:
+        if type(value) is str:
+            append(value)
+        elif type(value) is int:
+            append(str(value))
+        elif round_off:
+            number = float(value)  # a float already: free, and typed for what follows
+            whole = floor(number)
+            fraction = number - whole
+            append(str(whole + 1 if fraction > 0.5 or (fraction == 0.5 and number > 0) else whole))
+        else:
+            text = repr(value)
+            if "e" in text:
+                append(_decimal_text(Decimal(text), round_off=False))
+            else:
+                text = text.removesuffix(".0")
+                append("0" if text == "-0" else text)
+    return texts
+
+
+def _no_org_unit(value: object, data_element: str) -> InvalidValueError:
+    return _invalid(value, data_element, "no org unit (none given here or to the builder)")
 
 
 def _invalid(value: object, data_element: str, reason: str) -> InvalidValueError:
@@ -254,9 +276,9 @@ class DataValueSetBuilder:
         complete_date: date | str | None = None,
     ) -> None:
         self.data_set = data_set
-        self.period = period
-        self.org_unit = org_unit
-        self.attribute_option_combo = attribute_option_combo
+        self._period = period
+        self._org_unit = org_unit
+        self._attribute_option_combo = attribute_option_combo
         self.round_off = round_off
         self.complete_date = (
             complete_date.isoformat() if isinstance(complete_date, date) else complete_date
@@ -271,6 +293,21 @@ class DataValueSetBuilder:
         self.rejected: list[RejectedRow] = []
         """Rows :meth:`add_rows` refused, in order; a push with a preflight sends nothing while
         this is not empty."""
+
+    @property
+    def period(self) -> str:
+        """The default period of the rows (fixed: added values are keyed on it)."""
+        return self._period
+
+    @property
+    def org_unit(self) -> str | None:
+        """The default org unit of the rows (fixed, as :attr:`period`)."""
+        return self._org_unit
+
+    @property
+    def attribute_option_combo(self) -> str | None:
+        """The default attribute option combo of the rows (fixed, as :attr:`period`)."""
+        return self._attribute_option_combo
 
     def add(
         self,
@@ -299,28 +336,77 @@ class DataValueSetBuilder:
         # it) and formatted when its chunk is encoded, which cannot fail; anything else is
         # formatted now, so a bad value still fails here.
         kept: str | int | float = value  # type: ignore[assignment]  # narrowed just below
-        if not (type(value) is int or (type(value) is float and math.isfinite(value))):
+        if not (type(value) is int or (type(value) is float and _isfinite(value))):
             kept = format_value(value, data_element=data_element, round_off=self.round_off)
-        row_org_unit = org_unit or self.org_unit
-        if row_org_unit is None:
-            raise _invalid(value, data_element, "no org unit (none given here or to the builder)")
-        row_period = period or self.period
-        aoc = attribute_option_combo or self.attribute_option_combo
-        key = (data_element, category_option_combo, aoc, row_org_unit, row_period)
-        if key in self._values:
-            raise DuplicateValueError(
-                f"data element {data_element}, category option combo "
-                f"{category_option_combo or '(default)'}, attribute option combo "
-                f"{aoc or '(default)'}, org unit {row_org_unit}, period {row_period} was "
-                f"already added{self._named(key)}; DHIS2 would keep only one of them",
-                key=key,
-                value=repr(value),
+        key: _Key
+        if org_unit is None and period is None and attribute_option_combo is None:
+            if self._org_unit is None:
+                raise _no_org_unit(value, data_element)
+            key = (data_element, category_option_combo)  # the builder's own place
+        else:
+            key = self._key(
+                data_element,
+                category_option_combo,
+                attribute_option_combo=attribute_option_combo,
+                org_unit=org_unit,
+                period=period,
+                value=value,
             )
-        if row is not None and row != f"row {len(self._values)}":
+        values = self._values
+        if key in values:
+            raise self._duplicate(key, value)
+        if row is not None and row != f"row {len(values)}":
             self._names[key] = row
-        self._values[key] = kept
+        values[key] = kept
         if comment is not None:
             self._comments[key] = comment
+
+    def _key(
+        self,
+        data_element: str,
+        combo: str | None,
+        *,
+        attribute_option_combo: str | None,
+        org_unit: str | None,
+        period: str | None,
+        value: object,
+    ) -> _Key:
+        """The key of a value that names its own place: short when that is the builder's."""
+        row_org_unit = org_unit or self._org_unit
+        if row_org_unit is None:
+            raise _no_org_unit(value, data_element)
+        row_period = period or self._period
+        aoc = attribute_option_combo or self._attribute_option_combo
+        if (row_org_unit, row_period, aoc) == (
+            self._org_unit,
+            self._period,
+            self._attribute_option_combo,
+        ):
+            return (data_element, combo)
+        return (data_element, combo, aoc, row_org_unit, row_period)
+
+    def _full_key(self, key: _Key) -> _FullKey:
+        """The five parts of a key, a short one completed with the builder's own place."""
+        if len(key) == 2:
+            element, combo = key
+            return (
+                element,
+                combo,
+                self._attribute_option_combo,
+                self._org_unit or "",
+                self._period,
+            )
+        return key
+
+    def _duplicate(self, key: _Key, value: object) -> DuplicateValueError:
+        data_element, combo, aoc, org_unit, period = full = self._full_key(key)
+        return DuplicateValueError(
+            f"data element {data_element}, category option combo {combo or '(default)'}, "
+            f"attribute option combo {aoc or '(default)'}, org unit {org_unit}, period "
+            f"{period} was already added{self._named(key)}; DHIS2 would keep only one of them",
+            key=full,
+            value=repr(value),
+        )
 
     def _named(self, key: _Key) -> str:
         name = self._names.get(key)
@@ -374,33 +460,41 @@ class DataValueSetBuilder:
     def _wire_rows(self, keys: Iterable[_Key]) -> list[_WireRow]:
         """Values as DHIS2 reads them; org unit, period and combos only when they differ.
 
-        The loop every pushed value goes through once: the builder's own fields are looked up
-        once, not per row.
+        The loop every pushed value goes through once. A value keyed short (at the builder's
+        own org unit, period and attribute option combo) needs no comparison at all.
         """
-        own_aoc, own_org_unit, own_period = self.attribute_option_combo, self.org_unit, self.period
-        values, comments, round_off = self._values, self._comments, self.round_off
+        values, comments = self._values, self._comments
+        keys = list(keys)
+        # add() kept an int or finite float as given (anything else as its text): no failure
+        texts = _plain_texts(list(map(values.__getitem__, keys)), self.round_off)
+        if not comments and max(map(len, keys), default=2) == 2:
+            # Every value at the builder's own org unit, period and attribute option combo,
+            # none with a comment (nearly every push): the rows are made in C.
+            elements, combos = map(_first, keys), map(_second, keys)
+            none = itertools.repeat(None)
+            return list(map(_WireRow, elements, combos, none, none, none, texts))
         rows: list[_WireRow] = []
         append = rows.append
-        for key in keys:
-            data_element, combo, aoc, org_unit, period = key
-            kept = values[key]
-            # add() kept an int or finite float as given (anything else as its text), so
-            # this cannot fail; an exponent float takes the Decimal path of format_value.
-            text = kept if type(kept) is str else _plain_number(kept, round_off)  # type: ignore[arg-type]
-            append(
-                _WireRow(
-                    data_element,
-                    combo,
-                    None if aoc == own_aoc else aoc,
-                    None if org_unit == own_org_unit else org_unit,
-                    None if period == own_period else period,
-                    text
-                    if text is not None
-                    else format_value(kept, data_element=data_element, round_off=round_off),
-                    comments.get(key) if comments else None,
-                )
-            )
+        for key, text in zip(keys, texts, strict=True):
+            comment = comments.get(key) if comments else None
+            if len(key) == 2:  # at the builder's org unit, period and attribute option combo
+                append(_WireRow(key[0], key[1], None, None, None, text, comment))
+            else:
+                append(self._own_row(key, text, comment))
         return rows
+
+    def _own_row(self, key: _FullKey, text: str, comment: str | None) -> _WireRow:
+        """A value of its own org unit, period or option combo: what differs is written."""
+        data_element, combo, aoc, org_unit, period = key
+        return _WireRow(
+            data_element,
+            combo,
+            None if aoc == self._attribute_option_combo else aoc,
+            None if org_unit == self._org_unit else org_unit,
+            None if period == self._period else period,
+            text,
+            comment,
+        )
 
     def __len__(self) -> int:
         return len(self._values)

@@ -197,6 +197,67 @@ def test_one_id_scheme_translation_owned_by_the_resolvers() -> None:
     }
 
 
+# The data value set format (/api/dataValueSets) has one home, dhis2/datavaluesets.py: no module
+# above the protocol spells one of its keys or parameters. "period", "value" and "comment" are
+# not listed: they are also the library's own words (the push-values CSV columns, ROW_COLUMNS).
+DATA_VALUE_SET_NAMES = frozenset(
+    {
+        "dataValueSets",
+        "dataValues",
+        "dataSet",
+        "dataElement",
+        "categoryOptionCombo",
+        "attributeOptionCombo",
+        "orgUnit",
+        "completeDate",
+        "lastUpdated",
+        "dryRun",
+        "importStrategy",
+        "dataElementIdScheme",
+        "orgUnitIdScheme",
+        "categoryOptionComboIdScheme",
+        "strictPeriods",
+        "strictCategoryOptionCombos",
+    }
+)
+ABOVE_THE_PROTOCOL = sorted(n for n in LIBRARY if not n.startswith("dhis2_lmis.dhis2."))
+
+
+def _string_literals(source: str) -> list[str]:
+    """Every string constant of a module (f-string parts too) but documentation: a string that
+    stands alone as a statement (a docstring) may name DHIS2's keys."""
+    nodes = list(ast.walk(ast.parse(source)))
+    documentation = {
+        id(node.value)
+        for node in nodes
+        if isinstance(node, ast.Expr) and isinstance(node.value, ast.Constant)
+    }
+    return [
+        node.value
+        for node in nodes
+        if isinstance(node, ast.Constant)
+        and isinstance(node.value, str)
+        and id(node) not in documentation
+    ]
+
+
+def test_the_literal_check_sees_keys_in_code_and_not_in_documentation() -> None:
+    source = (
+        '"""Reads dataValues."""\n'
+        "def f(row):\n"
+        '    """The dataElement of a row."""\n'
+        '    return row.get("dataElement"), {"orgUnit": 1}, f"{row}", "see the dataSet"\n'
+    )
+    spelled = [s for s in _string_literals(source) if s in DATA_VALUE_SET_NAMES]
+    assert spelled == ["dataElement", "orgUnit"]
+
+
+@pytest.mark.parametrize("name", ABOVE_THE_PROTOCOL)
+def test_only_the_protocol_spells_the_data_value_set_format(name: str) -> None:
+    spelled = [s for s in _string_literals(LIBRARY[name]) if s in DATA_VALUE_SET_NAMES]
+    assert spelled == [], f"{name} spells DHIS2's data value set names: use dhis2.datavaluesets"
+
+
 # -- the public surface ---------------------------------------------------------------------------
 
 

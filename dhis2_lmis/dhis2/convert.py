@@ -39,13 +39,10 @@ from dhis2_lmis.dhis2.records import Event, RecordProblem
 
 __all__ = [
     "ME_FIELDS",
-    "DataValueRow",
     "EnrollmentRef",
     "EventPage",
     "TrackedEntityRef",
     "current_username",
-    "data_value_rows",
-    "data_value_set_header",
     "event_page_decoder",
     "event_payload",
     "events_payload",
@@ -655,78 +652,6 @@ def job_completed(body: JsonValue) -> bool:
         newest = body[0]
         return isinstance(newest, dict) and newest.get("completed") is True
     return False
-
-
-# --------------------------------------------------------------------- aggregate data value sets
-
-DataValueRow: TypeAlias = tuple[
-    str | None, str | None, str | None, str | None, str | None, str | None, str | None
-]
-"""One data value of a ``GET /api/dataValueSets`` answer, as text:
-``(org_unit, period, data_element, category_option_combo, value, last_updated,
-attribute_option_combo)``.
-
-A plain tuple because a month of a national data set is hundreds of thousands of values: the
-reader groups and converts them, and a record per row would only be thrown away.
-"""
-
-
-def data_value_set_header(body: JsonValue) -> tuple[str | None, str | None, str | None]:
-    """``(period, org_unit, complete_date)`` named at the top of a data value set, if any.
-
-    DHIS2 writes them only when the request named one data set, one period and one org unit
-    without children (2.28, 2.41 recordings); answers for date ranges or several org units are
-    a bare ``{"dataValues": [...]}`` (2.36, 2.37, 2.40 recordings). ``completeDate`` is a date
-    in some versions and a timestamp in others; it is returned as sent.
-    """
-    if not isinstance(body, dict):
-        return None, None, None
-    return _text(body, "period"), _text(body, "orgUnit"), _text(body, "completeDate")
-
-
-def data_value_rows(body: JsonValue) -> Iterator[DataValueRow]:
-    """Every data value of a ``GET /api/dataValueSets`` answer of any version; never raises.
-
-    Reads ``{"dataValues": [...]}`` with or without the top-level ``dataSet``, ``period`` and
-    ``orgUnit`` (a value without its own period or org unit takes the top-level one), an
-    answer with no ``dataValues`` key (no data), and a bare JSON list of values. Values are
-    text, as DHIS2 stores them; a number sent unquoted becomes its text. An entry that is not
-    an object yields a row of Nones, so the reader can report it rather than lose it.
-    """
-    top_period = top_org_unit = top_aoc = None
-    if isinstance(body, dict):
-        values = body.get("dataValues")
-        top_period, top_org_unit = _text(body, "period"), _text(body, "orgUnit")
-        top_aoc = _text(body, "attributeOptionCombo")
-    else:
-        values = body
-    if not isinstance(values, list):
-        return
-    for raw in values:
-        if type(raw) is not dict:
-            yield (top_org_unit, top_period, None, None, None, None, top_aoc)
-            continue
-        get = raw.get
-        org_unit, period, element = get("orgUnit"), get("period"), get("dataElement")
-        combo, value, updated = get("categoryOptionCombo"), get("value"), get("lastUpdated")
-        aoc = get("attributeOptionCombo")
-        yield (
-            org_unit if type(org_unit) is str else _or_text(org_unit, top_org_unit),
-            period if type(period) is str else _or_text(period, top_period),
-            element if type(element) is str else _or_text(element, None),
-            combo if type(combo) is str else _or_text(combo, None),
-            value if type(value) is str else _or_text(value, None),
-            updated if type(updated) is str else _or_text(updated, None),
-            aoc if type(aoc) is str else _or_text(aoc, top_aoc),
-        )
-
-
-def _or_text(value: JsonValue, default: str | None) -> str | None:
-    if value is None:
-        return default
-    if isinstance(value, bool):
-        return "true" if value else "false"
-    return str(value)  # a number sent unquoted: 5 -> "5", as DHIS2 would have quoted it
 
 
 def org_unit_refs(body: JsonValue) -> Iterator[tuple[str, str | None, str | None]]:

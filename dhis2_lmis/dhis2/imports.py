@@ -26,6 +26,13 @@ import attrs
 
 from dhis2_lmis.dhis2 import _html
 from dhis2_lmis.dhis2._json import JsonObject, JsonValue
+from dhis2_lmis.dhis2.datavaluesets import (
+    ATTRIBUTE_OPTION_COMBO,
+    CATEGORY_OPTION_COMBO,
+    DATA_ELEMENT,
+    ORG_UNIT,
+    PERIOD,
+)
 from dhis2_lmis.errors import Dhis2Error, ResponseFormatError
 
 __all__ = [
@@ -67,7 +74,7 @@ TrackerStatus = Literal["OK", "WARNING", "ERROR"]
 _SEVERITY: dict[str, int] = {"SUCCESS": 0, "OK": 0, "WARNING": 1, "ERROR": 2}
 _COUNT_KEYS = ("imported", "updated", "ignored", "deleted")
 # Keys of a data value row a 2.36 conflict ``object`` may name.
-_ROW_KEYS = ("dataElement", "orgUnit", "period", "categoryOptionCombo", "attributeOptionCombo")
+_ROW_KEYS = (DATA_ELEMENT, ORG_UNIT, PERIOD, CATEGORY_OPTION_COMBO, ATTRIBUTE_OPTION_COMBO)
 
 
 @attrs.frozen

@@ -33,6 +33,16 @@ from dhis2_lmis.config import DataElementMapping, Dhis2Config
 from dhis2_lmis.dhis2._clock import utc_now
 from dhis2_lmis.dhis2._json import JsonObject, JsonValue
 from dhis2_lmis.dhis2._uids import IdScheme, is_uid
+from dhis2_lmis.dhis2.datavaluesets import (
+    ATTRIBUTE_OPTION_COMBO,
+    CATEGORY_OPTION_COMBO,
+    DATA_ELEMENT,
+    DATA_SET,
+    ORG_UNIT,
+    PERIOD,
+    VALUE,
+    effective_rows,
+)
 from dhis2_lmis.dhis2.metadata import (
     DATA_SET_FIELDS,
     PROGRAM_FIELDS,
@@ -726,7 +736,6 @@ def _check_org_units(
 
 # -- preflight ----------------------------------------------------------------------------------
 
-_INHERITED = ("period", "orgUnit", "attributeOptionCombo")
 _DEFAULT = "default"  # the name and code of DHIS2's default category option combo
 _EXPIRED_OK = frozenset({"ALL", "F_EDIT_EXPIRED"})  # authorities DHIS2 lets past expiryDays
 
@@ -851,7 +860,7 @@ class Preflight:
     ) -> dict[str, DataElementInfo]:
         """The data elements of ``rows`` by reference: from the data set, or (without one) by
         one batched look-up."""
-        refs = {ref for row in rows if (ref := row.text("dataElement")) is not None}
+        refs = {ref for row in rows if (ref := row.text(DATA_ELEMENT)) is not None}
         if data_set is not None:
             return {
                 key: e
@@ -869,7 +878,7 @@ class Preflight:
         refused: dict[tuple[str, str], list[str]] = {}
         zeros: dict[str, list[str]] = {}
         for row in rows:
-            ref, value = row.text("dataElement"), _value_text(row.fields.get("value"))
+            ref, value = row.text(DATA_ELEMENT), _value_text(row.fields.get(VALUE))
             element = elements.get(ref or "")
             if element is None or value is None:
                 continue
@@ -906,7 +915,7 @@ class Preflight:
         findings: list[Finding] = []
         # DHIS2 judges with its own clock, in its time zone; its timestamps carry no offset
         now = utc_now().astimezone(self.session.time_zone).replace(tzinfo=None)
-        for period_id, names in _group(rows, "period").items():
+        for period_id, names in _group(rows, PERIOD).items():
             try:
                 period = parse_period(period_id)
             except PeriodError:
@@ -1003,13 +1012,8 @@ def _rows(chunks: Sequence[NamedChunk], default_data_set: str | None) -> list[_R
     """Every row of the push with the chunk's period, org unit and combo filled in."""
     rows: list[_Row] = []
     for chunk, names in chunks:
-        raw = chunk.get("dataValues")
-        data_set = json_text(chunk, "dataSet") or default_data_set
-        for index, value in enumerate(raw if isinstance(raw, list) else []):
-            fields: JsonObject = dict(value) if isinstance(value, dict) else {}
-            for key in _INHERITED:
-                if key not in fields and key in chunk:
-                    fields[key] = chunk[key]
+        data_set = json_text(chunk, DATA_SET) or default_data_set
+        for index, fields in enumerate(effective_rows(chunk)):
             name = names[index] if index < len(names) else f"row {len(rows)}"
             rows.append(_Row(name, data_set, fields))
     return rows
@@ -1072,15 +1076,15 @@ def _outside(rows: Sequence[_Row], data_set: DataSetInfo, scheme: IdScheme) -> l
     combos: dict[tuple[str, str], list[str]] = {}
     attributes: dict[str, list[str]] = {}
     for row in rows:
-        ref = row.text("dataElement") or ""
+        ref = row.text(DATA_ELEMENT) or ""
         element = elements.get(ref)
         if element is None:
             strangers.setdefault(ref, []).append(row.name)
             continue
-        coc = row.text("categoryOptionCombo")
+        coc = row.text(CATEGORY_OPTION_COMBO)
         if element.option_combos and not _combo_known(coc, element.option_combos):
             combos.setdefault((ref, coc or "(none: the default)"), []).append(row.name)
-        aoc = row.text("attributeOptionCombo")
+        aoc = row.text(ATTRIBUTE_OPTION_COMBO)
         if data_set.attribute_combos and not _combo_known(aoc, data_set.attribute_combos):
             attributes.setdefault(aoc or "(none: the default)", []).append(row.name)
     label = data_set.ref.label
@@ -1135,6 +1139,6 @@ def _unassigned(rows: Sequence[_Row], data_set: DataSetInfo) -> list[Finding]:
             "fix the store's org unit field",
             f"org unit {org_unit}",
         )
-        for org_unit, names in _group(rows, "orgUnit").items()
+        for org_unit, names in _group(rows, ORG_UNIT).items()
         if not data_set.assigned(org_unit)
     ]

@@ -33,6 +33,17 @@ import msgspec
 
 from dhis2_lmis.dhis2 import _json
 from dhis2_lmis.dhis2._json import JsonObject, JsonValue
+from dhis2_lmis.dhis2.datavaluesets import (
+    DATA_SET,
+    PATH,
+    WireRow,
+    data_value_set,
+    effective_rows,
+    import_params,
+    payload_head,
+    payload_header,
+    payload_values,
+)
 from dhis2_lmis.dhis2.imports import (
     ImportFailedError,
     ImportSummary,
@@ -81,14 +92,12 @@ ImportStrategy = Literal["CREATE_AND_UPDATE", "CREATE", "UPDATE", "DELETE"]
 NumberLike: TypeAlias = "int | float | Decimal | str"
 NamedChunk: TypeAlias = "tuple[JsonObject, Sequence[str]]"
 """A chunk payload and the names of its rows, as the caller sees them (``values.csv:7``)."""
-# A chunk on its way to the wire: its rows may be compact _WireRow structures.
+# A chunk on its way to the wire: its rows may be compact WireRow structures.
 _Chunk: TypeAlias = "tuple[Mapping[str, object], Sequence[str]]"
 
 _first, _second = operator.itemgetter(0), operator.itemgetter(1)
 _isfinite = math.isfinite  # bound once: add() calls it for every value of a push
 _NUMERIC_RE = re.compile(r"[+-]?(?:[0-9]+(?:\.[0-9]*)?|\.[0-9]+)(?:[eE][+-]?[0-9]+)?")
-# Top-level payload keys a row inherits when it leaves them out.
-_INHERITED = ("period", "orgUnit", "attributeOptionCombo")
 
 
 def format_value(value: NumberLike, *, data_element: str, round_off: bool = False) -> str:
@@ -457,7 +466,7 @@ class DataValueSetBuilder:
             added += 1
         return added
 
-    def _wire_rows(self, keys: Iterable[_Key]) -> list[_WireRow]:
+    def _wire_rows(self, keys: Iterable[_Key]) -> list[WireRow]:
         """Values as DHIS2 reads them; org unit, period and combos only when they differ.
 
         The loop every pushed value goes through once. A value keyed short (at the builder's
@@ -472,21 +481,21 @@ class DataValueSetBuilder:
             # none with a comment (nearly every push): the rows are made in C.
             elements, combos = map(_first, keys), map(_second, keys)
             none = itertools.repeat(None)
-            return list(map(_WireRow, elements, combos, none, none, none, texts))
-        rows: list[_WireRow] = []
+            return list(map(WireRow, elements, combos, none, none, none, texts))
+        rows: list[WireRow] = []
         append = rows.append
         for key, text in zip(keys, texts, strict=True):
             comment = comments.get(key) if comments else None
             if len(key) == 2:  # at the builder's org unit, period and attribute option combo
-                append(_WireRow(key[0], key[1], None, None, None, text, comment))
+                append(WireRow(key[0], key[1], None, None, None, text, comment))
             else:
                 append(self._own_row(key, text, comment))
         return rows
 
-    def _own_row(self, key: _FullKey, text: str, comment: str | None) -> _WireRow:
+    def _own_row(self, key: _FullKey, text: str, comment: str | None) -> WireRow:
         """A value of its own org unit, period or option combo: what differs is written."""
         data_element, combo, aoc, org_unit, period = key
-        return _WireRow(
+        return WireRow(
             data_element,
             combo,
             None if aoc == self._attribute_option_combo else aoc,
@@ -510,23 +519,17 @@ class DataValueSetBuilder:
         return tuple(self._names.get(k, f"row {i}") for i, k in enumerate(self._values))
 
     def _header(self) -> JsonObject:
-        head: JsonObject = {}
-        if self.data_set is not None:
-            head["dataSet"] = self.data_set
-        if self.complete_date is not None:
-            head["completeDate"] = self.complete_date
-        head["period"] = self.period
-        if self.org_unit is not None:
-            head["orgUnit"] = self.org_unit
-        if self.attribute_option_combo is not None:
-            head["attributeOptionCombo"] = self.attribute_option_combo
-        return head
+        return payload_header(
+            data_set=self.data_set,
+            complete_date=self.complete_date,
+            period=self.period,
+            org_unit=self.org_unit,
+            attribute_option_combo=self.attribute_option_combo,
+        )
 
     def build(self) -> JsonObject:
         """Return the whole payload; a fresh dict each time, safe to change."""
-        payload = self._header()
-        payload["dataValues"] = list(self.rows)
-        return payload
+        return data_value_set(self._header(), list(self.rows))
 
     def iter_chunks(self, size: int) -> Iterator[JsonObject]:
         """Yield payloads of at most ``size`` values, each with the full top-level fields.
@@ -559,7 +562,7 @@ class DataValueSetBuilder:
             if not keys:
                 return
             rows = self._wire_rows(keys)
-            yield {**head, "dataValues": rows}, _RowNames(keys, offset, self._names)
+            yield data_value_set(head, rows), _RowNames(keys, offset, self._names)
             offset += len(rows)
 
 
@@ -584,21 +587,6 @@ class _RowNames(Sequence[str]):
             return [self[i] for i in range(*index.indices(len(self)))]
         position = range(len(self._keys))[index]  # IndexError past the end, as a list
         return self._names.get(self._keys[position], f"row {self._offset + position}")
-
-
-class _WireRow(msgspec.Struct, rename="camel", omit_defaults=True, gc=False):
-    """One data value of a push, in DHIS2's names; None fields are left out of the JSON.
-
-    A third of a dict's size, and encoded without a dict in between.
-    """
-
-    data_element: str
-    category_option_combo: str | None = None
-    attribute_option_combo: str | None = None
-    org_unit: str | None = None
-    period: str | None = None
-    value: str | None = None
-    comment: str | None = None
 
 
 def _as_json(chunk: Mapping[str, object]) -> JsonObject:
@@ -822,41 +810,7 @@ def _chunks(head: JsonObject, rows: Sequence[JsonValue], size: int) -> Iterator[
     """Chunks of a ready payload; its rows are named by their index in ``dataValues``."""
     for start in range(0, len(rows), size):
         part = rows[start : start + size]
-        yield {**head, "dataValues": list(part)}, [f"row {start + i}" for i in range(len(part))]
-
-
-def _payload_rows(payload: Mapping[str, JsonValue]) -> list[JsonValue]:
-    rows = payload.get("dataValues")
-    if not isinstance(rows, list):
-        raise ConfigError("a data value set payload needs a 'dataValues' list")
-    return rows
-
-
-class _EffectiveRows(Sequence[JsonObject]):
-    """A chunk's rows as JSON objects with inherited top-level fields filled in, built only
-    when a conflict asks for one (a clean push never copies its rows)."""
-
-    def __init__(self, chunk: Mapping[str, object]) -> None:
-        rows = chunk.get("dataValues")
-        self._rows: list[object] = rows if isinstance(rows, list) else []
-        self._chunk = chunk
-
-    def __len__(self) -> int:
-        return len(self._rows)
-
-    @overload
-    def __getitem__(self, index: int) -> JsonObject: ...
-    @overload
-    def __getitem__(self, index: slice) -> Sequence[JsonObject]: ...
-    def __getitem__(self, index: int | slice) -> JsonObject | Sequence[JsonObject]:
-        if isinstance(index, slice):
-            return [self[i] for i in range(*index.indices(len(self)))]
-        row = msgspec.to_builtins(self._rows[index])  # a fresh dict, whatever the row was
-        full: JsonObject = row if isinstance(row, dict) else {"value": row}
-        for key in _INHERITED:
-            if key not in full and key in self._chunk:
-                full[key] = self._chunk[key]  # type: ignore[assignment]  # a JSON value
-        return full
+        yield data_value_set(head, list(part)), [f"row {start + i}" for i in range(len(part))]
 
 
 class Preflight(Protocol):
@@ -956,9 +910,9 @@ def push_data_value_set(
         named: Iterable[_Chunk] = payload_or_builder._chunks(chunk_size)
         refused = payload_or_builder.rejected
     else:
-        rows = _payload_rows(payload_or_builder)
-        head = {k: v for k, v in payload_or_builder.items() if k != "dataValues"}
-        data_set = _text_or_none(head, "dataSet")
+        rows = payload_values(payload_or_builder)
+        head = payload_head(payload_or_builder)
+        data_set = _text_or_none(head, DATA_SET)
         total = len(rows)
         named = _chunks(head, rows, chunk_size)
     chunk_count = -(-total // chunk_size)
@@ -967,26 +921,23 @@ def push_data_value_set(
         checked = [(_as_json(chunk), names) for chunk, names in named]
         preflight(checked, refused)
         named = checked
-    params = {
-        "dryRun": "true" if dry_run else "false",
-        "importStrategy": import_strategy,
-        "dataElementIdScheme": id_scheme,
-        "async": "false",
-    }
-    if strict:
-        params["strictCategoryOptionCombos"] = "true"
-    if data_set:
+    params = import_params(
+        dry_run=dry_run,
+        import_strategy=import_strategy,
+        data_element_id_scheme=id_scheme,
+        strict_category_option_combos=strict,
         # Without it DHIS2 stores a weekly period's values for a monthly data set, where none
         # of the data set's forms or reports read them.
-        params["strictPeriods"] = "true"
+        strict_periods=bool(data_set),
+    )
     parts: list[tuple[ImportSummary, int]] = []
     offset = 0
     for number, (chunk, names) in enumerate(named, start=1):
         # Encoded straight from the chunk's rows: one chunk of JSON exists at a time.
         body = _json.dumps(chunk)
-        sent = _EffectiveRows(chunk)
+        sent = effective_rows(chunk)
         response = session.post_json(
-            "dataValueSets", body, params=params, idempotent=True, accept_status=(409,)
+            PATH, body, params=params, idempotent=True, accept_status=(409,)
         )
         del body
         summary = _named(
@@ -1013,7 +964,7 @@ def push_data_value_set(
                 f"{summary.description or 'no reason given'}{earlier}",
                 summary=merged,
                 method="POST",
-                path="/api/dataValueSets",
+                path=f"/api/{PATH}",
                 status=response.status,
             )
         offset += len(sent)

@@ -36,13 +36,18 @@ from typing import Literal, TypeAlias, Union
 from dhis2_lmis.dhis2._json import JsonValue
 from dhis2_lmis.dhis2._uids import IdScheme
 from dhis2_lmis.dhis2.convert import (
-    DataValueRow,
-    data_value_rows,
-    data_value_set_header,
     format_timestamp,
     org_unit_refs,
     parse_timestamp,
     timestamp_parser,
+)
+from dhis2_lmis.dhis2.datavaluesets import (
+    PATH,
+    DataValueRow,
+    data_value_rows,
+    data_value_set_header,
+    read_params,
+    read_query,
 )
 from dhis2_lmis.dhis2.metadata import DATA_SET_ORG_UNITS_FIELDS, USER_ORG_UNITS_FIELDS
 from dhis2_lmis.dhis2.periods import (
@@ -75,8 +80,6 @@ CategoryOptionComboIdScheme = Literal["UID", "CODE", "NAME"]
 DEFAULT_BATCH_SIZE = 50
 """Org units per request when reading many: 50 facilities x 200 items x a few measures is
 10,000-40,000 values, a response of a few megabytes that DHIS2 answers in seconds."""
-
-_PATH = "dataValueSets"
 
 
 class StockReportReader:
@@ -256,13 +259,13 @@ class StockReportReader:
         parse = timestamp_parser(zone)
         fixed = self._fixed_params(since, zone)
         longest = max(periods, key=len)
-        batches = self.batches(units, {**fixed, "period": longest})
+        batches = self.batches(units, read_query(fixed, period=longest))
         resolver = _Resolution(self, parse)
         total = with_problems = 0
         for period_id in periods:
             for batch in batches:
-                params: dict[str, ParamValue] = {**fixed, "period": period_id, "orgUnit": batch}
-                body = self.session.get_json(_PATH, params)
+                params = read_query(fixed, period=period_id, org_units=batch)
+                body = self.session.get_json(PATH, params)
                 for report in resolver.reports(body, period_id):
                     total += 1
                     with_problems += bool(report.problems)
@@ -277,15 +280,13 @@ class StockReportReader:
         log.info("read %d stock reports of data set %s", total, self.data_set)
 
     def _fixed_params(self, since: datetime | None, zone: tzinfo | None) -> dict[str, ParamValue]:
-        params: dict[str, ParamValue] = {
-            "dataSet": self.data_set,
-            "dataElementIdScheme": self.data_element_id_scheme,
-            "orgUnitIdScheme": self.org_unit_id_scheme,
-            "categoryOptionComboIdScheme": self.category_option_combo_id_scheme,
-        }
-        if since is not None:
-            params["lastUpdated"] = format_timestamp(since, zone)
-        return params
+        return read_params(
+            data_set=self.data_set,
+            data_element_id_scheme=self.data_element_id_scheme,
+            org_unit_id_scheme=self.org_unit_id_scheme,
+            category_option_combo_id_scheme=self.category_option_combo_id_scheme,
+            last_updated=None if since is None else format_timestamp(since, zone),
+        )
 
     def batches(
         self, org_units: Sequence[str], params: dict[str, ParamValue]
@@ -294,10 +295,10 @@ class StockReportReader:
         enough that the URL with ``params`` (and the repeated ``orgUnit``) fits
         ``max_url_length``. An org unit that fits nowhere still gets a request of its own."""
         groups = self.session.batches(
-            _PATH,
+            PATH,
             params,
             org_units,
-            lambda group: {"orgUnit": list(group)},
+            lambda group: read_query({}, org_units=list(group)),
             max_count=self.batch_size,
             max_url_length=self.max_url_length,
         )

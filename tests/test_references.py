@@ -476,6 +476,58 @@ def test_a_remembered_miss_expires_too(fake: FakeDhis2, session: Dhis2Session) -
     assert resolver.uid_for("LATE") == "deLate00001"
 
 
+def _uids(infos: dict[str, DataElementInfo]) -> dict[str, str]:
+    return {code: info.uid for code, info in infos.items()}
+
+
+def test_the_cache_never_holds_more_than_max_cached_and_refetches_what_it_dropped(
+    fake: FakeDhis2, session: Dhis2Session
+) -> None:
+    codes = _seed_data_elements(fake, 30)
+    resolver = ItemResolver([], session=session, max_cached=10)  # 5 answers: by UID and code
+    for start in range(0, 30, 5):
+        part = codes[start : start + 5]
+        assert _uids(resolver.resolve_uids(part)) == {c: _uid(int(c[-5:])) for c in part}
+        assert resolver.cached <= 10
+    fake.clear_requests()
+    assert _uids(resolver.resolve_uids(codes[-5:])) == {
+        c: _uid(25 + n) for n, c in enumerate(codes[-5:])
+    }
+    assert _lookups(fake, "dataElements") == []  # the newest answers are kept
+    assert resolver.uid_for(codes[0]) == _uid(0)
+    (request,) = _lookups(fake, "dataElements")  # the oldest was dropped: asked again, once
+    assert request.query["filter"] == [f"code:in:[{codes[0]}]"]
+    # one look-up of more keys than the cache holds still answers every one
+    assert _uids(resolver.resolve_uids(codes)) == {c: _uid(n) for n, c in enumerate(codes)}
+    assert resolver.cached <= 10
+
+
+def test_remembered_misses_are_bounded_too(fake: FakeDhis2, session: Dhis2Session) -> None:
+    resolver = OrgUnitResolver(session=session, id_scheme="CODE", max_cached=8)
+    for n in range(40):
+        assert resolver.resolve_uids([f"NO_SUCH_{n}"]) == {}
+        assert resolver.cached <= 8
+
+
+def test_past_the_limit_expired_entries_go_before_fresh_ones(
+    fake: FakeDhis2, session: Dhis2Session
+) -> None:
+    codes = _seed_data_elements(fake, 3)
+    clock = Clock()
+    resolver = ItemResolver([], session=session, ttl_s=60.0, clock=clock, max_cached=4)
+    resolver.resolve_uids(codes[:2])
+    assert resolver.cached == 4
+    clock.now += 60.0
+    assert _uids(resolver.resolve_uids(codes[2:])) == {codes[2]: _uid(2)}
+    assert resolver.cached == 2  # both expired answers went, not just the two oldest
+
+
+@pytest.mark.parametrize("limit", [0, -1, True, 2.5])
+def test_a_cache_limit_below_one_is_a_config_error(session: Dhis2Session, limit: object) -> None:
+    with pytest.raises(ConfigError, match="max_cached"):
+        ItemResolver([], session=session, max_cached=limit)  # type: ignore[arg-type]
+
+
 def test_a_code_with_a_comma_is_looked_up_alone(fake: FakeDhis2, session: Dhis2Session) -> None:
     fake.add_data_element("deComma0001", "A,B", "Comma in code")
     resolver = ItemResolver([], session=session)

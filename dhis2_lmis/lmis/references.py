@@ -50,6 +50,7 @@ from dhis2_lmis.errors import ConfigError, ConfigProblem, ResponseFormatError, U
 from dhis2_lmis.lmis.models import Customer, Item, Store
 
 __all__ = [
+    "DEFAULT_MAX_CACHED",
     "ITEM_FIELDS",
     "DataElementInfo",
     "IdScheme",
@@ -71,6 +72,11 @@ ITEM_FIELDS: tuple[str, ...] = get_args(ItemField)
 """Every accepted ``item_field``: mSupply offers exactly these as the item field reference."""
 
 _ID_SCHEMES: tuple[str, ...] = get_args(IdScheme)
+
+DEFAULT_MAX_CACHED = 50_000
+"""Most look-up answers a resolver's cache holds (``max_cached``): a few megabytes, more than
+the data elements and facilities of a national server, so only a long-running sync that meets
+ever new (or mistyped) references ever drops one."""
 
 
 # -- loaders ------------------------------------------------------------------------------------
@@ -393,7 +399,9 @@ class _MetadataCache(Generic[_T]):
 
     Every answer is cached under its UID and its code (and, when looked up by name, its name),
     and a key the server does not know is cached as missing, so asking again within ``ttl_s``
-    sends nothing.
+    sends nothing. The cache is bounded, so a client that runs for months holds no more than
+    ``max_cached`` entries whatever it meets: past that, expired entries go first, then the
+    oldest (an answer evicted early is simply asked for again).
     """
 
     def __init__(
@@ -405,15 +413,25 @@ class _MetadataCache(Generic[_T]):
         parse: Callable[[JsonObject], _T],
         ttl_s: float,
         clock: Callable[[], float],
+        max_cached: int,
     ) -> None:
+        if isinstance(max_cached, bool) or not isinstance(max_cached, int) or max_cached < 1:
+            raise ConfigError(
+                f"max_cached must be a whole number of at least 1, got {max_cached!r}"
+            )
         self.session = session
         self.collection = collection
         self.fields = fields
         self.ttl_s = ttl_s
+        self.max_cached = max_cached
         self._parse = parse
         self._clock = clock
+        # (property, key) -> (the record, None for a miss; when fetched), oldest first
         self._entries: dict[tuple[_Property, str], tuple[_T | None, float]] = {}
         self._lock = threading.Lock()
+
+    def __len__(self) -> int:
+        return len(self._entries)
 
     def clear(self) -> None:
         """Forget everything; the next look-up asks the server again."""
@@ -438,21 +456,44 @@ class _MetadataCache(Generic[_T]):
                 stamp = self._clock()
                 answered: dict[str, _T] = {}
                 for record in self._fetch(prop, missing):
-                    self._entries[("id", record.uid)] = (record, stamp)
+                    self._keep(("id", record.uid), record, stamp)
                     if record.code:
-                        self._entries[("code", record.code)] = (record, stamp)
+                        self._keep(("code", record.code), record, stamp)
                     if prop == "name":
-                        self._entries[("name", record.name)] = (record, stamp)
+                        self._keep(("name", record.name), record, stamp)
                     answered_as = {"id": record.uid, "code": record.code, "name": record.name}[prop]
                     if answered_as:
                         answered[answered_as] = record
                 for key in missing:
                     hit = answered.get(key)
                     if hit is None:
-                        self._entries[(prop, key)] = (None, stamp)  # remember the miss too
+                        self._keep((prop, key), None, stamp)  # remember the miss too
                     else:
                         found[key] = hit
+                self._bound(stamp)
             return found
+
+    def _keep(self, key: tuple[_Property, str], record: _T | None, stamp: float) -> None:
+        """Store an answer as the newest entry (a refreshed one moves to the end)."""
+        self._entries.pop(key, None)
+        self._entries[key] = (record, stamp)
+
+    def _bound(self, now: float) -> None:
+        """Past ``max_cached`` entries, drop the expired ones, then the oldest.
+
+        Entries are kept in the order they were fetched, so both are a run at the front.
+        """
+        entries = self._entries
+        excess = len(entries) - self.max_cached
+        if excess <= 0:
+            return
+        stale: list[tuple[_Property, str]] = []
+        for key, (_, fetched) in entries.items():
+            if len(stale) >= excess and now - fetched < self.ttl_s:
+                break
+            stale.append(key)
+        for key in stale:
+            del entries[key]
 
     # -- fetching --------------------------------------------------------------------------
 
@@ -522,6 +563,8 @@ class ItemResolver:
         session: needed only to translate between codes and UIDs.
         ttl_s: how long a look-up answer is trusted.
         clock: monotonic seconds, injectable for tests.
+        max_cached: most look-up answers kept (hits and misses, by UID and by code); past it
+            the expired and then the oldest are dropped.
 
     Raises:
         ConfigError: ``item_field`` or ``id_scheme`` is unknown, or two items share a reference
@@ -537,6 +580,7 @@ class ItemResolver:
         session: Dhis2Session | None = None,
         ttl_s: float = 3600.0,
         clock: Callable[[], float] = time.monotonic,
+        max_cached: int = DEFAULT_MAX_CACHED,
     ) -> None:
         if item_field not in ITEM_FIELDS:
             raise ConfigError(
@@ -579,6 +623,7 @@ class ItemResolver:
                 parse=parse_data_element,
                 ttl_s=ttl_s,
                 clock=clock,
+                max_cached=max_cached,
             )
 
     def __repr__(self) -> str:
@@ -682,6 +727,11 @@ class ItemResolver:
         translated = self.code_for(ref) if scheme_of_ref == "UID" else self.uid_for(ref)
         return self.item_for(translated) if translated else None
 
+    @property
+    def cached(self) -> int:
+        """How many look-up answers the cache holds now (never more than ``max_cached``)."""
+        return 0 if self._cache is None else len(self._cache)
+
     def refresh(self) -> None:
         """Forget cached look-ups, so metadata changed on the server is seen."""
         if self._cache is not None:
@@ -715,6 +765,8 @@ class OrgUnitResolver:
         session: needed only to translate between codes and UIDs.
         ttl_s: how long a look-up answer is trusted.
         clock: monotonic seconds, injectable for tests.
+        max_cached: most look-up answers kept (hits and misses, by UID and by code); past it
+            the expired and then the oldest are dropped.
 
     Raises:
         ConfigError: ``id_scheme`` is unknown, or two stores (or two customers) share an org
@@ -732,6 +784,7 @@ class OrgUnitResolver:
         session: Dhis2Session | None = None,
         ttl_s: float = 3600.0,
         clock: Callable[[], float] = time.monotonic,
+        max_cached: int = DEFAULT_MAX_CACHED,
     ) -> None:
         _check_scheme(id_scheme)
         self.stores: tuple[Store, ...] = tuple(stores)
@@ -756,6 +809,7 @@ class OrgUnitResolver:
                 parse=parse_org_unit,
                 ttl_s=ttl_s,
                 clock=clock,
+                max_cached=max_cached,
             )
 
     def __repr__(self) -> str:
@@ -837,6 +891,11 @@ class OrgUnitResolver:
             Dhis2Error: the look-up failed.
         """
         return self._require_cache().lookup("id", uids)
+
+    @property
+    def cached(self) -> int:
+        """How many look-up answers the cache holds now (never more than ``max_cached``)."""
+        return 0 if self._cache is None else len(self._cache)
 
     def refresh(self) -> None:
         """Forget cached look-ups, so metadata changed on the server is seen."""
@@ -934,6 +993,8 @@ class LayoutResolver:
         session: the connection used for the look-ups.
         ttl_s: how long a look-up answer is trusted.
         clock: monotonic seconds, injectable for tests.
+        max_cached: most look-up answers kept (hits and misses, by UID and by code); past it
+            the expired and then the oldest are dropped.
 
     Raises:
         ConfigError: the layout names no measure.
@@ -947,6 +1008,7 @@ class LayoutResolver:
         session: Dhis2Session,
         ttl_s: float = 3600.0,
         clock: Callable[[], float] = time.monotonic,
+        max_cached: int = DEFAULT_MAX_CACHED,
     ) -> None:
         if not layout.configured:
             raise ConfigError("a data set layout needs measures: fill [data_set.measures]")
@@ -960,6 +1022,7 @@ class LayoutResolver:
             parse=parse_data_element,
             ttl_s=ttl_s,
             clock=clock,
+            max_cached=max_cached,
         )
         self._combos: _MetadataCache[CategoryOptionComboInfo] = _MetadataCache(
             session,
@@ -968,6 +1031,7 @@ class LayoutResolver:
             parse=parse_category_option_combo,
             ttl_s=ttl_s,
             clock=clock,
+            max_cached=max_cached,
         )
         self._resolved: _Resolved | None = None
         self._lock = threading.Lock()

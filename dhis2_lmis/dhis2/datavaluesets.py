@@ -23,9 +23,12 @@ from dhis2_lmis.errors import ConfigError
 __all__ = [
     "ATTRIBUTE_OPTION_COMBO",
     "CATEGORY_OPTION_COMBO",
+    "COMMENT",
+    "COMPLETE_DATE",
     "DATA_ELEMENT",
     "DATA_SET",
     "DATA_VALUES",
+    "LAST_UPDATED",
     "ORG_UNIT",
     "PATH",
     "PERIOD",

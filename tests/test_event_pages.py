@@ -134,6 +134,17 @@ def test_odd_fields_become_problems_and_never_sink_the_page() -> None:
     assert [str(p) for p in no_uid.problems] == ["the event has no UID"]
 
 
+def read_one_page(events: list[object]) -> tuple[list[Event], dt.tzinfo | None]:
+    """The records of one served page of these events, and the server's time zone."""
+    body = json.dumps({"pager": {"page": 1, "pageSize": 50}, "events": events}).encode()
+    with FakeDhis2(version="2.41") as fake:
+        fake.inject("GET", "/api/tracker/events", status=200, body=body,
+                    content_type="application/json")  # fmt: skip
+        with session_for(fake) as session:
+            got = list(iter_events(session, EventQuery(program=PROGRAM, page_size=50)))
+            return got, session.time_zone
+
+
 def test_timestamps_msgspec_cannot_read_are_parsed_one_by_one_with_the_page_kept() -> None:
     """A date alone is a timestamp DHIS2 may send; RFC 3339 readers refuse it. The page is read
     again leniently: the date counts, a bad spelling falls back to the other, offsets stay."""
@@ -143,13 +154,7 @@ def test_timestamps_msgspec_cannot_read_are_parsed_one_by_one_with_the_page_kept
          "occurredAt": "yesterday", "eventDate": "2026-11-03T09:30:00.000"},
         {"event": "OffsetEv001", "updatedAt": "2026-11-01T05:00:00.000Z"},
     ]  # fmt: skip
-    body = json.dumps({"pager": {"page": 1, "pageSize": 50}, "events": events}).encode()
-    with FakeDhis2(version="2.41") as fake:
-        fake.inject("GET", "/api/tracker/events", status=200, body=body,
-                    content_type="application/json")  # fmt: skip
-        with session_for(fake) as session:
-            zone = session.time_zone
-            date_only, bad, offset = iter_events(session, EventQuery(program=PROGRAM, page_size=50))
+    (date_only, bad, offset), zone = read_one_page(events)
     assert zone is not None
     assert date_only.updated_at == dt.datetime(2026, 11, 1, tzinfo=zone)
     assert date_only.occurred_at == dt.datetime(2026, 11, 2, tzinfo=zone)
@@ -167,13 +172,7 @@ def test_a_timestamp_with_an_offset_is_kept_as_sent_on_a_typed_page() -> None:
         {"event": "OffsetEvnt1", "updatedAt": "2026-11-01T08:00:00.000+02:00"},
         {"event": "LocalEvent2", "updatedAt": stamp},
     ]
-    body = json.dumps({"pager": {"page": 1, "pageSize": 50}, "events": events}).encode()
-    with FakeDhis2(version="2.41") as fake:
-        fake.inject("GET", "/api/tracker/events", status=200, body=body,
-                    content_type="application/json")  # fmt: skip
-        with session_for(fake) as session:
-            zone = session.time_zone
-            local, offset, again = iter_events(session, EventQuery(program=PROGRAM, page_size=50))
+    (local, offset, again), zone = read_one_page(events)
     local_time = dt.datetime(2026, 11, 1, 8, tzinfo=zone)
     assert local.updated_at == local_time and again.updated_at == local_time
     assert local.updated_at.tzinfo is zone and again.updated_at is local.updated_at
@@ -191,11 +190,7 @@ def test_a_uid_repeated_within_a_page_is_yielded_once_and_uidless_events_all_kep
         {"orgUnit": UNIT, "updatedAt": stamp},
         {"orgUnit": "FacilityB01", "updatedAt": stamp},
     ]  # fmt: skip
-    body = json.dumps({"pager": {"page": 1, "pageSize": 50}, "events": events}).encode()
-    with FakeDhis2(version="2.41") as fake:
-        fake.inject("GET", "/api/tracker/events", status=200, body=body,
-                    content_type="application/json")  # fmt: skip
-        got = read(fake, page_size=50)
+    got, _ = read_one_page(events)
     assert [e.uid for e in got] == ["RepeatedEv1", "OtherEvent1", "", ""]
     assert got[0].values() == {QTY: "1"}  # the first of the two, as the page lists them
     assert [e.org_unit for e in got[2:]] == [UNIT, "FacilityB01"]

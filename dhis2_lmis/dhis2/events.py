@@ -551,7 +551,7 @@ def _next_position(
 
 def _uids(events: list[Event]) -> list[str]:
     """What two event pages are compared by in the page loop's repeated-page check."""
-    return [event.uid for event in events]
+    return list(map(_uid_of, events))
 
 
 def iter_tracked_entities(

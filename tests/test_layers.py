@@ -258,6 +258,17 @@ def test_only_the_protocol_spells_the_data_value_set_format(name: str) -> None:
     assert spelled == [], f"{name} spells DHIS2's data value set names: use dhis2.datavaluesets"
 
 
+# DHIS2 writes its JSON keys and query parameters in camelCase; the library's own names are
+# snake_case. So a camelCase string in code above the protocol is a DHIS2 name out of place.
+_CAMEL_CASE = re.compile(r"[a-z]+(?:[A-Z][a-z0-9]*)+")
+
+
+@pytest.mark.parametrize("name", ABOVE_THE_PROTOCOL)
+def test_no_dhis2_name_is_spelled_above_the_protocol(name: str) -> None:
+    spelled = [s for s in _string_literals(LIBRARY[name]) if _CAMEL_CASE.fullmatch(s)]
+    assert spelled == [], f"{name} spells DHIS2 names {spelled}: take them from dhis2/"
+
+
 # -- the public surface ---------------------------------------------------------------------------
 
 

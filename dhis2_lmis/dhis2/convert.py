@@ -38,6 +38,7 @@ from dhis2_lmis.dhis2._json import JsonObject, JsonValue
 from dhis2_lmis.dhis2.records import Event, RecordProblem
 
 __all__ = [
+    "JOB_REPORT_PARAMS",
     "ME_FIELDS",
     "EnrollmentRef",
     "EventPage",
@@ -640,6 +641,11 @@ def event_payload(
 def events_payload(events: Iterable[JsonObject]) -> JsonObject:
     """The ``{"events": [...]}`` body both ``/api/tracker`` and ``/api/events`` accept."""
     return {"events": list(events)}
+
+
+JOB_REPORT_PARAMS: Mapping[str, str] = {"reportMode": "ERRORS"}
+"""The query of ``GET /api/tracker/jobs/{id}/report``: the errors of each record, not the
+full report."""
 
 
 def job_completed(body: JsonValue) -> bool:

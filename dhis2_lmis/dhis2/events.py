@@ -38,17 +38,29 @@ from dhis2_lmis.dhis2.convert import (
     tracked_entity_refs,
 )
 from dhis2_lmis.dhis2.records import Event
-from dhis2_lmis.dhis2.session import Dhis2Session, PageLoop, ParamValue
+from dhis2_lmis.dhis2.session import Dhis2Session, PageLoop, ParamValue, paging_params
 from dhis2_lmis.dhis2.versions import Dialect
 from dhis2_lmis.errors import ResponseFormatError
 
-__all__ = ["EventQuery", "OrgUnitMode", "iter_event_pages", "iter_events", "iter_tracked_entities"]
+__all__ = [
+    "INCLUDE_DELETED_PARAM",
+    "EventQuery",
+    "OrgUnitMode",
+    "iter_event_pages",
+    "iter_events",
+    "iter_tracked_entities",
+]
 
 log = logging.getLogger(__name__)
 
 OrgUnitMode = Literal["SELECTED", "CHILDREN", "DESCENDANTS", "ACCESSIBLE", "CAPTURE", "ALL"]
 
 _ONE_MS = timedelta(milliseconds=1)
+
+
+INCLUDE_DELETED_PARAM = "includeDeleted"
+"""The event reads' switch for deleted events (every version): a look-up by derived UID needs
+them, so a deleted event is not written again."""
 
 
 @attrs.frozen(kw_only=True)
@@ -103,9 +115,8 @@ def _params(query: EventQuery, dialect: Dialect, session: Dhis2Session) -> dict[
         dialect.occurred_after_param: _when(query.occurred_after, tz),
         dialect.occurred_before_param: _when(query.occurred_before, tz),
         dialect.tracked_entity_param: query.tracked_entity,
-        "includeDeleted": True if query.include_deleted else None,
+        INCLUDE_DELETED_PARAM: True if query.include_deleted else None,
         "order": dialect.order_updated,
-        "pageSize": query.page_size,
     }
     if query.data_element_id_scheme != "UID":
         params["dataElementIdScheme"] = query.data_element_id_scheme
@@ -340,7 +351,7 @@ class _WindowReader:
         ``end``, decoded straight into records (:func:`convert.event_page_decoder`)."""
         dialect, tz = self.dialect, self.session.time_zone
         params = dict(self.base)
-        params["page"], params["pageSize"] = page, page_size
+        params.update(paging_params(page, page_size))
         params["order"] = order or dialect.order_updated
         params[dialect.updated_after_param] = _when(cursor - _ONE_MS, tz) if cursor else None
         if end is not None:

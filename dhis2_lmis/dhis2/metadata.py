@@ -18,11 +18,15 @@ from dhis2_lmis.dhis2._json import JsonObject, JsonValue
 from dhis2_lmis.errors import ResponseFormatError
 
 __all__ = [
+    "CATEGORY_OPTION_COMBOS",
     "CATEGORY_OPTION_COMBO_FIELDS",
+    "DATA_ELEMENTS",
     "DATA_ELEMENT_FIELDS",
+    "DATA_SETS",
     "DATA_SET_FIELDS",
     "DATA_SET_ORG_UNITS_FIELDS",
     "LAYOUT_DATA_ELEMENT_FIELDS",
+    "ORG_UNITS",
     "ORG_UNIT_FIELDS",
     "PROGRAM_FIELDS",
     "USER_AUTHORITIES_FIELDS",
@@ -44,6 +48,12 @@ __all__ = [
     "parse_org_unit",
     "parse_program",
 ]
+
+# The metadata collections read: each name is both the API path and the key of its list.
+DATA_ELEMENTS = "dataElements"
+ORG_UNITS = "organisationUnits"
+CATEGORY_OPTION_COMBOS = "categoryOptionCombos"
+DATA_SETS = "dataSets"
 
 DATA_ELEMENT_FIELDS = "id,code,name,valueType,zeroIsSignificant"
 ORG_UNIT_FIELDS = "id,code,name,path,level"
@@ -245,7 +255,7 @@ def _option_combos(obj: JsonObject, path: str) -> tuple[MetadataRef, ...]:
     combo = obj.get("categoryCombo")
     if not isinstance(combo, dict):
         return ()
-    return tuple(_ref(c, path) for c in json_objects(combo, "categoryOptionCombos", path))
+    return tuple(_ref(c, path) for c in json_objects(combo, CATEGORY_OPTION_COMBOS, path))
 
 
 def _options(obj: JsonObject, path: str) -> frozenset[str] | None:
@@ -338,7 +348,7 @@ def parse_data_set(raw: JsonValue, path: str) -> DataSetInfo:
         parse_data_element(de, path)
         for de in _nested(json_objects(obj, "dataSetElements", path), "dataElement", path)
     )
-    org_units = tuple(_ref(o, path) for o in json_objects(obj, "organisationUnits", path))
+    org_units = tuple(_ref(o, path) for o in json_objects(obj, ORG_UNITS, path))
     future = obj.get("openFuturePeriods")
     return DataSetInfo(
         _ref(obj, path),

@@ -67,6 +67,7 @@ __all__ = [
     "ParamValue",
     "Params",
     "is_last_page",
+    "paging_params",
 ]
 
 MAX_URL_LENGTH = 6 * 1024
@@ -403,7 +404,7 @@ class Dhis2Session:
         api_path = self._api_path(path)
 
         def fetch(number: int) -> tuple[JsonObject, list[JsonValue]]:
-            body = self.get_json(path, {**base, "page": number, "pageSize": page_size})
+            body = self.get_json(path, {**base, **paging_params(number, page_size)})
             if not isinstance(body, dict):
                 raise ResponseFormatError(
                     "expected a JSON object page", method="GET", path=api_path
@@ -440,15 +441,19 @@ class Dhis2Session:
         select: Callable[[Sequence[str]], Params],
         *,
         max_count: int | None = None,
+        page_size: int | None = None,
         max_url_length: int = MAX_URL_LENGTH,
     ) -> list[list[str]]:
         """Split ``values`` into consecutive groups, each one request within the URL budget.
 
         ``select(group)`` names a group in the query (a filter with the values joined, or a
         repeated parameter); with ``params`` its URL stays within ``max_url_length``, and a group
-        holds at most ``max_count`` values. The one batching rule for every UID or code list;
-        a value too long to fit even alone is sent alone (and logged).
+        holds at most ``max_count`` values. A group read page by page of ``page_size`` counts
+        its paging parameters in the budget too. The one batching rule for every UID or code
+        list; a value too long to fit even alone is sent alone (and logged).
         """
+        if page_size is not None:
+            params = {**params, **paging_params(1, page_size)}
 
         def query_length(group: Sequence[str]) -> int:
             return len(urlencode(_encode_params(select(group))))
@@ -838,6 +843,11 @@ class PageLoop(Generic[_Item]):
 
 def _has_paging_keys(body: JsonObject) -> bool:
     return "pager" in body or "page" in body
+
+
+def paging_params(page: int, page_size: int) -> dict[str, ParamValue]:
+    """The query parameters of one page of a paged list: the same on every DHIS2 version."""
+    return {"page": page, "pageSize": page_size}
 
 
 def is_last_page(

@@ -45,6 +45,7 @@ from dhis2_lmis.dhis2.datavaluesets import (
 )
 from dhis2_lmis.dhis2.metadata import (
     DATA_SET_FIELDS,
+    DATA_SETS,
     PROGRAM_FIELDS,
     USER_AUTHORITIES_FIELDS,
     CategoryOptionComboInfo,
@@ -146,16 +147,16 @@ def _fetch_program(session: Dhis2Session, uid: str) -> ProgramInfo | None:
 def _fetch_data_set(session: Dhis2Session, ref: str) -> DataSetInfo | None:
     """The data set by UID (or, when ``ref`` is not UID-shaped, by code); None when absent."""
     if is_uid(ref):
-        path = f"dataSets/{ref}"
+        path = f"{DATA_SETS}/{ref}"
         try:
             body = session.get_json(path, {"fields": DATA_SET_FIELDS})
         except NotFoundError:
             return None
         return parse_data_set(body, f"/api/{path}")
     params = {"filter": f"code:eq:{ref}", "fields": DATA_SET_FIELDS}
-    for page in session.iter_pages("dataSets", params, items_key="dataSets", page_size=2):
-        found = json_objects(page.body, "dataSets", "/api/dataSets")
-        return parse_data_set(found[0], "/api/dataSets")  # codes are unique: the first page
+    for page in session.iter_pages(DATA_SETS, params, items_key=DATA_SETS, page_size=2):
+        found = json_objects(page.body, DATA_SETS, f"/api/{DATA_SETS}")
+        return parse_data_set(found[0], f"/api/{DATA_SETS}")  # codes are unique: the first page
     return None
 
 

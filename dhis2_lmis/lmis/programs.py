@@ -589,10 +589,11 @@ class _StrOwners:
         }
         chunks = session.batches(
             dialect.tracked_entities_path,
-            {**fixed, "page": 1, "pageSize": _TE_BATCH + 1},
+            fixed,
             missing,
             lambda group: dict([dialect.tracked_entity_uids(group)]),
             max_count=_TE_BATCH,
+            page_size=_TE_BATCH + 1,
         )
         for chunk in chunks:
             params = {**fixed, **dict([dialect.tracked_entity_uids(chunk)])}

@@ -35,9 +35,12 @@ from dhis2_lmis.dhis2._json import JsonObject, JsonValue
 from dhis2_lmis.dhis2._uids import IdScheme, is_uid
 from dhis2_lmis.dhis2.metadata import (
     CATEGORY_OPTION_COMBO_FIELDS,
+    CATEGORY_OPTION_COMBOS,
     DATA_ELEMENT_FIELDS,
+    DATA_ELEMENTS,
     LAYOUT_DATA_ELEMENT_FIELDS,
     ORG_UNIT_FIELDS,
+    ORG_UNITS,
     CategoryOptionComboInfo,
     DataElementInfo,
     OrgUnitInfo,
@@ -504,9 +507,10 @@ class _MetadataCache(Generic[_T]):
         page_size = len(keys) + 1
         chunks = self.session.batches(
             self.collection,
-            {"fields": self.fields, "page": 1, "pageSize": page_size},
+            {"fields": self.fields},
             listable,
             lambda chunk: {"filter": f"{prop}:in:[{','.join(chunk)}]"},
+            page_size=page_size,
         )
         lists = [f"{prop}:in:[{','.join(chunk)}]" for chunk in chunks]
         lists += [f"{prop}:eq:{k}" for k in keys if "," in k]
@@ -618,7 +622,7 @@ class ItemResolver:
         if session is not None:
             self._cache = _MetadataCache(
                 session,
-                collection="dataElements",
+                collection=DATA_ELEMENTS,
                 fields=DATA_ELEMENT_FIELDS,
                 parse=parse_data_element,
                 ttl_s=ttl_s,
@@ -804,7 +808,7 @@ class OrgUnitResolver:
         if session is not None:
             self._cache = _MetadataCache(
                 session,
-                collection="organisationUnits",
+                collection=ORG_UNITS,
                 fields=ORG_UNIT_FIELDS,
                 parse=parse_org_unit,
                 ttl_s=ttl_s,
@@ -1017,7 +1021,7 @@ class LayoutResolver:
         self.session = session
         self._elements: _MetadataCache[DataElementInfo] = _MetadataCache(
             session,
-            collection="dataElements",
+            collection=DATA_ELEMENTS,
             fields=LAYOUT_DATA_ELEMENT_FIELDS,
             parse=parse_data_element,
             ttl_s=ttl_s,
@@ -1026,7 +1030,7 @@ class LayoutResolver:
         )
         self._combos: _MetadataCache[CategoryOptionComboInfo] = _MetadataCache(
             session,
-            collection="categoryOptionCombos",
+            collection=CATEGORY_OPTION_COMBOS,
             fields=CATEGORY_OPTION_COMBO_FIELDS,
             parse=parse_category_option_combo,
             ttl_s=ttl_s,

@@ -40,6 +40,7 @@ from dhis2_lmis.dhis2 import _html
 from dhis2_lmis.dhis2._clock import utc_now
 from dhis2_lmis.dhis2._json import JsonObject, JsonValue
 from dhis2_lmis.dhis2.convert import (
+    JOB_REPORT_PARAMS,
     TrackedEntityRef,
     event_payload,
     events_payload,
@@ -47,7 +48,7 @@ from dhis2_lmis.dhis2.convert import (
     job_completed,
     structure_event,
 )
-from dhis2_lmis.dhis2.events import iter_tracked_entities
+from dhis2_lmis.dhis2.events import INCLUDE_DELETED_PARAM, iter_tracked_entities
 from dhis2_lmis.dhis2.imports import (
     TrackerImportMessage,
     TrackerImportReport,
@@ -678,15 +679,16 @@ class StockPusher:
         fixed: dict[str, ParamValue] = {
             "program": self.program,
             dialect.org_unit_mode_param: "ACCESSIBLE",
-            "includeDeleted": True,
+            INCLUDE_DELETED_PARAM: True,
             "fields": dialect.event_value_fields,
         }
         chunks = self.session.batches(
             dialect.events_path,
-            {**fixed, "page": 1, "pageSize": _UIDS_PER_REQUEST + 1},
+            fixed,
             uids,
             lambda group: dict([dialect.event_uids(group)]),
             max_count=_UIDS_PER_REQUEST,
+            page_size=_UIDS_PER_REQUEST + 1,
         )
         for chunk in chunks:
             for page in self.session.iter_pages(
@@ -785,13 +787,12 @@ class StockPusher:
         self, org_unit: str, codes: Sequence[str], dialect: Dialect
     ) -> list[list[str]]:
         """Item codes in groups whose look-up URL stays within the session's URL budget."""
-        fixed = self._lookup_params(org_unit, [], dialect)
-        fixed.update({"page": 1, "pageSize": max(50, 2 * len(codes))})
         return self.session.batches(
             dialect.tracked_entities_path,
-            fixed,
+            self._lookup_params(org_unit, [], dialect),
             codes,
             lambda group: dict([dialect.attribute_in(self.item_code_attribute, group)]),
+            page_size=max(50, 2 * len(codes)),
         )
 
     def _tracked_entities(
@@ -944,7 +945,7 @@ class StockPusher:
             if not job_completed(self.session.get_json(location)):
                 continue
             try:
-                return self.session.get_json(f"{location}/report", {"reportMode": "ERRORS"})
+                return self.session.get_json(f"{location}/report", JOB_REPORT_PARAMS)
             except NotFoundError:
                 continue  # the report is written just after the last notification
         raise Dhis2TimeoutError(

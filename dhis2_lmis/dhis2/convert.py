@@ -482,7 +482,10 @@ def _typed(wire: _WireEvent, timestamps: _Timestamps, problems: list[RecordProbl
     for note in wire.notes if type(wire.notes) is list else ():
         if type(note) is _WireNote:
             _parse_stamps(note, _NOTE_STAMPS, timestamps, problems)
-    return msgspec.convert(wire, _TypedEvent, from_attributes=True)
+    # Through DHIS2's names (msgspec before 0.18.6 reads a structure's attributes by their
+    # JSON names), datetimes kept as they are.
+    plain = msgspec.to_builtins(wire, builtin_types=(datetime,))
+    return msgspec.convert(plain, _TypedEvent)
 
 
 def _parse_stamps(

@@ -139,13 +139,17 @@ class _Timestamps:
         """A decoded timestamp in the server's zone (one without an offset is placed in it).
 
         One sent with an offset is kept as sent and not remembered: it equals every other
-        spelling of its instant, which the memo would otherwise hand out in its place.
+        spelling of its instant, which the memo would otherwise hand out in its place. Called
+        once per distinct timestamp of a read (most events have their own), so kept to one call.
         """
         if value.tzinfo is not None:
             return value
-        return self._remember(
-            value, value if self.time_zone is None else value.replace(tzinfo=self.time_zone)
-        )
+        cache = self.cache
+        if len(cache) >= self._LIMIT:
+            cache.clear()
+        zone = self.time_zone
+        made = cache[value] = value if zone is None else value.replace(tzinfo=zone)
+        return made
 
     def when(self, text: Any, key: str, problems: list[RecordProblem]) -> datetime | None:
         """A record's timestamp field: None when absent; a problem, and None, when malformed."""
@@ -321,10 +325,11 @@ def event_page_decoder(
 
     def decode(content: bytes) -> EventPage | None:
         page: _WirePage | _NotObject
+        lenient = False
         try:
             page = _typed_page_decoder.decode(content)
         except msgspec.DecodeError:  # an odd timestamp, or not JSON (the retry says which)
-            page = _json.decode(_page_decoder, content)
+            page, lenient = _json.decode(_page_decoder, content), True
         if not isinstance(page, _WirePage):
             return None
         items = next((v for k in items_keys if (v := getattr(page, k, None)) is not None), None)
@@ -333,7 +338,7 @@ def event_page_decoder(
             items = []
         if type(items) is not list:
             return EventPage(-1, iter(()), paging)
-        return EventPage(len(items), iter(_records(items, timestamps)), paging)
+        return EventPage(len(items), iter(_records(items, timestamps, lenient)), paging)
 
     return decode
 
@@ -348,7 +353,7 @@ def structure_event(raw: JsonValue, time_zone: tzinfo | None = None) -> Event:
     except msgspec.ValidationError as exc:  # only a dict with non-text keys gets here
         problem = RecordProblem("malformed", f"the event could not be read: {exc}")
         return Event(uid="", problems=(problem,))
-    return _records([wire], _Timestamps(time_zone))[0]
+    return _records([wire], _Timestamps(time_zone), lenient=True)[0]
 
 
 def _as_text(value: Any) -> str | None:
@@ -366,29 +371,27 @@ def _user(value: Any) -> str | None:
 _EVENTS = list[Event]  # built once: msgspec looks its plan up by this object
 
 
-def _records(items: list[_WireItem], timestamps: _Timestamps) -> list[Event]:
+def _records(items: list[_WireItem], timestamps: _Timestamps, lenient: bool) -> list[Event]:
     """The records of a page's wire events, in page order; never raises.
 
     A pass in Python makes each event's decoded timestamps timezone-aware (from the memo; a new
     datetime only on a miss) and settles the renamed keys; msgspec then builds every record of
     the page, data values and notes included, from the wire structures' like-named attributes
-    in one call, in C. The events of a lenient page first have their timestamp texts parsed
-    (:func:`_typed`). Only a page with an odd value (a number for text, a user object, an
-    entry that is not an object) has its events built one by one, each repaired first;
-    problems found on the way (a bad timestamp, no UID) are added to their records afterwards.
+    in one call, in C. The events of a ``lenient`` page (decoded with every timestamp as text)
+    first have their texts parsed (:func:`_typed`). Only a page with an odd value (a number
+    for text, a user object, an entry that is not an object) has its events built one by one,
+    each repaired first; problems found on the way (a bad timestamp, no UID) are added to
+    their records afterwards.
     """
     problems: dict[int, list[RecordProblem]] = {}
-    for index, item in enumerate(items):
-        wire = item
-        if type(wire) is _WireEvent:
-            found: list[RecordProblem] = []
-            wire = items[index] = _typed(wire, timestamps, found)
-            if found:
-                problems[index] = found
-        if type(wire) is _TypedEvent:
-            if not wire.uid:
-                problems.setdefault(index, []).append(_NO_UID)
-            _settle(wire, timestamps)
+    if lenient:
+        for index, item in enumerate(items):
+            if type(item) is _WireEvent:
+                found: list[RecordProblem] = []
+                items[index] = _typed(item, timestamps, found)
+                if found:
+                    problems[index] = found
+    _settle(items, timestamps, problems)
     try:
         records = msgspec.convert(items, _EVENTS, from_attributes=True)
     except msgspec.ValidationError:
@@ -402,49 +405,57 @@ def _records(items: list[_WireItem], timestamps: _Timestamps) -> list[Event]:
 _NO_UID = RecordProblem("malformed", "the event has no UID")
 
 
-def _settle(wire: _TypedEvent, timestamps: _Timestamps) -> None:
-    """Give a typed wire event its records' timestamps and keys, in place.
+def _settle(
+    items: list[_WireItem], timestamps: _Timestamps, problems: dict[int, list[RecordProblem]]
+) -> None:
+    """Give a page's typed wire events their records' timestamps and keys, in place; an event
+    without a UID gets a problem.
 
-    Each timestamp is asked of the memo inline (a call to ``aware`` only on a miss): this and
-    the loop over the values below are the hottest lines of the library. A datetime is never
-    falsy, so ``or`` picks the spelling the server used.
+    Each timestamp is asked of the memo inline (a call to ``aware`` only on a miss): this loop
+    is the hottest code of the library, so it runs once per page with its look-ups bound once.
+    A datetime is never falsy, so ``or`` picks the spelling the server used.
     """
     known, aware = timestamps.cache.get, timestamps.aware
-    stamp = wire.occurred_at or wire.event_date
-    if stamp is not None:
-        wire.occurred_at = known(stamp) or aware(stamp)
-    stamp = wire.scheduled_at or wire.due_date
-    if stamp is not None:
-        wire.scheduled_at = known(stamp) or aware(stamp)
-    stamp = wire.created_at or wire.created
-    if stamp is not None:
-        wire.created_at = known(stamp) or aware(stamp)
-    stamp = wire.updated_at or wire.last_updated
-    if stamp is not None:
-        wire.updated_at = known(stamp) or aware(stamp)
-    stamp = wire.completed_at or wire.completed_date
-    if stamp is not None:
-        wire.completed_at = known(stamp) or aware(stamp)
-    if wire.tracked_entity is None:
-        wire.tracked_entity = wire.tracked_entity_instance
-    values = wire.data_values
-    if type(values) is list:
-        for item in values:
-            if type(item) is _TypedValue:
-                stamp = item.created_at or item.created
-                if stamp is not None:
-                    item.created_at = known(stamp) or aware(stamp)
-                stamp = item.updated_at or item.last_updated
-                if stamp is not None:
-                    item.updated_at = known(stamp) or aware(stamp)
-    notes = wire.notes
-    if type(notes) is list:
-        for note in notes:
-            if type(note) is _TypedNote:
-                stamp = note.stored_at or note.stored_date
-                note.stored_at = None if stamp is None else known(stamp) or aware(stamp)
-                note.value = _as_text(note.value) or ""
-                note.stored_by = _as_text(note.stored_by)
+    for index, wire in enumerate(items):
+        if type(wire) is not _TypedEvent:
+            continue
+        if not wire.uid:
+            problems.setdefault(index, []).append(_NO_UID)
+        stamp = wire.occurred_at or wire.event_date
+        if stamp is not None:
+            wire.occurred_at = known(stamp) or aware(stamp)
+        stamp = wire.scheduled_at or wire.due_date
+        if stamp is not None:
+            wire.scheduled_at = known(stamp) or aware(stamp)
+        stamp = wire.created_at or wire.created
+        if stamp is not None:
+            wire.created_at = known(stamp) or aware(stamp)
+        stamp = wire.updated_at or wire.last_updated
+        if stamp is not None:
+            wire.updated_at = known(stamp) or aware(stamp)
+        stamp = wire.completed_at or wire.completed_date
+        if stamp is not None:
+            wire.completed_at = known(stamp) or aware(stamp)
+        if wire.tracked_entity is None:
+            wire.tracked_entity = wire.tracked_entity_instance
+        values = wire.data_values
+        if type(values) is list:
+            for item in values:
+                if type(item) is _TypedValue:
+                    stamp = item.created_at or item.created
+                    if stamp is not None:
+                        item.created_at = known(stamp) or aware(stamp)
+                    stamp = item.updated_at or item.last_updated
+                    if stamp is not None:
+                        item.updated_at = known(stamp) or aware(stamp)
+        notes = wire.notes
+        if type(notes) is list:
+            for note in notes:
+                if type(note) is _TypedNote:
+                    stamp = note.stored_at or note.stored_date
+                    note.stored_at = None if stamp is None else known(stamp) or aware(stamp)
+                    note.value = _as_text(note.value) or ""
+                    note.stored_by = _as_text(note.stored_by)
 
 
 # Every timestamp field of the wire shapes and its name in DHIS2's JSON (for the problem).

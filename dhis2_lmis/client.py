@@ -404,8 +404,9 @@ class Dhis2Lmis:
         ``values`` maps each item to its measures, ``{item: {"stock_on_hand": 610,
         "received_quantity": 500}}``; the layout places each in its data element and category
         option combo (docs/layouts.md), with the configured rounding. Items not included in
-        the DHIS2 push, measures the layout cannot place and values that cannot be sent are
-        listed in the builder's ``skipped``; push it with :meth:`push_data_values`.
+        the DHIS2 push and measures the layout cannot place are listed in the builder's
+        ``skipped``, values that cannot be sent in its ``rejected`` (a push with ``preflight``
+        then sends nothing); push it with :meth:`push_data_values`.
 
         Raises:
             ConfigError: no ``[data_set]`` layout is configured, or ``values`` names a measure

@@ -26,7 +26,7 @@ from dhis2_lmis.client import Dhis2Lmis
 from dhis2_lmis.config import Dhis2Config
 from dhis2_lmis.dhis2._uids import IdScheme
 from dhis2_lmis.errors import ConfigError
-from dhis2_lmis.lmis.checks import Finding
+from dhis2_lmis.lmis.checks import Finding, PreflightError
 from dhis2_lmis.lmis.models import Item, StockReport, Store
 from dhis2_lmis.run.cli import main
 from dhis2_lmis.run.demo import DEMO_LAYOUTS, DemoLayout, run_demo
@@ -384,7 +384,7 @@ def test_unknown_measure_name_and_measure_without_layout_are_config_errors(
             lmis.stock_value_set(PERIOD, store=STORE, values={})
 
 
-def test_value_not_a_number_is_skipped_and_the_rest_of_the_store_still_goes(
+def test_value_not_a_number_is_rejected_and_the_rest_of_the_store_still_goes(
     started: list[FakeDhis2],
 ) -> None:
     fake = start(started, "2.43", "combo", "CODE")
@@ -397,8 +397,25 @@ def test_value_not_a_number_is_skipped_and_the_rest_of_the_store_still_goes(
         )
         summary = lmis.push_data_values(builder)
     assert summary.imported == 1
-    assert [(s.item.code, s.measure) for s in builder.skipped] == [("I-AMOX", "stock_on_hand")]
-    assert "not a number" in builder.skipped[0].reason
+    assert [r.row for r in builder.rejected] == ["I-AMOX stock_on_hand"]
+    assert "not a number" in str(builder.rejected[0])
+    assert builder.skipped == []
+
+
+def test_a_value_that_cannot_be_sent_stops_a_push_with_a_preflight(
+    started: list[FakeDhis2],
+) -> None:
+    fake = start(started, "2.43", "combo", "CODE")
+    items = make_items("CODE", "combo")
+    with lmis_for(fake, "combo", "CODE") as lmis:
+        builder = lmis.stock_value_set(
+            PERIOD,
+            store=STORE,
+            values={items["AMOX"]: {"stock_on_hand": "lots"}, items["PARA"]: {"stock_on_hand": 4}},
+        )
+        with pytest.raises(PreflightError, match="I-AMOX stock_on_hand"):
+            lmis.push_data_values(builder, preflight=True)
+    assert not [r for r in fake.requests if r.method == "POST"]
 
 
 def test_foreign_combo_is_refused_by_the_server_not_stored_out_of_sight(

@@ -233,16 +233,17 @@ def test_refused_connection_names_the_address_and_the_cause(sleep: SleepRecorder
     assert len(sleep.calls) == RetryPolicy().attempts - 1  # nothing was sent: retried
 
 
-def test_unknown_host_names_the_address_and_the_cause(sleep: SleepRecorder) -> None:
-    # .invalid never resolves (RFC 6761), so this fails the same way with or without a network
-    session = Dhis2Session("https://dhis2.example.invalid/dhis", sleep=sleep)
+def test_unknown_host_names_the_address_and_the_cause(
+    sleep: SleepRecorder, no_such_host: str
+) -> None:
+    session = Dhis2Session(f"https://{no_such_host}/dhis", sleep=sleep)
 
     with pytest.raises(Dhis2ConnectionError) as raised:
         session.get_json("me")
 
-    assert raised.value.address == "dhis2.example.invalid:443"
+    assert raised.value.address == f"{no_such_host}:443"
     assert raised.value.cause == "host name not resolved"
-    assert "cannot reach dhis2.example.invalid:443 (host name not resolved)" in str(raised.value)
+    assert f"cannot reach {no_such_host}:443 (host name not resolved)" in str(raised.value)
     assert "check the host name in [dhis2] url" in str(raised.value)
 
 

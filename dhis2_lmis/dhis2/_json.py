@@ -13,7 +13,7 @@ from typing import Any, TypeAlias, TypeVar, Union
 
 import msgspec
 
-__all__ = ["JsonObject", "JsonValue", "decode", "dumps", "loads"]
+__all__ = ["JsonObject", "JsonValue", "as_text", "decode", "dumps", "loads"]
 
 # Union keeps the recursive alias valid at run time on Python 3.10.
 JsonValue: TypeAlias = Union[  # noqa: UP007
@@ -46,6 +46,19 @@ def loads(content: bytes) -> JsonValue:
         ValueError: the body is not JSON.
     """
     return decode(_decoder, content)  # type: ignore[no-any-return]  # JSON is JsonValue
+
+
+def as_text(value: object) -> str | None:
+    """A JSON value as the text DHIS2 stores: a number sent unquoted becomes its text (5 ->
+    ``"5"``), a boolean ``"true"``/``"false"`` (DHIS2's spelling, not Python's), None stays None.
+
+    The one rule for every field the library reads as text from a body of any version.
+    """
+    if value is None or type(value) is str:
+        return value
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    return str(value)
 
 
 def dumps(value: object) -> bytes:

@@ -34,7 +34,7 @@ import msgspec
 from dateutil import parser as date_parser
 
 from dhis2_lmis.dhis2 import _json
-from dhis2_lmis.dhis2._json import JsonObject, JsonValue
+from dhis2_lmis.dhis2._json import JsonObject, JsonValue, as_text
 from dhis2_lmis.dhis2.records import Event, RecordProblem
 
 __all__ = [
@@ -103,7 +103,7 @@ def _text(raw: JsonObject, key: str, *fallbacks: str) -> str | None:
                 break
         else:
             return None
-    return _as_text(value)
+    return as_text(value)
 
 
 class _Timestamps:
@@ -139,17 +139,12 @@ class _Timestamps:
         """A decoded timestamp in the server's zone (one without an offset is placed in it).
 
         One sent with an offset is kept as sent and not remembered: it equals every other
-        spelling of its instant, which the memo would otherwise hand out in its place. Called
-        once per distinct timestamp of a read (most events have their own), so kept to one call.
+        spelling of its instant, which the memo would otherwise hand out in its place.
         """
         if value.tzinfo is not None:
             return value
-        cache = self.cache
-        if len(cache) >= self._LIMIT:
-            cache.clear()
         zone = self.time_zone
-        made = cache[value] = value if zone is None else value.replace(tzinfo=zone)
-        return made
+        return self._remember(value, value if zone is None else value.replace(tzinfo=zone))
 
     def when(self, text: Any, key: str, problems: list[RecordProblem]) -> datetime | None:
         """A record's timestamp field: None when absent; a problem, and None, when malformed."""
@@ -356,11 +351,6 @@ def structure_event(raw: JsonValue, time_zone: tzinfo | None = None) -> Event:
     return _records([wire], _Timestamps(time_zone), lenient=True)[0]
 
 
-def _as_text(value: Any) -> str | None:
-    """Text as DHIS2 meant it: a number sent unquoted becomes its text."""
-    return value if value is None or type(value) is str else str(value)
-
-
 def _user(value: Any) -> str | None:
     """A user reference: a username string (<=2.37) or an object (2.38+)."""
     if isinstance(value, dict):
@@ -454,8 +444,8 @@ def _settle(
                 if type(note) is _TypedNote:
                     stamp = note.stored_at or note.stored_date
                     note.stored_at = None if stamp is None else known(stamp) or aware(stamp)
-                    note.value = _as_text(note.value) or ""
-                    note.stored_by = _as_text(note.stored_by)
+                    note.value = as_text(note.value) or ""
+                    note.stored_by = as_text(note.stored_by)
 
 
 # Every timestamp field of the wire shapes and its name in DHIS2's JSON (for the problem).
@@ -521,16 +511,16 @@ def _repaired_event(wire: _WireItem, problems: list[RecordProblem]) -> Event:
         return msgspec.convert(wire, Event, from_attributes=True)
     except msgspec.ValidationError:
         pass
-    wire.uid = _as_text(wire.uid) or ""
-    wire.program = _as_text(wire.program)
-    wire.program_stage = _as_text(wire.program_stage)
-    wire.org_unit = _as_text(wire.org_unit)
-    wire.status = _as_text(wire.status)
+    wire.uid = as_text(wire.uid) or ""
+    wire.program = as_text(wire.program)
+    wire.program_stage = as_text(wire.program_stage)
+    wire.org_unit = as_text(wire.org_unit)
+    wire.status = as_text(wire.status)
     wire.completed_by = _user(wire.completed_by)
     wire.stored_by = _user(wire.stored_by)
-    wire.attribute_option_combo = _as_text(wire.attribute_option_combo)
-    wire.enrollment = _as_text(wire.enrollment)
-    wire.tracked_entity = _as_text(wire.tracked_entity)
+    wire.attribute_option_combo = as_text(wire.attribute_option_combo)
+    wire.enrollment = as_text(wire.enrollment)
+    wire.tracked_entity = as_text(wire.tracked_entity)
     wire.deleted = wire.deleted is True
     values = wire.data_values
     wire.data_values = (
@@ -551,7 +541,7 @@ def _repaired(item: object, problems: list[RecordProblem]) -> bool:
             RecordProblem("malformed", f"a data value has no data element (value {item.value!r})")
         )
         return False
-    item.value = _as_text(item.value)
+    item.value = as_text(item.value)
     item.provided_elsewhere = item.provided_elsewhere is True
     if type(item.stored_by) is not str:
         item.stored_by = None

@@ -16,7 +16,7 @@ from typing import Any, TypeAlias, overload
 
 import msgspec
 
-from dhis2_lmis.dhis2._json import JsonObject, JsonValue
+from dhis2_lmis.dhis2._json import JsonObject, JsonValue, as_text
 from dhis2_lmis.dhis2.session import ParamValue
 from dhis2_lmis.errors import ConfigError
 
@@ -279,7 +279,7 @@ def data_value_set_header(body: JsonValue) -> tuple[str | None, str | None, str 
     if not isinstance(body, dict):
         return None, None, None
     get = body.get
-    return _text(get(PERIOD)), _text(get(ORG_UNIT)), _text(get(COMPLETE_DATE))
+    return as_text(get(PERIOD)), as_text(get(ORG_UNIT)), as_text(get(COMPLETE_DATE))
 
 
 def data_value_rows(body: JsonValue) -> Iterator[DataValueRow]:
@@ -294,8 +294,8 @@ def data_value_rows(body: JsonValue) -> Iterator[DataValueRow]:
     top_period = top_org_unit = top_aoc = None
     if isinstance(body, dict):
         values = body.get(DATA_VALUES)
-        top_period, top_org_unit = _text(body.get(PERIOD)), _text(body.get(ORG_UNIT))
-        top_aoc = _text(body.get(ATTRIBUTE_OPTION_COMBO))
+        top_period, top_org_unit = as_text(body.get(PERIOD)), as_text(body.get(ORG_UNIT))
+        top_aoc = as_text(body.get(ATTRIBUTE_OPTION_COMBO))
     else:
         values = body
     if not isinstance(values, list):
@@ -319,14 +319,6 @@ def data_value_rows(body: JsonValue) -> Iterator[DataValueRow]:
         )
 
 
-def _text(value: JsonValue) -> str | None:
-    """A header field as text: a number sent unquoted becomes its text."""
-    return value if value is None or type(value) is str else str(value)
-
-
 def _or_text(value: JsonValue, default: str | None) -> str | None:
-    if value is None:
-        return default
-    if isinstance(value, bool):
-        return "true" if value else "false"
-    return str(value)  # a number sent unquoted: 5 -> "5", as DHIS2 would have quoted it
+    """A row's field as text (:func:`~dhis2_lmis.dhis2._json.as_text`), or the header's."""
+    return default if value is None else as_text(value)

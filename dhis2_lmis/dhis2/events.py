@@ -116,7 +116,6 @@ def _params(query: EventQuery, dialect: Dialect, session: Dhis2Session) -> dict[
         dialect.occurred_before_param: _when(query.occurred_before, tz),
         dialect.tracked_entity_param: query.tracked_entity,
         INCLUDE_DELETED_PARAM: True if query.include_deleted else None,
-        "order": dialect.order_updated,
     }
     if query.data_element_id_scheme != "UID":
         params["dataElementIdScheme"] = query.data_element_id_scheme

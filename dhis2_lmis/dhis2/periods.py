@@ -32,7 +32,12 @@ from datetime import date, datetime, timedelta
 
 import attrs
 
-from dhis2_lmis.dhis2.versions import ServerVersion, released_in
+from dhis2_lmis.dhis2.versions import (
+    NEWEST_KNOWN_TEXT,
+    OLDEST_SUPPORTED_TEXT,
+    ServerVersion,
+    released_in,
+)
 from dhis2_lmis.errors import PeriodError
 
 __all__ = [
@@ -50,7 +55,7 @@ log = logging.getLogger(__name__)
 
 
 #: The newest DHIS2 release whose period types this module knows.
-KNOWN_UP_TO = "2.43"
+KNOWN_UP_TO = NEWEST_KNOWN_TEXT
 
 
 class PeriodType(str, enum.Enum):
@@ -274,8 +279,9 @@ def period_type_named(name: str, *, server_version: ServerVersion | None = None)
     names = ", ".join(t.value for t in PeriodType)
     where = f" (this server runs DHIS2 {server_version})" if server_version is not None else ""
     raise PeriodError(
-        f"unknown period type {name!r}{where}: dhis2-lmis knows the period types of DHIS2 2.36 "
-        f"to {KNOWN_UP_TO} ({names}); a type DHIS2 added later needs a newer dhis2-lmis",
+        f"unknown period type {name!r}{where}: dhis2-lmis knows the period types of DHIS2 "
+        f"{OLDEST_SUPPORTED_TEXT} to {KNOWN_UP_TO} ({names}); a type DHIS2 added later needs "
+        "a newer dhis2-lmis",
         value=str(name),
     )
 
@@ -411,8 +417,8 @@ def _bad_format_message(fmt: str) -> str:
 
 
 _DAILY_RE = re.compile(r"(\d{4})(\d{2})(\d{2})|(\d{4})-(\d{2})-(\d{2})", re.ASCII)
-_WEEK_RE = re.compile(r"(\d{4})(W|WedW|ThuW|FriW|SatW|SunW|BiW)(\d{1,2})", re.ASCII)
 _WEEK_INFIX = {infix: ptype for ptype, (_, infix) in _WEEKLY.items()}
+_WEEK_RE = re.compile(rf"(\d{{4}})({'|'.join([*_WEEK_INFIX, 'BiW'])})(\d{{1,2}})", re.ASCII)
 _MONTH_RES = [(ptype, rule, re.compile(rule.pattern, re.ASCII)) for ptype, rule in _MONTHLY.items()]
 _MONTH_NAMES = ("Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec")
 

@@ -38,7 +38,7 @@ from dhis2_lmis.dhis2._json import JsonObject, JsonValue
 from dhis2_lmis.dhis2.auth import Dhis2Auth
 from dhis2_lmis.dhis2.retry import FailureKind, RetryPolicy, parse_retry_after
 from dhis2_lmis.dhis2.versions import (
-    NEWEST_KNOWN,
+    NEWEST_KNOWN_TEXT,
     Dialect,
     ServerVersion,
     dialect_for,
@@ -257,6 +257,8 @@ class Dhis2Session:
             UnsupportedVersionError: the server is older than DHIS2 2.36.
             ConfigError: ``legacy_events`` on DHIS2 2.42+, where ``/api/events`` is gone.
         """
+        if self._dialect is not None:  # every request asks: no lock once it is known
+            return self._dialect
         version = self.version
         with self._info_lock:
             if self._dialect is None:
@@ -266,7 +268,7 @@ class Dhis2Session:
                         "DHIS2 %s is newer than any version this library knows; speaking to it "
                         "as to the newest known one (%s)",
                         version,
-                        ".".join(map(str, NEWEST_KNOWN)),
+                        NEWEST_KNOWN_TEXT,
                     )
             return self._dialect
 

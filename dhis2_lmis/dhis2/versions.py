@@ -12,7 +12,6 @@ one is spoken to in the newest dialect, and the session says so once in the log.
 
 from __future__ import annotations
 
-import logging
 import re
 from collections.abc import Mapping, Sequence
 from functools import total_ordering
@@ -23,7 +22,9 @@ from dhis2_lmis.errors import ConfigError, ResponseFormatError, UnsupportedVersi
 
 __all__ = [
     "NEWEST_KNOWN",
+    "NEWEST_KNOWN_TEXT",
     "OLDEST_SUPPORTED",
+    "OLDEST_SUPPORTED_TEXT",
     "Dialect",
     "ServerVersion",
     "dialect_for",
@@ -31,12 +32,14 @@ __all__ = [
     "released_in",
 ]
 
-log = logging.getLogger(__name__)
 
 OLDEST_SUPPORTED = (2, 36)
 """The oldest DHIS2 release the library reads and writes."""
 NEWEST_KNOWN = (2, 43)
 """The newest release whose API differences are known here; newer ones get its dialect."""
+OLDEST_SUPPORTED_TEXT = ".".join(map(str, OLDEST_SUPPORTED))
+NEWEST_KNOWN_TEXT = ".".join(map(str, NEWEST_KNOWN))
+"""The two bounds as messages write them (``"2.36"``, ``"2.43"``)."""
 
 _VERSION_RE = re.compile(r"^\s*(\d+)\.(\d+)(?:\.(\d+))?(?:\.(\d+))?")
 
@@ -214,9 +217,9 @@ def dialect_for(version: ServerVersion, *, legacy_events: bool = False) -> Diale
         ConfigError: legacy events were asked of 2.42+, where ``/api/events`` is gone.
     """
     if version < OLDEST_SUPPORTED:
-        oldest = ".".join(map(str, OLDEST_SUPPORTED))
         raise UnsupportedVersionError(
-            f"DHIS2 {version} is older than {oldest}, the oldest version this library supports"
+            f"DHIS2 {version} is older than {OLDEST_SUPPORTED_TEXT}, the oldest version this "
+            "library supports"
         )
     legacy_removed = version >= (2, 42)
     if legacy_events and legacy_removed:

@@ -738,7 +738,10 @@ class ItemValueSetBuilder(DataValueSetBuilder):
         """Add every measure of every item, ``{item: {"stock_on_hand": 610, ...}}``.
 
         A value that cannot be sent (not a number, or a data element and combo already added)
-        is listed in :attr:`skipped` with the reason instead of failing the rest.
+        is kept in :attr:`rejected` (named ``<item code> <measure>``) instead of failing the
+        rest, as :meth:`add_rows` keeps a bad row: a push with a preflight then sends nothing.
+        Items left out on purpose (not in the DHIS2 push, no cell in the layout) are listed in
+        :attr:`skipped`.
 
         Returns:
             How many values were added.
@@ -752,8 +755,8 @@ class ItemValueSetBuilder(DataValueSetBuilder):
             for measure, value in measures.items():
                 try:
                     added += self.add_item(item, value, measure=measure)
-                except (InvalidValueError, DuplicateValueError) as exc:
-                    self.skipped.append(SkippedItem(item, str(exc), measure))
+                except InvalidValueError as exc:  # a DuplicateValueError is one too
+                    self.rejected.append(RejectedRow(f"{item.code} {measure}", exc))
         return added
 
     def _add_by_reference(

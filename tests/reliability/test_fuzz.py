@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import copy
 import json
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from datetime import timezone
 from typing import Any
 
@@ -50,51 +50,27 @@ def _items(body: Any) -> list[Any]:
     return body if isinstance(body, list) else [body]
 
 
-def _reader(name: str) -> Callable[[Any], object] | None:
-    """A convert.py reader drained to a list, or None when this version of convert lacks it."""
-    function = getattr(convert, name, None)
-    if function is None:
-        return None
-    return lambda body: _drain(function(body))
-
-
-def _drain(result: object) -> object:
-    return list(result) if isinstance(result, Iterator) else result
-
-
-def _present(
-    table: dict[str, Callable[[Any], object] | None],
-) -> dict[str, Callable[[Any], object]]:
-    return {name: parse for name, parse in table.items() if parse is not None}
-
-
-# Parsers documented "never raises": any exception is a bug. Readers that convert.py may gain
-# or lose (the tracked-entity readers) are looked up by name.
-NEVER_RAISE = _present(
-    {
-        "structure_event": convert.structure_event,
-        "structure_event(tz)": lambda b: convert.structure_event(b, timezone.utc),
-        "tracked_entity_refs": lambda b: list(convert.tracked_entity_refs(_items(b))),
-        "job_location": imports.job_location,
-        "data_value_rows": lambda b: list(datavaluesets.data_value_rows(b)),
-        "org_unit_refs": _reader("org_unit_refs"),
-    }
-)
+# Parsers documented "never raises": any exception is a bug.
+NEVER_RAISE: dict[str, Callable[[Any], object]] = {
+    "structure_event": convert.structure_event,
+    "structure_event(tz)": lambda b: convert.structure_event(b, timezone.utc),
+    "tracked_entity_refs": lambda b: list(convert.tracked_entity_refs(_items(b))),
+    "job_location": imports.job_location,
+    "data_value_rows": lambda b: list(datavaluesets.data_value_rows(b)),
+    "org_unit_refs": lambda b: list(convert.org_unit_refs(b)),
+}
 # Parsers that may refuse a body, but only with a Dhis2Error.
-DHIS2_ERRORS_ONLY = _present(
-    {
-        "tracked_entity_attributes": _reader("tracked_entity_attributes"),
-        "current_username": convert.current_username,
-        "job_completed": convert.job_completed,
-        "data_value_set_header": datavaluesets.data_value_set_header,
-        "parse_import_summary": imports.parse_import_summary,
-        "parse_import_summary(dry_run)": lambda b: imports.parse_import_summary(
-            b, payload_values=({"dataElement": "a", "value": "1"},), dry_run=True
-        ),
-        "parse_tracker_report": imports.parse_tracker_report,
-        "parse_legacy_event_summaries": imports.parse_legacy_event_summaries,
-    }
-)
+DHIS2_ERRORS_ONLY: dict[str, Callable[[Any], object]] = {
+    "current_username": convert.current_username,
+    "job_completed": convert.job_completed,
+    "data_value_set_header": datavaluesets.data_value_set_header,
+    "parse_import_summary": imports.parse_import_summary,
+    "parse_import_summary(dry_run)": lambda b: imports.parse_import_summary(
+        b, payload_values=({"dataElement": "a", "value": "1"},), dry_run=True
+    ),
+    "parse_tracker_report": imports.parse_tracker_report,
+    "parse_legacy_event_summaries": imports.parse_legacy_event_summaries,
+}
 
 
 @PROFILE

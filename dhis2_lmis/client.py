@@ -333,14 +333,15 @@ class Dhis2Lmis:
 
         ``workers``: as in :meth:`fetch_completed_requisitions`.
         """
-        if program not in ("order", "receipt", "str"):
-            raise ConfigError(f"unknown program {program!r}: use order, receipt or str")
         readers = {
             "order": self.order_reader,
             "receipt": self.receipt_reader,
             "str": self.str_reader,
         }
-        events = readers[program].pull(since=since, org_unit=org_unit, workers=workers)
+        reader = readers.get(program)
+        if reader is None:
+            raise ConfigError(f"unknown program {program!r}: use order, receipt or str")
+        events = reader.pull(since=since, org_unit=org_unit, workers=workers)
         return with_progress(events, desc=f"{program} events", enabled=progress)
 
     # -- stock out ---------------------------------------------------------------------------------

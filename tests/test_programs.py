@@ -12,6 +12,7 @@ import pytest
 from dhis2_lmis.client import Dhis2Lmis
 from dhis2_lmis.config import Dhis2Config
 from dhis2_lmis.errors import ConfigError, RequestRejectedError
+from dhis2_lmis.lmis.models import Customer
 from dhis2_lmis.lmis.stock import StockReceipt
 from dhis2_lmis.testing import FakeDhis2
 from tests._lmis_world import (
@@ -266,3 +267,27 @@ def test_pushed_receipts_read_back_through_the_same_str_settings(fake: FakeDhis2
         Decimal(25),
         Decimal(125),
     )
+
+
+def test_a_pages_org_units_are_looked_up_together_by_code(fake: FakeDhis2) -> None:
+    """With codes in the store fields, events carry UIDs: one look-up per page learns them
+    all, not one request per facility (a national program has thousands)."""
+    customers = []
+    for n in range(4):
+        uid, code = f"FacilityC0{n}", f"FAC_C{n}"
+        fake.add_org_unit(uid, code, f"Facility C{n}", parent=ROOT)
+        customers.append(Customer(f"C-{n}", f"Facility C{n}", custom_fields={"Dhis2Code": code}))
+        order(fake, f"OrderCode0{n}", {AMOX: "1"}, org_unit=uid)
+    lmis = Dhis2Lmis(
+        config(fake, name_field="Dhis2Code", org_unit_id_scheme="CODE"),
+        items=ITEMS,
+        customers=customers,
+        stores=STORES,
+    )
+    before = len(fake.requests)
+    requisitions = list(lmis.fetch_completed_requisitions())
+    lookups = [r for r in fake.requests[before:] if r.path.endswith("/organisationUnits")]
+    assert sorted(r.customer.code for r in requisitions if r.customer) == [
+        "C-0", "C-1", "C-2", "C-3",
+    ]  # fmt: skip
+    assert len(lookups) == 1

@@ -77,6 +77,17 @@ def value_problem(
     return problem
 
 
+# The whole-number types: the pattern a value must match and DHIS2's key when it does not.
+_WHOLES = {
+    "INTEGER": (_INTEGER, "value_not_integer"),
+    "PERCENTAGE": (_INTEGER, "value_not_percentage"),
+    "INTEGER_POSITIVE": (_POSITIVE, "value_not_positive_integer"),
+    "INTEGER_ZERO_OR_POSITIVE": (_ZERO_OR_POSITIVE, "value_not_zero_or_positive_integer"),
+    "INTEGER_NEGATIVE": (_NEGATIVE, "value_not_negative_integer"),
+}
+_BOOLEANS = _TRUE | _FALSE
+
+
 def _type_problem(value: str, value_type: str) -> str | None:
     if value_type in ("NUMBER", "UNIT_INTERVAL"):
         if len(value) >= _MAX_NUMBER_LENGTH or not _NUMBER.fullmatch(value):
@@ -84,15 +95,8 @@ def _type_problem(value: str, value_type: str) -> str | None:
         if value_type == "UNIT_INTERVAL" and not 0 <= Decimal(value) <= 1:
             return "value_not_unit_interval"
         return None
-    wholes = {
-        "INTEGER": (_INTEGER, "value_not_integer"),
-        "PERCENTAGE": (_INTEGER, "value_not_percentage"),
-        "INTEGER_POSITIVE": (_POSITIVE, "value_not_positive_integer"),
-        "INTEGER_ZERO_OR_POSITIVE": (_ZERO_OR_POSITIVE, "value_not_zero_or_positive_integer"),
-        "INTEGER_NEGATIVE": (_NEGATIVE, "value_not_negative_integer"),
-    }
-    if value_type in wholes:
-        pattern, key = wholes[value_type]
+    if value_type in _WHOLES:
+        pattern, key = _WHOLES[value_type]
         if not _whole(value, pattern):
             return key
         if value_type == "PERCENTAGE" and not 0 <= int(value) <= 100:
@@ -100,7 +104,7 @@ def _type_problem(value: str, value_type: str) -> str | None:
         return None
     if (
         value_type == "BOOLEAN"
-        and value not in _TRUE | _FALSE
+        and value not in _BOOLEANS
         and value.lower()
         not in (
             "true",

@@ -81,6 +81,9 @@ class OrgUnitLookup(Protocol):
     def describe_lookup(self, org_unit: str) -> str:
         """A sentence saying where ``org_unit`` was looked for."""
 
+    def prefetch(self, org_units: Iterable[str]) -> None:
+        """Learn the org units of a page in one batch, before they are asked one by one."""
+
 
 def _naming_the_setting(events: Iterator[_T], key: str, uid: str) -> Iterator[_T]:
     """Pass ``events`` (or pages of them) on; name the setting when DHIS2 lacks the program.
@@ -209,6 +212,17 @@ class _ProgramEvents:
         pages = iter_event_pages(self.session, query, workers=workers)
         return _naming_the_setting(pages, self._key, uid)
 
+    def _placed_pages(
+        self, *, since: datetime | None, org_unit: str | None, workers: int
+    ) -> Iterator[list[Event]]:
+        """The completed events' pages, each page's org units looked up in one batch first
+        (:meth:`_places` then asks the resolver's cache, not the server, event by event)."""
+        pages = self._pages(since=since, org_unit=org_unit, status="COMPLETED", workers=workers)
+        for page in pages:
+            if self.org_units is not None:
+                self.org_units.prefetch(event.org_unit for event in page if event.org_unit)
+            yield page
+
     def _places(
         self, event: Event, problems: list[RecordProblem]
     ) -> tuple[Store | None, Customer | None]:
@@ -252,8 +266,7 @@ class OrderReader(_ProgramEvents):
     ) -> Iterator[Requisition]:
         """Completed Order-program events as requisitions (re-completed events come back)."""
         source = self.source()
-        pages = self._pages(since=since, org_unit=org_unit, status="COMPLETED", workers=workers)
-        for page in pages:
+        for page in self._placed_pages(since=since, org_unit=org_unit, workers=workers):
             if self.items is not None:  # refs a page carried in the other scheme, in one batch
                 self.items.prefetch(dv.data_element for event in page for dv in event.data_values)
             for event in page:
@@ -363,9 +376,9 @@ class ReceiptReader(_ProgramEvents):
     ) -> Iterator[ConsignmentReceipt]:
         """Completed Receipt-program events: acknowledged consignments."""
         source = self.source()
-        events = self.pull(since=since, org_unit=org_unit, status="COMPLETED", workers=workers)
-        for event in events:
-            yield self.receipt(event, source)
+        for page in self._placed_pages(since=since, org_unit=org_unit, workers=workers):
+            for event in page:
+                yield self.receipt(event, source)
 
     def receipt(self, event: Event, source: str) -> ConsignmentReceipt:
         """Map one Receipt-program event to a consignment receipt."""

@@ -82,8 +82,9 @@ class Table(Generic[_R, _L]):
     columns: tuple[Column[_R] | LineColumn[_L], ...]
     lines: Callable[[_R], Sequence[_L]] | None = None
 
-    @property
+    @cached_property
     def names(self) -> tuple[str, ...]:
+        """The column names, in order (asked for every record a command writes)."""
         return tuple(column.name for column in self.columns)
 
     def lines_of(self, record: _R) -> Sequence[_L | None]:
